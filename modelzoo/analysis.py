@@ -1,0 +1,107 @@
+"""Counting a built model: parameters and multiply-adds, read off the model's own layers.
+
+``macs`` counts the multiply-accumulates of convolutions, dense layers and layers that declare
+their own count (a ``count_macs(input_shape, output_shape)`` method), for one sample, as
+torchvision, fvcore and timm's profiles do; element-wise work (batch norm, activations, pooling,
+LRN) is left out. ``flops`` is ``2 * macs``. A weighted layer of a kind this module does not know
+is listed under ``uncounted`` instead of being guessed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+
+def count_params(model: keras.Model) -> dict[str, int]:
+    """Trainable, non-trainable (e.g. batch-norm moving statistics) and total parameters."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"params": trainable + non_trainable, "trainable_params": trainable, "non_trainable_params": non_trainable}
+
+
+def _prod(dims) -> int:
+    return int(math.prod(int(d) for d in dims))
+
+
+def _shape(t) -> tuple:
+    return tuple(t.shape)
+
+
+# Weighted layers whose work is element-wise: not counted, by the convention above.
+_ELEMENTWISE = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.Embedding,
+)
+
+
+def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int | None:
+    """Multiply-accumulates for one call of ``layer`` on one sample; None if unknown."""
+    hook = getattr(layer, "count_macs", None)
+    if callable(hook):
+        return int(hook(in_shape, out_shape))
+    L = keras.layers
+    if isinstance(layer, L.SeparableConv2D | L.SeparableConv1D):
+        k = _prod(layer.kernel_size)
+        cin = in_shape[-1]
+        depthwise = _prod(out_shape[1:-1]) * cin * layer.depth_multiplier * k
+        pointwise = _prod(out_shape[1:-1]) * cin * layer.depth_multiplier * out_shape[-1]
+        return depthwise + pointwise
+    if isinstance(layer, L.DepthwiseConv2D | L.DepthwiseConv1D):
+        return _prod(out_shape[1:]) * _prod(layer.kernel_size)
+    if isinstance(layer, L.Conv2DTranspose | L.Conv1DTranspose | L.Conv3DTranspose):
+        return _prod(in_shape[1:]) * _prod(layer.kernel_size) * out_shape[-1]
+    if isinstance(layer, L.Conv1D | L.Conv2D | L.Conv3D):
+        cin = in_shape[-1] // layer.groups
+        return _prod(out_shape[1:]) * _prod(layer.kernel_size) * cin
+    if isinstance(layer, L.Dense):
+        return _prod(out_shape[1:]) * in_shape[-1]
+    if isinstance(layer, L.EinsumDense):
+        # Each output element is a dot product over the kernel's letters absent from the output.
+        inputs, output = layer.equation.split("->")
+        kernel_letters = inputs.split(",")[1]
+        contracted = [d for ch, d in zip(kernel_letters, layer.kernel.shape) if ch not in output]
+        return _prod(d for d in out_shape[1:] if d is not None) * _prod(contracted)
+    if not layer.weights or isinstance(layer, _ELEMENTWISE):
+        return 0
+    return None
+
+
+def count_flops(model: keras.Model) -> dict[str, object]:
+    """Multiply-accumulates (``macs``) and ``flops`` (2 x macs) per sample, counted layer by layer."""
+    macs = 0
+    uncounted: list[str] = []
+    for layer in _walk(model):
+        if isinstance(layer, keras.Model):
+            continue
+        calls = _calls(layer)
+        for in_shape, out_shape in calls:
+            n = _layer_macs(layer, in_shape, out_shape)
+            if n is None:
+                uncounted.append(layer.name)
+                break
+            macs += n
+    return {"macs": int(macs), "flops": int(2 * macs), "uncounted": sorted(set(uncounted))}
+
+
+def _walk(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer)
+
+
+def _calls(layer) -> list[tuple[tuple, tuple]]:
+    """(input shape, output shape) of every call of ``layer`` recorded in the functional graph."""
+    calls = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        ins = node.input_tensors
+        outs = node.output_tensors
+        if not ins or not outs:
+            continue
+        calls.append((_shape(ins[0]), _shape(outs[0])))
+    return calls

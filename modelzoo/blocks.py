@@ -1,0 +1,251 @@
+"""Blocks shared by two or more families, and the common tail of every image builder.
+
+Every image builder validates its common arguments with ``image_args``, builds its body as a list
+of ``Stage`` outputs, and hands them to ``assemble``, which returns the classifier, the headless
+backbone (``include_top=False`` with optional pooling) or the feature extractor
+(``features_only=True``), so these behave the same in every family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from modelzoo import validation as v
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageArgs:
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    include_top: bool
+    pooling: str | None
+    dropout_rate: float
+    classifier_activation: str | Callable | None
+    name: str
+    features_only: bool
+    out_indices: Sequence[int] | None
+
+
+COMMON_KEYWORDS = tuple(f.name for f in dataclasses.fields(ImageArgs))
+
+
+def image_args(
+    values: dict,
+    *,
+    default_input_shape: tuple[int, int, int],
+    min_input_size: int,
+    default_name: str,
+) -> ImageArgs:
+    """Validate the keywords every image builder shares; raise ``ValueError`` naming the bad one.
+
+    ``values`` is the builder's ``locals()`` at entry: only the shared keywords are read.
+    """
+    num_classes, input_shape, include_top, pooling, dropout_rate, activation, name, features_only, out_indices = (
+        values[k] for k in COMMON_KEYWORDS
+    )
+    include_top = v.check_bool("include_top", include_top)
+    features_only = v.check_bool("features_only", features_only)
+    pooling = v.check_choice("pooling", pooling, v.POOLING_CHOICES)
+    if include_top and pooling is not None and not features_only:
+        raise ValueError(
+            f"pooling={pooling!r} applies only with include_top=False; with include_top=True the "
+            "network's own head (from its paper) decides how features are pooled."
+        )
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"name must be a non-empty string, got {name!r}.")
+    return ImageArgs(
+        num_classes=v.check_int("num_classes", num_classes, minimum=1),
+        input_shape=v.check_image_shape(input_shape, default=default_input_shape, min_size=min_input_size),
+        include_top=include_top,
+        pooling=pooling,
+        dropout_rate=v.check_float("dropout_rate", dropout_rate, minimum=0.0, maximum=1.0),
+        classifier_activation=v.check_activation("classifier_activation", activation),
+        name=name or default_name,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One feature-extraction point: a tensor and its nominal stride (reduction) from the input."""
+
+    tensor: object
+    reduction: int | None
+
+
+def assemble(
+    args: ImageArgs,
+    inputs,
+    stages: Sequence[Stage],
+    backbone_output,
+    head: Callable,
+) -> keras.Model:
+    """The common tail of every builder.
+
+    ``head(x)`` turns ``backbone_output`` into logits (a tensor, or a dict ``{prefix: logits}``
+    for extra heads such as GoogLeNet's auxiliary classifiers, where ``""`` is the main head).
+    Each logits tensor ends in an ``Activation`` named ``<prefix>predictions`` in float32, so mixed
+    precision keeps its outputs in float32 and ``reset_classifier`` can find every head.
+    """
+    info = [
+        {
+            "index": i,
+            "layer": _layer_name(s.tensor),
+            "channels": int(s.tensor.shape[-1]),
+            "reduction": s.reduction,
+            "shape": tuple(int(d) for d in s.tensor.shape[1:]),
+        }
+        for i, s in enumerate(stages)
+    ]
+    if args.features_only:
+        indices = v.check_out_indices(args.out_indices, len(stages))
+        model = keras.Model(inputs, [stages[i].tensor for i in indices], name=f"{args.name}_features")
+        model.feature_info = [info[i] for i in indices]
+        return model
+    if args.out_indices is not None:
+        raise ValueError("out_indices applies only with features_only=True.")
+    if args.include_top:
+        logits = head(backbone_output)
+        heads = logits if isinstance(logits, dict) else {"": logits}
+        outputs = [
+            layers.Activation(
+                args.classifier_activation or "linear", dtype="float32", name=f"{prefix}predictions"
+            )(t)
+            for prefix, t in heads.items()
+        ]
+        outputs = outputs[0] if len(outputs) == 1 else outputs
+    else:
+        outputs = backbone_output
+        if args.pooling == "avg":
+            outputs = layers.GlobalAveragePooling2D(name="avg_pool")(outputs)
+        elif args.pooling == "max":
+            outputs = layers.GlobalMaxPooling2D(name="max_pool")(outputs)
+    model = keras.Model(inputs, outputs, name=args.name)
+    model.feature_info = info
+    return model
+
+
+def _layer_name(tensor) -> str:
+    history = getattr(tensor, "_keras_history", None)
+    return history[0].name if history else ""
+
+
+def image_input(args: ImageArgs):
+    return keras.Input(shape=args.input_shape, name="input")
+
+
+def conv_bn_act(
+    x,
+    filters: int,
+    kernel_size,
+    *,
+    strides=1,
+    padding: str = "same",
+    name: str,
+    batch_norm: bool = True,
+    activation: str | None = "relu",
+    bn_epsilon: float = 1.001e-5,
+    bn_momentum: float = 0.9,
+    use_bias: bool | None = None,
+    groups: int = 1,
+    gamma_initializer: str = "ones",
+):
+    """Conv (no bias when a batch norm follows), optional batch norm, optional activation.
+
+    Layers are named ``{name}_conv``, ``{name}_bn``, ``{name}_{activation}``.
+    """
+    if use_bias is None:
+        use_bias = not batch_norm
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        groups=groups,
+        kernel_initializer="he_normal" if activation == "relu" else "glorot_uniform",
+        name=f"{name}_conv",
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(
+            epsilon=bn_epsilon, momentum=bn_momentum, gamma_initializer=gamma_initializer, name=f"{name}_bn"
+        )(x)
+    if activation:
+        x = layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def fc_head(
+    x,
+    *,
+    units: Sequence[int],
+    num_classes: int,
+    dropout_rate: float,
+    names: Sequence[str],
+    activation: str = "relu",
+    flatten: bool = True,
+):
+    """Flatten, fully connected layers each followed by dropout (AlexNet/VGG style), then logits.
+
+    ``names`` has one entry per hidden layer plus the classifier (e.g. fc6, fc7, fc8).
+    """
+    if len(names) != len(units) + 1:
+        raise ValueError("fc_head needs one name per hidden layer plus the classifier.")
+    if flatten:
+        x = layers.Flatten(name="flatten")(x)
+    for width, lname in zip(units, names[:-1]):
+        x = layers.Dense(width, activation=activation, name=lname)(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name=f"{lname}_dropout")(x)
+    return layers.Dense(num_classes, name=names[-1])(x)
+
+
+def gap_head(x, *, num_classes: int, dropout_rate: float, name: str = "fc"):
+    """Global average pooling, dropout, one linear classifier (NiN onwards)."""
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout_rate > 0:
+        x = layers.Dropout(dropout_rate, name="head_dropout")(x)
+    return layers.Dense(num_classes, name=name)(x)
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class LocalResponseNormalization(layers.Layer):
+    """Local response normalization across channels (Krizhevsky et al. 2012, section 3.3).
+
+    ``b = a / (k + alpha * sum_{j in window} a_j^2) ** beta`` over ``size`` adjacent channels, with
+    the paper's ``k=2, size=5, alpha=1e-4, beta=0.75``. The paper's alpha multiplies the sum as it
+    stands (TensorFlow's convention); Caffe divides alpha by ``size``. The windowed sum is one
+    matrix product with a banded 0/1 matrix, so it runs on every backend and device.
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size = v.check_int("size", size, minimum=1)
+        if self.size % 2 == 0:
+            raise ValueError(f"size must be odd (a window centred on each channel), got {size}.")
+        self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        idx = np.arange(channels)
+        self._band = (np.abs(idx[:, None] - idx[None, :]) <= self.size // 2).astype("float32")
+
+    def call(self, x):
+        band = ops.convert_to_tensor(self._band, dtype=x.dtype)
+        norm = ops.matmul(ops.square(x), band)
+        return x * ops.power(self.k + self.alpha * norm, -self.beta)
+
+    def count_macs(self, in_shape, out_shape):
+        return 0  # element-wise normalisation: not counted, like batch norm
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}

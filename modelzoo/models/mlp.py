@@ -1,0 +1,78 @@
+"""Multilayer perceptron (Rumelhart, Hinton & Williams 1986).
+
+"Learning representations by back-propagating errors", Nature 323. Fully connected hidden layers
+trained by back-propagation; depth, widths, activation, dropout and batch norm are options.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from modelzoo import validation as v
+from modelzoo.blocks import ImageArgs, Stage, assemble
+from modelzoo.registry import register_model
+
+
+@register_model(
+    paper="Rumelhart, Hinton & Williams, Learning representations by back-propagating errors",
+    year=1986,
+    url="https://doi.org/10.1038/323533a0",
+    reference="arithmetic: sum of (fan_in + 1) x units over the layers",
+    task="tabular_classification",
+    min_input_size=1,
+)
+def mlp(
+    num_classes=10,
+    input_shape=(784,),
+    include_top=True,
+    pooling=None,
+    dropout_rate=0.0,
+    classifier_activation="softmax",
+    name=None,
+    features_only=False,
+    out_indices=None,
+    *,
+    hidden_units=(512, 256),
+    activation="relu",
+    batch_norm=False,
+):
+    """An MLP classifier: ``hidden_units`` sets depth (its length) and widths.
+
+    Any input shape is flattened first. Each hidden layer is Dense (-> BatchNorm) -> activation
+    (-> Dropout); the stages for ``features_only`` are the hidden layers' outputs.
+    ``pooling`` does not apply to an MLP and must stay None.
+    """
+    if pooling is not None:
+        raise ValueError(f"pooling={pooling!r} does not apply to an MLP; leave it None.")
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or not input_shape:
+        raise ValueError(f"input_shape must be a non-empty tuple such as (784,), got {input_shape!r}.")
+    shape = tuple(v.check_int("input_shape", d, minimum=1) for d in input_shape)
+    hidden_units = v.check_int_tuple("hidden_units", hidden_units)
+    batch_norm = v.check_bool("batch_norm", batch_norm)
+    activation = v.check_activation("activation", activation)
+    if activation is None:
+        raise ValueError("activation must be set for hidden layers (e.g. 'relu', 'tanh', 'sigmoid').")
+    args = ImageArgs(
+        num_classes=v.check_int("num_classes", num_classes, minimum=1),
+        input_shape=shape,
+        include_top=v.check_bool("include_top", include_top),
+        pooling=None,
+        dropout_rate=v.check_float("dropout_rate", dropout_rate, minimum=0.0, maximum=1.0),
+        classifier_activation=v.check_activation("classifier_activation", classifier_activation),
+        name=name or "mlp",
+        features_only=v.check_bool("features_only", features_only),
+        out_indices=out_indices,
+    )
+    inputs = keras.Input(shape=shape, name="input")
+    x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
+    stages = []
+    for i, width in enumerate(hidden_units, start=1):
+        x = layers.Dense(width, use_bias=not batch_norm, name=f"hidden{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(momentum=0.9, name=f"hidden{i}_bn")(x)
+        x = layers.Activation(activation, name=f"hidden{i}_act")(x)
+        if args.dropout_rate > 0:
+            x = layers.Dropout(args.dropout_rate, name=f"hidden{i}_dropout")(x)
+        stages.append(Stage(x, None))
+    return assemble(args, inputs, stages, x, lambda h: layers.Dense(args.num_classes, name="output")(h))

@@ -1,0 +1,233 @@
+"""The model registry: name -> builder, paper metadata, wildcard listing and did-you-mean.
+
+A family file registers each builder with the ``register_model`` decorator (or ``register_variant``
+for a preset of a generic builder), so a new model touches only its family file and its tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from modelzoo.validation import closest, did_you_mean
+
+TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model name that is not registered; the message suggests the closest names."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model without building it."""
+
+    name: str
+    builder: Callable
+    family: str
+    task: str
+    paper: str
+    year: int
+    url: str
+    reference: str
+    default_input_shape: tuple | None
+    min_input_size: int | None
+
+    @property
+    def default_config(self) -> dict[str, Any]:
+        return {
+            k: p.default
+            for k, p in inspect.signature(self.builder).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return tuple(inspect.signature(self.builder).parameters)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    fn: Callable | None = None,
+    *,
+    paper: str,
+    year: int,
+    url: str = "",
+    reference: str = "",
+    task: str = "image_classification",
+    family: str | None = None,
+    default_input_shape: tuple | None = None,
+    min_input_size: int | None = None,
+    name: str | None = None,
+):
+    """Decorator: register ``fn`` under its ``__name__`` (or ``name``).
+
+    ``reference`` says which published implementation the pinned parameter count follows.
+    """
+
+    def deco(builder: Callable) -> Callable:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is already registered (by {_REGISTRY[key].builder.__module__}).")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}.")
+        fam = family or builder.__module__.rsplit(".", 1)[-1]
+        shape = default_input_shape
+        if shape is None:
+            shape = inspect.signature(builder).parameters.get("input_shape")
+            shape = None if shape is None else shape.default
+        _REGISTRY[key] = ModelEntry(
+            name=key,
+            builder=builder,
+            family=fam,
+            task=task,
+            paper=paper,
+            year=year,
+            url=url,
+            reference=reference,
+            default_input_shape=tuple(shape) if shape is not None else None,
+            min_input_size=min_input_size,
+        )
+        return builder
+
+    return deco(fn) if fn is not None else deco
+
+
+def make_variant(base: Callable, name: str, doc: str, **fixed) -> Callable:
+    """A named preset of a generic builder (``vgg16 = make_variant(vgg, "vgg16", ..., depth=16)``).
+
+    The preset's signature is the base signature without the ``fixed`` arguments, so
+    ``create_model`` validates keywords against it, and passing a fixed one is an error.
+    """
+    sig = inspect.signature(base)
+    unknown = set(fixed) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{base.__name__} has no parameter(s) {sorted(unknown)}.")
+    params = [p for p in sig.parameters.values() if p.name not in fixed]
+
+    def builder(*args, **kwargs):
+        clash = sorted(set(fixed) & set(kwargs))
+        if clash:
+            raise ValueError(
+                f"{name} fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}; "
+                f"call {base.__name__}(...) to choose {', '.join(clash)} yourself."
+            )
+        return base(*args, **kwargs, **fixed)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    builder.__signature__ = sig.replace(parameters=params)
+    builder.__module__ = base.__module__
+    return builder
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; an unknown name raises ``UnknownModelError`` with suggestions."""
+    _ensure_loaded()
+    if not isinstance(name, str):
+        raise UnknownModelError(f"model name must be a string, got {name!r}.")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}." + did_you_mean(name, _REGISTRY)
+            + " Use modelzoo.list_models() to see every registered name."
+        ) from None
+
+
+def create_model(name: str, **overrides):
+    """Build the registered model ``name``; keyword overrides are checked against its builder."""
+    entry = get_entry(name)
+    allowed = entry.keywords
+    for key in overrides:
+        if key not in allowed:
+            raise ValueError(
+                f"{name} got an unknown keyword {key!r}." + did_you_mean(key, allowed)
+                + f" Allowed: {', '.join(allowed)}."
+            )
+    return entry.builder(**overrides)
+
+
+def list_models(
+    pattern: str | Iterable[str] | None = None,
+    *,
+    family: str | None = None,
+    task: str | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> list[str]:
+    """Registered names, sorted; ``pattern`` and ``exclude`` take shell wildcards (``"resnet*"``)."""
+    _ensure_loaded()
+    names = sorted(_REGISTRY)
+    if family is not None:
+        families = sorted({e.family for e in _REGISTRY.values()})
+        if family not in families:
+            raise ValueError(f"unknown family {family!r}; families: {families}." + did_you_mean(family, families))
+        names = [n for n in names if _REGISTRY[n].family == family]
+    if task is not None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks: {list(TASKS)}.")
+        names = [n for n in names if _REGISTRY[n].task == task]
+    if pattern is not None:
+        patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if exclude is not None:
+        excludes = [exclude] if isinstance(exclude, str) else list(exclude)
+        names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in excludes)]
+    return names
+
+
+def list_families() -> list[str]:
+    _ensure_loaded()
+    return sorted({e.family for e in _REGISTRY.values()})
+
+
+@functools.lru_cache(maxsize=None)
+def _default_stats(name: str) -> dict[str, Any]:
+    from modelzoo.analysis import count_flops, count_params
+
+    model = create_model(name)
+    stats = {**count_params(model), **count_flops(model)}
+    stats["features"] = list(getattr(model, "feature_info", []))
+    stats["num_layers"] = len(model.layers)
+    del model
+    return stats
+
+
+def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
+    """The model's card: paper, year, default input, and (built once, then cached) params and FLOPs.
+
+    ``macs`` are multiply-accumulates of the default config at its default input, for one sample;
+    ``flops`` = 2 x ``macs``. ``stats=False`` skips the build.
+    """
+    entry = get_entry(name)
+    info = {
+        "name": entry.name,
+        "family": entry.family,
+        "task": entry.task,
+        "paper": entry.paper,
+        "year": entry.year,
+        "url": entry.url,
+        "reference": entry.reference,
+        "default_input_shape": entry.default_input_shape,
+        "min_input_size": entry.min_input_size,
+        "default_config": entry.default_config,
+    }
+    if stats:
+        info.update(_default_stats(name))
+    return info
+
+
+def suggest(name: str) -> list[str]:
+    _ensure_loaded()
+    return closest(name, _REGISTRY)
+
+
+def _ensure_loaded() -> None:
+    # Family modules register themselves on import; importing the package imports them all.
+    import modelzoo.models  # noqa: F401
