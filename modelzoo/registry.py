@@ -36,6 +36,7 @@ class ModelEntry:
     reference: str
     default_input_shape: tuple | None
     min_input_size: int | None
+    tiny_config: dict = dataclasses.field(default_factory=dict)
 
     @property
     def default_config(self) -> dict[str, Any]:
@@ -65,10 +66,14 @@ def register_model(
     default_input_shape: tuple | None = None,
     min_input_size: int | None = None,
     name: str | None = None,
+    tiny_config: dict | None = None,
 ):
     """Decorator: register ``fn`` under its ``__name__`` (or ``name``).
 
     ``reference`` says which published implementation the pinned parameter count follows.
+    ``min_input_size`` is the smallest height/width the network's strides allow.
+    ``tiny_config`` holds overrides that shrink the model's widths for fast smoke tests and
+    benchmarks' tiny mode (like timm's test sizes); the architecture's shape stays the same.
     """
 
     def deco(builder: Callable) -> Callable:
@@ -93,6 +98,7 @@ def register_model(
             reference=reference,
             default_input_shape=tuple(shape) if shape is not None else None,
             min_input_size=min_input_size,
+            tiny_config=dict(tiny_config or {}),
         )
         return builder
 
@@ -217,6 +223,7 @@ def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
         "default_input_shape": entry.default_input_shape,
         "min_input_size": entry.min_input_size,
         "default_config": entry.default_config,
+        "tiny_config": dict(entry.tiny_config),
     }
     if stats:
         info.update(_default_stats(name))

@@ -23,6 +23,7 @@ from modelzoo.registry import register_model
     url="https://papers.nips.cc/paper/4824",
     reference="paper layout: 62,378,344 single tower; 60,965,224 with grouped=True (Caffe's bvlc_alexnet)",
     min_input_size=67,
+    tiny_config={"fc_units": 64},
 )
 def alexnet(
     num_classes=1000,

@@ -46,6 +46,7 @@ _PAPER = dict(
     year=2016,
     url="https://arxiv.org/abs/1608.06993",
     min_input_size=32,
+    tiny_config={"growth_rate": 4},
 )
 
 

@@ -21,6 +21,7 @@ from modelzoo.registry import register_model
     reference="arithmetic: sum of (fan_in + 1) x units over the layers",
     task="tabular_classification",
     min_input_size=1,
+    tiny_config={"hidden_units": (32, 16)},
 )
 def mlp(
     num_classes=10,

@@ -4,6 +4,9 @@
 by two 1x1 convolutions (a small MLP shared across positions), all with ReLU; the last block emits
 one map per class and global average pooling replaces the dense classifier. Layout of the authors'
 ImageNet model: 96-256-384-1024 maps, 11x11/4 first, 3x3/2 max pooling, dropout 0.5 after block 3.
+Departure: the class maps feed the softmax directly, as the paper's text says; the authors' Caffe
+model also puts a ReLU on them (``classifier_relu=True``). With that ReLU every logit is >= 0 and
+one large step can zero them all for good: here two SGD steps (lr 0.01) left the loss stuck at ln C.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from keras import layers
 
 from modelzoo import blocks
+from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
@@ -42,14 +46,17 @@ def nin(
     name=None,
     features_only=False,
     out_indices=None,
+    *,
+    classifier_relu=False,
 ):
     """NiN. Stages: blocks 1-4 (strides 4, 8, 16, 32).
 
     With ``include_top`` the final 1x1 convolution (``classifier``) maps the 1024 features of
-    block 4 to ``num_classes`` maps (with ReLU, as in the authors' model), then averages them.
+    block 4 to ``num_classes`` maps, then averages them (``classifier_relu``: see the module doc).
     ``dropout_rate`` is the dropout after block 3 (paper: 0.5).
     """
     args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=67, default_name="nin")
+    classifier_relu = v.check_bool("classifier_relu", classifier_relu)
     inputs = blocks.image_input(args)
     x, stages = inputs, []
     for b, (filters, kernel, strides, padding) in enumerate(BLOCKS, start=1):
@@ -62,7 +69,9 @@ def nin(
             x = layers.Dropout(args.dropout_rate, name="pool3_dropout")(x)
 
     def head(x):
-        x = layers.Conv2D(args.num_classes, 1, activation="relu", name="classifier")(x)
+        x = layers.Conv2D(
+            args.num_classes, 1, activation="relu" if classifier_relu else None, name="classifier"
+        )(x)
         return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
     return blocks.assemble(args, inputs, stages, x, head)

@@ -70,6 +70,7 @@ _PAPER = dict(
     year=2015,
     url="https://arxiv.org/abs/1512.03385",
     min_input_size=32,
+    tiny_config={"width_multiplier": 0.125},
 )
 
 

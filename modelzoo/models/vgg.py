@@ -24,6 +24,7 @@ _PAPER = dict(
     year=2014,
     url="https://arxiv.org/abs/1409.1556",
     min_input_size=32,
+    tiny_config={"width_multiplier": 0.125, "fc_units": 32},
 )
 
 

@@ -23,6 +23,7 @@ from modelzoo.registry import register_model
     url="https://arxiv.org/abs/1311.2901",
     reference="paper Figure 3 arithmetic: 62,357,608",
     min_input_size=53,
+    tiny_config={"fc_units": 64},
 )
 def zfnet(
     num_classes=1000,

@@ -1,0 +1,154 @@
+"""The ``modelzoo`` command: ``list`` and ``info`` (model cards) today; it sits outside the
+``modelzoo`` package so that it may later dispatch to ``recipes`` and ``tuning`` without the
+model code importing them.
+
+Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the CLI prints its own errors
+
+
+def _import_modelzoo():
+    """Import modelzoo (and so TensorFlow) with the C++ start-up chatter on stderr silenced,
+    so that an error stays one line. Python exceptions still propagate."""
+    if "modelzoo" in sys.modules:
+        return sys.modules["modelzoo"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import modelzoo
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return modelzoo
+
+
+def _fmt_int(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "-"
+
+
+def _list_rows(names, stats: bool):
+    modelzoo = _import_modelzoo()
+
+    for i, name in enumerate(names, 1):
+        if stats and sys.stderr.isatty():
+            print(f"\rcounting {name} ({i}/{len(names)})...".ljust(60), end="", file=sys.stderr, flush=True)
+        info = modelzoo.model_info(name, stats=stats)
+        yield {
+            "name": name,
+            "family": info["family"],
+            "params": info.get("params"),
+            "gmacs": info["macs"] / 1e9 if stats else None,
+            "gflops": info["flops"] / 1e9 if stats else None,
+            "input": "x".join(str(d) for d in info["default_input_shape"]),
+            "paper": f"{info['paper'].split(',')[0]} {info['year']}",
+        }
+    if stats and sys.stderr.isatty():
+        print("\r".ljust(60) + "\r", end="", file=sys.stderr, flush=True)
+
+
+def cmd_list(args) -> int:
+    modelzoo = _import_modelzoo()
+
+    names = modelzoo.list_models(args.pattern or None, family=args.family, task=args.task)
+    if not names:
+        raise ValueError(f"no model matches {args.pattern or '*'}; try `modelzoo list` with no pattern.")
+    rows = list(_list_rows(names, stats=not args.no_stats))
+    if args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    headers = ["name", "family", "params", "GMACs", "GFLOPs", "input", "paper"]
+    table = [
+        [r["name"], r["family"], _fmt_int(r["params"]),
+         "-" if r["gmacs"] is None else f"{r['gmacs']:.4g}",
+         "-" if r["gflops"] is None else f"{r['gflops']:.4g}", r["input"], r["paper"]]
+        for r in rows
+    ]  # fmt: skip
+    if args.format == "markdown":
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "|".join("---" for _ in headers) + "|")
+        for row in table:
+            print("| " + " | ".join(row) + " |")
+        return 0
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    right = {2, 3, 4}
+    line = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for row in table:
+        print(line(row))
+    print(f"\n{len(rows)} models. MACs: multiply-accumulates per image at the default input; FLOPs = 2 x MACs.")
+    return 0
+
+
+def cmd_info(args) -> int:
+    modelzoo = _import_modelzoo()
+
+    info = modelzoo.model_info(args.name)
+    print(f"{info['name']}  ({info['family']}, {info['task']})")
+    print(f"  paper:           {info['paper']} ({info['year']})")
+    if info["url"]:
+        print(f"  url:             {info['url']}")
+    print(f"  default input:   {info['default_input_shape']} (min side {info['min_input_size']})")
+    print(
+        f"  parameters:      {info['params']:,} total = {info['trainable_params']:,} trainable"
+        f" + {info['non_trainable_params']:,} non-trainable"
+    )
+    print(f"  count follows:   {info['reference']}")
+    print(f"  compute:         {info['macs'] / 1e9:.4g} GMACs = {info['flops'] / 1e9:.4g} GFLOPs per sample")
+    print(f"  layers:          {info['num_layers']}")
+    print("  default config:  " + ", ".join(f"{k}={v!r}" for k, v in info["default_config"].items()))
+    if info["features"]:
+        print("  feature stages (features_only=True, out_indices=...):")
+        for f in info["features"]:
+            print(f"    [{f['index']}] {f['layer']:<28} channels={f['channels']:<5} reduction={f['reduction']}  shape={f['shape']}")
+    if args.summary:
+        modelzoo.create_model(args.name).summary(line_length=110)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelzoo", description="Paper-faithful Keras 3 models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
+    p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
+    p.add_argument("--family")
+    p.add_argument("--task")
+    p.add_argument("--no-stats", action="store_true", help="skip building models to count params/FLOPs")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("info", help="one model's card")
+    p.add_argument("name")
+    p.add_argument("--summary", action="store_true", help="also print the Keras layer-by-layer summary")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"modelzoo: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modelzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""One set of checks for every registered model, so a model added later is covered unchanged.
+
+Full-size models are only built and counted (``model_info``); everything that runs data through a
+model uses the entry's ``tiny_config`` (narrower widths, same architecture) at its smallest legal
+input, with 2 input channels to check that any channel count works.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import modelzoo
+from modelzoo.registry import get_entry
+
+ALL = modelzoo.list_models()
+NUM_CLASSES = 3
+_cache = {}
+
+
+def small_shape(name):
+    entry = get_entry(name)
+    if entry.task == "tabular_classification":
+        return (20,)
+    s = entry.min_input_size
+    return (s, s, 2)
+
+
+def small_model(name, **kwargs):
+    key = (name, tuple(sorted(kwargs.items())))
+    if key not in _cache:
+        entry = get_entry(name)
+        config = {"num_classes": NUM_CLASSES, "input_shape": small_shape(name), **entry.tiny_config, **kwargs}
+        _cache[key] = modelzoo.create_model(name, **config)
+    return _cache[key]
+
+
+def batch(name, n=4):
+    rng = np.random.RandomState(0)
+    x = rng.rand(n, *small_shape(name)).astype("float32")
+    y = np.arange(n) % NUM_CLASSES
+    return x, y
+
+
+def test_registry_is_not_empty():
+    assert len(ALL) >= 22
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_default_config_builds_and_is_counted(name):
+    info = modelzoo.model_info(name)
+    assert info["params"] == info["trainable_params"] + info["non_trainable_params"] > 0
+    assert info["macs"] > 0 and info["flops"] == 2 * info["macs"]
+    assert info["uncounted"] == [], f"layers without a MAC rule: {info['uncounted']}"
+    assert info["features"], "every model documents its feature stages"
+    assert info["paper"] and info["year"] and info["reference"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_pass_at_smallest_legal_input(name):
+    model = small_model(name)
+    x, _ = batch(name, 2)
+    y = np.asarray(model(x, training=False))
+    assert y.shape == (2, NUM_CLASSES)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)  # default softmax head
+    assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_training_steps_lower_the_loss(name):
+    # Eager steps: tracing graph-mode fit for deep nets costs more than the steps themselves;
+    # graph-mode training is covered by the recipes' tests.
+    model = small_model(name, dropout_rate=0.0)
+    x, y = batch(name)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, run_eagerly=True)
+    before = float(loss(y, model(x, training=True)))
+    model.fit(x, y, epochs=6, batch_size=len(x), verbose=0)
+    after = float(loss(y, model(x, training=True)))
+    assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_keras_save_and_safe_load_give_identical_outputs(name, tmp_path):
+    model = small_model(name)
+    x, _ = batch(name, 2)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
+    assert [w.shape for w in loaded.weights] == [w.shape for w in model.weights]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_features_return_the_documented_stage_maps(name):
+    full = small_model(name)
+    stages = full.feature_info
+    feats = small_model(name, features_only=True)
+    x, _ = batch(name, 2)
+    outs = feats(x)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    assert len(outs) == len(stages) == len(feats.feature_info)
+    shape = small_shape(name)
+    previous = 0
+    for out, info in zip(outs, stages):
+        assert tuple(out.shape[1:]) == info["shape"]
+        assert out.shape[-1] == info["channels"]
+        if info["reduction"] is not None:  # spatial stages: nominal stride bounds the map
+            assert info["reduction"] >= previous
+            previous = info["reduction"]
+            assert 1 <= out.shape[1] <= math.ceil(shape[0] / info["reduction"])
+    # A chosen subset, negative indices counted from the end, in the order asked.
+    last = len(stages) - 1
+    subset = small_model(name, features_only=True, out_indices=(-1, 0))
+    assert [f["index"] for f in subset.feature_info] == [last, 0]
+    with pytest.raises(ValueError, match="out_indices"):
+        modelzoo.create_model(name, features_only=True, out_indices=(0, len(stages)))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_reset_classifier_keeps_every_other_weight(name):
+    model = small_model(name)
+    new = modelzoo.reset_classifier(model, 5)
+    x, _ = batch(name, 2)
+    assert tuple(new(x).shape) == (2, 5)
+    kept = {id(w) for w in model.weights}
+    new_weights = [w for w in new.weights if id(w) not in kept]
+    # Only the classifier's kernel and bias are new.
+    assert len(new_weights) == 2, [w.path for w in new_weights]
+    assert len(new.weights) == len(model.weights)

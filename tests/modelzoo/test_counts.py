@@ -1,0 +1,173 @@
+"""Parameter and compute counts at the papers' defaults, pinned to named references.
+
+Trainable and total are pinned separately: Keras counts batch-norm moving statistics as
+non-trainable parameters, torchvision does not count them at all.
+"""
+
+import pytest
+
+import modelzoo
+
+# name: (trainable, total, where the trainable number comes from)
+PINNED = {
+    "vgg11": (132_863_336, 132_863_336, "torchvision vgg11"),
+    "vgg13": (133_047_848, 133_047_848, "torchvision vgg13"),
+    "vgg16": (138_357_544, 138_357_544, "torchvision vgg16 == keras.applications VGG16"),
+    "vgg19": (143_667_240, 143_667_240, "torchvision vgg19 == keras.applications VGG19"),
+    "vgg11_bn": (132_868_840, 132_874_344, "torchvision vgg11_bn"),
+    "vgg13_bn": (133_053_736, 133_059_624, "torchvision vgg13_bn"),
+    "vgg16_bn": (138_365_992, 138_374_440, "torchvision vgg16_bn"),
+    "vgg19_bn": (143_678_248, 143_689_256, "torchvision vgg19_bn"),
+    "resnet18": (11_689_512, 11_699_112, "torchvision resnet18"),
+    "resnet34": (21_797_672, 21_814_696, "torchvision resnet34"),
+    "resnet50": (25_557_032, 25_610_152, "torchvision/timm resnet50"),
+    "resnet101": (44_549_160, 44_654_504, "torchvision resnet101"),
+    "resnet152": (60_192_808, 60_344_232, "torchvision resnet152"),
+    "densenet121": (7_978_856, 8_062_504, "torchvision densenet121; total == keras.applications DenseNet121"),
+    "densenet169": (14_149_480, 14_307_880, "torchvision densenet169; total == keras.applications DenseNet169"),
+    "densenet201": (20_013_928, 20_242_984, "torchvision densenet201; total == keras.applications DenseNet201"),
+    # AlexNet 2012, one tower: conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992;
+    # fc 37,752,832 + 16,781,312 + 4,097,000 (torchvision's 61,100,840 is the 2014 "one weird trick" net).
+    "alexnet": (62_378_344, 62_378_344, "Krizhevsky et al. 2012, section 3.5 layout"),
+    # ZFNet, Figure 3: 7x7x3x96 conv1, 5x5x96x256 conv2, then AlexNet's conv3-5 and fc layers on 6x6x256.
+    "zfnet": (62_357_608, 62_357_608, "Zeiler & Fergus 2013, Figure 3"),
+    # NiN, the authors' ImageNet model: see test_nin_count_by_hand.
+    "nin": (7_595_176, 7_595_176, "Lin et al. 2013, Caffe model zoo layout"),
+    # LeNet-5, paper section II.B: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164, output 850.
+    "lenet5": (60_850, 60_850, "LeCun et al. 1998"),
+    # MLP 784-512-256-10: 401,920 + 131,328 + 2,570.
+    "mlp": (535_818, 535_818, "arithmetic"),
+    "googlenet": (6_998_552, 6_998_552, "Szegedy et al. 2014 Table 1 (see test_googlenet_matches_table_1)"),
+}
+
+# torchvision's published compute ("GFLOPS" there are multiply-adds) at 224x224.
+TORCHVISION_GMACS = {
+    "vgg11": 7.61, "vgg13": 11.31, "vgg16": 15.47, "vgg19": 19.63, "resnet18": 1.81, "resnet34": 3.66,
+    "densenet121": 2.83, "densenet169": 3.36, "densenet201": 4.29,
+}  # fmt: skip
+
+
+def test_every_registered_model_is_pinned():
+    assert sorted(PINNED) == modelzoo.list_models()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_parameter_counts(name):
+    trainable, total, _ = PINNED[name]
+    info = modelzoo.model_info(name)
+    assert info["trainable_params"] == trainable
+    assert info["params"] == total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TORCHVISION_GMACS))
+def test_macs_match_torchvision(name):
+    gmacs = modelzoo.model_info(name)["macs"] / 1e9
+    assert gmacs == pytest.approx(TORCHVISION_GMACS[name], abs=0.006)
+
+
+@pytest.mark.slow
+def test_resnet_stride_placement():
+    # Paper / keras.applications: stride in the first 1x1 (3.86 GMACs; the paper says "3.8 x 10^9").
+    assert modelzoo.model_info("resnet50")["macs"] / 1e9 == pytest.approx(3.86, abs=0.01)
+    # v1.5 (torchvision, timm): stride in the 3x3, same parameters, torchvision's 4.09 GMACs.
+    v15 = modelzoo.resnet50(stride_in_1x1=False)
+    assert modelzoo.count_params(v15)["trainable_params"] == 25_557_032
+    assert modelzoo.count_flops(v15)["macs"] / 1e9 == pytest.approx(4.09, abs=0.01)
+
+
+def test_alexnet_grouped_is_the_two_gpu_layout():
+    # conv2 5x5x48x256, conv4 3x3x192x384, conv5 3x3x192x256: the paper's "60 million parameters".
+    model = modelzoo.alexnet(grouped=True)
+    assert modelzoo.count_params(model)["params"] == 60_965_224
+    assert model.get_layer("conv2_conv").kernel.shape == (5, 5, 48, 256)
+
+
+def test_alexnet_layers_follow_the_paper():
+    model = modelzoo.alexnet()
+    assert model.get_layer("conv1_conv").output.shape[1:] == (55, 55, 96)
+    assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)
+    assert isinstance(model.get_layer("conv1_lrn"), modelzoo.blocks.LocalResponseNormalization)
+    bn = modelzoo.alexnet(batch_norm=True)
+    assert not any(isinstance(l, modelzoo.blocks.LocalResponseNormalization) for l in bn.layers)
+    assert bn.get_layer("conv1_bn")
+
+
+def test_zfnet_maps_follow_figure_3():
+    model = modelzoo.zfnet()
+    sizes = [model.get_layer(n).output.shape[1] for n in ("conv1_relu", "pool1", "conv2_relu", "pool2", "conv5_relu", "pool5")]
+    assert sizes == [110, 55, 26, 13, 13, 6]
+    assert model.get_layer("conv1_conv").kernel.shape == (7, 7, 3, 96)
+    assert model.get_layer("conv2_conv").strides == (2, 2)
+
+
+def test_lenet5_c3_connection_table():
+    model = modelzoo.lenet5()
+    assert model.get_layer("c3").count_params() == 1_516
+    assert model.get_layer("s2").count_params() == 12
+    full = modelzoo.lenet5(connection_table=False)  # every C3 map sees all six S2 maps
+    assert modelzoo.count_params(full)["params"] == 60_850 - 1_516 + 2_416
+
+
+def test_nin_count_by_hand():
+    conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
+    expected = (
+        conv(11, 3, 96) + 2 * conv(1, 96, 96)
+        + conv(5, 96, 256) + 2 * conv(1, 256, 256)
+        + conv(3, 256, 384) + 2 * conv(1, 384, 384)
+        + conv(3, 384, 1024) + conv(1, 1024, 1024) + conv(1, 1024, 1000)
+    )  # fmt: skip
+    assert modelzoo.count_params(modelzoo.nin())["params"] == expected == 7_595_176
+
+
+# GoogLeNet, Table 1 of Szegedy et al. 2014: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+TABLE_1 = [
+    ("3a", 192, (64, 96, 128, 16, 32, 32)), ("3b", 256, (128, 128, 192, 32, 96, 64)),
+    ("4a", 480, (192, 96, 208, 16, 48, 64)), ("4b", 512, (160, 112, 224, 24, 64, 64)),
+    ("4c", 512, (128, 128, 256, 24, 64, 64)), ("4d", 512, (112, 144, 288, 32, 64, 64)),
+    ("4e", 528, (256, 160, 320, 32, 128, 128)), ("5a", 832, (256, 160, 320, 32, 128, 128)),
+    ("5b", 832, (384, 192, 384, 48, 128, 128)),
+]  # fmt: skip
+
+
+def test_googlenet_matches_table_1():
+    conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
+    total = conv(7, 3, 64) + conv(1, 64, 64) + conv(3, 64, 192) + conv(1, 1024, 1000)  # stem + linear
+    model = modelzoo.googlenet()
+    for key, cin, (n1, r3, n3, r5, n5, pp) in TABLE_1:
+        module = conv(1, cin, n1) + conv(1, cin, r3) + conv(3, r3, n3) + conv(1, cin, r5) + conv(5, r5, n5) + conv(1, cin, pp)
+        layers = [l for l in model.layers if l.name.startswith(f"inception_{key}_")]
+        assert sum(l.count_params() for l in layers) == module, key
+        assert model.get_layer(f"inception_{key}_output").output.shape[-1] == n1 + n3 + n5 + pp
+        total += module
+    assert model.get_layer("inception_3a_5x5_conv").kernel.shape == (5, 5, 16, 32)  # not torchvision's 3x3
+    assert modelzoo.count_params(model)["params"] == total == PINNED["googlenet"][0]
+
+
+def test_googlenet_auxiliary_heads():
+    model = modelzoo.googlenet(aux_logits=True, num_classes=10)
+    assert [t.shape[-1] for t in model.outputs] == [10, 10, 10]
+    names = [t._keras_history[0].name for t in model.outputs]
+    assert names == ["predictions", "aux1_predictions", "aux2_predictions"]
+    new = modelzoo.reset_classifier(model, 4)
+    assert [t.shape[-1] for t in new.outputs] == [4, 4, 4]
+    with pytest.raises(ValueError, match="aux_logits"):
+        modelzoo.googlenet(aux_logits=True, input_shape=(64, 64, 3))
+
+
+def test_resnet_options():
+    model = modelzoo.resnet18(zero_init_residual=True)
+    assert not model.get_layer("conv2_block1_2_bn").gamma.numpy().any()
+    narrow = modelzoo.resnet50(width_multiplier=0.5)
+    assert narrow.get_layer("conv5_block3_out").output.shape[-1] == 1024
+    # Symmetric padding before strided convolutions, as in the paper's implementation.
+    assert narrow.get_layer("conv1_pad").padding == ((3, 3), (3, 3))
+
+
+def test_densenet_growth_and_transitions():
+    model = modelzoo.densenet121(growth_rate=12)
+    assert model.get_layer("conv1_conv").output.shape[-1] == 24  # stem: 2k maps
+    # block 1: 24 + 6 * 12 = 96 maps, transition halves them
+    assert model.get_layer("dense1_layer6_concat").output.shape[-1] == 96
+    assert model.get_layer("transition1_conv").output.shape[-1] == 48

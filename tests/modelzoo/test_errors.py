@@ -1,0 +1,132 @@
+"""Bad input gets a ValueError that names the bad value and what is allowed; nothing is fixed silently."""
+
+import pytest
+
+import modelzoo
+from modelzoo.registry import get_entry
+
+IMAGE_MODELS = modelzoo.list_models(task="image_classification")
+
+
+def test_unknown_model_suggests_closest_names():
+    with pytest.raises(modelzoo.UnknownModelError, match=r"'resnet-50'.*Did you mean 'resnet50'"):
+        modelzoo.create_model("resnet-50")
+    with pytest.raises(ValueError, match=r"'vgg16bn'.*'vgg16_bn'"):
+        modelzoo.model_info("vgg16bn")
+    with pytest.raises(ValueError, match="densenet121"):
+        modelzoo.create_model("densnet121")
+
+
+def test_unknown_keyword_names_it_and_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"unknown keyword 'num_clases'.*Did you mean 'num_classes'"):
+        modelzoo.create_model("resnet18", num_clases=10)
+    with pytest.raises(ValueError, match=r"Allowed: .*growth_rate"):
+        modelzoo.create_model("densenet121", growth=12)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "10", True, None])
+def test_num_classes_must_be_a_positive_integer(value):
+    with pytest.raises(ValueError, match="num_classes"):
+        modelzoo.create_model("lenet5", num_classes=value)
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_input_too_small_for_the_strides(name):
+    smallest = get_entry(name).min_input_size
+    with pytest.raises(ValueError, match=rf"at least {smallest}"):
+        modelzoo.create_model(name, input_shape=(smallest - 1, smallest + 10, 3))
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (224, 224, 3, 1), "224x224x3", (224, 224, 0), (224.0, 224, 3)])
+def test_input_shape_must_be_height_width_channels(shape):
+    with pytest.raises(ValueError, match="input_shape"):
+        modelzoo.create_model("resnet18", input_shape=shape)
+
+
+def test_pooling():
+    with pytest.raises(ValueError, match=r"pooling must be one of \[None, 'avg', 'max'\], got 'mean'"):
+        modelzoo.create_model("resnet18", include_top=False, pooling="mean")
+    with pytest.raises(ValueError, match="only with include_top=False"):
+        modelzoo.create_model("resnet18", pooling="avg")
+    model = modelzoo.create_model("resnet18", include_top=False, pooling="max", input_shape=(32, 32, 3))
+    assert tuple(model.output.shape) == (None, 512)
+    with pytest.raises(ValueError, match="does not apply to an MLP"):
+        modelzoo.create_model("mlp", pooling="avg")
+
+
+@pytest.mark.parametrize("rate", [1.0, -0.1, "0.5"])
+def test_dropout_rate_range(rate):
+    with pytest.raises(ValueError, match="dropout_rate"):
+        modelzoo.create_model("alexnet", dropout_rate=rate)
+
+
+def test_classifier_activation():
+    with pytest.raises(ValueError, match=r"classifier_activation='softmx'.*'softmax'"):
+        modelzoo.create_model("lenet5", classifier_activation="softmx")
+    logits = modelzoo.create_model("lenet5", classifier_activation=None)
+    assert logits.get_layer("predictions").get_config()["activation"] == "linear"
+
+
+def test_out_indices():
+    with pytest.raises(ValueError, match=r"out_indices contains 5.*0\.\.4"):
+        modelzoo.create_model("resnet18", features_only=True, out_indices=(1, 5))
+    with pytest.raises(ValueError, match="must not repeat"):
+        modelzoo.create_model("resnet18", features_only=True, out_indices=(1, -4))
+    with pytest.raises(ValueError, match="only with features_only=True"):
+        modelzoo.create_model("resnet18", out_indices=(1,))
+    with pytest.raises(ValueError, match="out_indices"):
+        modelzoo.create_model("resnet18", features_only=True, out_indices="1")
+
+
+def test_family_specific_values():
+    with pytest.raises(ValueError, match=r"depth must be one of \[11, 13, 16, 19\], got 17"):
+        modelzoo.vgg(depth=17)
+    with pytest.raises(ValueError, match=r"vgg16 fixes depth=16"):
+        modelzoo.vgg16(depth=19)
+    with pytest.raises(ValueError, match="unknown keyword 'depth'"):
+        modelzoo.create_model("resnet50", depth=101)
+    with pytest.raises(ValueError, match="blocks_per_stage must have 4 entries"):
+        modelzoo.densenet(blocks_per_stage=(6, 12, 24))
+    with pytest.raises(ValueError, match="growth_rate must be >= 1"):
+        modelzoo.densenet121(growth_rate=0)
+    with pytest.raises(ValueError, match="width_multiplier"):
+        modelzoo.resnet18(width_multiplier=0)
+    with pytest.raises(ValueError, match="hidden_units"):
+        modelzoo.mlp(hidden_units=(64, 0))
+    with pytest.raises(ValueError, match="grouped must be True or False"):
+        modelzoo.alexnet(grouped="yes")
+
+
+def test_list_models_filters_and_wildcards():
+    assert modelzoo.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert modelzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
+    assert modelzoo.list_models(["lenet*", "mlp"]) == ["lenet5", "mlp"]
+    assert modelzoo.list_models("vgg*", exclude="*_bn") == ["vgg11", "vgg13", "vgg16", "vgg19"]
+    assert modelzoo.list_models(family="densenet") == ["densenet121", "densenet169", "densenet201"]
+    assert "mlp" not in modelzoo.list_models(task="image_classification")
+    assert modelzoo.list_models("nothing*") == []
+    with pytest.raises(ValueError, match=r"unknown family 'resnett'.*'resnet'"):
+        modelzoo.list_models(family="resnett")
+    with pytest.raises(ValueError, match="unknown task"):
+        modelzoo.list_models(task="segmentation")
+
+
+def test_model_info_without_building():
+    info = modelzoo.model_info("vgg16", stats=False)
+    assert info["year"] == 2014 and info["default_input_shape"] == (224, 224, 3)
+    assert "params" not in info
+    assert info["default_config"]["dropout_rate"] == 0.5
+    assert "depth" not in info["default_config"]  # fixed by the preset
+
+
+def test_reset_classifier_needs_a_head():
+    headless = modelzoo.create_model("resnet18", include_top=False, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="predictions"):
+        modelzoo.reset_classifier(headless, 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        modelzoo.reset_classifier(modelzoo.lenet5(), 0)
+
+
+def test_register_model_rejects_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        modelzoo.register_model(lambda: None, paper="x", year=2000, name="resnet50")

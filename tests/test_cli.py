@@ -1,0 +1,47 @@
+"""The ``modelzoo`` command: a table, a card, and one-line errors with a non-zero exit."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import modelzoo_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_list_prints_a_table(capsys):
+    assert modelzoo_cli.main(["list", "lenet*", "mlp"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header == ["name", "family", "params", "GMACs", "GFLOPs", "input", "paper"]
+    assert "60,850" in out and "LeCun 1998" in out and "Rumelhart 1986" in out
+
+
+def test_list_markdown_and_no_stats(capsys):
+    assert modelzoo_cli.main(["list", "vgg1?", "--no-stats", "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| name | family |") and len(lines) == 2 + 4
+
+
+def test_info_prints_a_card(capsys):
+    assert modelzoo_cli.main(["info", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "LeCun" in out and "60,850 total" in out and "GMACs" in out and "reduction=4" in out
+
+
+def test_errors_are_one_line_and_exit_2(capsys):
+    assert modelzoo_cli.main(["info", "alexnett"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model 'alexnett'" in err[0] and "'alexnet'" in err[0]
+    assert modelzoo_cli.main(["list", "--family", "nope"]) == 2
+
+
+def test_console_entry_point_in_a_fresh_process():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelzoo_cli", "info", "resnet-50"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert "Did you mean 'resnet50'" in proc.stderr and "Traceback" not in proc.stderr
