@@ -206,6 +206,14 @@ def fc_head(
     return layers.Dense(num_classes, name=names[-1])(x)
 
 
+def fc678_head(args: ImageArgs, fc_units: int) -> Callable:
+    """The AlexNet/ZFNet/VGG classifier: fc6 and fc7 of ``fc_units`` with dropout, fc8 logits."""
+    return lambda x: fc_head(
+        x, units=(fc_units, fc_units), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
+        names=("fc6", "fc7", "fc8"),
+    )  # fmt: skip
+
+
 def gap_head(x, *, num_classes: int, dropout_rate: float, name: str = "fc"):
     """Global average pooling, dropout, one linear classifier (NiN onwards)."""
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -51,7 +51,8 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
             x = type(layer).from_config(config)(x)
         new_outputs.append(x)
     outputs = new_outputs[0] if len(new_outputs) == 1 else new_outputs
-    return keras.Model(model.inputs, outputs, name=model.name)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def _producer(tensor):

@@ -70,13 +70,8 @@ def vgg(
         stages.append(Stage(x, 2 ** (b - 1)))
         x = layers.MaxPooling2D(2, 2, name=f"block{b}_pool")(x)
 
-    def head(x):
-        return blocks.fc_head(
-            x, units=(fc_units, fc_units), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
-            names=("fc6", "fc7", "fc8"),
-        )  # fmt: skip
 
-    return blocks.assemble(args, inputs, stages, x, head)
+    return blocks.assemble(args, inputs, stages, x, blocks.fc678_head(args, fc_units))
 
 
 def _variant(depth: int, bn: bool, count: str):

@@ -66,10 +66,5 @@ def zfnet(
     c5 = conv(x, 256, 3, "conv5")
     x = layers.MaxPooling2D(3, 2, name="pool5")(c5)  # -> 6
 
-    def head(x):
-        return blocks.fc_head(
-            x, units=(fc_units, fc_units), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
-            names=("fc6", "fc7", "fc8"),
-        )  # fmt: skip
 
-    return blocks.assemble(args, inputs, [Stage(c1, 2), Stage(c2, 8), Stage(c5, 16)], x, head)
+    return blocks.assemble(args, inputs, [Stage(c1, 2), Stage(c2, 8), Stage(c5, 16)], x, blocks.fc678_head(args, fc_units))

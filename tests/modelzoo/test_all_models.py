@@ -71,11 +71,12 @@ def test_forward_pass_at_smallest_legal_input(name):
 @pytest.mark.parametrize("name", ALL)
 def test_training_steps_lower_the_loss(name):
     # Eager steps: tracing graph-mode fit for deep nets costs more than the steps themselves;
-    # graph-mode training is covered by the recipes' tests.
+    # graph-mode training is covered by the recipes' tests. Plain SGD at 0.01 lowered the loss of
+    # every model for seeds 0-2 (worst ratio 0.99, LeNet-5); momentum or Adam overshot on some.
     model = small_model(name, dropout_rate=0.0)
     x, y = batch(name)
     loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, run_eagerly=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, run_eagerly=True)
     before = float(loss(y, model(x, training=True)))
     model.fit(x, y, epochs=6, batch_size=len(x), verbose=0)
     after = float(loss(y, model(x, training=True)))
