@@ -1,0 +1,159 @@
+"""A training run described as data: a dataclass, loaded from YAML with ``safe_load``,
+overridable field by field, validated before anything is built, and saved into the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from modelzoo.validation import did_you_mean
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = "lenet5"
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "digits"
+    data_dir: str | None = None  # TFDS data directory
+    data_path: str | None = None  # folder or CSV file
+    label_column: str = "label"
+    image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
+    augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
+    batch_size: int = 64  # global: split across replicas
+    epochs: int = 10
+    optimizer: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    step_epochs: list = dataclasses.field(default_factory=list)  # step decay at these epochs
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    clipnorm: float | None = None
+    mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
+    jit_compile: bool | None = None  # None: XLA on GPU/TPU, not on CPU (slower there for small nets)
+    strategy: str = "auto"
+    num_gpus: int | None = None
+    devices: list | None = None
+    tpu: str | None = None
+    early_stopping_patience: int | None = None
+    checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
+    seed: int = 0
+    run_dir: str | None = None  # default: runs/<model>_<dataset>
+    verbose: int = 1
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir or Path("runs") / f"{self.model}_{self.dataset.replace('/', '_')}")
+
+    def validate(self) -> TrainConfig:
+        """Raise ``ValueError`` naming the first bad field; return self."""
+        def bad(field, value, allowed):
+            raise ValueError(f"config field {field}={value!r} is invalid: {allowed}.")
+
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = _base_type(f.type)
+            if value is None and "None" in str(f.type):
+                continue
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+                continue
+            if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                bad(f.name, value, f"expected {kind.__name__}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}" + did_you_mean(self.optimizer, OPTIMIZERS))
+        if self.schedule not in SCHEDULES:
+            bad("schedule", self.schedule, f"one of {list(SCHEDULES)}" + did_you_mean(self.schedule, SCHEDULES))
+        if self.mixed_precision not in PRECISIONS:
+            bad("mixed_precision", self.mixed_precision, f"one of {list(PRECISIONS)}")
+        if not self.learning_rate > 0:
+            bad("learning_rate", self.learning_rate, "must be > 0")
+        for name in ("batch_size", "epochs", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                bad(name, getattr(self, name), "must be >= 1")
+        for name in ("momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
+            if getattr(self, name) < 0:
+                bad(name, getattr(self, name), "must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            bad("label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        if self.clipnorm is not None and self.clipnorm <= 0:
+            bad("clipnorm", self.clipnorm, "must be > 0 or null")
+        if self.schedule == "step" and not self.step_epochs:
+            bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
+        if self.image_size is not None and self.image_size < 1:
+            bad("image_size", self.image_size, "must be >= 1 or null")
+        from recipes.strategy import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            bad("strategy", self.strategy, f"one of {list(STRATEGIES)}" + did_you_mean(self.strategy, STRATEGIES))
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _base_type(annotation: str):
+    text = str(annotation)
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str), ("dict", dict), ("list", list)):
+        if text.split("|")[0].strip() == name:
+            return kind
+    return None
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def from_dict(values: dict, source: str = "config") -> TrainConfig:
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise ValueError(f"{source}: unknown field {unknown[0]!r}." + did_you_mean(unknown[0], FIELDS) + f" Fields: {', '.join(sorted(FIELDS))}.")
+    return TrainConfig(**values)
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist.")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of fields.")
+    return values
+
+
+def recipe_path(model: str, dataset: str) -> Path:
+    return CONFIG_DIR / f"{model}_{dataset.replace('/', '_')}.yaml"
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key=value.")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def resolve(model: str, *, config_file=None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- the recipe YAML (given, or ``configs/<model>_<dataset>.yaml`` if it exists) <- overrides."""
+    overrides = dict(overrides or {})
+    values: dict = {}
+    dataset = overrides.get("dataset", "digits")
+    path = Path(config_file) if config_file else recipe_path(model, dataset)
+    if config_file or path.is_file():
+        values.update(load_yaml(path))
+    values.update(overrides)
+    values["model"] = model
+    return from_dict(values, source=str(path)).validate()
+
+
+def save(config: TrainConfig, path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+

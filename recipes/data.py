@@ -1,0 +1,355 @@
+"""Data sets by name, as ``tf.data`` pipelines that keep a model fed.
+
+Sources:
+- embedded, no download: ``digits`` (scikit-learn's 1,797 handwritten 8x8 digits, images),
+  ``breast_cancer`` and ``wine`` (scikit-learn's tabular sets); they ship inside scikit-learn.
+- TFDS by name through ``tfds.load`` (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
+  ``imagenette``, ``imagenet2012`` from a manual dir, ``imdb_reviews``, ``glue/sst2``, or any other
+  TFDS name with an image/label or text/label pair).
+- ``folder`` (one sub-folder of images per class) and ``csv`` (a table with a label column, pandas).
+
+Small sets are held in memory and the training order is a seeded permutation per epoch, so a run
+resumed mid-epoch skips exactly the batches it has seen (``train_batches(start_step=...)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from modelzoo.validation import did_you_mean
+
+EMBEDDED = ("digits", "breast_cancer", "wine")
+# TFDS names known to work here, with the feature keys of each; others fall back to defaults.
+TFDS = {
+    "mnist": dict(kind="image", flip=False),
+    "fashion_mnist": dict(kind="image", flip=True),
+    "cifar10": dict(kind="image", flip=True),
+    "cifar100": dict(kind="image", flip=True),
+    "imagenette": dict(kind="image", flip=True, val_split="validation"),
+    "imagenet2012": dict(kind="image", flip=True, val_split="validation", manual=True),
+    "imdb_reviews": dict(kind="text", key="text"),
+    "glue/sst2": dict(kind="text", key="sentence", val_split="validation", test_split=None),
+}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# Above this many bytes a split is streamed from disk instead of held in memory.
+IN_MEMORY_LIMIT = 2 << 30
+
+
+class DataError(ValueError):
+    """A data set that cannot be loaded: missing, empty, or without the label it needs."""
+
+
+@dataclasses.dataclass
+class Split:
+    """One split in memory: features (N, ...) and integer labels (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclasses.dataclass
+class Data:
+    """A loaded data set: splits in memory, and what a model needs to know about them."""
+
+    name: str
+    kind: str  # "image", "tabular" or "text"
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    class_names: list[str]
+    flip_ok: bool = False  # a horizontal flip keeps the label (not for digits)
+
+    @property
+    def feature_shape(self) -> tuple:
+        return tuple(self.train.x.shape[1:])
+
+
+def load(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    path: str | None = None,
+    label_column: str = "label",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Data:
+    """Load a data set by name (see the module doc); raise ``DataError`` with one clear line."""
+    if name in EMBEDDED:
+        return _embedded(name, val_fraction, test_fraction, seed)
+    if name == "folder":
+        return _folder(_need_path(name, path), val_fraction, test_fraction, seed)
+    if name == "csv":
+        return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed)
+    return _tfds(name, data_dir, val_fraction, seed)
+
+
+def _need_path(name, path):
+    if not path:
+        raise DataError(f"dataset {name!r} needs data_path (a {'folder' if name == 'folder' else 'CSV file'}).")
+    if not Path(path).exists():
+        raise DataError(f"data_path {str(path)!r} does not exist.")
+    return Path(path)
+
+
+def _split(x, y, val_fraction, test_fraction, seed, test=None):
+    """Stratified, seeded train/val(/test) split."""
+    from sklearn.model_selection import train_test_split
+
+    if test is None:
+        x, xt, y, yt = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+        test = Split(xt, yt)
+    xtr, xv, ytr, yv = train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=y)
+    return Split(xtr, ytr), Split(xv, yv), test
+
+
+def _embedded(name, val_fraction, test_fraction, seed) -> Data:
+    import sklearn.datasets as skd
+
+    if name == "digits":
+        bunch = skd.load_digits()
+        x = (bunch.images / 16.0).astype("float32")[..., None]  # 8x8x1 in [0, 1]
+        kind, names = "image", [str(c) for c in bunch.target_names]
+    else:
+        bunch = skd.load_breast_cancer() if name == "breast_cancer" else skd.load_wine()
+        x, kind, names = bunch.data.astype("float32"), "tabular", [str(c) for c in bunch.target_names]
+    y = bunch.target.astype("int64")
+    train, val, test = _split(x, y, val_fraction, test_fraction, seed)
+    if kind == "tabular":
+        train, val, test = _standardize(train, val, test)
+    return Data(name, kind, train, val, test, len(names), names, flip_ok=False)
+
+
+def _standardize(train, val, test):
+    """Scale features by the training split's mean and spread (never the test split's)."""
+    mean, std = train.x.mean(axis=0), train.x.std(axis=0) + 1e-7
+    return tuple(Split(((s.x - mean) / std).astype("float32"), s.y) for s in (train, val, test))
+
+
+def _csv(path: Path, label_column, val_fraction, test_fraction, seed) -> Data:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:  # pandas raises many types for a bad file
+        raise DataError(f"cannot read CSV {str(path)!r}: {err}") from None
+    if label_column not in frame.columns:
+        raise DataError(
+            f"CSV {str(path)!r} has no label column {label_column!r}; columns: {list(frame.columns)}."
+            + did_you_mean(label_column, frame.columns)
+        )
+    labels = frame.pop(label_column).astype("category")
+    features = pd.get_dummies(frame, dtype="float32")  # one-hot any text column
+    if features.shape[1] == 0:
+        raise DataError(f"CSV {str(path)!r} has no feature columns besides {label_column!r}.")
+    x = features.to_numpy(dtype="float32")
+    if np.isnan(x).any():
+        raise DataError(f"CSV {str(path)!r} has missing values; fill or drop them first.")
+    y = labels.cat.codes.to_numpy().astype("int64")
+    names = [str(c) for c in labels.cat.categories]
+    train, val, test = _standardize(*_split(x, y, val_fraction, test_fraction, seed))
+    return Data(path.stem, "tabular", train, val, test, len(names), names)
+
+
+def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        for f in sorted((path / c).rglob("*")):
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(str(f))
+                labels.append(i)
+    if not files:
+        raise DataError(
+            f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) in class sub-folders."
+        )
+    images = [_decode(f) for f in files]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
+        h, w, c = max(shapes, key=lambda s: sum(im.shape == s for im in images))
+        images = [tf.image.resize(im, (h, w)).numpy() if im.shape != (h, w, c) else im for im in images]
+    x, y = np.stack(images).astype("float32"), np.asarray(labels, dtype="int64")
+    train, val, test = _split(x, y, val_fraction, test_fraction, seed)
+    return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True)
+
+
+def _decode(file: str) -> np.ndarray:
+    raw = tf.io.read_file(file)
+    return tf.image.convert_image_dtype(tf.io.decode_image(raw, expand_animations=False), tf.float32).numpy()
+
+
+def _tfds(name, data_dir, val_fraction, seed) -> Data:
+    import tensorflow_datasets as tfds
+
+    spec = TFDS.get(name, {})
+    kwargs = {}
+    if spec.get("manual"):
+        manual = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"), "downloads", "manual")
+        kwargs["download_and_prepare_kwargs"] = {"download_config": tfds.download.DownloadConfig(manual_dir=manual)}
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises DatasetNotFoundError and others
+        raise DataError(
+            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv; "
+            f"TFDS: {', '.join(TFDS)}." + did_you_mean(name, [*EMBEDDED, *TFDS])
+        ) from None
+    info = builder.info
+    label_key = "label"
+    if label_key not in info.features:
+        raise DataError(f"TFDS data set {name!r} has no 'label' feature; features: {list(info.features)}.")
+    kind = spec.get("kind", "image" if "image" in info.features else "text")
+    key = spec.get("key", "image" if kind == "image" else "text")
+    test_split = spec.get("test_split", "test")
+    val_split = spec.get("val_split")
+    splits = {"train": "train"}
+    if val_split:
+        splits["val"] = val_split
+    if test_split:
+        splits["test"] = test_split
+    try:
+        loaded = tfds.load(name, split=list(splits.values()), data_dir=data_dir, **kwargs)
+    except Exception as err:
+        raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
+    arrays = {k: _to_numpy(ds, key, label_key) for k, ds in zip(splits, loaded)}
+    if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; hold out part of validation
+        arrays["test"] = arrays.pop("val")
+    if "val" not in arrays:
+        x, y = arrays["train"]
+        rng = np.random.RandomState(seed)
+        order = rng.permutation(len(y))
+        n_val = max(1, int(len(y) * val_fraction))
+        arrays["val"] = (x[order[:n_val]], y[order[:n_val]])
+        arrays["train"] = (x[order[n_val:]], y[order[n_val:]])
+    label_info = info.features[label_key]
+    num_classes = int(label_info.num_classes)
+    names = list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]
+    splits_ = {k: Split(*v) for k, v in arrays.items()}
+    return Data(name, kind, splits_["train"], splits_["val"], splits_["test"], num_classes, names, spec.get("flip", False))
+
+
+def _to_numpy(ds, key, label_key):
+    xs, ys = [], []
+    for ex in tfds_as_numpy(ds):
+        x = ex[key]
+        xs.append(x.astype("float32") / 255.0 if x.dtype == np.uint8 else x)
+        ys.append(ex[label_key])
+    if not xs:
+        raise DataError("a TFDS split is empty.")
+    try:
+        x = np.stack(xs)
+    except ValueError:  # images of different sizes (imagenette): keep a list-like object array
+        x = np.empty(len(xs), dtype=object)
+        x[:] = xs
+    return x, np.asarray(ys, dtype="int64")
+
+
+def tfds_as_numpy(ds):
+    import tensorflow_datasets as tfds
+
+    return tfds.as_numpy(ds)
+
+
+# ---- pipelines ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+    """Per-model preprocessing inside the pipeline: resize, channels, augmentation."""
+
+    image_size: tuple[int, int] | None = None  # None: keep the data's size
+    channels: int | None = None  # None: keep; 3 from 1 repeats the grey channel
+    crop: bool = False  # random crop after padding by 1/8 of the side (AlexNet/VGG/ResNet style)
+    flip: bool = False  # random horizontal flip (only where the label allows it)
+
+
+def _prepare(x, pre: Preprocess):
+    if pre.image_size is not None:
+        x = tf.image.resize(x, pre.image_size, method="bilinear")
+    if pre.channels is not None and x.shape[-1] != pre.channels:
+        if x.shape[-1] == 1:
+            x = tf.repeat(x, pre.channels, axis=-1)
+        else:
+            raise DataError(f"cannot turn {x.shape[-1]}-channel images into {pre.channels} channels.")
+    return x
+
+
+def _augment(x, seed, pre: Preprocess):
+    """Stateless random crop/flip: the same (seed, index) always gives the same image."""
+    if pre.crop:
+        h, w = int(x.shape[0]), int(x.shape[1])
+        pad_h, pad_w = max(1, h // 8), max(1, w // 8)
+        padded = tf.image.resize_with_crop_or_pad(x, h + 2 * pad_h, w + 2 * pad_w)
+        x = tf.image.stateless_random_crop(padded, tf.shape(x), seed=seed)
+    if pre.flip:
+        x = tf.image.stateless_random_flip_left_right(x, seed=seed + 1)
+    return x
+
+
+def epoch_order(n: int, epoch: int, seed: int) -> np.ndarray:
+    """The seeded permutation of the training set used in ``epoch``."""
+    return np.random.RandomState([seed, epoch]).permutation(n)
+
+
+def train_batches(
+    split: Split,
+    *,
+    batch_size: int,
+    epochs: int,
+    start_step: int = 0,
+    seed: int = 0,
+    pre: Preprocess = Preprocess(),
+    num_classes: int | None = None,
+    label_fn=None,
+) -> tf.data.Dataset:
+    """Every training batch of the run, epoch after epoch, starting at global step ``start_step``.
+
+    Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
+    same number of steps and a replica never gets an empty batch. Skipping happens on indices,
+    before any image work, so resuming costs nothing.
+    """
+    steps = steps_per_epoch(len(split), batch_size)
+    order = np.concatenate([epoch_order(len(split), e, seed)[: steps * batch_size] for e in range(epochs)])
+    order = order[start_step * batch_size :]
+    positions = np.arange(start_step * batch_size, epochs * steps * batch_size, dtype="int64")
+    x = tf.constant(split.x)
+    y = tf.constant(split.y)
+
+    def fetch(index, position):
+        image = _prepare(tf.gather(x, index), pre)
+        if pre.crop or pre.flip:
+            image = _augment(image, tf.stack([tf.cast(seed, tf.int64), position]), pre)
+        return image, _label(tf.gather(y, index), num_classes, label_fn)
+
+    ds = tf.data.Dataset.from_tensor_slices((order, positions))
+    ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):
+    """Validation/test batches in a fixed order, preprocessed once and cached."""
+    pre = dataclasses.replace(pre, crop=False, flip=False)
+    ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    ds = ds.map(lambda a, b: (_prepare(a, pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _label(y, num_classes, label_fn):
+    if num_classes is not None:
+        y = tf.one_hot(y, num_classes)
+    return label_fn(y) if label_fn else y
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    steps = n // batch_size
+    if steps == 0:
+        raise DataError(f"batch_size {batch_size} is larger than the training set ({n} examples).")
+    return steps

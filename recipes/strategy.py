@@ -1,0 +1,98 @@
+"""Distribution strategies by name, with TF Model Garden's names, checked against the hardware.
+
+``auto`` picks a TPU (when an address is given or the TPU environment names one), then several
+GPUs (``mirrored``), then one device. Asking for more than the machine has is an error, not a
+silent single-device run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu", "off")
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot run on this machine as asked."""
+
+
+def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=None, tpu: str | None = None):
+    """A ``tf.distribute.Strategy`` for ``name``.
+
+    ``num_gpus`` (mirrored) must not exceed the GPUs present; ``devices`` names them explicitly
+    (e.g. two logical CPUs, ``["/cpu:0", "/cpu:1"]``, for testing). ``multi_worker_mirrored``
+    needs ``TF_CONFIG``; ``tpu`` needs an address (or ``"local"``).
+    """
+    if name not in STRATEGIES:
+        from modelzoo.validation import did_you_mean
+
+        raise StrategyError(f"strategy must be one of {list(STRATEGIES)}, got {name!r}." + did_you_mean(name, STRATEGIES))
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        if tpu or os.environ.get("TPU_NAME"):
+            name = "tpu"
+        elif len(gpus) > 1:
+            name = "mirrored"
+        else:
+            name = "one_device"
+    if name == "off":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        if devices:
+            _check_devices(devices)
+            return tf.distribute.MirroredStrategy(devices=list(devices))
+        want = len(gpus) if num_gpus is None else num_gpus
+        if want < 1 or want > len(gpus):
+            raise StrategyError(
+                f"strategy 'mirrored' with num_gpus={want} needs {want} GPU(s); this machine has {len(gpus)}. "
+                "Use one_device, or name devices explicitly."
+            )
+        return tf.distribute.MirroredStrategy(devices=[g.name for g in gpus[:want]])
+    if name == "multi_worker_mirrored":
+        raw = os.environ.get("TF_CONFIG")
+        if not raw:
+            raise StrategyError("strategy 'multi_worker_mirrored' needs TF_CONFIG (cluster and task) in the environment.")
+        try:
+            json.loads(raw)["cluster"]
+        except (ValueError, KeyError, TypeError):
+            raise StrategyError("TF_CONFIG must be JSON with a 'cluster' and a 'task'.") from None
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    # tpu
+    address = tpu or os.environ.get("TPU_NAME")
+    if not address:
+        raise StrategyError("strategy 'tpu' needs an address (tpu: grpc://HOST:8470, a TPU name, or 'local').")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if address == "local" else address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as err:
+        raise StrategyError(f"cannot reach TPU {address!r}: {str(err).splitlines()[0]}") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_devices(devices):
+    present = {d.name.lower().replace("/job:localhost/replica:0/task:0/device:", "/") for d in tf.config.list_logical_devices()}
+    for d in devices:
+        key = d.lower().replace("device:", "")
+        if not any(p.endswith(key.lstrip("/")) for p in present):
+            raise StrategyError(f"device {d!r} is not on this machine; present: {sorted(present)}.")
+
+
+def split_cpu(n: int) -> None:
+    """Make ``n`` logical CPU devices (must run before TensorFlow initialises its devices)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def is_chief(strategy) -> bool:
+    """True on the worker that writes the run folder (the only one outside multi-worker runs)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())

@@ -1,0 +1,279 @@
+"""One training path for every strategy: build under the strategy's scope, ``fit`` with the same
+callbacks, checkpoint every few steps, resume exactly, and leave a run folder a person can read.
+
+Run folder: ``config.yaml`` (resolved), ``checkpoints/``, ``logs/`` (TensorBoard), ``metrics.csv``,
+``curves.png``, ``model.keras``, ``export/`` (SavedModel for serving), ``summary.json``.
+
+Resume: the optimizer's step counter is the run's clock. A checkpoint holds the model, the
+optimizer (with that counter) and the early-stopping state; the data order is a seeded
+permutation per epoch, so a resumed run skips exactly the batches already trained on and ends
+with the weights an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import modelzoo
+from recipes import config as config_lib
+from recipes import data as data_lib
+from recipes.strategy import is_chief, make_strategy
+
+# Families whose paper trains with random crops (and flips where the labels allow).
+CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet")
+
+
+def _accelerator() -> str:
+    if tf.config.list_logical_devices("TPU"):
+        return "tpu"
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def precision_policy(cfg) -> str:
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return {"cpu": "float32", "gpu": "mixed_float16", "tpu": "mixed_bfloat16"}[_accelerator()]
+
+
+def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
+    """Resize to the model's input (the config's ``image_size`` or the smallest legal size that is
+    not smaller than the data), keep the data's channels, and the family's augmentation."""
+    if data.kind != "image":
+        return data_lib.Preprocess()
+    h = data.feature_shape[0]
+    size = cfg.image_size or max(h, entry.min_input_size or 1)
+    crop = cfg.augment and entry.family in CROP_FAMILIES
+    return data_lib.Preprocess(image_size=(size, size), crop=crop, flip=crop and data.flip_ok)
+
+
+def model_input_shape(data, pre):
+    if data.kind == "image":
+        return (*pre.image_size, data.feature_shape[-1])
+    return data.feature_shape
+
+
+def make_optimizer(cfg, steps_per_epoch: int):
+    total = cfg.epochs * steps_per_epoch
+    lr = cfg.learning_rate
+    if cfg.schedule == "step":
+        boundaries = [int(e * steps_per_epoch) for e in cfg.step_epochs]
+        values = [lr * cfg.step_gamma**i for i in range(len(boundaries) + 1)]
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    elif cfg.schedule == "cosine":
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, max(1, total - warmup), warmup_target=lr if warmup else None, warmup_steps=warmup
+        )
+    else:
+        schedule = lr
+    common = dict(learning_rate=schedule, clipnorm=cfg.clipnorm)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None, **common)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **common)
+    return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Save a checkpoint every ``every`` steps and at each epoch end (the chief writes; other
+    workers write to a scratch folder that is deleted, as multi-worker saving requires)."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int, state: dict):
+        super().__init__()
+        self.manager, self.every, self.state = manager, every, state
+
+    def _save(self):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+            return
+        self.state["best"].assign(self.state["tracker"].best)
+        self.state["wait"].assign(self.state["tracker"].wait)
+        self.manager.save(checkpoint_number=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) % self.every == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Early stopping on validation loss whose state survives a resume (kept in the checkpoint)."""
+
+    def __init__(self, patience: int | None, best: float = math.inf, wait: int = 0):
+        super().__init__()
+        self.patience, self.best, self.wait = patience, best, wait
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("val_loss")
+        if value is None:
+            return
+        if value < self.best:
+            self.best, self.wait = float(value), 0
+        else:
+            self.wait += 1
+            if self.patience is not None and self.wait >= self.patience:
+                self.model.stop_training = True
+
+
+def train(cfg: config_lib.TrainConfig) -> dict:
+    """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary."""
+    cfg.validate()
+    run_dir = cfg.resolved_run_dir()
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("completed"):
+            print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
+            return summary
+    keras.utils.set_random_seed(cfg.seed)
+    strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
+    chief = is_chief(strategy)
+    entry = modelzoo.get_entry(cfg.model)
+    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
+    pre = preprocess_for(cfg, data, entry)
+    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    policy = precision_policy(cfg)
+    keras.mixed_precision.set_global_policy(policy)
+    jit = cfg.jit_compile if cfg.jit_compile is not None else (_accelerator() != "cpu" and replicas == 1)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        config_lib.save(cfg, run_dir / "config.yaml")
+    with strategy.scope():
+        model = modelzoo.create_model(
+            cfg.model, num_classes=data.num_classes, input_shape=model_input_shape(data, pre), **cfg.model_kwargs
+        )
+        outputs = len(model.outputs)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        model.compile(
+            optimizer=make_optimizer(cfg, steps),
+            loss=[loss] * outputs if outputs > 1 else loss,
+            loss_weights=[1.0] + [0.3] * (outputs - 1) if outputs > 1 else None,  # GoogLeNet's auxiliary heads
+            metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
+            jit_compile=jit,
+        )
+        model.optimizer.build(model.trainable_variables)
+        state = {"best": tf.Variable(math.inf, dtype=tf.float64), "wait": tf.Variable(0, dtype=tf.int64)}
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **state)
+    ckpt_dir = run_dir / "checkpoints"
+    if not chief:  # other workers save to a scratch folder (collective ops need every worker to save)
+        ckpt_dir = run_dir / "checkpoints" / f"worker_scratch_{strategy.cluster_resolver.task_id}"
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    start = int(model.optimizer.iterations.numpy())
+    start_epoch, skip = divmod(start, steps)
+    if start:
+        print(f"resuming {run_dir} at step {start} (epoch {start_epoch + 1}, batch {skip + 1} of {steps})")
+
+    label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
+    kw = dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+
+    def batches_from(step):  # Keras keeps one iterator across epochs when steps_per_epoch is set
+        return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
+
+    val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
+    tracker = EarlyStop(cfg.early_stopping_patience, float(state["best"].numpy()), int(state["wait"].numpy()))
+    state["tracker"] = tracker
+    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, state), tracker]
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        ]
+    started = time.time()
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
+    if skip and not _early_stopped(tracker):  # finish the interrupted epoch: its remaining batches only
+        model.fit(batches_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
+        start_epoch += 1
+    if start_epoch < cfg.epochs and not model.stop_training and not _early_stopped(tracker):
+        model.fit(batches_from(start_epoch * steps), initial_epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    stopped = _early_stopped(tracker)
+    seconds = time.time() - started
+
+    test_ds = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
+    results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    summary = {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "completed": True,
+        "early_stopped": stopped,
+        "steps": int(model.optimizer.iterations.numpy()),
+        "steps_per_epoch": steps,
+        "epochs": cfg.epochs,
+        "train_seconds_this_process": round(seconds, 2),
+        "test": {k: float(v) for k, v in results.items()},
+        "test_accuracy": float(results.get("accuracy", results.get("predictions_accuracy", float("nan")))),
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "input_shape": list(model_input_shape(data, pre)),
+        "precision": policy,
+        "jit_compile": bool(jit),
+        "strategy": type(strategy).__name__,
+        "replicas": replicas,
+        "params": modelzoo.count_params(model)["params"],
+        "class_names": data.class_names,
+    }
+    if chief:
+        model.save(run_dir / "model.keras")
+        try:
+            model.export(str(run_dir / "export"), verbose=False)
+        except Exception as err:  # export must not cost the trained model; say why it failed
+            summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+        plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=f"{cfg.model} on {cfg.dataset}")
+        summary_path.write_text(json.dumps(summary, indent=2))
+    keras.mixed_precision.set_global_policy("float32")
+    print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
+    return summary
+
+
+def _early_stopped(tracker: EarlyStop) -> bool:
+    return tracker.patience is not None and tracker.wait >= tracker.patience
+
+
+def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:
+    """Loss and accuracy per epoch, train and validation, from ``metrics.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if not Path(csv_path).is_file():
+        return
+    frame = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for col, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            if col in frame:
+                ax.plot(frame["epoch"] + 1, frame[col], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def load_run(run_dir) -> tuple[config_lib.TrainConfig, keras.Model]:
+    """The resolved config and the trained model of a run folder (``safe_mode`` load)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a finished run folder (no model.keras).")
+    cfg = config_lib.from_dict(config_lib.load_yaml(run_dir / "config.yaml"))
+    return cfg, keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+
