@@ -49,7 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
     seed: int = 0
     run_dir: str | None = None  # default: runs/<model>_<dataset>
-    verbose: int = 1
+    verbose: int | None = None  # None: a progress bar on a terminal, a line per epoch otherwise
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or Path("runs") / f"{self.model}_{self.dataset.replace('/', '_')}")

@@ -240,12 +240,16 @@ def _to_numpy(ds, key, label_key):
     xs, ys = [], []
     for ex in tfds_as_numpy(ds):
         x = ex[key]
-        xs.append(x.astype("float32") / 255.0 if x.dtype == np.uint8 else x)
+        if isinstance(x, bytes):
+            x = x.decode("utf-8")
+        elif x.dtype == np.uint8:
+            x = x.astype("float32") / 255.0
+        xs.append(x)
         ys.append(ex[label_key])
     if not xs:
         raise DataError("a TFDS split is empty.")
     try:
-        x = np.stack(xs)
+        x = np.array(xs) if isinstance(xs[0], str) else np.stack(xs)
     except ValueError:  # images of different sizes (imagenette): keep a list-like object array
         x = np.empty(len(xs), dtype=object)
         x[:] = xs

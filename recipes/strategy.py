@@ -76,6 +76,15 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
 
 
 def _check_devices(devices):
+    cpus = [int(d.rsplit(":", 1)[1]) for d in devices if d.lower().lstrip("/").startswith(("cpu:", "device:cpu:"))]
+    if cpus and max(cpus) + 1 > len(tf.config.list_logical_devices("CPU")):
+        try:  # logical CPUs for testing replicas on one machine
+            split_cpu(max(cpus) + 1)
+        except RuntimeError:
+            raise StrategyError(
+                f"devices {list(devices)} need {max(cpus) + 1} logical CPUs, and TensorFlow has already started "
+                "with fewer; name them before any TensorFlow work."
+            ) from None
     present = {d.name.lower().replace("/job:localhost/replica:0/task:0/device:", "/") for d in tf.config.list_logical_devices()}
     for d in devices:
         key = d.lower().replace("device:", "")

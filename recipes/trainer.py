@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -194,7 +195,8 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             keras.callbacks.TensorBoard(str(run_dir / "logs")),
         ]
     started = time.time()
-    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose)
     if skip and not _early_stopped(tracker):  # finish the interrupted epoch: its remaining batches only
         model.fit(batches_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
         start_epoch += 1

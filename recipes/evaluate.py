@@ -1,0 +1,41 @@
+"""Evaluate a finished run on its test split: ``python -m recipes.evaluate RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def evaluate(run_dir) -> dict:
+    from recipes import data as data_lib
+    from recipes.trainer import load_run, preprocess_for
+    import modelzoo
+
+    cfg, model = load_run(run_dir)
+    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
+    pre = preprocess_for(cfg, data, modelzoo.get_entry(cfg.model))
+    outputs = len(model.outputs)
+    label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
+    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+    results = model.evaluate(test, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in results.items()} | {"num_test": len(data.test)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m recipes.evaluate", description=__doc__)
+    p.add_argument("run_dir")
+    args = p.parse_args(argv)
+    try:
+        print(json.dumps(evaluate(args.run_dir), indent=2))
+    except ValueError as err:
+        print(f"recipes.evaluate: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

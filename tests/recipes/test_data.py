@@ -1,0 +1,75 @@
+"""Data sets load through their real code; pipelines keep an exact, seeded order."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from recipes import data as data_lib
+
+
+def test_embedded_digits_split_is_stratified_and_seeded():
+    d = data_lib.load("digits")
+    assert d.kind == "image" and d.feature_shape == (8, 8, 1) and d.num_classes == 10
+    assert len(d.train) + len(d.val) + len(d.test) == 1797
+    assert 0.0 <= d.train.x.min() and d.train.x.max() <= 1.0
+    assert np.bincount(d.test.y).min() >= 30  # stratified: every digit in the test split
+    again = data_lib.load("digits")
+    np.testing.assert_array_equal(d.test.y, again.test.y)
+
+
+def test_embedded_tabular_is_standardised_on_train_only():
+    d = data_lib.load("breast_cancer")
+    assert d.kind == "tabular" and d.feature_shape == (30,) and d.num_classes == 2
+    np.testing.assert_allclose(d.train.x.mean(axis=0), 0, atol=1e-4)
+    assert not np.allclose(d.test.x.mean(axis=0), 0, atol=1e-4)
+
+
+def test_csv_and_its_errors(tmp_path):
+    path = tmp_path / "t.csv"
+    rng = np.random.RandomState(0)
+    rows = ["a,b,colour,label"] + [f"{rng.rand()},{rng.rand()},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'}" for i in range(60)]
+    path.write_text("\n".join(rows))
+    d = data_lib.load("csv", path=str(path))
+    assert d.feature_shape == (4,) and d.class_names == ["no", "yes"]
+    with pytest.raises(data_lib.DataError, match="no label column 'target'.*columns"):
+        data_lib.load("csv", path=str(path), label_column="target")
+    with pytest.raises(data_lib.DataError, match="does not exist"):
+        data_lib.load("csv", path=str(tmp_path / "missing.csv"))
+
+
+def test_folder_of_images_and_an_empty_one(tmp_path):
+    for c in ("cat", "dog"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(10):
+            img = tf.cast(tf.random.uniform((12, 12, 3), maxval=255, seed=i), tf.uint8)
+            tf.io.write_file(str(tmp_path / "imgs" / c / f"{i}.png"), tf.io.encode_png(img))
+    d = data_lib.load("folder", path=str(tmp_path / "imgs"))
+    assert d.class_names == ["cat", "dog"] and d.feature_shape == (12, 12, 3)
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(data_lib.DataError, match="has no images"):
+        data_lib.load("folder", path=str(tmp_path / "empty"))
+
+
+def test_unknown_dataset_is_one_clear_error():
+    with pytest.raises(data_lib.DataError, match="unknown data set 'mnistt'.*Did you mean 'mnist'"):
+        data_lib.load("mnistt")
+
+
+@pytest.mark.parametrize("name", sorted(data_lib.TFDS))
+def test_tfds_names_load_through_tfds_load(name, tmp_path):
+    with tfds.testing.mock_data(num_examples=12):
+        d = data_lib.load(name, data_dir=str(tmp_path))
+    assert len(d.train) > 0 and len(d.val) > 0 and len(d.test) > 0
+    assert d.num_classes >= 2 and d.kind == data_lib.TFDS[name]["kind"]
+
+
+def test_resumed_batches_are_the_tail_of_the_full_sequence():
+    split = data_lib.Split(np.random.RandomState(0).rand(50, 8, 8, 1).astype("float32"), np.arange(50) % 5)
+    pre = data_lib.Preprocess(image_size=(10, 10), crop=True, flip=True)
+    full = [x.numpy() for x, _ in data_lib.train_batches(split, batch_size=8, epochs=2, seed=3, pre=pre)]
+    tail = [x.numpy() for x, _ in data_lib.train_batches(split, batch_size=8, epochs=2, seed=3, pre=pre, start_step=7)]
+    assert len(full) == 12 and len(tail) == 5
+    for a, b in zip(full[7:], tail):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(full[0], full[6])  # epochs differ in order and augmentation

@@ -1,0 +1,91 @@
+"""End to end: a run folder a person can read, evaluate/predict from it, and exact resume after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recipes import config as config_lib
+from recipes.evaluate import evaluate
+from recipes.predict import predict
+from recipes.trainer import train
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"epochs": 2, "batch_size": 64, "learning_rate": 0.05, "checkpoint_every": 5, "verbose": 0}
+
+
+def test_run_folder_evaluate_and_predict(tmp_path, capsys):
+    cfg = config_lib.resolve("lenet5", overrides={**FAST, "run_dir": str(tmp_path / "run")})
+    summary = train(cfg)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.csv", "curves.png", "model.keras", "summary.json"):
+        assert (run / name).is_file(), name
+    assert (run / "export" / "saved_model.pb").is_file()
+    assert list((run / "logs").rglob("events.out.tfevents*"))
+    assert tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert summary["completed"] and summary["steps"] == 2 * summary["steps_per_epoch"] == 2 * (1293 // 64)
+    assert summary["test_accuracy"] > 0.5  # two epochs of LeNet-5 on digits; chance is 0.1
+    assert json.loads((run / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+    # evaluate from the folder gives the same number
+    assert evaluate(run)["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
+    # predict an 8x8 digit image saved as .npy and as PNG
+    from recipes.data import load
+
+    digit = load("digits").test
+    np.save(tmp_path / "d.npy", digit.x[0])
+    tf.io.write_file(str(tmp_path / "d.png"), tf.io.encode_png(tf.cast(digit.x[1] * 255, tf.uint8)))
+    rows = predict(run, [tmp_path / "d.npy", tmp_path / "d.png"])
+    assert len(rows) == 2 and len(rows[0]["top"]) == 3
+    assert rows[0]["top"][0]["probability"] >= rows[0]["top"][1]["probability"]
+    # a finished run is not redone
+    capsys.readouterr()
+    again = train(cfg)
+    assert "complete; nothing to do" in capsys.readouterr().out and again["steps"] == summary["steps"]
+
+
+def _cmd(run_dir):
+    return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run_dir), "--epochs", "3",
+            "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
+
+
+def _weights(run_dir):
+    return keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True).get_weights()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    steps_per_epoch = 1293 // 32
+    reference = tmp_path / "reference"
+    subprocess.run(_cmd(reference), env=env, check=True, timeout=600, cwd=ROOT)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed_at = None
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+        step = int(latest.rsplit("-", 1)[1]) if latest else 0
+        if step > steps_per_epoch and step % steps_per_epoch:  # inside epoch 2
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed_at = step
+            break
+        time.sleep(0.02)
+    assert killed_at is not None, "the run finished before it could be killed mid-epoch"
+    assert not (run / "summary.json").exists()
+
+    out = subprocess.run(_cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    assert "resuming" in out and "at step" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 3 * steps_per_epoch
+    for a, b in zip(_weights(reference), _weights(run)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
