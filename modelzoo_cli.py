@@ -1,6 +1,6 @@
-"""The ``modelzoo`` command: ``list`` and ``info`` (model cards) today; it sits outside the
-``modelzoo`` package so that it may later dispatch to ``recipes`` and ``tuning`` without the
-model code importing them.
+"""The ``modelzoo`` command: ``list``, ``info`` (model cards) and ``train`` (the recipes' CLI). It
+sits outside the ``modelzoo`` package so that it can dispatch to ``recipes`` and ``tuning`` while
+the model code imports neither.
 
 Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
 """
@@ -122,6 +122,7 @@ def cmd_info(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelzoo", description="Paper-faithful Keras 3 models.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
     p.add_argument("--family")
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the recipe's own command line, unchanged
+        _import_modelzoo()
+        from recipes.train import main as train_main
+
+        return train_main(argv[1:], prog="modelzoo train")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

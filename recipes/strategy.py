@@ -30,6 +30,9 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
         from modelzoo.validation import did_you_mean
 
         raise StrategyError(f"strategy must be one of {list(STRATEGIES)}, got {name!r}." + did_you_mean(name, STRATEGIES))
+    if name == "mirrored" and devices:
+        _check_devices(devices)  # before anything starts the runtime: it may add logical CPUs
+        return tf.distribute.MirroredStrategy(devices=list(devices))
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if tpu or os.environ.get("TPU_NAME"):
@@ -43,9 +46,6 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "mirrored":
-        if devices:
-            _check_devices(devices)
-            return tf.distribute.MirroredStrategy(devices=list(devices))
         want = len(gpus) if num_gpus is None else num_gpus
         if want < 1 or want > len(gpus):
             raise StrategyError(
@@ -77,7 +77,9 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
 
 def _check_devices(devices):
     cpus = [int(d.rsplit(":", 1)[1]) for d in devices if d.lower().lstrip("/").startswith(("cpu:", "device:cpu:"))]
-    if cpus and max(cpus) + 1 > len(tf.config.list_logical_devices("CPU")):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = len(tf.config.get_logical_device_configuration(cpu) or [None])
+    if cpus and max(cpus) + 1 > configured:
         try:  # logical CPUs for testing replicas on one machine
             split_cpu(max(cpus) + 1)
         except RuntimeError:

@@ -48,7 +48,7 @@ def main(argv=None, prog="python -m recipes.train") -> int:
 
         train(cfg)
     except ValueError as err:  # every user error in recipes/modelzoo is a ValueError subclass
-        print(f"{prog.split()[-1]}: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"{prog.replace('python -m ', '')}: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
 

@@ -89,3 +89,18 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert summary["steps"] == 3 * steps_per_epoch
     for a, b in zip(_weights(reference), _weights(run)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_logical_cpus(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "mirrored", "--run-dir", str(tmp_path),
+           "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0"]  # fmt: skip
+    subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["strategy"] == "MirroredStrategy" and summary["replicas"] == 2
+    import pandas as pd
+
+    losses = pd.read_csv(tmp_path / "metrics.csv")["loss"].tolist()
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert summary["test_accuracy"] > 0.5
