@@ -15,20 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the CLI prints its own err
 
 
 def _import_modelzoo():
-    """Import modelzoo (and so TensorFlow) with the C++ start-up chatter on stderr silenced,
-    so that an error stays one line. Python exceptions still propagate."""
-    if "modelzoo" in sys.modules:
-        return sys.modules["modelzoo"]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import modelzoo
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    return modelzoo
+    from recipes.cli import import_quietly
+
+    return import_quietly("modelzoo")
 
 
 def _fmt_int(n) -> str:

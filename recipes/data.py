@@ -279,9 +279,13 @@ def _prepare(x, pre: Preprocess):
     if pre.image_size is not None:
         x = tf.image.resize(x, pre.image_size, method="bilinear")
     if pre.channels is not None and x.shape[-1] != pre.channels:
-        if x.shape[-1] == 1:
+        if x.shape[-1] == 4 and pre.channels in (1, 3):  # drop alpha
+            x = x[..., :3]
+        if x.shape[-1] == 3 and pre.channels == 1:
+            x = tf.image.rgb_to_grayscale(x)
+        elif x.shape[-1] == 1:
             x = tf.repeat(x, pre.channels, axis=-1)
-        else:
+        if x.shape[-1] != pre.channels:
             raise DataError(f"cannot turn {x.shape[-1]}-channel images into {pre.channels} channels.")
     return x
 

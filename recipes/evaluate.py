@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from recipes.cli import run
+
 
 
 def evaluate(run_dir) -> dict:
@@ -29,12 +29,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m recipes.evaluate", description=__doc__)
     p.add_argument("run_dir")
     args = p.parse_args(argv)
-    try:
-        print(json.dumps(evaluate(args.run_dir), indent=2))
-    except ValueError as err:
-        print(f"recipes.evaluate: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0
+    return run(p.prog, lambda: print(json.dumps(evaluate(args.run_dir), indent=2)))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from recipes.cli import run
+
 
 
 def predict(run_dir, files, top: int = 3) -> list[dict]:
@@ -56,13 +56,12 @@ def main(argv=None) -> int:
     p.add_argument("files", nargs="+")
     p.add_argument("--top", type=int, default=3)
     args = p.parse_args(argv)
-    try:
+
+    def show():
         for row in predict(args.run_dir, args.files, args.top):
             print(row["file"] + ": " + ", ".join(f"{t['class']} ({t['probability']:.3f})" for t in row["top"]))
-    except ValueError as err:
-        print(f"recipes.predict: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run(p.prog, show)
 
 
 if __name__ == "__main__":

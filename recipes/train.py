@@ -8,10 +8,10 @@ Errors print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from recipes.cli import run
+
 
 FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "strategy", "run_dir", "data_path", "data_dir", "image_size", "seed")
 
@@ -38,19 +38,16 @@ def build_parser(prog="python -m recipes.train") -> argparse.ArgumentParser:
 
 def main(argv=None, prog="python -m recipes.train") -> int:
     args = build_parser(prog).parse_args(argv)
-    from recipes import config as config_lib
 
-    try:
-        overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
-        overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
-        cfg = config_lib.resolve(args.model, config_file=args.config, overrides=overrides)
+    def go():
+        from recipes import config as config_lib
         from recipes.trainer import train
 
-        train(cfg)
-    except ValueError as err:  # every user error in recipes/modelzoo is a ValueError subclass
-        print(f"{prog.replace('python -m ', '')}: error: {str(err).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0
+        overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+        overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
+        train(config_lib.resolve(args.model, config_file=args.config, overrides=overrides))
+
+    return run(prog, go)
 
 
 if __name__ == "__main__":
