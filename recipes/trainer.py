@@ -196,7 +196,7 @@ def train(cfg: config_lib.TrainConfig) -> dict:
         ]
     started = time.time()
     verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose)
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
     if skip and not _early_stopped(tracker):  # finish the interrupted epoch: its remaining batches only
         model.fit(batches_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
         start_epoch += 1
