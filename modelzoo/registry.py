@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from modelzoo.validation import closest, did_you_mean
+from modelzoo.validation import did_you_mean
 
 TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
 
@@ -228,11 +228,6 @@ def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
     if stats:
         info.update(_default_stats(name))
     return info
-
-
-def suggest(name: str) -> list[str]:
-    _ensure_loaded()
-    return closest(name, _REGISTRY)
 
 
 def _ensure_loaded() -> None:

@@ -8,7 +8,8 @@ Sources:
   TFDS name with an image/label or text/label pair).
 - ``folder`` (one sub-folder of images per class) and ``csv`` (a table with a label column, pandas).
 
-Small sets are held in memory and the training order is a seeded permutation per epoch, so a run
+Splits are held in memory (a streaming path for sets larger than memory, such as ImageNet, is
+still to come), and the training order is a seeded permutation per epoch, so a run
 resumed mid-epoch skips exactly the batches it has seen (``train_batches(start_step=...)``).
 """
 
@@ -36,8 +37,6 @@ TFDS = {
     "glue/sst2": dict(kind="text", key="sentence", val_split="validation", test_split=None),
 }
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-# Above this many bytes a split is streamed from disk instead of held in memory.
-IN_MEMORY_LIMIT = 2 << 30
 
 
 class DataError(ValueError):
@@ -238,7 +237,9 @@ def _tfds(name, data_dir, val_fraction, seed) -> Data:
 
 def _to_numpy(ds, key, label_key):
     xs, ys = [], []
-    for ex in tfds_as_numpy(ds):
+    import tensorflow_datasets as tfds
+
+    for ex in tfds.as_numpy(ds):
         x = ex[key]
         if isinstance(x, bytes):
             x = x.decode("utf-8")
@@ -254,12 +255,6 @@ def _to_numpy(ds, key, label_key):
         x = np.empty(len(xs), dtype=object)
         x[:] = xs
     return x, np.asarray(ys, dtype="int64")
-
-
-def tfds_as_numpy(ds):
-    import tensorflow_datasets as tfds
-
-    return tfds.as_numpy(ds)
 
 
 # ---- pipelines ---------------------------------------------------------------------------------
