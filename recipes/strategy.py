@@ -33,7 +33,8 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
     if name == "mirrored" and devices:
         _check_devices(devices)  # before anything starts the runtime: it may add logical CPUs
         return tf.distribute.MirroredStrategy(devices=list(devices))
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical devices: listing them does not start the runtime (multi-worker needs it unstarted).
+    gpus = [f"/gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
     if name == "auto":
         if tpu or os.environ.get("TPU_NAME"):
             name = "tpu"
@@ -52,7 +53,7 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
                 f"strategy 'mirrored' with num_gpus={want} needs {want} GPU(s); this machine has {len(gpus)}. "
                 "Use one_device, or name devices explicitly."
             )
-        return tf.distribute.MirroredStrategy(devices=[g.name for g in gpus[:want]])
+        return tf.distribute.MirroredStrategy(devices=gpus[:want])
     if name == "multi_worker_mirrored":
         raw = os.environ.get("TF_CONFIG")
         if not raw:
@@ -61,7 +62,10 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
             json.loads(raw)["cluster"]
         except (ValueError, KeyError, TypeError):
             raise StrategyError("TF_CONFIG must be JSON with a 'cluster' and a 'task'.") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as err:  # "Collective ops must be configured at program startup"
+            raise StrategyError(f"multi_worker_mirrored must be created before TensorFlow starts: {err}") from None
     # tpu
     address = tpu or os.environ.get("TPU_NAME")
     if not address:

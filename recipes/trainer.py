@@ -134,8 +134,9 @@ def train(cfg: config_lib.TrainConfig) -> dict:
         if summary.get("completed"):
             print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
             return summary
-    keras.utils.set_random_seed(cfg.seed)
+    # The strategy first: multi-worker collectives and logical CPUs must be set before TF starts.
     strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
+    keras.utils.set_random_seed(cfg.seed)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
