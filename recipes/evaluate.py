@@ -9,18 +9,13 @@ import sys
 from recipes.cli import run
 
 
-
 def evaluate(run_dir) -> dict:
     from recipes import data as data_lib
-    from recipes.trainer import load_run, preprocess_for
-    import modelzoo
+    from recipes.trainer import batch_options, load_data, load_run
 
     cfg, model = load_run(run_dir)
-    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
-    pre = preprocess_for(cfg, data, modelzoo.get_entry(cfg.model))
-    outputs = len(model.outputs)
-    label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
-    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+    data, pre = load_data(cfg)
+    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs)))
     results = model.evaluate(test, verbose=0, return_dict=True)
     return {k: float(v) for k, v in results.items()} | {"num_test": len(data.test)}
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from recipes.cli import run
 
 
-
 def predict(run_dir, files, top: int = 3) -> list[dict]:
     import numpy as np
 

@@ -53,6 +53,18 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     return data_lib.Preprocess(image_size=(size, size), crop=crop, flip=crop and data.flip_ok)
 
 
+def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
+    """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
+    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
+    return data, preprocess_for(cfg, data, modelzoo.get_entry(cfg.model))
+
+
+def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int) -> dict:
+    """Pipeline options: preprocessing, one-hot labels, repeated for each head of a multi-head model."""
+    label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
+    return dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+
+
 def model_input_shape(data, pre):
     if data.kind == "image":
         return (*pre.image_size, data.feature_shape[-1])
@@ -85,16 +97,14 @@ class StepCheckpoint(keras.callbacks.Callback):
     """Save a checkpoint every ``every`` steps and at each epoch end (the chief writes; other
     workers write to a scratch folder that is deleted, as multi-worker saving requires)."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int, state: dict):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
         super().__init__()
-        self.manager, self.every, self.state = manager, every, state
+        self.manager, self.every = manager, every
 
     def _save(self):
         step = int(self.model.optimizer.iterations.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return
-        self.state["best"].assign(self.state["tracker"].best)
-        self.state["wait"].assign(self.state["tracker"].wait)
         self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -106,21 +116,29 @@ class StepCheckpoint(keras.callbacks.Callback):
 
 
 class EarlyStop(keras.callbacks.Callback):
-    """Early stopping on validation loss whose state survives a resume (kept in the checkpoint)."""
+    """Early stopping on validation loss; its state lives in variables that the checkpoint holds,
+    so it survives a resume."""
 
-    def __init__(self, patience: int | None, best: float = math.inf, wait: int = 0):
+    def __init__(self, patience: int | None):
         super().__init__()
-        self.patience, self.best, self.wait = patience, best, wait
+        self.patience = patience
+        self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience is not None and int(self.wait.numpy()) >= self.patience
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get("val_loss")
         if value is None:
             return
-        if value < self.best:
-            self.best, self.wait = float(value), 0
+        if value < float(self.best.numpy()):
+            self.best.assign(float(value))
+            self.wait.assign(0)
         else:
-            self.wait += 1
-            if self.patience is not None and self.wait >= self.patience:
+            self.wait.assign_add(1)
+            if self.exhausted:
                 self.model.stop_training = True
 
 
@@ -141,9 +159,7 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     if cfg.batch_size % replicas:
         raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
     chief = is_chief(strategy)
-    entry = modelzoo.get_entry(cfg.model)
-    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
-    pre = preprocess_for(cfg, data, entry)
+    data, pre = load_data(cfg)
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
     policy = precision_policy(cfg)
     keras.mixed_precision.set_global_policy(policy)
@@ -166,8 +182,8 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             jit_compile=jit,
         )
         model.optimizer.build(model.trainable_variables)
-        state = {"best": tf.Variable(math.inf, dtype=tf.float64), "wait": tf.Variable(0, dtype=tf.int64)}
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **state)
+        tracker = EarlyStop(cfg.early_stopping_patience)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, best=tracker.best, wait=tracker.wait)
     ckpt_dir = run_dir / "checkpoints"
     if not chief:  # other workers save to a scratch folder (collective ops need every worker to save)
         ckpt_dir = run_dir / "checkpoints" / f"worker_scratch_{strategy.cluster_resolver.task_id}"
@@ -180,16 +196,13 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     if start:
         print(f"resuming {run_dir} at step {start} (epoch {start_epoch + 1}, batch {skip + 1} of {steps})")
 
-    label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
-    kw = dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+    kw = batch_options(data, pre, outputs)
 
     def batches_from(step):  # Keras keeps one iterator across epochs when steps_per_epoch is set
         return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
 
     val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
-    tracker = EarlyStop(cfg.early_stopping_patience, float(state["best"].numpy()), int(state["wait"].numpy()))
-    state["tracker"] = tracker
-    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, state), tracker]
+    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every), tracker]
     if chief:
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
@@ -198,12 +211,12 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     started = time.time()
     verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
     fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
-    if skip and not _early_stopped(tracker):  # finish the interrupted epoch: its remaining batches only
+    if skip and not tracker.exhausted:  # finish the interrupted epoch: its remaining batches only
         model.fit(batches_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
         start_epoch += 1
-    if start_epoch < cfg.epochs and not model.stop_training and not _early_stopped(tracker):
+    if start_epoch < cfg.epochs and not model.stop_training and not tracker.exhausted:
         model.fit(batches_from(start_epoch * steps), initial_epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
-    stopped = _early_stopped(tracker)
+    stopped = tracker.exhausted
     seconds = time.time() - started
 
     test_ds = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
@@ -240,10 +253,6 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
     return summary
-
-
-def _early_stopped(tracker: EarlyStop) -> bool:
-    return tracker.patience is not None and tracker.wait >= tracker.patience
 
 
 def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:

@@ -104,3 +104,16 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
     losses = pd.read_csv(tmp_path / "metrics.csv")["loss"].tolist()
     assert len(losses) == 2 and losses[1] < losses[0]
     assert summary["test_accuracy"] > 0.5
+
+
+def test_early_stop_counts_epochs_without_improvement():
+    from types import SimpleNamespace
+
+    from recipes.trainer import EarlyStop
+
+    tracker = EarlyStop(patience=2)
+    tracker.set_model(SimpleNamespace(stop_training=False))
+    for loss in (1.0, 0.8, 0.9, 0.85):
+        tracker.on_epoch_end(0, {"val_loss": loss})
+    assert float(tracker.best.numpy()) == 0.8 and int(tracker.wait.numpy()) == 2
+    assert tracker.exhausted and tracker.model.stop_training
