@@ -214,12 +214,16 @@ def fc678_head(args: ImageArgs, fc_units: int) -> Callable:
     )  # fmt: skip
 
 
-def gap_head(x, *, num_classes: int, dropout_rate: float, name: str = "fc"):
-    """Global average pooling, dropout, one linear classifier (NiN onwards)."""
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout_rate > 0:
-        x = layers.Dropout(dropout_rate, name="head_dropout")(x)
-    return layers.Dense(num_classes, name=name)(x)
+def gap_head(args: ImageArgs, name: str = "fc") -> Callable:
+    """The NiN-onwards classifier: global average pooling, dropout, one linear layer to logits."""
+
+    def head(x):
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if args.dropout_rate > 0:
+            x = layers.Dropout(args.dropout_rate, name="head_dropout")(x)
+        return layers.Dense(args.num_classes, name=name)(x)
+
+    return head
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")

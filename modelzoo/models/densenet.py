@@ -95,10 +95,7 @@ def densenet(
     x = _bn_relu(x, "final")
     stages.append(Stage(x, 32))
 
-    def head(x):
-        return blocks.gap_head(x, num_classes=args.num_classes, dropout_rate=args.dropout_rate, name="fc")
-
-    return blocks.assemble(args, inputs, stages, x, head)
+    return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
 
 
 def _variant(depth: int, config: tuple, count: str):

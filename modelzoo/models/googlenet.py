@@ -109,7 +109,7 @@ def googlenet(
     stages.append(Stage(x, 32))
 
     def head(x):
-        logits = blocks.gap_head(x, num_classes=args.num_classes, dropout_rate=args.dropout_rate, name="fc")
+        logits = blocks.gap_head(args)(x)
         if not aux_logits:
             return logits
         return {

@@ -118,10 +118,7 @@ def resnet(
             x = block(x, filters, strides, f"conv{s + 2}_block{b}", zero_init=zero_init, stride_in_1x1=stride_in_1x1)
         stages.append(Stage(x, 2 ** (s + 2)))
 
-    def head(x):
-        return blocks.gap_head(x, num_classes=args.num_classes, dropout_rate=args.dropout_rate, name="fc")
-
-    return blocks.assemble(args, inputs, stages, x, head)
+    return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
 
 
 def _variant(depth: int, count: str):
