@@ -19,7 +19,7 @@ from modelzoo import validation as v
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageArgs:
+class ModelArgs:
     num_classes: int
     input_shape: tuple[int, int, int]
     include_top: bool
@@ -31,7 +31,7 @@ class ImageArgs:
     out_indices: Sequence[int] | None
 
 
-COMMON_KEYWORDS = tuple(f.name for f in dataclasses.fields(ImageArgs))
+COMMON_KEYWORDS = tuple(f.name for f in dataclasses.fields(ModelArgs))
 
 
 def image_args(
@@ -40,12 +40,18 @@ def image_args(
     default_input_shape: tuple[int, int, int],
     min_input_size: int,
     default_name: str,
-) -> ImageArgs:
+) -> ModelArgs:
     """Validate the keywords every image builder shares; raise ``ValueError`` naming the bad one.
 
     ``values`` is the builder's ``locals()`` at entry: only the shared keywords are read.
     """
-    num_classes, input_shape, include_top, pooling, dropout_rate, activation, name, features_only, out_indices = (
+    shape = v.check_image_shape(values["input_shape"], default=default_input_shape, min_size=min_input_size)
+    return model_args(values, input_shape=shape, default_name=default_name)
+
+
+def model_args(values: dict, *, input_shape: tuple, default_name: str) -> ModelArgs:
+    """Validate the shared keywords other than ``input_shape``, which the caller has checked."""
+    num_classes, _, include_top, pooling, dropout_rate, activation, name, features_only, out_indices = (
         values[k] for k in COMMON_KEYWORDS
     )
     include_top = v.check_bool("include_top", include_top)
@@ -58,9 +64,9 @@ def image_args(
         )
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}.")
-    return ImageArgs(
+    return ModelArgs(
         num_classes=v.check_int("num_classes", num_classes, minimum=1),
-        input_shape=v.check_image_shape(input_shape, default=default_input_shape, min_size=min_input_size),
+        input_shape=tuple(input_shape),
         include_top=include_top,
         pooling=pooling,
         dropout_rate=v.check_float("dropout_rate", dropout_rate, minimum=0.0, maximum=1.0),
@@ -80,7 +86,7 @@ class Stage:
 
 
 def assemble(
-    args: ImageArgs,
+    args: ModelArgs,
     inputs,
     stages: Sequence[Stage],
     backbone_output,
@@ -136,7 +142,7 @@ def _layer_name(tensor) -> str:
     return history[0].name if history else ""
 
 
-def image_input(args: ImageArgs):
+def image_input(args: ModelArgs):
     return keras.Input(shape=args.input_shape, name="input")
 
 
@@ -206,7 +212,7 @@ def fc_head(
     return layers.Dense(num_classes, name=names[-1])(x)
 
 
-def fc678_head(args: ImageArgs, fc_units: int) -> Callable:
+def fc678_head(args: ModelArgs, fc_units: int) -> Callable:
     """The AlexNet/ZFNet/VGG classifier: fc6 and fc7 of ``fc_units`` with dropout, fc8 logits."""
     return lambda x: fc_head(
         x, units=(fc_units, fc_units), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
@@ -214,7 +220,7 @@ def fc678_head(args: ImageArgs, fc_units: int) -> Callable:
     )  # fmt: skip
 
 
-def gap_head(args: ImageArgs, name: str = "fc") -> Callable:
+def gap_head(args: ModelArgs, name: str = "fc") -> Callable:
     """The NiN-onwards classifier: global average pooling, dropout, one linear layer to logits."""
 
     def head(x):

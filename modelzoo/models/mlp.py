@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 from modelzoo import validation as v
-from modelzoo.blocks import ImageArgs, Stage, assemble
+from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.registry import register_model
 
 
@@ -49,22 +49,12 @@ def mlp(
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or not input_shape:
         raise ValueError(f"input_shape must be a non-empty tuple such as (784,), got {input_shape!r}.")
     shape = tuple(v.check_int("input_shape", d, minimum=1) for d in input_shape)
+    args = model_args(locals(), input_shape=shape, default_name="mlp")
     hidden_units = v.check_int_tuple("hidden_units", hidden_units)
     batch_norm = v.check_bool("batch_norm", batch_norm)
     activation = v.check_activation("activation", activation)
     if activation is None:
         raise ValueError("activation must be set for hidden layers (e.g. 'relu', 'tanh', 'sigmoid').")
-    args = ImageArgs(
-        num_classes=v.check_int("num_classes", num_classes, minimum=1),
-        input_shape=shape,
-        include_top=v.check_bool("include_top", include_top),
-        pooling=None,
-        dropout_rate=v.check_float("dropout_rate", dropout_rate, minimum=0.0, maximum=1.0),
-        classifier_activation=v.check_activation("classifier_activation", classifier_activation),
-        name=name or "mlp",
-        features_only=v.check_bool("features_only", features_only),
-        out_indices=out_indices,
-    )
     inputs = keras.Input(shape=shape, name="input")
     x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
     stages = []
