@@ -104,6 +104,18 @@ def split_cpu(n: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
 
 
+def strategy_name(strategy) -> str:
+    """The name (as in ``STRATEGIES``) of a strategy object: what ``auto`` picked, for the summary."""
+    names = {
+        "OneDeviceStrategy": "one_device",
+        "MirroredStrategy": "mirrored",
+        "CollectiveAllReduceStrategy": "multi_worker_mirrored",
+        "MultiWorkerMirroredStrategy": "multi_worker_mirrored",
+        "TPUStrategy": "tpu",
+    }
+    return names.get(type(strategy).__name__, "off")
+
+
 def is_chief(strategy) -> bool:
     """True on the worker that writes the run folder (the only one outside multi-worker runs)."""
     resolver = getattr(strategy, "cluster_resolver", None)

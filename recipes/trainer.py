@@ -24,7 +24,8 @@ import tensorflow as tf
 import modelzoo
 from recipes import config as config_lib
 from recipes import data as data_lib
-from recipes.strategy import is_chief, make_strategy
+from recipes import distributed
+from recipes.strategy import is_chief, make_strategy, strategy_name
 
 # Families whose paper trains with random crops (and flips where the labels allow).
 CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet")
@@ -97,15 +98,17 @@ class StepCheckpoint(keras.callbacks.Callback):
     """Save a checkpoint every ``every`` steps and at each epoch end (the chief writes; other
     workers write to a scratch folder that is deleted, as multi-worker saving requires)."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int, scratch: bool = False):
         super().__init__()
-        self.manager, self.every = manager, every
+        self.manager, self.every, self.scratch = manager, every, scratch
 
     def _save(self):
         step = int(self.model.optimizer.iterations.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return
         self.manager.save(checkpoint_number=step)
+        if self.scratch:  # a non-chief worker's copy is only there for the collective save
+            tf.io.gfile.rmtree(self.manager.directory)
 
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) % self.every == 0:
@@ -163,7 +166,8 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
     policy = precision_policy(cfg)
     keras.mixed_precision.set_global_policy(policy)
-    jit = cfg.jit_compile if cfg.jit_compile is not None else (_accelerator() != "cpu" and replicas == 1)
+    jit = cfg.jit_compile if cfg.jit_compile is not None else _accelerator() != "cpu"
+    adapt = distributed.needs_adapting(strategy)  # several replicas: Keras's own steps need replacing
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if chief:
@@ -179,7 +183,7 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             loss=[loss] * outputs if outputs > 1 else loss,
             loss_weights=[1.0] + [0.3] * (outputs - 1) if outputs > 1 else None,  # GoogLeNet's auxiliary heads
             metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
-            jit_compile=jit,
+            jit_compile=jit and not adapt,
         )
         model.optimizer.build(model.trainable_variables)
         tracker = EarlyStop(cfg.early_stopping_patience)
@@ -201,8 +205,10 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     def batches_from(step):  # Keras keeps one iterator across epochs when steps_per_epoch is set
         return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
 
+    if adapt:
+        distributed.adapt(model, strategy, element_spec=batches_from(0).element_spec, jit_compile=jit)
     val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
-    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every), tracker]
+    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, scratch=not chief), tracker]
     if chief:
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
@@ -237,10 +243,11 @@ def train(cfg: config_lib.TrainConfig) -> dict:
         "input_shape": list(model_input_shape(data, pre)),
         "precision": policy,
         "jit_compile": bool(jit),
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name(strategy),
         "replicas": replicas,
         "params": modelzoo.count_params(model)["params"],
         "class_names": data.class_names,
+        "weights_sha256": weights_digest(model),
     }
     if chief:
         model.save(run_dir / "model.keras")
@@ -250,9 +257,23 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
         plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=f"{cfg.model} on {cfg.dataset}")
         summary_path.write_text(json.dumps(summary, indent=2))
+    else:  # other workers say what they ended with, so a person (or a test) can check they agree
+        worker = strategy.cluster_resolver
+        (run_dir / "workers").mkdir(exist_ok=True)
+        (run_dir / "workers" / f"{worker.task_type}_{worker.task_id}.json").write_text(json.dumps(summary, indent=2))
     keras.mixed_precision.set_global_policy("float32")
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
     return summary
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(w.tobytes())
+    return digest.hexdigest()
 
 
 def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:

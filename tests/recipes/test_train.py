@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -56,10 +55,6 @@ def _cmd(run_dir):
             "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
 
 
-def _weights(run_dir):
-    return keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True).get_weights()
-
-
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -87,8 +82,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert "resuming" in out and "at step" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 * steps_per_epoch
-    for a, b in zip(_weights(reference), _weights(run)):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    # the data order is seeded and each batch is skipped exactly once: the same bits as unbroken
+    assert summary["weights_sha256"] == json.loads((reference / "summary.json").read_text())["weights_sha256"]
 
 
 @pytest.mark.slow
@@ -98,7 +93,7 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
            "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0"]  # fmt: skip
     subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["strategy"] == "MirroredStrategy" and summary["replicas"] == 2
+    assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
     import pandas as pd
 
     losses = pd.read_csv(tmp_path / "metrics.csv")["loss"].tolist()
