@@ -49,9 +49,13 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     if data.kind != "image":
         return data_lib.Preprocess()
     h = data.feature_shape[0]
-    size = cfg.image_size or max(h, entry.min_input_size or 1)
+    if h is None:  # images of varying size: the model's own default input size
+        size = cfg.image_size or (entry.default_input_shape or (224,))[0]
+    else:
+        size = cfg.image_size or max(h, entry.min_input_size or 1)
     crop = cfg.augment and entry.family in CROP_FAMILIES
-    return data_lib.Preprocess(image_size=(size, size), crop=crop, flip=crop and data.flip_ok)
+    channels = data.feature_shape[-1]
+    return data_lib.Preprocess(image_size=(size, size), channels=channels, crop=crop, flip=crop and data.flip_ok)
 
 
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:

@@ -73,3 +73,29 @@ def test_resumed_batches_are_the_tail_of_the_full_sequence():
     for a, b in zip(full[7:], tail):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(full[0], full[6])  # epochs differ in order and augmentation
+
+
+def test_images_of_varying_size_stay_encoded_and_are_decoded_in_the_pipeline(tmp_path):
+    with tfds.testing.mock_data(num_examples=12):
+        d = data_lib.load("imagenette", data_dir=str(tmp_path))
+    assert d.feature_shape == (None, None, 3)
+    assert isinstance(d.train.x[0], bytes)  # JPEG bytes, not a decoded float array
+    pre = data_lib.Preprocess(image_size=(20, 20), channels=3, crop=True, flip=True)
+    x, y = next(iter(data_lib.train_batches(d.train, batch_size=4, epochs=1, pre=pre, num_classes=10)))
+    assert x.shape == (4, 20, 20, 3) and x.dtype == tf.float32 and y.shape == (4, 10)
+    assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+    x, _ = next(iter(data_lib.eval_batches(d.test, batch_size=4, pre=pre)))
+    assert x.shape == (4, 20, 20, 3)
+
+
+def test_fixed_size_images_are_kept_as_uint8(tmp_path):
+    with tfds.testing.mock_data(num_examples=12):
+        d = data_lib.load("cifar10", data_dir=str(tmp_path))
+    assert d.train.x.dtype == np.uint8 and d.feature_shape == (32, 32, 3)
+    x, _ = next(iter(data_lib.eval_batches(d.test, batch_size=4)))
+    assert x.dtype == tf.float32 and float(tf.reduce_max(x)) <= 1.0
+
+
+def test_a_set_larger_than_half_the_memory_is_refused():
+    with pytest.raises(data_lib.DataError, match=r"'imagenet2012' is 9313226 GiB.*at most half"):
+        data_lib._check_fits_in_memory("imagenet2012", 10**16)

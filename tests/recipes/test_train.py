@@ -50,6 +50,16 @@ def test_run_folder_evaluate_and_predict(tmp_path, capsys):
     assert "complete; nothing to do" in capsys.readouterr().out and again["steps"] == summary["steps"]
 
 
+def test_trains_on_images_of_varying_size_from_tfds(tmp_path):
+    import tensorflow_datasets as tfds
+
+    overrides = {"dataset": "imagenette", "data_dir": str(tmp_path / "tfds"), "image_size": 32, "epochs": 1,
+                 "batch_size": 4, "verbose": 0, "model_kwargs": {"width_multiplier": 0.125}, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    with tfds.testing.mock_data(num_examples=12):
+        summary = train(config_lib.resolve("resnet18", overrides=overrides))
+    assert summary["completed"] and summary["input_shape"] == [32, 32, 3] and summary["steps"] >= 1
+
+
 def _cmd(run_dir):
     return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run_dir), "--epochs", "3",
             "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
@@ -90,10 +100,11 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 def test_mirrored_over_two_logical_cpus(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "mirrored", "--run-dir", str(tmp_path),
-           "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0"]  # fmt: skip
+           "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0",
+           "--set", "jit_compile=true"]  # fmt: skip  (XLA per replica, update outside XLA)
     subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
+    assert summary["strategy"] == "mirrored" and summary["replicas"] == 2 and summary["jit_compile"]
     import pandas as pd
 
     losses = pd.read_csv(tmp_path / "metrics.csv")["loss"].tolist()
