@@ -123,3 +123,14 @@ def test_early_stop_counts_epochs_without_improvement():
         tracker.on_epoch_end(0, {"val_loss": loss})
     assert float(tracker.best.numpy()) == 0.8 and int(tracker.wait.numpy()) == 2
     assert tracker.exhausted and tracker.model.stop_training
+
+
+def test_mixed_float16_scales_the_loss_and_keeps_float32_outputs(tmp_path):
+    import keras
+
+    cfg = config_lib.resolve("mlp", overrides={"epochs": 1, "verbose": 0, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path)})
+    summary = train(cfg)
+    assert summary["precision"] == "mixed_float16" and summary["test_accuracy"] > 0.5
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert model.layers[1].dtype_policy.name == "mixed_float16" and model.outputs[0].dtype == "float32"
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is restored
