@@ -1,6 +1,6 @@
-"""The ``modelzoo`` command: ``list``, ``info`` (model cards) and ``train`` (the recipes' CLI). It
-sits outside the ``modelzoo`` package so that it can dispatch to ``recipes`` and ``tuning`` while
-the model code imports neither.
+"""The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` (the recipes' CLI) and
+``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
+``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
 
 Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
 """
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelzoo", description="Paper-faithful Keras 3 models.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
+    sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
     p.add_argument("--family")
@@ -133,6 +134,11 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
+    if argv[:1] == ["bench"]:  # the benchmark's own command line
+        _import_modelzoo()
+        from benchmarks.run import main as bench_main
+
+        return bench_main(argv[1:], prog="modelzoo bench")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

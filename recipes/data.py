@@ -288,7 +288,7 @@ class Preprocess:
 
 
 def _prepare(x, pre: Preprocess):
-    if x.dtype == tf.string:  # encoded image bytes
+    if x.dtype == tf.string and pre.image_size is not None:  # encoded image bytes
         x = tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False)
     if x.dtype == tf.uint8:
         x = tf.image.convert_image_dtype(x, tf.float32)
@@ -306,21 +306,32 @@ def _prepare(x, pre: Preprocess):
     return x
 
 
-def _augment(x, seed, pre: Preprocess):
-    """Stateless random crop/flip: the same (seed, index) always gives the same image."""
+def _augment_batch(images, seed, pre: Preprocess):
+    """Stateless random crop (after zero-padding by 1/8 of each side) and flip, for a whole batch
+    at once: the same ``seed`` (the run's seed and the global step) always gives the same batch."""
+    if not (pre.crop or pre.flip):
+        return images
+    batch, h, w = tf.shape(images)[0], int(images.shape[1]), int(images.shape[2])
+    u = tf.random.stateless_uniform(tf.stack([batch, 3]), seed=seed)
     if pre.crop:
-        h, w = int(x.shape[0]), int(x.shape[1])
         pad_h, pad_w = max(1, h // 8), max(1, w // 8)
-        padded = tf.image.resize_with_crop_or_pad(x, h + 2 * pad_h, w + 2 * pad_w)
-        x = tf.image.stateless_random_crop(padded, tf.shape(x), seed=seed)
+        padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+        top = tf.cast(u[:, 0] * (2 * pad_h + 1), tf.int32)
+        left = tf.cast(u[:, 1] * (2 * pad_w + 1), tf.int32)
+        rows = top[:, None] + tf.range(h)[None]
+        cols = left[:, None] + tf.range(w)[None]
+        images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
     if pre.flip:
-        x = tf.image.stateless_random_flip_left_right(x, seed=seed + 1)
-    return x
+        images = tf.where((u[:, 2] < 0.5)[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return images
 
 
 def epoch_order(n: int, epoch: int, seed: int) -> np.ndarray:
     """The seeded permutation of the training set used in ``epoch``."""
     return np.random.RandomState([seed, epoch]).permutation(n)
+
+
+RESIDENT_BYTES = 2**30  # preprocessed training images up to this size are computed once and kept
 
 
 def train_batches(
@@ -338,24 +349,42 @@ def train_batches(
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
-    before any image work, so resuming costs nothing.
+    before any image work, so resuming costs nothing. The deterministic preprocessing (decode,
+    resize, channels) is done once when its result fits in ``RESIDENT_BYTES``, so a step is one
+    gather and a vectorised augmentation; otherwise it runs per image in parallel.
     """
     steps = steps_per_epoch(len(split), batch_size)
     order = np.concatenate([epoch_order(len(split), e, seed)[: steps * batch_size] for e in range(epochs)])
-    order = order[start_step * batch_size :]
-    positions = np.arange(start_step * batch_size, epochs * steps * batch_size, dtype="int64")
-    x = tf.constant(split.x)
+    batches = order[start_step * batch_size :].reshape(-1, batch_size)
+    step_ids = np.arange(start_step, epochs * steps, dtype="int64")
     y = tf.constant(split.y)
+    resident = _resident(split.x, pre)
+    if resident is not None:
+        images = tf.data.Dataset.from_tensor_slices(batches).map(lambda i: tf.gather(resident, i))
+    else:
+        x = tf.constant(split.x)
+        images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
+        images = images.map(lambda i: _prepare(tf.gather(x, i), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        images = images.batch(batch_size)
+    labels = tf.data.Dataset.from_tensor_slices(batches)
+    ds = tf.data.Dataset.zip(images, labels, tf.data.Dataset.from_tensor_slices(step_ids))
 
-    def fetch(index, position):
-        image = _prepare(tf.gather(x, index), pre)
-        if pre.crop or pre.flip:
-            image = _augment(image, tf.stack([tf.cast(seed, tf.int64), position]), pre)
-        return image, _label(tf.gather(y, index), num_classes, label_fn)
+    def finish(batch, index, step):
+        batch = _augment_batch(batch, tf.stack([tf.cast(seed, tf.int64), step]), pre)
+        return batch, _label(tf.gather(y, index), num_classes, label_fn)
 
-    ds = tf.data.Dataset.from_tensor_slices((order, positions))
-    ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _resident(x: np.ndarray, pre: Preprocess):
+    """The whole split preprocessed once, as a tensor, if it fits; else None."""
+    if x.dtype == object:  # encoded images or text
+        return None
+    shape = (*pre.image_size, pre.channels or x.shape[-1]) if pre.image_size and x.ndim == 4 else x.shape[1:]
+    if len(x) * int(np.prod(shape)) * 4 > RESIDENT_BYTES:
+        return None
+    return _prepare(tf.constant(x), pre) if x.ndim == 4 else tf.constant(x, dtype=tf.float32 if x.dtype == np.uint8 else x.dtype)
 
 
 def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):

@@ -1,0 +1,352 @@
+"""Throughput of zoo models against the references a user would otherwise pick, side by side.
+
+``python -m benchmarks.run [--quick | --tiny] [--out DIR]`` (also ``modelzoo bench``) measures, in
+one process and with interleaved repeats so that machine noise hits both sides alike (the best
+round of each side is kept: on a shared machine, noise only ever makes a round slower):
+
+* each zoo model against its reference with the same architecture (``vgg16`` vs
+  ``keras.applications.VGG16``, ``resnet50`` vs ``ResNet50``, ``densenet121`` vs ``DenseNet121``):
+  inference and training-step samples per second at the same batch, input, dtype and compile
+  settings, and the ratio zoo / reference;
+* hardware efficiency: FLOPs per sample (counted on the built model by ``modelzoo.count_flops``;
+  a training step counted as 3x the forward pass) times samples per second, over the peak FLOP/s
+  of a large float32 matrix multiply measured in the same run;
+* input-pipeline efficiency: steps per second of a recipe's real ``tf.data`` pipeline against the
+  same model fed one cached batch (both through ``model.fit``);
+* parameters, FLOPs, and peak accelerator memory where TensorFlow reports it.
+
+Results go to ``results.csv`` and ``results.md`` (with the machine: CPU, cores, GPU, versions).
+``--quick`` fits in about 10 minutes on 2 CPU cores (small batch and input, few repeats); the full
+mode is for a GPU or TPU host, where mixed precision and XLA are on. Figures are printed, never
+asserted: absolute times are noise on a shared machine, ratios measured side by side are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+# zoo name -> keras.applications constructor with the same architecture
+PAIRS = {"vgg16": "VGG16", "resnet50": "ResNet50", "densenet121": "DenseNet121"}
+# recipes whose real data pipeline is timed against a cached batch
+PIPELINE_RECIPES = ("lenet5", "alexnet", "resnet18")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One benchmark mode: sizes, repeats and compile settings."""
+
+    batch_size: int
+    image_size: int
+    repeats: int  # interleaved rounds (noise only ever slows a step, so the fastest is reported)
+    steps: int  # steps per round, each timed
+    matmul_size: int
+    precision: str = "float32"
+    jit_compile: bool = False
+    pairs: tuple = tuple(PAIRS)
+    pipeline: tuple = PIPELINE_RECIPES
+    pipeline_seconds: float = 4.0  # each timed fit runs about this long (steps chosen from a warm-up)
+
+
+def settings_for(mode: str, accelerator: str) -> Settings:
+    if mode == "tiny":  # for tests: does the harness run and make a well-formed table
+        return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
+                        pipeline=("lenet5",), pipeline_seconds=0.5)  # fmt: skip
+    if mode == "quick":
+        return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0)
+    if accelerator == "cpu":
+        return Settings(batch_size=16, image_size=224, repeats=5, steps=5, matmul_size=4096)
+    precision = "mixed_bfloat16" if accelerator == "tpu" else "mixed_float16"
+    return Settings(batch_size=64, image_size=224, repeats=5, steps=20, matmul_size=8192, precision=precision,
+                    jit_compile=True, pipeline_seconds=10.0)  # fmt: skip
+
+
+def accelerator() -> str:
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        return "tpu"
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpus = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        gpus.append(details.get("device_name", gpu.name))
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gpu": ", ".join(gpus) or "none",
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    return min(fn() for _ in range(repeats))
+
+
+def matmul_peak(n: int, repeats: int = 5, dtype: str = "float32") -> float:
+    """FLOP/s of the best square float32 matrix multiply up to ``n`` x ``n``: the machine's practical
+    peak (on CPU a smaller matrix that stays in cache can beat a larger one, so several sizes run)."""
+    sizes = sorted({max(256, n // 4), max(256, n // 2), n})
+    return max(_matmul_flops(size, repeats, dtype) for size in sizes)
+
+
+def _matmul_flops(n: int, repeats: int, dtype: str) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=dtype)
+    b = tf.random.normal((n, n), dtype=dtype)
+    mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    mm().numpy()
+
+    def once():
+        start = time.perf_counter()
+        mm().numpy()
+        return time.perf_counter() - start
+
+    return 2 * n**3 / _best_seconds(once, repeats)
+
+
+class Subject:
+    """One model under test: a compiled inference function and a compiled training step."""
+
+    def __init__(self, label: str, model, settings: Settings):
+        import keras
+        import numpy as np
+
+        import modelzoo
+
+        self.label, self.model, self.settings = label, model, settings
+        s = settings
+        rng = np.random.default_rng(0)
+        self.x = rng.random((s.batch_size, s.image_size, s.image_size, 3), dtype="float32")
+        self.y = keras.utils.to_categorical(rng.integers(0, 1000, s.batch_size), 1000)
+        self.flops = modelzoo.count_flops(model)["flops"]
+        self.params = model.count_params()
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy", jit_compile=s.jit_compile)
+        import tensorflow as tf
+
+        self._infer = tf.function(lambda x: model(x, training=False), jit_compile=s.jit_compile)
+        self.infer_step()  # compile both before timing
+        self.train_step()
+
+    def infer_step(self):
+        self._infer(self.x).numpy()
+
+    def train_step(self):
+        self.model.train_on_batch(self.x, self.y)
+
+    def time(self, kind: str) -> list[float]:
+        """Seconds of each of ``settings.steps`` steps (each step ends with its result on the host)."""
+        step = self.infer_step if kind == "infer" else self.train_step
+        seconds = []
+        for _ in range(self.settings.steps):
+            start = time.perf_counter()
+            step()
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+
+def _build_pair(name: str, settings: Settings):
+    import keras
+
+    import modelzoo
+
+    shape = (settings.image_size, settings.image_size, 3)
+    zoo = modelzoo.create_model(name, num_classes=1000, input_shape=shape)
+    ref = getattr(keras.applications, PAIRS[name])(weights=None, input_shape=shape, classes=1000)
+    return Subject(name, zoo, settings), Subject(f"keras.applications.{PAIRS[name]}", ref, settings)
+
+
+def _peak_memory_mb():
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    info = tf.config.experimental.get_memory_info("GPU:0")
+    tf.config.experimental.reset_memory_stats("GPU:0")
+    return info["peak"] / 2**20
+
+
+def bench_pair(name: str, settings: Settings, peak: float, log=print) -> list[dict]:
+    """Two rows (zoo, reference) for one pair, timed in interleaved rounds."""
+    import keras
+
+    keras.backend.clear_session()
+    _peak_memory_mb()
+    zoo, ref = _build_pair(name, settings)
+    memory = _peak_memory_mb()  # both models built and compiled: their joint peak
+    times = {(s.label, k): [] for s in (zoo, ref) for k in ("infer", "train")}
+    for r in range(settings.repeats):
+        order = (zoo, ref) if r % 2 == 0 else (ref, zoo)  # alternate who goes first
+        for kind in ("infer", "train"):
+            for subject in order:
+                times[(subject.label, kind)] += subject.time(kind)
+        log(f"  {name}: round {r + 1}/{settings.repeats}")
+    rows = []
+    for subject in (zoo, ref):
+        infer = settings.batch_size / min(times[(subject.label, "infer")])
+        train = settings.batch_size / min(times[(subject.label, "train")])
+        rows.append({
+            "model": subject.label,
+            "pair": name,
+            "params": subject.params,
+            "gflops_per_sample": subject.flops / 1e9,
+            "infer_samples_per_s": infer,
+            "train_samples_per_s": train,
+            "infer_peak_share": subject.flops * infer / peak,
+            "train_peak_share": 3 * subject.flops * train / peak,
+            "peak_memory_mb_both": memory,
+        })  # fmt: skip
+    for key in ("infer_samples_per_s", "train_samples_per_s"):
+        ratio = rows[0][key] / rows[1][key]
+        rows[0][key.replace("samples_per_s", "ratio")] = ratio
+        rows[1][key.replace("samples_per_s", "ratio")] = 1.0
+    return rows
+
+
+def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
+    """Steps/s of a recipe's real training pipeline against the same model on one cached batch."""
+    import keras
+    import tensorflow as tf
+
+    from recipes import config as config_lib
+    from recipes import data as data_lib
+    from recipes import trainer
+
+    keras.backend.clear_session()
+    cfg = config_lib.resolve(recipe)
+    data, pre = trainer.load_data(cfg)
+    model = __import__("modelzoo").create_model(cfg.model, num_classes=data.num_classes, input_shape=trainer.model_input_shape(data, pre))
+    outputs = len(model.outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=["categorical_crossentropy"] * outputs, jit_compile=settings.jit_compile)
+    kw = trainer.batch_options(data, pre, outputs)
+    real = data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=1, seed=cfg.seed, **kw)
+    cached = tf.data.Dataset.from_tensors(next(iter(real))).repeat()
+    feeds = {"pipeline": real.repeat(), "cached": cached}  # each fit starts its own iterator, both sides alike
+
+    def run(feed, steps):
+        start = time.perf_counter()
+        model.fit(feeds[feed], steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - start
+
+    run("pipeline", 2)  # compile both
+    run("cached", 2)
+    steps = max(3, min(500, round(settings.pipeline_seconds / (run("cached", 3) / 3))))
+    times = {"pipeline": [], "cached": []}
+    for r in range(settings.repeats):
+        for feed in ("pipeline", "cached") if r % 2 == 0 else ("cached", "pipeline"):
+            times[feed].append(run(feed, steps))
+    log(f"  pipeline {recipe}: done")
+    real_sps = steps / min(times["pipeline"])
+    cached_sps = steps / min(times["cached"])
+    return {
+        "recipe": f"{recipe} on {cfg.dataset}",
+        "input": "x".join(str(d) for d in trainer.model_input_shape(data, pre)),
+        "batch_size": cfg.batch_size,
+        "steps": steps,
+        "augment": bool(pre.crop or pre.flip),
+        "pipeline_steps_per_s": real_sps,
+        "cached_steps_per_s": cached_sps,
+        "pipeline_ratio": real_sps / cached_sps,
+    }
+
+
+def markdown(frame, floatfmt: dict) -> str:
+    """A DataFrame as a Markdown table (pandas' own needs ``tabulate``, which we do not depend on)."""
+    import numpy as np
+
+    def cell(col, v):
+        if v is None or v != v:  # None or NaN
+            return "-"
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if col in floatfmt:
+            return format(v, floatfmt[col])
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if c in floatfmt else "---" for c in cols) + "|"]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(cell(c, row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+PAIR_FORMAT = {"gflops_per_sample": ".3f", "infer_samples_per_s": ".2f", "train_samples_per_s": ".2f", "infer_ratio": ".2f",
+               "train_ratio": ".2f", "infer_peak_share": ".0%", "train_peak_share": ".0%", "peak_memory_mb_both": ".0f"}  # fmt: skip
+PIPE_FORMAT = {"pipeline_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "pipeline_ratio": ".2f"}
+
+
+def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print) -> dict:
+    """Run every measurement of ``mode``; write CSV and Markdown to ``out``; return the tables."""
+    import keras
+    import pandas as pd
+
+    acc = accelerator()
+    settings = settings_for(mode, acc)
+    keras.mixed_precision.set_global_policy(settings.precision)
+    info = machine()
+    log(f"benchmark mode={mode} on {info['cpu']} ({info['cores']} cores), GPU: {info['gpu']}")
+    compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
+    peak = matmul_peak(settings.matmul_size, dtype=compute_dtype)
+    log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
+    pairs = [row for name in settings.pairs for row in bench_pair(name, settings, peak, log)]
+    keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision
+    pipes = [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
+    pairs_df, pipes_df = pd.DataFrame(pairs), pd.DataFrame(pipes)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs_df.to_csv(out / "results.csv", index=False)
+    pipes_df.to_csv(out / "pipeline.csv", index=False)
+    header = (
+        f"Measured with `python -m benchmarks.run --mode {mode}`: batch {settings.batch_size}, input "
+        f"{settings.image_size}x{settings.image_size}x3, {settings.precision}, XLA {'on' if settings.jit_compile else 'off'}, "
+        f"best of {settings.repeats} interleaved rounds of {settings.steps} steps.\n"
+        f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu']}; TensorFlow {info['tensorflow']}, "
+        f"Keras {info['keras']}, Python {info['python']}. Matmul peak: {peak / 1e9:.1f} GFLOP/s "
+        f"(best {compute_dtype} square matmul up to {settings.matmul_size}).\n"
+    )
+    text = (
+        header + "\n" + markdown(pairs_df, PAIR_FORMAT) + "\n\n"
+        "Ratios are zoo / reference samples per second, in the same run. Peak share = FLOPs per sample x "
+        "samples/s / matmul peak (training counted as 3x the forward FLOPs).\n\n"
+        + markdown(pipes_df, PIPE_FORMAT) + "\n\n"
+        "Pipeline ratio = steps/s with the recipe's tf.data pipeline / steps/s on one cached batch.\n"
+    )
+    (out / "results.md").write_text(text)
+    log("\n" + text)
+    return {"pairs": pairs_df, "pipeline": pipes_df, "machine": info, "peak_flops": peak, "markdown": text}
+
+
+def main(argv=None, prog="python -m benchmarks.run") -> int:
+    p = argparse.ArgumentParser(prog=prog, description="Zoo vs reference throughput, hardware and pipeline efficiency.")
+    p.add_argument("--mode", choices=("tiny", "quick", "full"), default="quick",
+                   help="quick: ~10 min on 2 CPU cores; full: GPU/TPU host sizes; tiny: a smoke test")  # fmt: skip
+    p.add_argument("--out", default="benchmarks/results", help="folder for results.csv, pipeline.csv, results.md")
+    args = p.parse_args(argv)
+    from recipes.cli import run as run_cli
+
+    return run_cli(prog, run, args.mode, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
