@@ -359,21 +359,20 @@ def train_batches(
     step_ids = np.arange(start_step, epochs * steps, dtype="int64")
     y = tf.constant(split.y)
     resident = _resident(split.x, pre)
-    if resident is not None:
-        images = tf.data.Dataset.from_tensor_slices(batches).map(lambda i: tf.gather(resident, i))
-    else:
+
+    def finish(images, index, step):
+        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre)
+        return images, _label(tf.gather(y, index), num_classes, label_fn)
+
+    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids))
+    if resident is not None:  # one map per batch: gather, augment, label
+        ds = indices.map(lambda i, step: finish(tf.gather(resident, i), i, step), num_parallel_calls=tf.data.AUTOTUNE)
+    else:  # decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
         images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
         images = images.map(lambda i: _prepare(tf.gather(x, i), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        images = images.batch(batch_size)
-    labels = tf.data.Dataset.from_tensor_slices(batches)
-    ds = tf.data.Dataset.zip(images, labels, tf.data.Dataset.from_tensor_slices(step_ids))
-
-    def finish(batch, index, step):
-        batch = _augment_batch(batch, tf.stack([tf.cast(seed, tf.int64), step]), pre)
-        return batch, _label(tf.gather(y, index), num_classes, label_fn)
-
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.zip(images.batch(batch_size), indices)
+        ds = ds.map(lambda im, idx: finish(im, *idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
