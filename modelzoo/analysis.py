@@ -23,7 +23,8 @@ def count_params(model: keras.Model) -> dict[str, int]:
 
 
 def _prod(dims) -> int:
-    return int(math.prod(int(d) for d in dims))
+    # An unknown length (None, e.g. the number of masked tokens) counts as one: MACs per item.
+    return int(math.prod(int(d) for d in dims if d is not None))
 
 
 def _shape(t) -> tuple:
@@ -66,6 +67,14 @@ def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int | None:
         kernel_letters = inputs.split(",")[1]
         contracted = [d for ch, d in zip(kernel_letters, layer.kernel.shape) if ch not in output]
         return _prod(d for d in out_shape[1:] if d is not None) * _prod(contracted)
+    if isinstance(layer, L.Bidirectional):
+        return 2 * _layer_macs(layer.forward_layer, in_shape, out_shape)
+    if isinstance(layer, L.LSTM | L.GRU):  # gates: 4 (LSTM) or 3 (GRU) matmuls per time step
+        gates = 4 if isinstance(layer, L.LSTM) else 3
+        return _prod(in_shape[1:2]) * gates * (in_shape[-1] + layer.units) * layer.units
+    if type(layer).__name__.endswith("Embedding"):  # keras-hub's position/reversible embeddings
+        reverse = getattr(layer, "input_dim", None) == out_shape[-1] and len(in_shape) == len(out_shape)
+        return _prod(out_shape[1:]) * in_shape[-1] if reverse and in_shape[-1] != out_shape[-1] else 0
     if not layer.weights or isinstance(layer, _ELEMENTWISE):
         return 0
     return None

@@ -1,0 +1,246 @@
+"""BERT encoders (Devlin et al. 2018) at every published size, with classification and masked-LM heads.
+
+"BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+arXiv:1810.04805. Token + position + segment embeddings, layer norm, then post-norm Transformer
+encoder layers (GELU feed-forward of 4x the hidden size), a tanh pooler on the first ([CLS])
+token. The small sizes are those of Turc et al. 2019 ("Well-Read Students Learn Better",
+arXiv:1908.08962).
+
+The layers are keras-hub's own (``ReversibleEmbedding``, ``PositionEmbedding``,
+``TransformerEncoder``), arranged and named as in ``keras_hub.models.BertBackbone``, so a
+backbone's weights load layer by layer (``load_keras_hub_backbone``) and parameter counts match by
+construction. Inputs are keras-hub's: ``token_ids``, ``segment_ids``, ``padding_mask``.
+
+Heads: ``head="classification"`` (pooled [CLS] -> dropout -> dense, the fine-tuning head) or
+``head="masked_lm"`` (the pretraining head: gather the masked positions, dense + GELU + layer
+norm, then logits through the *tied* token embedding plus a bias; an extra ``mask_positions``
+input). The MLM head reuses the embedding layer in the graph (``reverse=True``), so the tie
+survives a ``.keras`` save and load. Pretraining here is masked-LM only (no next-sentence task,
+as in RoBERTa), so the MLM model carries no pooler: keras-hub's ``BertMaskedLM`` minus its
+``pooled_dense``.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+from keras import layers, ops
+
+from modelzoo import validation as v
+from modelzoo.blocks import Stage, assemble, model_args
+from modelzoo.registry import make_variant, register_model
+
+HEADS = ("classification", "masked_lm")
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class TransformerEncoder(keras_hub.layers.TransformerEncoder):
+    """keras-hub's encoder layer, unchanged, with a MAC count for ``modelzoo.count_flops``."""
+
+    def count_macs(self, in_shape, out_shape):
+        seq, hidden = int(in_shape[1]), int(in_shape[2])
+        projections = 4 * seq * hidden * hidden  # query, key, value, output
+        attention = 2 * seq * seq * hidden  # scores and the weighted sum
+        return projections + attention + 2 * seq * hidden * self.intermediate_dim
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class GatherPositions(layers.Layer):
+    """``x[b, positions[b, i]]``: the encodings at the masked positions."""
+
+    def call(self, x, positions):
+        return ops.take_along_axis(x, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class Bias(layers.Layer):
+    """A learned bias over the last axis (the MLM head's output bias)."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, x):
+        return x + ops.cast(self.bias, x.dtype)
+
+    def count_macs(self, in_shape, out_shape):
+        return 0  # element-wise
+
+
+def _init():
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+@register_model(
+    paper="Devlin et al., BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+    year=2018,
+    url="https://arxiv.org/abs/1810.04805",
+    reference="keras_hub.models.BertBackbone of the same configuration (+ the head)",
+    task="text_classification",
+    default_input_shape=(512,),
+    min_input_size=1,
+    tiny_config={"vocabulary_size": 50, "max_sequence_length": 16, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32},
+)
+def bert(
+    vocabulary_size=30522,
+    max_sequence_length=512,
+    num_classes=2,
+    include_top=True,
+    pooling=None,
+    dropout_rate=0.1,
+    classifier_activation="softmax",
+    name=None,
+    features_only=False,
+    out_indices=None,
+    *,
+    num_layers=12,
+    num_heads=12,
+    hidden_dim=768,
+    intermediate_dim=3072,
+    num_segments=2,
+    head="classification",
+):
+    """A BERT encoder of any size. ``dropout_rate`` is BERT's dropout everywhere (0.1 in the paper).
+
+    ``include_top=False`` returns the pooled [CLS] vector; ``features_only`` each layer's sequence
+    output. ``head="masked_lm"`` replaces the classifier with the tied pretraining head.
+    """
+    args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="bert")
+    vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
+    max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
+    num_layers = v.check_int("num_layers", num_layers, minimum=1)
+    num_heads = v.check_int("num_heads", num_heads, minimum=1)
+    hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
+    intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)
+    num_segments = v.check_int("num_segments", num_segments, minimum=1)
+    head = v.check_choice("head", head, HEADS)
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
+
+    inputs = {
+        "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),
+        "segment_ids": keras.Input((max_sequence_length,), dtype="int32", name="segment_ids"),
+        "padding_mask": keras.Input((max_sequence_length,), dtype="int32", name="padding_mask"),
+    }
+    token_embedding = keras_hub.layers.ReversibleEmbedding(vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding")
+    tokens = token_embedding(inputs["token_ids"])
+    positions = keras_hub.layers.PositionEmbedding(max_sequence_length, initializer=_init(), name="position_embedding")(tokens)
+    segments = layers.Embedding(num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding")(inputs["segment_ids"])
+    x = layers.Add(name="embeddings_add")([tokens, positions, segments])
+    x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
+    x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
+    stages = []
+    for i in range(num_layers):
+        x = TransformerEncoder(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            activation=gelu_approximate,
+            dropout=args.dropout_rate,
+            layer_norm_epsilon=1e-12,
+            kernel_initializer=_init(),
+            name=f"transformer_layer_{i}",
+        )(x, padding_mask=inputs["padding_mask"])
+        stages.append(Stage(x, None))
+    sequence = x
+    cls = ClsToken(name="cls_token")(sequence)
+    pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
+    if head == "masked_lm":
+        if args.features_only or not args.include_top:
+            raise ValueError("head='masked_lm' needs include_top=True and features_only=False.")
+        positions_in = keras.Input((None,), dtype="int32", name="mask_positions")
+        h = GatherPositions(name="mlm_gather")(sequence, positions_in)
+        h = layers.Dense(hidden_dim, activation="gelu", kernel_initializer=_init(), name="mlm_dense")(h)
+        h = layers.LayerNormalization(epsilon=1e-5, name="mlm_layer_norm")(h)
+        logits = Bias(name="mlm_bias")(token_embedding(h, reverse=True))
+        probs = layers.Activation(args.classifier_activation, dtype="float32", name="predictions")(logits)
+        return keras.Model({**inputs, "mask_positions": positions_in}, probs, name=args.name)
+
+    def classifier(h):
+        if args.dropout_rate > 0:
+            h = layers.Dropout(args.dropout_rate, name="classifier_dropout")(h)
+        return layers.Dense(args.num_classes, kernel_initializer=_init(), name="logits")(h)
+
+    if not args.include_top and not args.features_only:
+        return keras.Model(inputs, pooled, name=args.name)
+    return assemble(args, inputs, stages, pooled, classifier)
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+def gelu_approximate(x):
+    """GELU with the tanh approximation, as in BERT's original code."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class ClsToken(layers.Layer):
+    """The first token's encoding (BERT's [CLS])."""
+
+    def call(self, x):
+        return x[:, 0, :]
+
+
+# Turc et al. 2019 (small BERTs) and Devlin et al. 2018 (base, large): layers, hidden, heads.
+SIZES = {
+    "bert_tiny": (2, 128, 2),
+    "bert_mini": (4, 256, 4),
+    "bert_small": (4, 512, 8),
+    "bert_medium": (8, 512, 8),
+    "bert_base": (12, 768, 12),
+    "bert_large": (24, 1024, 16),
+}
+_TINY = {"vocabulary_size": 50, "max_sequence_length": 16}
+
+
+def _sized(name: str):
+    num_layers, hidden, heads = SIZES[name]
+    small = hidden < 768
+    return register_model(
+        make_variant(
+            bert,
+            name,
+            f"BERT with {num_layers} layers, hidden size {hidden}, {heads} heads, feed-forward {4 * hidden}.",
+            num_layers=num_layers,
+            hidden_dim=hidden,
+            num_heads=heads,
+            intermediate_dim=4 * hidden,
+        ),
+        paper="Turc et al., Well-Read Students Learn Better (BERT of Devlin et al. 2018)" if small else
+        "Devlin et al., BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+        year=2019 if small else 2018,
+        url="https://arxiv.org/abs/1908.08962" if small else "https://arxiv.org/abs/1810.04805",
+        reference="keras_hub.models.BertBackbone of the same configuration (+ the head)",
+        task="text_classification",
+        default_input_shape=(512,),
+        min_input_size=1,
+        tiny_config=_TINY,
+    )  # fmt: skip
+
+
+bert_tiny = _sized("bert_tiny")
+bert_mini = _sized("bert_mini")
+bert_small = _sized("bert_small")
+bert_medium = _sized("bert_medium")
+bert_base = _sized("bert_base")
+bert_large = _sized("bert_large")
+
+
+def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
+    """Copy a ``keras_hub.models.BertBackbone``'s weights into a zoo BERT of the same size.
+
+    Layers correspond by name (the zoo uses the backbone's names); the head is left as it is.
+    A size mismatch raises ``ValueError`` naming the layer.
+    """
+    names = ["token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm", "pooled_dense"]
+    names += [layer.name for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
+    for name in names:
+        try:
+            target = model.get_layer(name)
+        except ValueError:
+            if name == "pooled_dense":  # a masked-LM model has no pooler
+                continue
+            raise ValueError(f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?") from None
+        source = backbone.get_layer(name)
+        shapes = [tuple(w.shape) for w in source.get_weights()]
+        if shapes != [tuple(w.shape) for w in target.get_weights()]:
+            raise ValueError(f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ.")
+        target.set_weights(source.get_weights())
+    return model

@@ -1,0 +1,107 @@
+"""Text models: counts pinned to keras-hub and to the papers' arithmetic, weight interchange with
+keras-hub's BertBackbone, the tied masked-LM head, and TextCNN's embedding modes."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+
+import modelzoo
+from modelzoo.models.bert import SIZES, load_keras_hub_backbone
+
+
+def _backbone(name, vocabulary_size=30522, max_sequence_length=512):
+    layers, hidden, heads = SIZES[name]
+    return keras_hub.models.BertBackbone(vocabulary_size=vocabulary_size, num_layers=layers, num_heads=heads,
+                                         hidden_dim=hidden, intermediate_dim=4 * hidden, max_sequence_length=max_sequence_length)  # fmt: skip
+
+
+def _inputs(n=2, length=512, vocabulary_size=30522):
+    rng = np.random.default_rng(0)
+    mask = np.ones((n, length), "int32")
+    mask[1, length // 2 :] = 0
+    ids = rng.integers(1, vocabulary_size, (n, length)).astype("int32") * mask
+    return {"token_ids": ids, "segment_ids": (np.arange(length) >= length // 3).astype("int32")[None].repeat(n, 0), "padding_mask": mask}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SIZES))
+def test_bert_sizes_have_the_parameters_of_keras_hub_backbones(name):
+    pinned = {"bert_tiny": 4_385_920, "bert_mini": 11_170_560, "bert_small": 28_763_648,
+              "bert_medium": 41_373_184, "bert_base": 109_482_240, "bert_large": 335_141_888}  # fmt: skip
+    zoo = modelzoo.create_model(name, include_top=False)
+    assert zoo.count_params() == _backbone(name).count_params() == pinned[name]
+    keras.backend.clear_session()
+
+
+def test_bert_loads_a_keras_hub_backbone_and_gives_its_outputs():
+    backbone = _backbone("bert_tiny")
+    zoo = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), backbone)
+    x = _inputs()
+    np.testing.assert_allclose(np.asarray(zoo(x)), np.asarray(backbone(x)["pooled_output"]), rtol=0, atol=1e-5)
+    features = modelzoo.create_model("bert_tiny", features_only=True, out_indices=(-1,))
+    load_keras_hub_backbone(features, backbone)
+    out = features(x)
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    np.testing.assert_allclose(np.asarray(out), np.asarray(backbone(x)["sequence_output"]), atol=1e-5)
+    with pytest.raises(ValueError, match="layer 'token_embedding': the backbone's weights have shapes"):
+        load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), _backbone("bert_mini"))
+    shallow = modelzoo.create_model("bert", num_layers=1, hidden_dim=128, num_heads=2, intermediate_dim=512, include_top=False)
+    with pytest.raises(ValueError, match="no layer 'transformer_layer_1'"):
+        load_keras_hub_backbone(shallow, backbone)
+
+
+def test_masked_lm_head_is_tied_and_survives_save_and_load(tmp_path):
+    kw = dict(vocabulary_size=100, max_sequence_length=16)
+    mlm = modelzoo.create_model("bert_tiny", head="masked_lm", **kw)
+    hub = keras_hub.models.BertMaskedLM(backbone=_backbone("bert_tiny", 100, 16), preprocessor=None)
+    pooler = 128 * 128 + 128
+    assert mlm.count_params() == hub.count_params() - pooler  # no next-sentence task, no pooler
+    x = {**_inputs(2, 16, 100), "mask_positions": np.array([[1, 2, 3], [4, 5, 6]], "int32")}
+    y = np.asarray(mlm(x))
+    assert y.shape == (2, 3, 100)
+    np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
+    mlm.save(tmp_path / "mlm.keras")
+    loaded = keras.saving.load_model(tmp_path / "mlm.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    assert loaded.count_params() == mlm.count_params()  # the tie holds: one embedding table
+
+
+def test_textcnn_follows_the_paper_and_its_embedding_modes():
+    # Kim 2014 at 300-d vectors: 3 widths x 100 maps, dense head
+    assert modelzoo.model_info("textcnn", stats=False)["paper"].startswith("Kim")
+    kw = dict(vocabulary_size=40, max_sequence_length=10, embedding_dim=6, num_filters=5)
+    vectors = np.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+    conv = (3 + 4 + 5) * 6 * 5 + 3 * 5
+    head = 15 * 2 + 2
+    rand = modelzoo.create_model("textcnn", **kw)
+    assert rand.count_params() == 40 * 6 + conv + head
+    static = modelzoo.create_model("textcnn", embedding_mode="static", embeddings=vectors, **kw)
+    assert not static.get_layer("embedding").trainable
+    np.testing.assert_array_equal(static.get_layer("embedding").get_weights()[0], vectors)
+    multi = modelzoo.create_model("textcnn", embedding_mode="multichannel", embeddings=vectors, **kw)
+    assert multi.count_params() == 2 * 40 * 6 + (3 + 4 + 5) * (2 * 6) * 5 + 3 * 5 + head  # filters span both channels
+    assert sum(np.prod(w.shape) for w in multi.trainable_weights) == 40 * 6 + 2 * (3 + 4 + 5) * 6 * 5 + 15 + head
+    with pytest.raises(ValueError, match="embedding_mode='static' needs embeddings"):
+        modelzoo.create_model("textcnn", embedding_mode="static", **kw)
+    with pytest.raises(ValueError, match=r"embeddings have shape \(40, 5\)"):
+        modelzoo.create_model("textcnn", embedding_mode="non-static", embeddings=vectors[:, :5], **kw)
+    with pytest.raises(ValueError, match="embedding_mode must be one of"):
+        modelzoo.create_model("textcnn", embedding_mode="dynamic")
+
+
+def test_recurrent_classifiers_count_their_gates():
+    kw = dict(vocabulary_size=100, max_sequence_length=10, embedding_dim=4, units=8, num_classes=2)
+    lstm = modelzoo.create_model("lstm_classifier", **kw)
+    assert lstm.count_params() == 100 * 4 + 4 * ((4 + 8) * 8 + 8) + 8 * 2 + 2
+    gru = modelzoo.create_model("gru_classifier", bidirectional=True, **kw)
+    assert gru.count_params() == 100 * 4 + 2 * 3 * ((4 + 8) * 8 + 2 * 8) + 16 * 2 + 2
+    with pytest.raises(ValueError, match="gru_classifier got an unknown keyword 'cell'"):
+        modelzoo.create_model("gru_classifier", cell="lstm")
+
+
+def test_bert_rejects_heads_it_does_not_have():
+    with pytest.raises(ValueError, match="hidden_dim=100 must be divisible by num_heads=3"):
+        modelzoo.create_model("bert", hidden_dim=100, num_heads=3)
+    with pytest.raises(ValueError, match="head must be one of"):
+        modelzoo.create_model("bert_tiny", head="nsp")
