@@ -236,7 +236,7 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     keras.backend.clear_session()
     cfg = config_lib.resolve(recipe)
     data, pre = trainer.load_data(cfg)
-    model = __import__("modelzoo").create_model(cfg.model, num_classes=data.num_classes, input_shape=trainer.model_input_shape(data, pre))
+    model = __import__("modelzoo").create_model(cfg.model, num_classes=data.num_classes, **trainer.model_shape_kwargs(data, pre))
     outputs = len(model.outputs)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=["categorical_crossentropy"] * outputs, jit_compile=settings.jit_compile)
     kw = trainer.batch_options(data, pre, outputs)

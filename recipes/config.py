@@ -26,6 +26,8 @@ class TrainConfig:
     label_column: str = "label"
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
+    sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
+    vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
     batch_size: int = 64  # global: split across replicas
     epochs: int = 10
     optimizer: str = "sgd"
@@ -91,6 +93,10 @@ class TrainConfig:
             bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
         if self.image_size is not None and self.image_size < 1:
             bad("image_size", self.image_size, "must be >= 1 or null")
+        if self.sequence_length < 4:
+            bad("sequence_length", self.sequence_length, "must be >= 4")
+        if self.vocabulary_size < 16:
+            bad("vocabulary_size", self.vocabulary_size, "must be >= 16")
         from recipes.strategy import STRATEGIES
 
         if self.strategy not in STRATEGIES:
@@ -141,14 +147,26 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), yaml.safe_load(raw)
 
 
+def default_dataset(model: str) -> str:
+    """The embedded data set for a model's task: digits for images and tables, stdlib_docs for text."""
+    import modelzoo
+
+    try:
+        task = modelzoo.get_entry(model).task
+    except ValueError:
+        return "digits"  # the unknown name is reported by validate()
+    return "stdlib_docs" if task == "text_classification" else "digits"
+
+
 def resolve(model: str, *, config_file=None, overrides: dict | None = None) -> TrainConfig:
     """Defaults <- the recipe YAML (given, or ``configs/<model>_<dataset>.yaml`` if it exists) <- overrides."""
     overrides = dict(overrides or {})
     values: dict = {}
-    dataset = overrides.get("dataset", "digits")
+    dataset = overrides.get("dataset") or default_dataset(model)
     path = Path(config_file) if config_file else recipe_path(model, dataset)
     if config_file or path.is_file():
         values.update(load_yaml(path))
+    values.setdefault("dataset", dataset)
     values.update(overrides)
     values["model"] = model
     return from_dict(values, source=str(path)).validate()

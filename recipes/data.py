@@ -27,7 +27,10 @@ import tensorflow as tf
 
 from modelzoo.validation import did_you_mean
 
-EMBEDDED = ("digits", "breast_cancer", "wine")
+EMBEDDED = ("digits", "breast_cancer", "wine", "stdlib_docs")
+# stdlib_docs: docstrings of these standard-library packages, labelled by the package they are in.
+DOC_PACKAGES = ("asyncio", "email", "logging", "multiprocessing", "unittest", "xml")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # [PAD] is id 0
 # TFDS names known to work here, with the feature keys of each; others fall back to defaults.
 TFDS = {
     "mnist": dict(kind="image", flip=False),
@@ -71,6 +74,7 @@ class Data:
     class_names: list[str]
     flip_ok: bool = False  # a horizontal flip keeps the label (not for digits)
     encoded_shape: tuple | None = None  # (None, None, channels) when images are kept encoded
+    vocabulary: list | None = None  # text, once tokenized: the WordPiece vocabulary
 
     @property
     def feature_shape(self) -> tuple:
@@ -116,9 +120,42 @@ def _split(x, y, val_fraction, test_fraction, seed, test=None):
     return Split(xtr, ytr), Split(xv, yv), test
 
 
+def stdlib_docstrings() -> tuple[list[str], np.ndarray]:
+    """Every docstring of five words or more in ``DOC_PACKAGES`` (read with ``ast`` from the
+    standard library's source, which ships with Python), labelled by its package."""
+    import ast
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts, labels = [], []
+    for label, package in enumerate(DOC_PACKAGES):
+        for path in sorted((root / package).rglob("*.py")):
+            if "test" in path.relative_to(root).parts[1:]:
+                continue
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    doc = ast.get_docstring(node)
+                    if doc and len(doc.split()) >= 5:
+                        texts.append(" ".join(doc.split()))
+                        labels.append(label)
+    if not texts:
+        raise DataError("no standard-library sources found for the embedded text set 'stdlib_docs'.")
+    return texts, np.asarray(labels, dtype="int64")
+
+
 def _embedded(name, val_fraction, test_fraction, seed) -> Data:
     import sklearn.datasets as skd
 
+    if name == "stdlib_docs":
+        texts, y = stdlib_docstrings()
+        x = np.empty(len(texts), dtype=object)
+        x[:] = texts
+        train, val, test = _split(x, y, val_fraction, test_fraction, seed)
+        return Data(name, "text", train, val, test, len(DOC_PACKAGES), list(DOC_PACKAGES))
     if name == "digits":
         bunch = skd.load_digits()
         x = (bunch.images / 16.0).astype("float32")[..., None]  # 8x8x1 in [0, 1]
@@ -274,6 +311,50 @@ def _to_numpy(ds, key, label_key, text):
     return x, np.asarray(ys, dtype="int64")
 
 
+# ---- text ----------------------------------------------------------------------------------------
+
+
+def word_piece_vocabulary(texts, vocabulary_size: int) -> list[str]:
+    """A WordPiece vocabulary learned from ``texts`` (keras-hub), special tokens first."""
+    import keras_hub
+
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(list(texts), dtype=object).astype(str))
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        ds, vocabulary_size, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS)
+    )
+
+
+def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False) -> Data:
+    """Every split's texts as int32 token ids of length ``sequence_length`` (0 pads), with
+    ``[CLS] ... [SEP]`` around them for BERT. Done once: a training step only gathers rows."""
+    import keras_hub
+
+    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    packer = keras_hub.layers.StartEndPacker(
+        sequence_length,
+        start_value=ids["[CLS]"] if cls_sep else None,
+        end_value=ids["[SEP]"] if cls_sep else None,
+        pad_value=0,
+        return_padding_mask=False,
+    )
+
+    def encode(split: Split) -> Split:
+        texts = tf.constant(np.asarray(list(split.x), dtype=object).astype(str))
+        return Split(np.asarray(packer(tokenizer(texts)), dtype="int32"), split.y)
+
+    return dataclasses.replace(data, train=encode(data.train), val=encode(data.val), test=encode(data.test), vocabulary=list(vocabulary))
+
+
+def bert_inputs(token_ids):
+    """keras-hub's BERT inputs for single-segment text: segment 0 everywhere, padding where id 0."""
+    return {
+        "token_ids": token_ids,
+        "segment_ids": tf.zeros_like(token_ids),
+        "padding_mask": tf.cast(tf.not_equal(token_ids, 0), "int32"),
+    }
+
+
 # ---- pipelines ---------------------------------------------------------------------------------
 
 
@@ -285,6 +366,7 @@ class Preprocess:
     channels: int | None = None  # None: keep; 3 from 1 repeats the grey channel
     crop: bool = False  # random crop after padding by 1/8 of the side (AlexNet/VGG/ResNet style)
     flip: bool = False  # random horizontal flip (only where the label allows it)
+    bert_inputs: bool = False  # token ids become BERT's dict of ids, segments and padding mask
 
 
 def _prepare(x, pre: Preprocess):
@@ -362,7 +444,7 @@ def train_batches(
 
     def finish(images, index, step):
         images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre)
-        return images, _label(tf.gather(y, index), num_classes, label_fn)
+        return _features(images, pre), _label(tf.gather(y, index), num_classes, label_fn)
 
     indices = tf.data.Dataset.from_tensor_slices((batches, step_ids))
     if resident is not None:  # one map per batch: gather, augment, label
@@ -390,8 +472,12 @@ def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(
     """Validation/test batches in a fixed order, preprocessed once and cached."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    ds = ds.map(lambda a, b: (_prepare(a, pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b: (_features(_prepare(a, pre), pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _features(x, pre: Preprocess):
+    return bert_inputs(x) if pre.bert_inputs else x
 
 
 def _label(y, num_classes, label_fn):

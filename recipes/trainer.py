@@ -46,6 +46,8 @@ def precision_policy(cfg) -> str:
 def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     """Resize to the model's input (the config's ``image_size`` or the smallest legal size that is
     not smaller than the data), keep the data's channels, and the family's augmentation."""
+    if data.kind == "text":
+        return data_lib.Preprocess(bert_inputs=entry.family == "bert")
     if data.kind != "image":
         return data_lib.Preprocess()
     h = data.feature_shape[0]
@@ -61,7 +63,13 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
     data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
-    return data, preprocess_for(cfg, data, modelzoo.get_entry(cfg.model))
+    entry = modelzoo.get_entry(cfg.model)
+    if (data.kind == "text") != (entry.task == "text_classification"):
+        raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
+    if data.kind == "text":  # a WordPiece vocabulary from the training split, then token ids
+        vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
+        data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
+    return data, preprocess_for(cfg, data, entry)
 
 
 def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int) -> dict:
@@ -74,6 +82,13 @@ def model_input_shape(data, pre):
     if data.kind == "image":
         return (*pre.image_size, data.feature_shape[-1])
     return data.feature_shape
+
+
+def model_shape_kwargs(data, pre) -> dict:
+    """The builder keywords that fit the model to the data: input shape, or vocabulary and length."""
+    if data.kind == "text":
+        return {"vocabulary_size": len(data.vocabulary), "max_sequence_length": data.feature_shape[0]}
+    return {"input_shape": model_input_shape(data, pre)}
 
 
 def make_optimizer(cfg, steps_per_epoch: int):
@@ -176,10 +191,10 @@ def train(cfg: config_lib.TrainConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         config_lib.save(cfg, run_dir / "config.yaml")
+        if data.vocabulary:
+            (run_dir / "vocab.txt").write_text("\n".join(data.vocabulary) + "\n")
     with strategy.scope():
-        model = modelzoo.create_model(
-            cfg.model, num_classes=data.num_classes, input_shape=model_input_shape(data, pre), **cfg.model_kwargs
-        )
+        model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **model_shape_kwargs(data, pre), **cfg.model_kwargs)
         outputs = len(model.outputs)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
         model.compile(

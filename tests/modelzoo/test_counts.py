@@ -38,6 +38,20 @@ PINNED = {
     # MLP 784-512-256-10: 401,920 + 131,328 + 2,570.
     "mlp": (535_818, 535_818, "arithmetic"),
     "googlenet": (6_998_552, 6_998_552, "Szegedy et al. 2014 Table 1 (see test_googlenet_matches_table_1)"),
+    # BERT: keras_hub BertBackbone of the same size (vocabulary 30,522, 512 positions, with the pooler;
+    # see test_text_models.py) + the 2-class head (hidden x 2 + 2).
+    "bert": (109_482_240 + 1_538, 109_483_778, "keras_hub BertBackbone (bert_base) + head"),
+    "bert_base": (109_482_240 + 1_538, 109_483_778, "keras_hub BertBackbone + head"),
+    "bert_tiny": (4_385_920 + 258, 4_386_178, "keras_hub BertBackbone + head"),
+    "bert_mini": (11_170_560 + 514, 11_171_074, "keras_hub BertBackbone + head"),
+    "bert_small": (28_763_648 + 1_026, 28_764_674, "keras_hub BertBackbone + head"),
+    "bert_medium": (41_373_184 + 1_026, 41_374_210, "keras_hub BertBackbone + head"),
+    "bert_large": (335_141_888 + 2_050, 335_143_938, "keras_hub BertBackbone + head"),
+    # TextCNN (Kim 2014): 20,000 x 300 embedding + (3+4+5) x 300 x 100 + 300 biases + 300 x 2 + 2.
+    "textcnn": (6_360_902, 6_360_902, "Kim 2014 arithmetic"),
+    # 20,000 x 128 embedding + 4 (LSTM) or 3 (GRU, reset_after) gate blocks of 128 units + 128 x 2 + 2.
+    "lstm_classifier": (2_691_842, 2_691_842, "arithmetic: 4 x ((128 + 128) x 128 + 128)"),
+    "gru_classifier": (2_659_330, 2_659_330, "arithmetic: 3 x ((128 + 128) x 128 + 2 x 128)"),
 }
 
 # torchvision's published compute ("GFLOPS" there are multiply-adds) at 224x224.

@@ -1,0 +1,51 @@
+"""Text through the recipes: the embedded docstring set, a WordPiece vocabulary learned from its
+training split, and TextCNN / BERT training into an ordinary run folder."""
+
+import numpy as np
+import pytest
+
+from recipes import config as config_lib
+from recipes import data as data_lib
+from recipes.trainer import train
+
+
+def test_stdlib_docs_is_real_labelled_text_that_ships_with_python():
+    d = data_lib.load("stdlib_docs")
+    assert d.kind == "text" and d.class_names == list(data_lib.DOC_PACKAGES)
+    assert len(d.train) + len(d.val) + len(d.test) > 1000
+    assert np.bincount(d.test.y, minlength=6).min() >= 20
+    assert all(isinstance(t, str) and len(t.split()) >= 5 for t in d.train.x[:50])
+
+
+def test_word_piece_tokens_pad_with_zero_and_frame_bert_inputs():
+    d = data_lib.load("stdlib_docs")
+    vocab = data_lib.word_piece_vocabulary(d.train.x, 500)
+    assert vocab[:5] == list(data_lib.SPECIAL_TOKENS) and len(vocab) <= 500
+    plain = data_lib.tokenize(d, vocab, 16)
+    framed = data_lib.tokenize(d, vocab, 16, cls_sep=True)
+    assert plain.train.x.shape == (len(d.train), 16) and plain.train.x.dtype == np.int32
+    assert (framed.train.x[:, 0] == vocab.index("[CLS]")).all()
+    short = min(range(len(d.train)), key=lambda i: len(d.train.x[i]))
+    row = framed.train.x[short]
+    if (row == 0).any():  # padded: [SEP] right before the padding
+        assert row[np.argmax(row == 0) - 1] == vocab.index("[SEP]")
+
+
+@pytest.mark.parametrize("model", ["textcnn", "bert_tiny"])
+def test_text_models_train_into_a_run_folder(model, tmp_path):
+    overrides = {"epochs": 1, "batch_size": 32, "sequence_length": 32, "vocabulary_size": 400, "verbose": 0,
+                 "optimizer": "adam", "learning_rate": 0.002, "run_dir": str(tmp_path)}  # fmt: skip
+    cfg = config_lib.resolve(model, overrides=overrides)
+    assert cfg.dataset == "stdlib_docs"  # the text default
+    summary = train(cfg)
+    assert summary["completed"] and summary["test_accuracy"] > 1 / 6
+    vocab = (tmp_path / "vocab.txt").read_text().split("\n")
+    assert vocab[0] == "[PAD]"
+    for name in ("model.keras", "metrics.csv", "summary.json", "config.yaml"):
+        assert (tmp_path / name).is_file()
+
+
+def test_a_text_model_on_image_data_is_one_clear_error(tmp_path):
+    cfg = config_lib.resolve("textcnn", overrides={"dataset": "digits", "run_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="dataset 'digits' holds image data; model 'textcnn' is for text_classification"):
+        train(cfg)
