@@ -48,6 +48,7 @@ class TrainConfig:
     devices: list | None = None
     tpu: str | None = None
     early_stopping_patience: int | None = None
+    init_from: str | None = None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
     seed: int = 0
     run_dir: str | None = None  # default: runs/<model>_<dataset>

@@ -66,10 +66,49 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     entry = modelzoo.get_entry(cfg.model)
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
-    if data.kind == "text":  # a WordPiece vocabulary from the training split, then token ids
-        vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
+    if data.kind == "text":  # a WordPiece vocabulary (the warm start's, or learned from the training split)
+        source = _init_source(cfg)
+        if source and (source.parent / "vocab.txt").is_file():
+            vocabulary = (source.parent / "vocab.txt").read_text().split("\n")[:-1]
+            length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
+            if length and length != cfg.sequence_length:
+                raise ValueError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
+        else:
+            vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
         data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
     return data, preprocess_for(cfg, data, entry)
+
+
+def _init_source(cfg) -> Path | None:
+    """The ``.keras`` file a warm start reads (``init_from`` names it or its run folder)."""
+    if not cfg.init_from:
+        return None
+    path = Path(cfg.init_from)
+    path = path / "model.keras" if path.is_dir() else path
+    if not path.is_file():
+        raise ValueError(f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras.")
+    return path
+
+
+def warm_start(model: keras.Model, source: Path) -> list[str]:
+    """Copy into ``model`` every layer of the saved model at ``source`` that has the same name
+    and weight shapes (a pretrained backbone into a new head, say); return the copied names."""
+    saved = keras.saving.load_model(source, safe_mode=True)
+    copied = []
+    for layer in saved.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        try:
+            target = model.get_layer(layer.name)
+        except ValueError:
+            continue
+        if [w.shape for w in target.get_weights()] == [w.shape for w in weights]:
+            target.set_weights(weights)
+            copied.append(layer.name)
+    if not copied:
+        raise ValueError(f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}.")
+    return copied
 
 
 def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int) -> dict:
@@ -195,6 +234,9 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             (run_dir / "vocab.txt").write_text("\n".join(data.vocabulary) + "\n")
     with strategy.scope():
         model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **model_shape_kwargs(data, pre), **cfg.model_kwargs)
+        if cfg.init_from and not tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
+            copied = warm_start(model, _init_source(cfg))
+            print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
         outputs = len(model.outputs)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
         model.compile(

@@ -1,0 +1,229 @@
+"""Masked-language-model pretraining of a zoo BERT (Devlin et al. 2018, section 3.1).
+
+``python -m recipes.pretrain bert_tiny [--epochs N] [--set key=value ...]``
+
+15% of each sequence's tokens are chosen; of those 80% become ``[MASK]``, 10% a random token and
+10% stay, and the model predicts the original token at every chosen position (its masked-LM head
+ties the output to the token embedding). No next-sentence task (as in RoBERTa).
+
+Corpus ``stdlib_corpus`` ships with Python: the language reference's topics
+(``pydoc_data.topics``) and every docstring of the standard library outside the packages that
+``stdlib_docs`` labels, so the fine-tuning test set is never seen here. A WordPiece vocabulary is
+learned from it and written to the run folder (``vocab.txt``) for ``recipes.finetune``.
+
+Masks are drawn per epoch from a generator seeded by (seed, epoch), so a run resumed mid-epoch
+(same checkpoints as ``recipes.train``) sees exactly the masks it would have seen. The held-out
+10% of sequences carries one fixed mask; ``summary.json`` reports its loss and masked-token
+accuracy against the most-frequent-token baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recipes.cli import run
+
+MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
+
+
+def stdlib_corpus() -> list[str]:
+    """Real English about Python that ships with Python: reference topics and docstrings."""
+    import ast
+    import sysconfig
+
+    import pydoc_data.topics
+
+    from recipes.data import DOC_PACKAGES
+
+    texts = [t for t in pydoc_data.topics.topics.values()]
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if parts[0] in DOC_PACKAGES or parts[0] in ("test", "idlelib", "site-packages", "lib2to3") or "tests" in parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc.split()) >= 5:
+                    texts.append(doc)
+    return texts
+
+
+def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
+    """The corpus as one token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length``."""
+    import keras_hub
+
+    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+    import itertools
+
+    pieces = tokenizer(list(texts))  # eager keras-hub tokenizers return lists of ids
+    stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
+    body = sequence_length - 2
+    rows = stream[: len(stream) // body * body].reshape(-1, body)
+    cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
+    return np.concatenate([np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1)
+
+
+def mask(ids: np.ndarray, *, rng: np.random.RandomState, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int):
+    """BERT's masking of ``ids`` (rows of token ids): inputs, positions, targets and weights."""
+    n, length = ids.shape
+    scores = rng.rand(n, length)
+    scores[np.isin(ids, special)] = 2.0  # never chosen
+    positions = np.argsort(scores, axis=1)[:, :max_predictions].astype("int32")
+    choosable = (~np.isin(ids, special)).sum(1)
+    wanted = np.maximum(1, np.round(choosable * MASK_RATE)).astype(int)
+    weights = (np.arange(max_predictions)[None] < np.minimum(wanted, max_predictions)[:, None]).astype("float32")
+    targets = np.take_along_axis(ids, positions, axis=1)
+    action = rng.rand(n, max_predictions)
+    random_tokens = rng.randint(len(special), vocabulary_size, size=(n, max_predictions))
+    replaced = np.where(action < MASK_TOKEN_RATE, mask_id, np.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets))
+    inputs = ids.copy()
+    rows = np.repeat(np.arange(n)[:, None], max_predictions, axis=1)
+    chosen = weights > 0
+    inputs[rows[chosen], positions[chosen]] = replaced[chosen]
+    return inputs, positions, targets.astype("int32"), weights
+
+
+def pretrain(cfg) -> dict:
+    """Pretrain ``cfg.model`` (a BERT) with masked LM; resumable; returns the summary."""
+    import keras
+    import tensorflow as tf
+
+    import modelzoo
+    from recipes import config as config_lib
+    from recipes import data as data_lib
+    from recipes import trainer
+    from recipes.strategy import is_chief, make_strategy
+
+    cfg.validate()
+    entry = modelzoo.get_entry(cfg.model)
+    if entry.family != "bert":
+        raise ValueError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
+    if cfg.dataset != "stdlib_corpus":
+        raise ValueError(f"pretraining corpus must be 'stdlib_corpus' (the embedded one), got {cfg.dataset!r}.")
+    run_dir = cfg.resolved_run_dir()
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file() and json.loads(summary_path.read_text()).get("completed"):
+        print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
+        return json.loads(summary_path.read_text())
+    strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
+    keras.utils.set_random_seed(cfg.seed)
+    chief = is_chief(strategy)
+
+    texts = stdlib_corpus()
+    vocab_path = run_dir / "vocab.txt"
+    vocabulary = vocab_path.read_text().split("\n")[:-1] if vocab_path.is_file() else data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
+    ids = sequences(texts, vocabulary, cfg.sequence_length)
+    held = np.random.RandomState(cfg.seed).permutation(len(ids))
+    n_val = max(1, len(ids) // 10)
+    train_ids, val_ids = ids[held[n_val:]], ids[held[:n_val]]
+    special = [vocabulary.index(t) for t in data_lib.SPECIAL_TOKENS]
+    opts = dict(vocabulary_size=len(vocabulary), special=special, mask_id=vocabulary.index("[MASK]"),
+                max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))))  # fmt: skip
+
+    def batches(rows, masked):
+        inputs, positions, targets, weights = masked
+        x = {**data_lib.bert_inputs(tf.constant(inputs)), "mask_positions": tf.constant(positions)}
+        return tf.data.Dataset.from_tensor_slices((x, targets, weights)).batch(cfg.batch_size, drop_remainder=True)
+
+    steps = data_lib.steps_per_epoch(len(train_ids), cfg.batch_size)
+
+    def train_from(step):  # every remaining batch, masks seeded by (seed, epoch)
+        parts = []
+        for epoch in range(step // steps, cfg.epochs):
+            order = data_lib.epoch_order(len(train_ids), epoch, cfg.seed)
+            rows = train_ids[order[: steps * cfg.batch_size]]
+            ds = batches(rows, mask(rows, rng=np.random.RandomState([cfg.seed, epoch, 1]), **opts))
+            parts.append(ds.skip(step - epoch * steps) if epoch == step // steps else ds)
+        ds = parts[0]
+        for p in parts[1:]:
+            ds = ds.concatenate(p)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    val_masked = mask(val_ids, rng=np.random.RandomState([cfg.seed, 10**6]), **opts)
+    val_ds = batches(val_ids, val_masked)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        config_lib.save(cfg, run_dir / "config.yaml")
+        vocab_path.write_text("\n".join(vocabulary) + "\n")
+    with strategy.scope():
+        model = modelzoo.create_model(cfg.model, head="masked_lm", vocabulary_size=len(vocabulary),
+                                      max_sequence_length=cfg.sequence_length, **cfg.model_kwargs)  # fmt: skip
+        model.compile(
+            optimizer=trainer.make_optimizer(cfg, steps),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        model.optimizer.build(model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start = int(model.optimizer.iterations.numpy())
+    start_epoch, skip = divmod(start, steps)
+    if start:
+        print(f"resuming {run_dir} at step {start} (epoch {start_epoch + 1}, batch {skip + 1} of {steps})")
+    before = model.evaluate(val_ds, verbose=0, return_dict=True) if not start else None
+    callbacks = [trainer.StepCheckpoint(manager, cfg.checkpoint_every)]
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True))
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    started = time.time()
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if skip:
+        model.fit(train_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
+        start_epoch += 1
+    if start_epoch < cfg.epochs:
+        model.fit(train_from(start_epoch * steps), initial_epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    after = model.evaluate(val_ds, verbose=0, return_dict=True)
+    _, _, targets, weights = val_masked
+    counts = np.bincount(train_ids.ravel(), minlength=len(vocabulary))
+    counts[special] = 0
+    baseline = float((targets == counts.argmax())[weights > 0].mean())
+    summary = {
+        "model": cfg.model, "dataset": cfg.dataset, "completed": True, "steps": int(model.optimizer.iterations.numpy()),
+        "sequences": {"train": len(train_ids), "held_out": len(val_ids)}, "vocabulary_size": len(vocabulary),
+        "held_out_loss_before": before and float(before["loss"]), "held_out_loss": float(after["loss"]),
+        "masked_token_accuracy": float(after["accuracy"]), "most_frequent_token_accuracy": baseline,
+        "train_seconds_this_process": round(time.time() - started, 2), "weights_sha256": trainer.weights_digest(model),
+    }  # fmt: skip
+    if chief:
+        model.save(run_dir / "model.keras")
+        trainer.plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=f"{cfg.model} masked LM")
+        summary_path.write_text(json.dumps(summary, indent=2))
+    print(f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} "
+          f"(most frequent token: {baseline:.4f}); run folder {run_dir}")  # fmt: skip
+    return summary
+
+
+def main(argv=None, prog="python -m recipes.pretrain") -> int:
+    from recipes.train import build_parser
+
+    args = build_parser(prog).parse_args(argv)
+
+    def go():
+        from recipes import config as config_lib
+        from recipes.train import FLAGS
+
+        overrides = {"dataset": "stdlib_corpus", "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.01,
+                     "schedule": "cosine", "warmup_epochs": 1, "epochs": 10, "batch_size": 32}  # fmt: skip
+        overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
+        overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
+        overrides.setdefault("run_dir", str(Path("runs") / f"{args.model}_pretrain"))
+        pretrain(config_lib.resolve(args.model, config_file=args.config, overrides=overrides))
+
+    return run(prog, go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

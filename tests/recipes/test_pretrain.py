@@ -1,0 +1,52 @@
+"""Masked-LM pretraining: BERT's masking rule, a resumable pretraining run, and fine-tuning from it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from recipes import config as config_lib
+from recipes.pretrain import MASK_RATE, mask, pretrain
+
+SPECIAL = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
+
+
+def test_masking_follows_bert():
+    rng = np.random.RandomState(0)
+    ids = rng.randint(5, 1000, size=(4000, 40)).astype("int32")
+    ids[:, 0], ids[:, -1], ids[:100, 30:] = 2, 3, 0  # [CLS], [SEP], some padding
+    inputs, positions, targets, weights = mask(ids, rng=np.random.RandomState(1), vocabulary_size=1000,
+                                               special=SPECIAL, mask_id=4, max_predictions=6)  # fmt: skip
+    chosen = weights > 0
+    rows = np.repeat(np.arange(len(ids))[:, None], 6, axis=1)
+    assert not np.isin(ids[rows[chosen], positions[chosen]], SPECIAL).any()  # never a special token
+    assert (chosen.sum(1)[100:] == round(38 * MASK_RATE)).all()  # 15% of the 38 real tokens
+    np.testing.assert_array_equal(targets[chosen], ids[rows[chosen], positions[chosen]])
+    new = inputs[rows[chosen], positions[chosen]]
+    share_mask = (new == 4).mean()
+    share_kept = (new == targets[chosen]).mean()
+    assert abs(share_mask - 0.8) < 0.02 and abs(share_kept - 0.1) < 0.02  # 80% [MASK], 10% kept, 10% random
+    untouched = np.ones_like(ids, bool)
+    untouched[rows[chosen], positions[chosen]] = False
+    np.testing.assert_array_equal(inputs[untouched], ids[untouched])
+
+
+@pytest.mark.slow
+def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_path):
+    tiny = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
+    cfg = config_lib.resolve("bert", overrides={
+        "dataset": "stdlib_corpus", "epochs": 1, "batch_size": 64, "sequence_length": 32, "vocabulary_size": 400,
+        "optimizer": "adam", "learning_rate": 0.003, "verbose": 0, "model_kwargs": tiny, "run_dir": str(tmp_path / "pre")})  # fmt: skip
+    summary = pretrain(cfg)
+    assert summary["completed"] and summary["held_out_loss"] < summary["held_out_loss_before"]
+    assert (tmp_path / "pre" / "vocab.txt").is_file() and (tmp_path / "pre" / "model.keras").is_file()
+    assert pretrain(cfg)["weights_sha256"] == summary["weights_sha256"]  # a finished run is not redone
+
+    from recipes.finetune import main
+
+    assert main([str(tmp_path / "pre"), "--epochs", "1", "--run-dir", str(tmp_path / "ft"), "--set", "verbose=0"]) == 0
+    tuned = json.loads((tmp_path / "ft" / "summary.json").read_text())
+    assert tuned["completed"] and tuned["input_shape"] == [32]
+    assert (tmp_path / "ft" / "config.yaml").read_text().count("init_from") == 1
+    vocab = (tmp_path / "pre" / "vocab.txt").read_text()
+    assert (tmp_path / "ft" / "vocab.txt").read_text() == vocab  # the pretraining vocabulary, not a new one
