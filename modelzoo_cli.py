@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelzoo", description="Paper-faithful Keras 3 models.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
+    sub.add_parser("pretrain", help="masked-LM pretraining of a BERT: modelzoo pretrain bert_tiny [options]")
+    sub.add_parser("finetune", help="fine-tune a pretraining run: modelzoo finetune RUN_DIR [options]")
     sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
@@ -134,6 +136,12 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
+    if argv[:1] in (["pretrain"], ["finetune"]):  # the text recipes' own command lines
+        _import_modelzoo()
+        import importlib
+
+        module = importlib.import_module(f"recipes.{argv[0]}")
+        return module.main(argv[1:], prog=f"modelzoo {argv[0]}")
     if argv[:1] == ["bench"]:  # the benchmark's own command line
         _import_modelzoo()
         from benchmarks.run import main as bench_main
