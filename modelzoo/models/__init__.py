@@ -1,3 +1,3 @@
 """One module per family; importing this package registers every builder."""
 
-from modelzoo.models import alexnet, bert, densenet, googlenet, lenet, mlp, nin, resnet, rnn, textcnn, vgg, zfnet  # noqa: F401
+from modelzoo.models import alexnet, bert, densenet, googlenet, gpt, lenet, mlp, nin, resnet, rnn, textcnn, vgg, zfnet  # noqa: F401

@@ -38,10 +38,15 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
     """keras-hub's encoder layer, unchanged, with a MAC count for ``modelzoo.count_flops``."""
 
     def count_macs(self, in_shape, out_shape):
-        seq, hidden = int(in_shape[1]), int(in_shape[2])
-        projections = 4 * seq * hidden * hidden  # query, key, value, output
-        attention = 2 * seq * seq * hidden  # scores and the weighted sum
-        return projections + attention + 2 * seq * hidden * self.intermediate_dim
+        return transformer_layer_macs(in_shape, self.intermediate_dim)
+
+
+def transformer_layer_macs(in_shape, intermediate_dim: int) -> int:
+    """MACs of one self-attention Transformer layer on a (sequence, hidden) input."""
+    seq, hidden = int(in_shape[1]), int(in_shape[2])
+    projections = 4 * seq * hidden * hidden  # query, key, value, output
+    attention = 2 * seq * seq * hidden  # scores and the weighted sum
+    return projections + attention + 2 * seq * hidden * intermediate_dim
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")

@@ -18,14 +18,18 @@ ALL = modelzoo.list_models()
 # Presets whose every width is fixed and large: their tiny config can only shorten the vocabulary
 # and the sequence. Data never runs through them here (their builder ``bert`` is covered at tiny
 # widths, and their parameter counts are pinned in test_text_models.py).
-FIXED_LARGE = ("bert_base", "bert_large")
+FIXED_LARGE = ("bert_base", "bert_large", "gpt2_small")
 RUN = [n for n in ALL if n not in FIXED_LARGE]
 NUM_CLASSES = 3
 _cache = {}
 
 
 def is_text(name):
-    return get_entry(name).task == "text_classification"
+    return get_entry(name).task in ("text_classification", "causal_lm")
+
+
+def is_lm(name):
+    return get_entry(name).task == "causal_lm"
 
 
 def small_shape(name):
@@ -42,7 +46,7 @@ def small_model(name, **kwargs):
     key = (name, tuple(sorted(kwargs.items())))
     if key not in _cache:
         entry = get_entry(name)
-        config = {"num_classes": NUM_CLASSES, **entry.tiny_config, **kwargs}
+        config = {**({} if is_lm(name) else {"num_classes": NUM_CLASSES}), **entry.tiny_config, **kwargs}
         if not is_text(name):
             config["input_shape"] = small_shape(name)
         _cache[key] = modelzoo.create_model(name, **config)
@@ -57,6 +61,8 @@ def batch(name, n=4):
         ids = rng.randint(1, get_entry(name).tiny_config["vocabulary_size"], size=(n, length)).astype("int32")
         ids[:, length - 2 :] = 0
         inputs = small_model(name).input
+        if is_lm(name):  # next-token targets
+            return {"token_ids": ids, "padding_mask": (ids > 0).astype("int32")}, np.roll(ids, -1, axis=1)
         if isinstance(inputs, dict):
             return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0).astype("int32")}, y
         return ids, y
@@ -84,8 +90,11 @@ def test_forward_pass_at_smallest_legal_input(name):
     model = small_model(name)
     x, _ = batch(name, 2)
     y = np.asarray(model(x, training=False))
-    assert y.shape == (2, NUM_CLASSES)
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)  # default softmax head
+    if is_lm(name):  # next-token probabilities at every position
+        assert y.shape == (2, small_shape(name)[0], get_entry(name).tiny_config["vocabulary_size"])
+    else:
+        assert y.shape == (2, NUM_CLASSES)
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)  # default softmax head
     assert np.isfinite(y).all()
 
 
@@ -143,6 +152,8 @@ def test_features_return_the_documented_stage_maps(name):
 
 @pytest.mark.parametrize("name", RUN)
 def test_reset_classifier_keeps_every_other_weight(name):
+    if is_lm(name):
+        pytest.skip("a language model's head is its tied token embedding: there is no classifier to reset")
     model = small_model(name)
     new = modelzoo.reset_classifier(model, 5)
     x, _ = batch(name, 2)

@@ -47,6 +47,13 @@ PINNED = {
     "bert_small": (28_763_648 + 1_026, 28_764_674, "keras_hub BertBackbone + head"),
     "bert_medium": (41_373_184 + 1_026, 41_374_210, "keras_hub BertBackbone + head"),
     "bert_large": (335_141_888 + 2_050, 335_143_938, "keras_hub BertBackbone + head"),
+    # GPT: keras_hub GPT2Backbone of the same size (vocabulary 50,257, 1,024 positions); the LM head
+    # is the tied token embedding, so it adds nothing. gpt2_small is GPT-2's 124M model.
+    "gpt": (124_439_808, 124_439_808, "keras_hub GPT2Backbone (gpt2_small)"),
+    "gpt2_small": (124_439_808, 124_439_808, "keras_hub GPT2Backbone"),
+    "gpt_tiny": (6_960_768, 6_960_768, "keras_hub GPT2Backbone of the same size"),
+    "gpt_mini": (16_287_488, 16_287_488, "keras_hub GPT2Backbone of the same size"),
+    "gpt_small": (45_171_200, 45_171_200, "keras_hub GPT2Backbone of the same size"),
     # TextCNN (Kim 2014): 20,000 x 300 embedding + (3+4+5) x 300 x 100 + 300 biases + 300 x 2 + 2.
     "textcnn": (6_360_902, 6_360_902, "Kim 2014 arithmetic"),
     # 20,000 x 128 embedding + 4 (LSTM) or 3 (GRU, reset_after) gate blocks of 128 units + 128 x 2 + 2.

@@ -105,3 +105,33 @@ def test_bert_rejects_heads_it_does_not_have():
         modelzoo.create_model("bert", hidden_dim=100, num_heads=3)
     with pytest.raises(ValueError, match="head must be one of"):
         modelzoo.create_model("bert_tiny", head="nsp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt_tiny", "gpt2_small"])
+def test_gpt_sizes_have_the_parameters_of_keras_hub_backbones(name):
+    from modelzoo.models.gpt import SIZES as GPT_SIZES
+
+    layers, hidden, heads = GPT_SIZES[name]
+    hub = keras_hub.models.GPT2Backbone(vocabulary_size=50257, num_layers=layers, num_heads=heads, hidden_dim=hidden,
+                                        intermediate_dim=4 * hidden, max_sequence_length=1024)  # fmt: skip
+    tied = modelzoo.create_model(name)
+    assert tied.count_params() == modelzoo.create_model(name, include_top=False).count_params() == hub.count_params()
+    keras.backend.clear_session()
+
+
+def test_gpt_is_causal_and_its_head_is_tied(tmp_path):
+    model = modelzoo.create_model("gpt_tiny", vocabulary_size=100, max_sequence_length=16)
+    x = {"token_ids": np.random.default_rng(0).integers(1, 100, (2, 16)).astype("int32"), "padding_mask": np.ones((2, 16), "int32")}
+    y = np.asarray(model(x))
+    later = {k: v.copy() for k, v in x.items()}
+    later["token_ids"][:, 10] = 7
+    changed = np.asarray(model(later))
+    np.testing.assert_array_equal(changed[:, :10], y[:, :10])  # no position sees the future
+    assert not np.allclose(changed[:, 10:], y[:, 10:])
+    model.save(tmp_path / "gpt.keras")
+    loaded = keras.saving.load_model(tmp_path / "gpt.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    assert loaded.count_params() == model.count_params()
+    with pytest.raises(ValueError, match="num_classes=3: a language model predicts its 100 tokens"):
+        modelzoo.create_model("gpt_tiny", vocabulary_size=100, num_classes=3)
