@@ -24,6 +24,7 @@ class TrainConfig:
     data_dir: str | None = None  # TFDS data directory
     data_path: str | None = None  # folder or CSV file
     label_column: str = "label"
+    text_column: str | None = None  # csv: the column holding text (a text classification table)
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)

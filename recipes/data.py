@@ -6,7 +6,9 @@ Sources:
 - TFDS by name through ``tfds.load`` (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
   ``imagenette``, ``imagenet2012`` from a manual dir, ``imdb_reviews``, ``glue/sst2``, or any other
   TFDS name with an image/label or text/label pair).
-- ``folder`` (one sub-folder of images per class) and ``csv`` (a table with a label column, pandas).
+- ``folder`` (one sub-folder of images, or of ``.txt`` files, per class) and ``csv`` (a table with a
+  label column, pandas; with ``text_column`` set, a text classification table).
+- embedded text: ``stdlib_docs`` (docstrings of six standard-library packages, labelled by package).
 
 Splits are held in memory, compactly: fixed-size images as uint8, images of varying size
 (imagenette, imagenet2012) as their encoded JPEG/PNG bytes, decoded and resized inside the
@@ -87,6 +89,7 @@ def load(
     data_dir: str | None = None,
     path: str | None = None,
     label_column: str = "label",
+    text_column: str | None = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -97,7 +100,7 @@ def load(
     if name == "folder":
         return _folder(_need_path(name, path), val_fraction, test_fraction, seed)
     if name == "csv":
-        return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed)
+        return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed, text_column)
     return _tfds(name, data_dir, val_fraction, seed)
 
 
@@ -176,7 +179,7 @@ def _standardize(train, val, test):
     return tuple(Split(((s.x - mean) / std).astype("float32"), s.y) for s in (train, val, test))
 
 
-def _csv(path: Path, label_column, val_fraction, test_fraction, seed) -> Data:
+def _csv(path: Path, label_column, val_fraction, test_fraction, seed, text_column=None) -> Data:
     import pandas as pd
 
     try:
@@ -189,6 +192,15 @@ def _csv(path: Path, label_column, val_fraction, test_fraction, seed) -> Data:
             + did_you_mean(label_column, frame.columns)
         )
     labels = frame.pop(label_column).astype("category")
+    if text_column is not None:  # a text classification table: one text column, one label column
+        if text_column not in frame.columns:
+            raise DataError(f"CSV {str(path)!r} has no text column {text_column!r}; columns: {list(frame.columns)}."
+                            + did_you_mean(text_column, frame.columns))  # fmt: skip
+        x = np.empty(len(frame), dtype=object)
+        x[:] = frame[text_column].fillna("").astype(str).tolist()
+        y = labels.cat.codes.to_numpy().astype("int64")
+        names = [str(c) for c in labels.cat.categories]
+        return Data(path.stem, "text", *_split(x, y, val_fraction, test_fraction, seed), len(names), names)
     features = pd.get_dummies(frame, dtype="float32")  # one-hot any text column
     if features.shape[1] == 0:
         raise DataError(f"CSV {str(path)!r} has no feature columns besides {label_column!r}.")
@@ -203,6 +215,12 @@ def _csv(path: Path, label_column, val_fraction, test_fraction, seed) -> Data:
 
 def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    texts = [(f, i) for i, c in enumerate(classes) for f in sorted((path / c).rglob("*.txt"))]
+    if texts:  # plain text files, one sub-folder per class: text classification
+        x = np.empty(len(texts), dtype=object)
+        x[:] = [f.read_text(encoding="utf-8", errors="replace") for f, _ in texts]
+        y = np.asarray([i for _, i in texts], dtype="int64")
+        return Data(path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes)
     files, labels = [], []
     for i, c in enumerate(classes):
         for f in sorted((path / c).rglob("*")):
@@ -211,7 +229,7 @@ def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
                 labels.append(i)
     if not files:
         raise DataError(
-            f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) in class sub-folders."
+            f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."
         )
     images = [_decode(f) for f in files]
     shapes = {im.shape for im in images}

@@ -6,7 +6,8 @@
 10% stay, and the model predicts the original token at every chosen position (its masked-LM head
 ties the output to the token embedding). No next-sentence task (as in RoBERTa).
 
-Corpus ``stdlib_corpus`` ships with Python: the language reference's topics
+Corpora: ``wikipedia`` (TFDS), ``text_files`` (your ``.txt``), and the default ``stdlib_corpus``,
+which ships with Python: the language reference's topics
 (``pydoc_data.topics``) and every docstring of the standard library outside the packages that
 ``stdlib_docs`` labels, so the fine-tuning test set is never seen here. A WordPiece vocabulary is
 learned from it and written to the run folder (``vocab.txt``) for ``recipes.finetune``.
@@ -59,6 +60,39 @@ def stdlib_corpus() -> list[str]:
     return texts
 
 
+WIKIPEDIA = "wikipedia/20230601.en"
+CORPORA = ("stdlib_corpus", "wikipedia", "text_files")
+
+
+def load_corpus(name: str, *, data_dir: str | None = None, path: str | None = None, max_documents: int = 200_000) -> list[str]:
+    """Unlabelled text by name: the embedded ``stdlib_corpus``; ``wikipedia`` (TFDS, its real
+    ``tfds.load``; at most ``max_documents`` articles); ``text_files`` (``path``: a ``.txt`` file or a
+    folder of them, one document per blank-line-separated paragraph)."""
+    from recipes.data import DataError
+
+    if name == "stdlib_corpus":
+        return stdlib_corpus()
+    if name == "text_files":
+        if not path or not Path(path).exists():
+            raise DataError(f"corpus 'text_files' needs data_path (a .txt file or a folder of them), got {path!r}.")
+        files = [Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("*.txt"))
+        docs = [p.strip() for f in files for p in f.read_text(encoding="utf-8", errors="replace").split("\n\n") if p.strip()]
+        if not docs:
+            raise DataError(f"data_path {path!r} holds no text.")
+        return docs
+    if name == "wikipedia" or name.startswith("wikipedia/"):
+        import tensorflow_datasets as tfds
+
+        try:
+            ds = tfds.load(WIKIPEDIA if name == "wikipedia" else name, split="train", data_dir=data_dir)
+        except Exception as err:  # tfds raises many kinds for a missing or unprepared set
+            raise DataError(f"cannot load TFDS corpus {name!r}: {str(err).splitlines()[0]}") from None
+        return [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
+    from modelzoo.validation import did_you_mean
+
+    raise DataError(f"pretraining corpus must be one of {list(CORPORA)}, got {name!r}." + did_you_mean(name, CORPORA))
+
+
 def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     """The corpus as one token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length``."""
     import keras_hub
@@ -109,8 +143,6 @@ def pretrain(cfg) -> dict:
     entry = modelzoo.get_entry(cfg.model)
     if entry.family != "bert":
         raise ValueError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
-    if cfg.dataset != "stdlib_corpus":
-        raise ValueError(f"pretraining corpus must be 'stdlib_corpus' (the embedded one), got {cfg.dataset!r}.")
     run_dir = cfg.resolved_run_dir()
     summary_path = run_dir / "summary.json"
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("completed"):
@@ -120,7 +152,7 @@ def pretrain(cfg) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     chief = is_chief(strategy)
 
-    texts = stdlib_corpus()
+    texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path)
     vocab_path = run_dir / "vocab.txt"
     vocabulary = vocab_path.read_text().split("\n")[:-1] if vocab_path.is_file() else data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
     ids = sequences(texts, vocabulary, cfg.sequence_length)

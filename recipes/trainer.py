@@ -62,7 +62,8 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
 
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
-    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column, seed=cfg.seed)
+    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
+                         text_column=cfg.text_column, seed=cfg.seed)  # fmt: skip
     entry = modelzoo.get_entry(cfg.model)
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")

@@ -49,3 +49,32 @@ def test_a_text_model_on_image_data_is_one_clear_error(tmp_path):
     cfg = config_lib.resolve("textcnn", overrides={"dataset": "digits", "run_dir": str(tmp_path)})
     with pytest.raises(ValueError, match="dataset 'digits' holds image data; model 'textcnn' is for text_classification"):
         train(cfg)
+
+
+def test_csv_text_column_and_folders_of_text_files(tmp_path):
+    rows = ["review,stars"] + [f'"{"great fun" if i % 2 else "dull and slow"} number {i}",{"good" if i % 2 else "bad"}' for i in range(40)]
+    (tmp_path / "r.csv").write_text("\n".join(rows))
+    d = data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="review")
+    assert d.kind == "text" and d.class_names == ["bad", "good"] and len(d.train) + len(d.val) + len(d.test) == 40
+    with pytest.raises(data_lib.DataError, match="no text column 'text'"):
+        data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="text")
+    for c in ("neg", "pos"):
+        (tmp_path / "txt" / c).mkdir(parents=True)
+        for i in range(10):
+            (tmp_path / "txt" / c / f"{i}.txt").write_text(f"{c} document {i}")
+    d = data_lib.load("folder", path=str(tmp_path / "txt"))
+    assert d.kind == "text" and d.class_names == ["neg", "pos"] and isinstance(d.train.x[0], str)
+
+
+def test_pretraining_corpora_load_through_their_real_code(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from recipes.pretrain import load_corpus
+
+    with tfds.testing.mock_data(num_examples=5):
+        docs = load_corpus("wikipedia", data_dir=str(tmp_path))
+    assert len(docs) == 5 and all(isinstance(t, str) for t in docs)
+    (tmp_path / "a.txt").write_text("first paragraph\n\nsecond paragraph\n")
+    assert load_corpus("text_files", path=str(tmp_path / "a.txt")) == ["first paragraph", "second paragraph"]
+    with pytest.raises(data_lib.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"):
+        load_corpus("wikipeda")
