@@ -20,7 +20,6 @@ accuracy against the most-frequent-token baseline.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -163,7 +162,7 @@ def pretrain(cfg) -> dict:
     opts = dict(vocabulary_size=len(vocabulary), special=special, mask_id=vocabulary.index("[MASK]"),
                 max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))))  # fmt: skip
 
-    def batches(rows, masked):
+    def batches(masked):
         inputs, positions, targets, weights = masked
         x = {**data_lib.bert_inputs(tf.constant(inputs)), "mask_positions": tf.constant(positions)}
         return tf.data.Dataset.from_tensor_slices((x, targets, weights)).batch(cfg.batch_size, drop_remainder=True)
@@ -175,7 +174,7 @@ def pretrain(cfg) -> dict:
         for epoch in range(step // steps, cfg.epochs):
             order = data_lib.epoch_order(len(train_ids), epoch, cfg.seed)
             rows = train_ids[order[: steps * cfg.batch_size]]
-            ds = batches(rows, mask(rows, rng=np.random.RandomState([cfg.seed, epoch, 1]), **opts))
+            ds = batches(mask(rows, rng=np.random.RandomState([cfg.seed, epoch, 1]), **opts))
             parts.append(ds.skip(step - epoch * steps) if epoch == step // steps else ds)
         ds = parts[0]
         for p in parts[1:]:
@@ -183,7 +182,7 @@ def pretrain(cfg) -> dict:
         return ds.prefetch(tf.data.AUTOTUNE)
 
     val_masked = mask(val_ids, rng=np.random.RandomState([cfg.seed, 10**6]), **opts)
-    val_ds = batches(val_ids, val_masked)
+    val_ds = batches(val_masked)
     run_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         config_lib.save(cfg, run_dir / "config.yaml")
