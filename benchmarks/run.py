@@ -5,9 +5,10 @@ one process and with interleaved repeats so that machine noise hits both sides a
 round of each side is kept: on a shared machine, noise only ever makes a round slower):
 
 * each zoo model against its reference with the same architecture (``vgg16`` vs
-  ``keras.applications.VGG16``, ``resnet50`` vs ``ResNet50``, ``densenet121`` vs ``DenseNet121``):
-  inference and training-step samples per second at the same batch, input, dtype and compile
-  settings, and the ratio zoo / reference;
+  ``keras.applications.VGG16``, ``resnet50`` vs ``ResNet50``, ``densenet121`` vs ``DenseNet121``;
+  ``bert_small`` and ``bert_base`` vs keras-hub's ``BertTextClassifier`` on a ``BertBackbone`` of
+  the same size): inference and training-step samples per second at the same batch, input, dtype
+  and compile settings, and the ratio zoo / reference;
 * hardware efficiency: FLOPs per sample (counted on the built model by ``modelzoo.count_flops``;
   a training step counted as 3x the forward pass) times samples per second, over the peak FLOP/s
   of a large float32 matrix multiply measured in the same run;
@@ -33,6 +34,8 @@ from pathlib import Path
 
 # zoo name -> keras.applications constructor with the same architecture
 PAIRS = {"vgg16": "VGG16", "resnet50": "ResNet50", "densenet121": "DenseNet121"}
+# zoo BERT -> keras-hub's classifier on a BertBackbone of the same size (2 classes, random tokens)
+TEXT_PAIRS = ("bert_small", "bert_base")
 # recipes whose real data pipeline is timed against a cached batch
 PIPELINE_RECIPES = ("lenet5", "alexnet", "resnet18")
 
@@ -49,6 +52,9 @@ class Settings:
     precision: str = "float32"
     jit_compile: bool = False
     pairs: tuple = tuple(PAIRS)
+    text_pairs: tuple = TEXT_PAIRS
+    text_batch_size: int = 8
+    sequence_length: int = 128
     pipeline: tuple = PIPELINE_RECIPES
     pipeline_seconds: float = 4.0  # each timed fit runs about this long (steps chosen from a warm-up)
 
@@ -56,14 +62,16 @@ class Settings:
 def settings_for(mode: str, accelerator: str) -> Settings:
     if mode == "tiny":  # for tests: does the harness run and make a well-formed table
         return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
-                        pipeline=("lenet5",), pipeline_seconds=0.5)  # fmt: skip
+                        text_pairs=("bert_tiny",), text_batch_size=2, sequence_length=16, pipeline=("lenet5",),
+                        pipeline_seconds=0.5)  # fmt: skip
     if mode == "quick":
-        return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0)
+        return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0,
+                        text_batch_size=4, sequence_length=128)  # fmt: skip
     if accelerator == "cpu":
         return Settings(batch_size=16, image_size=224, repeats=5, steps=5, matmul_size=4096)
     precision = "mixed_bfloat16" if accelerator == "tpu" else "mixed_float16"
     return Settings(batch_size=64, image_size=224, repeats=5, steps=20, matmul_size=8192, precision=precision,
-                    jit_compile=True, pipeline_seconds=10.0)  # fmt: skip
+                    jit_compile=True, pipeline_seconds=10.0, text_batch_size=32, sequence_length=512)  # fmt: skip
 
 
 def accelerator() -> str:
@@ -127,33 +135,39 @@ def _matmul_flops(n: int, repeats: int, dtype: str) -> float:
 
 
 class Subject:
-    """One model under test: a compiled inference function and a compiled training step."""
+    """One model under test on one fixed batch: a compiled inference function and a training step.
 
-    def __init__(self, label: str, model, settings: Settings):
+    ``flops`` is passed in for references the zoo's counter does not know (both sides of a pair
+    count the same architecture, so the zoo model's count serves for both).
+    """
+
+    def __init__(self, label: str, model, x, y, settings: Settings, flops: int | None = None, from_logits: bool = False):
         import keras
-        import numpy as np
+        import tensorflow as tf
 
         import modelzoo
 
-        self.label, self.model, self.settings = label, model, settings
-        s = settings
-        rng = np.random.default_rng(0)
-        self.x = rng.random((s.batch_size, s.image_size, s.image_size, 3), dtype="float32")
-        self.y = keras.utils.to_categorical(rng.integers(0, 1000, s.batch_size), 1000)
-        self.flops = modelzoo.count_flops(model)["flops"]
+        self.label, self.model, self.settings, self.x, self.y = label, model, settings, x, y
+        self.batch_size = len(y)
+        self.flops = modelzoo.count_flops(model)["flops"] if flops is None else flops
         self.params = model.count_params()
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy", jit_compile=s.jit_compile)
-        import tensorflow as tf
-
-        self._infer = tf.function(lambda x: model(x, training=False), jit_compile=s.jit_compile)
+        loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, metrics=[], jit_compile=settings.jit_compile)  # fmt: skip
+        # (metrics=[]: keras-hub's Task.compile would otherwise add its own accuracy metric)
+        self._infer = tf.function(lambda x: model(x, training=False), jit_compile=settings.jit_compile)
         self.infer_step()  # compile both before timing
         self.train_step()
 
     def infer_step(self):
-        self._infer(self.x).numpy()
+        _first(self._infer(self.x)).numpy()
 
     def train_step(self):
         self.model.train_on_batch(self.x, self.y)
+
+    def describe_input(self) -> str:
+        if isinstance(self.x, dict):
+            return f"{self.x['token_ids'].shape[1]} tokens"
+        return "x".join(str(d) for d in self.x.shape[1:])
 
     def time(self, kind: str) -> list[float]:
         """Seconds of each of ``settings.steps`` steps (each step ends with its result on the host)."""
@@ -166,15 +180,60 @@ class Subject:
         return seconds
 
 
+def _first(outputs):
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def _labels(n: int, classes: int):
+    import keras
+    import numpy as np
+
+    return keras.utils.to_categorical(np.random.default_rng(0).integers(0, classes, n), classes)
+
+
 def _build_pair(name: str, settings: Settings):
     import keras
+    import numpy as np
 
     import modelzoo
 
+    if name.startswith("bert"):
+        return _build_text_pair(name, settings)
     shape = (settings.image_size, settings.image_size, 3)
+    x = np.random.default_rng(0).random((settings.batch_size, *shape), dtype="float32")
+    y = _labels(settings.batch_size, 1000)
     zoo = modelzoo.create_model(name, num_classes=1000, input_shape=shape)
     ref = getattr(keras.applications, PAIRS[name])(weights=None, input_shape=shape, classes=1000)
-    return Subject(name, zoo, settings), Subject(f"keras.applications.{PAIRS[name]}", ref, settings)
+    return Subject(name, zoo, x, y, settings), Subject(f"keras.applications.{PAIRS[name]}", ref, x, y, settings)
+
+
+def _build_text_pair(name: str, settings: Settings):
+    """A zoo BERT classifier and keras-hub's ``BertTextClassifier`` on a ``BertBackbone`` of the same
+    size (both: pooled [CLS], dropout 0.1, 2-way logits), fed the same random token batch."""
+    import keras_hub
+    import numpy as np
+
+    import modelzoo
+
+    vocab, seq, n = 30522, settings.sequence_length, settings.text_batch_size
+    zoo = modelzoo.create_model(name, num_classes=2, vocabulary_size=vocab, max_sequence_length=seq, classifier_activation=None)
+    cfg = zoo.get_layer("transformer_layer_0")
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=vocab, num_layers=sum(l.name.startswith("transformer_layer_") for l in zoo.layers),
+        num_heads=cfg.num_heads, hidden_dim=zoo.get_layer("pooled_dense").units, intermediate_dim=cfg.intermediate_dim,
+        max_sequence_length=seq,
+    )  # fmt: skip
+    ref = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
+    rng = np.random.default_rng(0)
+    x = {
+        "token_ids": rng.integers(5, vocab, (n, seq)).astype("int32"),
+        "segment_ids": np.zeros((n, seq), "int32"),
+        "padding_mask": np.ones((n, seq), "int32"),
+    }
+    y = _labels(n, 2)
+    zoo_subject = Subject(name, zoo, x, y, settings, from_logits=True)
+    ref_subject = Subject("keras_hub.BertTextClassifier", ref, x, y, settings, flops=zoo_subject.flops, from_logits=True)
+    return zoo_subject, ref_subject
 
 
 def _peak_memory_mb():
@@ -204,11 +263,12 @@ def bench_pair(name: str, settings: Settings, peak: float, log=print) -> list[di
         log(f"  {name}: round {r + 1}/{settings.repeats}")
     rows = []
     for subject in (zoo, ref):
-        infer = settings.batch_size / min(times[(subject.label, "infer")])
-        train = settings.batch_size / min(times[(subject.label, "train")])
+        infer = subject.batch_size / min(times[(subject.label, "infer")])
+        train = subject.batch_size / min(times[(subject.label, "train")])
         rows.append({
             "model": subject.label,
             "pair": name,
+            "input": subject.describe_input(),
             "params": subject.params,
             "gflops_per_sample": subject.flops / 1e9,
             "infer_samples_per_s": infer,
@@ -309,7 +369,8 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print) 
     compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
     peak = matmul_peak(settings.matmul_size, dtype=compute_dtype)
     log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
-    pairs = [row for name in settings.pairs for row in bench_pair(name, settings, peak, log)]
+    names = (*settings.pairs, *settings.text_pairs)
+    pairs = [row for name in names for row in bench_pair(name, settings, peak, log)]
     keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision
     pipes = [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
     pairs_df, pipes_df = pd.DataFrame(pairs), pd.DataFrame(pipes)
@@ -318,8 +379,9 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print) 
     pairs_df.to_csv(out / "results.csv", index=False)
     pipes_df.to_csv(out / "pipeline.csv", index=False)
     header = (
-        f"Measured with `python -m benchmarks.run --mode {mode}`: batch {settings.batch_size}, input "
-        f"{settings.image_size}x{settings.image_size}x3, {settings.precision}, XLA {'on' if settings.jit_compile else 'off'}, "
+        f"Measured with `python -m benchmarks.run --mode {mode}`: images batch {settings.batch_size} at "
+        f"{settings.image_size}x{settings.image_size}x3, text batch {settings.text_batch_size} of {settings.sequence_length} "
+        f"tokens, {settings.precision}, XLA {'on' if settings.jit_compile else 'off'}, "
         f"best of {settings.repeats} interleaved rounds of {settings.steps} steps.\n"
         f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu']}; TensorFlow {info['tensorflow']}, "
         f"Keras {info['keras']}, Python {info['python']}. Matmul peak: {peak / 1e9:.1f} GFLOP/s "

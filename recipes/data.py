@@ -345,6 +345,16 @@ def word_piece_vocabulary(texts, vocabulary_size: int) -> list[str]:
 def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False) -> Data:
     """Every split's texts as int32 token ids of length ``sequence_length`` (0 pads), with
     ``[CLS] ... [SEP]`` around them for BERT. Done once: a training step only gathers rows."""
+    encode = text_encoder(vocabulary, sequence_length, cls_sep=cls_sep)
+    return dataclasses.replace(
+        data, train=Split(encode(data.train.x), data.train.y), val=Split(encode(data.val.x), data.val.y),
+        test=Split(encode(data.test.x), data.test.y), vocabulary=list(vocabulary),
+    )  # fmt: skip
+
+
+def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False):
+    """A function from texts to an int32 array of token ids (keras-hub WordPiece + StartEndPacker),
+    the one used for training and for prediction alike."""
     import keras_hub
 
     tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
@@ -357,11 +367,11 @@ def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep
         return_padding_mask=False,
     )
 
-    def encode(split: Split) -> Split:
-        texts = tf.constant(np.asarray(list(split.x), dtype=object).astype(str))
-        return Split(np.asarray(packer(tokenizer(texts)), dtype="int32"), split.y)
+    def encode(texts) -> np.ndarray:
+        texts = tf.constant(np.asarray(list(texts), dtype=object).astype(str))
+        return np.asarray(packer(tokenizer(texts)), dtype="int32")
 
-    return dataclasses.replace(data, train=encode(data.train), val=encode(data.val), test=encode(data.test), vocabulary=list(vocabulary))
+    return encode
 
 
 def bert_inputs(token_ids):

@@ -12,21 +12,25 @@ from benchmarks import run as bench
 def test_tiny_mode_writes_well_formed_tables(tmp_path):
     result = bench.run("tiny", out=tmp_path, log=lambda *a: None)
     pairs = pd.read_csv(tmp_path / "results.csv")
-    assert list(pairs["model"]) == ["resnet50", "keras.applications.ResNet50"]
-    # both sides count the same architecture: equal FLOPs; parameters differ only by conv biases
-    assert pairs["gflops_per_sample"].nunique() == 1
+    assert list(pairs["model"]) == ["resnet50", "keras.applications.ResNet50", "bert_tiny", "keras_hub.BertTextClassifier"]
+    # both sides count the same architecture: equal FLOPs; ResNet parameters differ only by conv
+    # biases, BERT's not at all (the same keras-hub layers under the same names)
+    assert pairs["gflops_per_sample"][0] == pairs["gflops_per_sample"][1]
+    assert pairs["gflops_per_sample"][2] == pairs["gflops_per_sample"][3]
     assert 0 < pairs["params"][1] - pairs["params"][0] < 30_000
+    assert pairs["params"][2] == pairs["params"][3]
+    assert list(pairs["input"]) == ["32x32x3", "32x32x3", "16 tokens", "16 tokens"]
     for col in ("infer_samples_per_s", "train_samples_per_s", "infer_peak_share", "train_peak_share"):
         assert (pairs[col] > 0).all() and pairs[col].map(math.isfinite).all(), col
     assert pairs["infer_ratio"][0] == pytest.approx(pairs["infer_samples_per_s"][0] / pairs["infer_samples_per_s"][1])
-    assert pairs["infer_ratio"][1] == 1.0
+    assert pairs["infer_ratio"][1] == pairs["infer_ratio"][3] == 1.0
     pipe = pd.read_csv(tmp_path / "pipeline.csv")
     assert pipe["recipe"].tolist() == ["lenet5 on digits"] and (pipe["pipeline_ratio"] > 0).all()
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 2 + 2 + 1  # header and rule, two pair rows; header and rule, one recipe row
-    assert all(line.count("|") == tables[0].count("|") for line in tables[:4])
+    assert len(tables) == 2 + 4 + 2 + 1  # header and rule, four pair rows; header and rule, one recipe row
+    assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 
 def test_settings_are_sane_for_every_mode():
@@ -34,5 +38,6 @@ def test_settings_are_sane_for_every_mode():
         for acc in ("cpu", "gpu", "tpu"):
             s = bench.settings_for(mode, acc)
             assert s.batch_size > 0 and s.repeats >= 1 and set(s.pairs) <= set(bench.PAIRS)
+            assert all(name.startswith("bert") for name in s.text_pairs) and s.sequence_length > 0
     assert bench.settings_for("full", "gpu").precision == "mixed_float16" and bench.settings_for("full", "gpu").jit_compile
     assert bench.settings_for("full", "cpu").precision == "float32"

@@ -6,7 +6,8 @@ import pytest
 
 from recipes import config as config_lib
 from recipes import data as data_lib
-from recipes.trainer import train
+from recipes.predict import predict
+from recipes.trainer import load_data, load_run, train
 
 
 def test_stdlib_docs_is_real_labelled_text_that_ships_with_python():
@@ -43,6 +44,18 @@ def test_text_models_train_into_a_run_folder(model, tmp_path):
     assert vocab[0] == "[PAD]"
     for name in ("model.keras", "metrics.csv", "summary.json", "config.yaml"):
         assert (tmp_path / name).is_file()
+    # predict tokenizes a raw text exactly as training did: same probabilities as the test pipeline
+    raw = data_lib.load("stdlib_docs", seed=cfg.seed)
+    texts = list(raw.test.x[:3])
+    (tmp_path / "doc.txt").write_text(texts[0])
+    rows = predict(tmp_path, [tmp_path / "doc.txt"], top=6, texts=texts[1:])
+    data, pre = load_data(cfg)
+    _, model = load_run(tmp_path)
+    batch = next(iter(data_lib.eval_batches(data.test, batch_size=3, pre=pre)))[0]
+    expected = model.predict(batch, verbose=0)
+    for row, probs in zip(rows, expected):
+        got = {t["class"]: t["probability"] for t in row["top"]}
+        assert got == {name: pytest.approx(float(p), abs=1e-4) for name, p in zip(summary["class_names"], probs)}
 
 
 def test_a_text_model_on_image_data_is_one_clear_error(tmp_path):
