@@ -27,8 +27,10 @@ class TrainConfig:
     text_column: str | None = None  # csv: the column holding text (a text classification table)
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
+    crop_padding: float = 0.125  # augmentation strength: random crops after padding each side by this share
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
+    vocabulary_file: str | None = None  # text: a WordPiece vocab.txt to use instead (e.g. a published BERT's)
     batch_size: int = 64  # global: split across replicas
     epochs: int = 10
     optimizer: str = "sgd"
@@ -41,6 +43,9 @@ class TrainConfig:
     step_epochs: list = dataclasses.field(default_factory=list)  # step decay at these epochs
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
+    l1: float = 0.0  # L1 penalty on every Dense/Conv kernel (added to the loss)
+    l2: float = 0.0  # L2 penalty on every Dense/Conv kernel (coupled; weight_decay is the decoupled kind)
+    input_noise: float = 0.0  # std of Gaussian noise added to the (scaled) inputs while training
     clipnorm: float | None = None
     mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
     jit_compile: bool | None = None  # None: XLA on GPU/TPU, not on CPU (slower there for small nets)
@@ -84,9 +89,11 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 bad(name, getattr(self, name), "must be >= 1")
-        for name in ("momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
+        for name in ("momentum", "weight_decay", "label_smoothing", "warmup_epochs", "l1", "l2", "input_noise", "crop_padding"):
             if getattr(self, name) < 0:
                 bad(name, getattr(self, name), "must be >= 0")
+        if self.crop_padding >= 0.5:
+            bad("crop_padding", self.crop_padding, "must be in [0, 0.5)")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", self.label_smoothing, "must be in [0, 1)")
         if self.clipnorm is not None and self.clipnorm <= 0:
@@ -127,13 +134,14 @@ def from_dict(values: dict, source: str = "config") -> TrainConfig:
     return TrainConfig(**values)
 
 
-def load_yaml(path) -> dict:
+def load_yaml(path, what: str = "config file") -> dict:
+    """A YAML mapping, read with ``safe_load``; a missing file or a non-mapping is one clear error."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist.")
+        raise ValueError(f"{what} {str(path)!r} does not exist.")
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of fields.")
+        raise ValueError(f"{what} {str(path)!r} must hold a mapping.")
     return values
 
 

@@ -332,6 +332,23 @@ def _to_numpy(ds, key, label_key, text):
 # ---- text ----------------------------------------------------------------------------------------
 
 
+def read_vocabulary(path) -> list[str]:
+    """A WordPiece ``vocab.txt`` (one token per line, as BERT publishes it): ``[PAD]`` first, since
+    id 0 pads, and the other special tokens anywhere (BERT's uncased vocabulary qualifies)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"vocabulary file {str(path)!r} does not exist.")
+    vocabulary = path.read_text(encoding="utf-8").split("\n")
+    while vocabulary and not vocabulary[-1]:
+        vocabulary.pop()
+    if not vocabulary or vocabulary[0] != "[PAD]":
+        raise DataError(f"vocabulary file {str(path)!r} must start with [PAD] (id 0 pads); it starts with {vocabulary[:1]}.")
+    missing = [t for t in SPECIAL_TOKENS if t not in vocabulary]
+    if missing:
+        raise DataError(f"vocabulary file {str(path)!r} lacks the special tokens {missing}.")
+    return vocabulary
+
+
 def word_piece_vocabulary(texts, vocabulary_size: int) -> list[str]:
     """A WordPiece vocabulary learned from ``texts`` (keras-hub), special tokens first."""
     import keras_hub
@@ -392,7 +409,8 @@ class Preprocess:
 
     image_size: tuple[int, int] | None = None  # None: keep the data's size
     channels: int | None = None  # None: keep; 3 from 1 repeats the grey channel
-    crop: bool = False  # random crop after padding by 1/8 of the side (AlexNet/VGG/ResNet style)
+    crop: bool = False  # random crop after zero-padding each side (AlexNet/VGG/ResNet style)
+    crop_padding: float = 0.125  # the padding as a share of the side: the augmentation's strength
     flip: bool = False  # random horizontal flip (only where the label allows it)
     bert_inputs: bool = False  # token ids become BERT's dict of ids, segments and padding mask
 
@@ -417,14 +435,14 @@ def _prepare(x, pre: Preprocess):
 
 
 def _augment_batch(images, seed, pre: Preprocess):
-    """Stateless random crop (after zero-padding by 1/8 of each side) and flip, for a whole batch
+    """Stateless random crop (after zero-padding each side by ``crop_padding`` of it) and flip, for a whole batch
     at once: the same ``seed`` (the run's seed and the global step) always gives the same batch."""
     if not (pre.crop or pre.flip):
         return images
     batch, h, w = tf.shape(images)[0], int(images.shape[1]), int(images.shape[2])
     u = tf.random.stateless_uniform(tf.stack([batch, 3]), seed=seed)
     if pre.crop:
-        pad_h, pad_w = max(1, h // 8), max(1, w // 8)
+        pad_h, pad_w = max(1, int(h * pre.crop_padding)), max(1, int(w * pre.crop_padding))
         padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
         top = tf.cast(u[:, 0] * (2 * pad_h + 1), tf.int32)
         left = tf.cast(u[:, 1] * (2 * pad_w + 1), tf.int32)

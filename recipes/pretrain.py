@@ -86,7 +86,10 @@ def load_corpus(name: str, *, data_dir: str | None = None, path: str | None = No
             ds = tfds.load(WIKIPEDIA if name == "wikipedia" else name, split="train", data_dir=data_dir)
         except Exception as err:  # tfds raises many kinds for a missing or unprepared set
             raise DataError(f"cannot load TFDS corpus {name!r}: {str(err).splitlines()[0]}") from None
-        return [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
+        docs = [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
+        if not any(d.strip() for d in docs):
+            raise DataError(f"TFDS corpus {name!r} holds no text.")
+        return docs
     from modelzoo.validation import did_you_mean
 
     raise DataError(f"pretraining corpus must be one of {list(CORPORA)}, got {name!r}." + did_you_mean(name, CORPORA))
@@ -99,9 +102,14 @@ def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
     import itertools
 
-    pieces = tokenizer(list(texts))  # eager keras-hub tokenizers return lists of ids
+    from recipes.data import DataError
+
+    pieces = tokenizer(list(texts)) if len(texts) else []  # eager keras-hub tokenizers return lists of ids
     stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
     body = sequence_length - 2
+    if len(stream) < 2 * body:
+        raise DataError(f"the corpus holds {len(stream)} tokens; pretraining needs at least two sequences of "
+                        f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP]).")  # fmt: skip
     rows = stream[: len(stream) // body * body].reshape(-1, body)
     cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
     return np.concatenate([np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1)
@@ -135,25 +143,23 @@ def pretrain(cfg) -> dict:
     import modelzoo
     from recipes import config as config_lib
     from recipes import data as data_lib
-    from recipes import trainer
-    from recipes.strategy import is_chief, make_strategy
+    from recipes import distributed, trainer
+    from recipes.strategy import strategy_name
 
-    cfg.validate()
     entry = modelzoo.get_entry(cfg.model)
     if entry.family != "bert":
         raise ValueError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
-    run_dir = cfg.resolved_run_dir()
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file() and json.loads(summary_path.read_text()).get("completed"):
-        print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
-        return json.loads(summary_path.read_text())
-    strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
-    keras.utils.set_random_seed(cfg.seed)
-    chief = is_chief(strategy)
+    run_dir, done = trainer.start_run(cfg)
+    if done:
+        return done
+    env = trainer.RunEnvironment.create(cfg)
 
     texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path)
     vocab_path = run_dir / "vocab.txt"
-    vocabulary = vocab_path.read_text().split("\n")[:-1] if vocab_path.is_file() else data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
+    if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
+        vocabulary = data_lib.read_vocabulary(vocab_path if vocab_path.is_file() else cfg.vocabulary_file)
+    else:
+        vocabulary = data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
     ids = sequences(texts, vocabulary, cfg.sequence_length)
     held = np.random.RandomState(cfg.seed).permutation(len(ids))
     n_val = max(1, len(ids) // 10)
@@ -184,38 +190,26 @@ def pretrain(cfg) -> dict:
     val_masked = mask(val_ids, rng=np.random.RandomState([cfg.seed, 10**6]), **opts)
     val_ds = batches(val_masked)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if chief:
+    if env.chief:
         config_lib.save(cfg, run_dir / "config.yaml")
         vocab_path.write_text("\n".join(vocabulary) + "\n")
-    with strategy.scope():
-        model = modelzoo.create_model(cfg.model, head="masked_lm", vocabulary_size=len(vocabulary),
-                                      max_sequence_length=cfg.sequence_length, **cfg.model_kwargs)  # fmt: skip
+    with env.strategy.scope():
+        shape = {"vocabulary_size": len(vocabulary), "max_sequence_length": cfg.sequence_length}
+        model = modelzoo.create_model(cfg.model, head="masked_lm", **{**cfg.model_kwargs, **shape})
         model.compile(
             optimizer=trainer.make_optimizer(cfg, steps),
             loss=keras.losses.SparseCategoricalCrossentropy(),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=env.jit and not env.adapt,
         )
         model.optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    start = int(model.optimizer.iterations.numpy())
-    start_epoch, skip = divmod(start, steps)
-    if start:
-        print(f"resuming {run_dir} at step {start} (epoch {start_epoch + 1}, batch {skip + 1} of {steps})")
+        checkpoint = trainer.make_checkpoint(model)
+    manager, start = env.restore(checkpoint, run_dir, model, steps)
+    if env.adapt:
+        distributed.adapt(model, env.strategy, element_spec=train_from(0).element_spec, jit_compile=env.jit)
     before = model.evaluate(val_ds, verbose=0, return_dict=True) if not start else None
-    callbacks = [trainer.StepCheckpoint(manager, cfg.checkpoint_every)]
-    if chief:
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True))
-    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
     started = time.time()
-    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)
-    if skip:
-        model.fit(train_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
-        start_epoch += 1
-    if start_epoch < cfg.epochs:
-        model.fit(train_from(start_epoch * steps), initial_epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    trainer.fit_resumable(model, cfg, train_from, start, steps, val_ds, env.callbacks(cfg, manager, run_dir))
     after = model.evaluate(val_ds, verbose=0, return_dict=True)
     _, _, targets, weights = val_masked
     counts = np.bincount(train_ids.ravel(), minlength=len(vocabulary))
@@ -227,11 +221,9 @@ def pretrain(cfg) -> dict:
         "held_out_loss_before": before and float(before["loss"]), "held_out_loss": float(after["loss"]),
         "masked_token_accuracy": float(after["accuracy"]), "most_frequent_token_accuracy": baseline,
         "train_seconds_this_process": round(time.time() - started, 2), "weights_sha256": trainer.weights_digest(model),
+        "precision": env.policy, "jit_compile": env.jit, "strategy": strategy_name(env.strategy), "replicas": env.replicas,
     }  # fmt: skip
-    if chief:
-        model.save(run_dir / "model.keras")
-        trainer.plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=f"{cfg.model} masked LM")
-        summary_path.write_text(json.dumps(summary, indent=2))
+    env.finish(model, run_dir, summary, title=f"{cfg.model} masked LM", export=False)
     print(f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} "
           f"(most frequent token: {baseline:.4f}); run folder {run_dir}")  # fmt: skip
     return summary

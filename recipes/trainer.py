@@ -12,6 +12,7 @@ with the weights an uninterrupted run would have.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -55,9 +56,10 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
         size = cfg.image_size or (entry.default_input_shape or (224,))[0]
     else:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
-    crop = cfg.augment and entry.family in CROP_FAMILIES
+    crop = cfg.augment and entry.family in CROP_FAMILIES and cfg.crop_padding > 0
     channels = data.feature_shape[-1]
-    return data_lib.Preprocess(image_size=(size, size), channels=channels, crop=crop, flip=crop and data.flip_ok)
+    return data_lib.Preprocess(image_size=(size, size), channels=channels, crop=crop, flip=crop and data.flip_ok,
+                               crop_padding=cfg.crop_padding)  # fmt: skip
 
 
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
@@ -67,15 +69,22 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     entry = modelzoo.get_entry(cfg.model)
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
-    if data.kind == "text":  # a WordPiece vocabulary (the warm start's, or learned from the training split)
+    given = cfg.model_kwargs.get("max_sequence_length")
+    if data.kind == "text" and given is not None and given != cfg.sequence_length:
+        raise ValueError(f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
+                         "the model takes exactly sequence_length tokens; set sequence_length instead.")  # fmt: skip
+    if data.kind == "text":  # a WordPiece vocabulary: the given file, the warm start's, or learned from the training split
         source = _init_source(cfg)
-        if source and (source.parent / "vocab.txt").is_file():
-            vocabulary = (source.parent / "vocab.txt").read_text().split("\n")[:-1]
+        if cfg.vocabulary_file:
+            vocabulary = data_lib.read_vocabulary(cfg.vocabulary_file)
+        elif source and (source.parent / "vocab.txt").is_file():
+            vocabulary = data_lib.read_vocabulary(source.parent / "vocab.txt")
+        else:
+            vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
+        if source and (source.parent / "config.yaml").is_file():
             length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
             if length and length != cfg.sequence_length:
                 raise ValueError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
-        else:
-            vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
         data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
     return data, preprocess_for(cfg, data, entry)
 
@@ -89,6 +98,28 @@ def _init_source(cfg) -> Path | None:
     if not path.is_file():
         raise ValueError(f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras.")
     return path
+
+
+KERNEL_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+
+
+def regularize(model: keras.Model, cfg) -> keras.Model:
+    """The config's regularizers that the builders do not take: an L1/L2 penalty on every Dense,
+    EinsumDense and Conv kernel (embeddings and norms excluded, as usual), and Gaussian noise on
+    the inputs while training (a GaussianNoise layer in front; inactive at inference)."""
+    if cfg.l1 or cfg.l2:
+        penalty = keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None:
+                layer.kernel_regularizer = penalty  # saved with the layer's config
+                layer.kernel.regularizer = penalty  # the built kernel's penalty (collected into the loss)
+    if cfg.input_noise:
+        if isinstance(model.input, dict) or "int" in str(model.inputs[0].dtype):
+            raise ValueError(f"config field input_noise={cfg.input_noise} applies to image and tabular inputs, not to {cfg.model!r}'s token ids.")
+        inputs = keras.Input(model.inputs[0].shape[1:], name=model.inputs[0].name)
+        noisy = keras.layers.GaussianNoise(cfg.input_noise, seed=cfg.seed, name="input_noise")(inputs)
+        model = keras.Model(inputs, model(noisy), name=model.name)
+    return model
 
 
 def warm_start(model: keras.Model, source: Path) -> list[str]:
@@ -204,8 +235,8 @@ class EarlyStop(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
-def train(cfg: config_lib.TrainConfig) -> dict:
-    """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary."""
+def start_run(cfg) -> tuple[Path, dict | None]:
+    """Validate ``cfg``; its run folder, and the summary if that run is already complete."""
     cfg.validate()
     run_dir = cfg.resolved_run_dir()
     summary_path = run_dir / "summary.json"
@@ -213,31 +244,109 @@ def train(cfg: config_lib.TrainConfig) -> dict:
         summary = json.loads(summary_path.read_text())
         if summary.get("completed"):
             print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
-            return summary
-    # The strategy first: multi-worker collectives and logical CPUs must be set before TF starts.
-    strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
-    keras.utils.set_random_seed(cfg.seed)
-    replicas = strategy.num_replicas_in_sync
-    if cfg.batch_size % replicas:
-        raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
-    chief = is_chief(strategy)
-    data, pre = load_data(cfg)
-    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
-    policy = precision_policy(cfg)
-    keras.mixed_precision.set_global_policy(policy)
-    jit = cfg.jit_compile if cfg.jit_compile is not None else _accelerator() != "cpu"
-    adapt = distributed.needs_adapting(strategy)  # several replicas: Keras's own steps need replacing
+            return run_dir, summary
+    return run_dir, None
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if chief:
-        config_lib.save(cfg, run_dir / "config.yaml")
-        if data.vocabulary:
-            (run_dir / "vocab.txt").write_text("\n".join(data.vocabulary) + "\n")
-    with strategy.scope():
-        model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **model_shape_kwargs(data, pre), **cfg.model_kwargs)
+
+@dataclasses.dataclass
+class RunEnvironment:
+    """Where and how a run trains: strategy, chief or not, precision, XLA, and whether Keras's own
+    steps must be replaced for several replicas (``recipes.distributed``). Shared by ``train`` and
+    ``recipes.pretrain`` so both checkpoint, resume, log and save alike."""
+
+    strategy: tf.distribute.Strategy
+    chief: bool
+    replicas: int
+    policy: str
+    jit: bool
+    adapt: bool
+
+    @classmethod
+    def create(cls, cfg) -> RunEnvironment:
+        # The strategy first: multi-worker collectives and logical CPUs must be set before TF starts.
+        strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
+        keras.utils.set_random_seed(cfg.seed)
+        replicas = strategy.num_replicas_in_sync
+        if cfg.batch_size % replicas:
+            raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
+        policy = precision_policy(cfg)
+        keras.mixed_precision.set_global_policy(policy)
+        jit = cfg.jit_compile if cfg.jit_compile is not None else _accelerator() != "cpu"
+        return cls(strategy, is_chief(strategy), replicas, policy, bool(jit), distributed.needs_adapting(strategy))
+
+    def restore(self, checkpoint: tf.train.Checkpoint, run_dir: Path, model, steps: int):
+        """A checkpoint manager for this worker, the run's latest checkpoint restored; the step."""
+        ckpt_dir = run_dir / "checkpoints"
+        if not self.chief:  # other workers save to a scratch folder (collective ops need every worker to save)
+            ckpt_dir = run_dir / "checkpoints" / f"worker_scratch_{self.strategy.cluster_resolver.task_id}"
+        manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        start = int(model.optimizer.iterations.numpy())
+        if start:
+            epoch, skip = divmod(start, steps)
+            print(f"resuming {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
+        return manager, start
+
+    def callbacks(self, cfg, manager, run_dir: Path) -> list:
+        callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, scratch=not self.chief)]
+        if self.chief:
+            callbacks += [
+                keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+                keras.callbacks.TensorBoard(str(run_dir / "logs")),
+            ]
+        return callbacks
+
+    def finish(self, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:
+        """The chief saves the model, export, curves and summary; other workers their summary."""
+        if self.chief:
+            model.save(run_dir / "model.keras")
+            if export:
+                try:
+                    model.export(str(run_dir / "export"), verbose=False)
+                except Exception as err:  # export must not cost the trained model; say why it failed
+                    summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+            plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        else:  # other workers say what they ended with, so a person (or a test) can check they agree
+            worker = self.strategy.cluster_resolver
+            (run_dir / "workers").mkdir(exist_ok=True)
+            (run_dir / "workers" / f"{worker.task_type}_{worker.task_id}.json").write_text(json.dumps(summary, indent=2))
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False) -> None:
+    """``fit`` from optimizer step ``start`` to ``cfg.epochs``: first the rest of an interrupted
+    epoch (its remaining batches only), then whole epochs. ``batches_from(step)`` yields every
+    batch from ``step`` on (Keras keeps one iterator across epochs when steps_per_epoch is set)."""
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
+    epoch, skip = divmod(start, steps)
+    if skip and not stop():
+        model.fit(batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit)
+        epoch += 1
+    if epoch < cfg.epochs and not model.stop_training and not stop():
+        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+
+
+def make_checkpoint(model: keras.Model, **extra) -> tf.train.Checkpoint:
+    """Model, optimizer, and the random-generator states of dropout and noise layers (Keras keeps
+    them as variables outside the model's checkpoint graph): a resumed run draws the same masks."""
+    seeds = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, seed_states=seeds, **extra)
+
+
+def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path) -> keras.Model:
+    """The run's model: built under the strategy, warm-started (``init_from``, unless the run has
+    checkpoints of its own), regularized, compiled. ``tuning`` builds its trials' models here too."""
+    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    with env.strategy.scope():
+        model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs})
         if cfg.init_from and not tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
             copied = warm_start(model, _init_source(cfg))
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
+        model = regularize(model, cfg)
         outputs = len(model.outputs)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
         model.compile(
@@ -245,45 +354,49 @@ def train(cfg: config_lib.TrainConfig) -> dict:
             loss=[loss] * outputs if outputs > 1 else loss,
             loss_weights=[1.0] + [0.3] * (outputs - 1) if outputs > 1 else None,  # GoogLeNet's auxiliary heads
             metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
-            jit_compile=jit and not adapt,
+            jit_compile=env.jit and not env.adapt,
         )
         model.optimizer.build(model.trainable_variables)
-        tracker = EarlyStop(cfg.early_stopping_patience)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, best=tracker.best, wait=tracker.wait)
-    ckpt_dir = run_dir / "checkpoints"
-    if not chief:  # other workers save to a scratch folder (collective ops need every worker to save)
-        ckpt_dir = run_dir / "checkpoints" / f"worker_scratch_{strategy.cluster_resolver.task_id}"
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    start = int(model.optimizer.iterations.numpy())
-    start_epoch, skip = divmod(start, steps)
-    if start:
-        print(f"resuming {run_dir} at step {start} (epoch {start_epoch + 1}, batch {skip + 1} of {steps})")
+    return model
 
+
+def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, prepared=None, model=None, callbacks=()) -> dict:
+    """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
+
+    ``env``, ``prepared`` (the ``load_data`` pair), ``model`` (from ``build_model``) and extra
+    ``callbacks`` let a caller that runs many trials (``tuning``) share the loaded data and hand
+    in the model it built; a plain run makes each itself.
+    """
+    run_dir, done = start_run(cfg)
+    if done:
+        return done
+    env = env or RunEnvironment.create(cfg)
+    strategy, chief, replicas, policy, jit, adapt = env.strategy, env.chief, env.replicas, env.policy, env.jit, env.adapt
+    data, pre = prepared or load_data(cfg)
+    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        config_lib.save(cfg, run_dir / "config.yaml")
+        if data.vocabulary:
+            (run_dir / "vocab.txt").write_text("\n".join(data.vocabulary) + "\n")
+    model = model or build_model(cfg, env, data, pre, run_dir)
+    outputs = len(model.outputs)
+    with strategy.scope():
+        tracker = EarlyStop(cfg.early_stopping_patience)
+        checkpoint = make_checkpoint(model, best=tracker.best, wait=tracker.wait)
+    manager, start = env.restore(checkpoint, run_dir, model, steps)
     kw = batch_options(data, pre, outputs)
 
-    def batches_from(step):  # Keras keeps one iterator across epochs when steps_per_epoch is set
+    def batches_from(step):
         return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
 
     if adapt:
         distributed.adapt(model, strategy, element_spec=batches_from(0).element_spec, jit_compile=jit)
     val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
-    callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, scratch=not chief), tracker]
-    if chief:
-        callbacks += [
-            keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
-            keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        ]
     started = time.time()
-    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
-    if skip and not tracker.exhausted:  # finish the interrupted epoch: its remaining batches only
-        model.fit(batches_from(start), initial_epoch=start_epoch, epochs=start_epoch + 1, steps_per_epoch=steps - skip, **fit)
-        start_epoch += 1
-    if start_epoch < cfg.epochs and not model.stop_training and not tracker.exhausted:
-        model.fit(batches_from(start_epoch * steps), initial_epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    every = env.callbacks(cfg, manager, run_dir) + [tracker, *callbacks]
+    fit_resumable(model, cfg, batches_from, start, steps, val_ds, every, stop=lambda: tracker.exhausted)
     stopped = tracker.exhausted
     seconds = time.time() - started
 
@@ -311,19 +424,7 @@ def train(cfg: config_lib.TrainConfig) -> dict:
         "class_names": data.class_names,
         "weights_sha256": weights_digest(model),
     }
-    if chief:
-        model.save(run_dir / "model.keras")
-        try:
-            model.export(str(run_dir / "export"), verbose=False)
-        except Exception as err:  # export must not cost the trained model; say why it failed
-            summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-        plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=f"{cfg.model} on {cfg.dataset}")
-        summary_path.write_text(json.dumps(summary, indent=2))
-    else:  # other workers say what they ended with, so a person (or a test) can check they agree
-        worker = strategy.cluster_resolver
-        (run_dir / "workers").mkdir(exist_ok=True)
-        (run_dir / "workers" / f"{worker.task_type}_{worker.task_id}.json").write_text(json.dumps(summary, indent=2))
-    keras.mixed_precision.set_global_policy("float32")
+    env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=True)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
     return summary
 

@@ -232,7 +232,9 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
     """Copy a ``keras_hub.models.BertBackbone``'s weights into a zoo BERT of the same size.
 
     Layers correspond by name (the zoo uses the backbone's names); the head is left as it is.
-    A size mismatch raises ``ValueError`` naming the layer.
+    A zoo model of fewer positions than the backbone takes the first ones (BERT's 512 learned
+    positions serve any shorter length); one of more positions, or any other size mismatch,
+    raises ``ValueError`` naming the layer.
     """
     names = ["token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm", "pooled_dense"]
     names += [layer.name for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
@@ -243,9 +245,15 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
             if name == "pooled_dense":  # a masked-LM model has no pooler
                 continue
             raise ValueError(f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?") from None
-        source = backbone.get_layer(name)
-        shapes = [tuple(w.shape) for w in source.get_weights()]
+        weights = backbone.get_layer(name).get_weights()
+        if name == "position_embedding":
+            length, available = target.get_weights()[0].shape[0], weights[0].shape[0]
+            if length > available:
+                raise ValueError(f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
+                                 f"max_sequence_length={available}; build it with max_sequence_length<={available}.")  # fmt: skip
+            weights = [weights[0][:length]]
+        shapes = [tuple(w.shape) for w in weights]
         if shapes != [tuple(w.shape) for w in target.get_weights()]:
             raise ValueError(f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ.")
-        target.set_weights(source.get_weights())
+        target.set_weights(weights)
     return model

@@ -49,6 +49,13 @@ def test_bert_loads_a_keras_hub_backbone_and_gives_its_outputs():
     shallow = modelzoo.create_model("bert", num_layers=1, hidden_dim=128, num_heads=2, intermediate_dim=512, include_top=False)
     with pytest.raises(ValueError, match="no layer 'transformer_layer_1'"):
         load_keras_hub_backbone(shallow, backbone)
+    # fewer positions than the backbone: the first ones, same outputs on the shorter sequences
+    short = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64), backbone)
+    x64 = {k: v[:, :64] for k, v in _inputs().items()}
+    np.testing.assert_allclose(np.asarray(short(x64)), np.asarray(backbone(x64)["pooled_output"]), atol=1e-5)
+    with pytest.raises(ValueError, match="sequences of 64 tokens, longer than the backbone's max_sequence_length=32"):
+        load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64),
+                                _backbone("bert_tiny", max_sequence_length=32))  # fmt: skip
 
 
 def test_masked_lm_head_is_tied_and_survives_save_and_load(tmp_path):

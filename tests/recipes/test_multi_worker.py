@@ -5,19 +5,16 @@ These guard the Keras overrides in ``recipes/distributed.py``.
 """
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import tensorflow as tf
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
+
 EPOCHS, BATCH = 3, 32
 STEPS_PER_EPOCH = 1293 // BATCH  # digits train split
 
@@ -43,7 +40,7 @@ def _launch(run_dir, extra=()):
     procs = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}
+        env = subprocess_env(TF_CONFIG=json.dumps(tf_config))
         procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs
 
@@ -86,15 +83,7 @@ def test_a_killed_worker_and_a_restarted_cluster_resume_to_the_unbroken_weights(
     reference, _ = unbroken_run
     run = tmp_path / "broken"
     procs = _launch(run)
-    killed_at, deadline = None, time.time() + 300
-    while time.time() < deadline and procs[0].poll() is None:
-        latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
-        step = int(latest.rsplit("-", 1)[1]) if latest else 0
-        if step > STEPS_PER_EPOCH and step % STEPS_PER_EPOCH:  # inside epoch 2
-            procs[1].send_signal(signal.SIGKILL)  # one worker dies mid-epoch
-            killed_at = step
-            break
-        time.sleep(0.02)
+    killed_at = kill_mid_epoch(procs[1], run, STEPS_PER_EPOCH, watch=procs[0])  # one worker dies mid-epoch
     assert killed_at is not None, "the cluster finished before a worker could be killed mid-epoch"
     try:  # the chief cannot go on without its peer: it fails or hangs; the cluster is restarted
         procs[0].wait(timeout=30)

@@ -1,12 +1,17 @@
 """Masked-LM pretraining: BERT's masking rule, a resumable pretraining run, and fine-tuning from it."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from recipes import config as config_lib
-from recipes.pretrain import MASK_RATE, mask, pretrain
+from recipes.pretrain import MASK_RATE, mask, pretrain, stdlib_corpus
+from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
+
+TINY = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
 
 SPECIAL = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
 
@@ -33,10 +38,9 @@ def test_masking_follows_bert():
 
 @pytest.mark.slow
 def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_path):
-    tiny = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
     cfg = config_lib.resolve("bert", overrides={
         "dataset": "stdlib_corpus", "epochs": 1, "batch_size": 64, "sequence_length": 32, "vocabulary_size": 400,
-        "optimizer": "adam", "learning_rate": 0.003, "verbose": 0, "model_kwargs": tiny, "run_dir": str(tmp_path / "pre")})  # fmt: skip
+        "optimizer": "adam", "learning_rate": 0.003, "verbose": 0, "model_kwargs": TINY, "run_dir": str(tmp_path / "pre")})  # fmt: skip
     summary = pretrain(cfg)
     assert summary["completed"] and summary["held_out_loss"] < summary["held_out_loss_before"]
     assert (tmp_path / "pre" / "vocab.txt").is_file() and (tmp_path / "pre" / "model.keras").is_file()
@@ -50,3 +54,46 @@ def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_pat
     assert (tmp_path / "ft" / "config.yaml").read_text().count("init_from") == 1
     vocab = (tmp_path / "pre" / "vocab.txt").read_text()
     assert (tmp_path / "ft" / "vocab.txt").read_text() == vocab  # the pretraining vocabulary, not a new one
+
+
+@pytest.mark.slow
+def test_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(stdlib_corpus()[:1500]))  # a text_files corpus of real prose
+
+    def cmd(run_dir):
+        return [sys.executable, "-m", "recipes.pretrain", "bert", "--dataset", "text_files", "--data-path", str(corpus),
+                "--epochs", "2", "--batch-size", "32", "--run-dir", str(run_dir), "--optimizer", "adam",
+                "--learning-rate", "0.003", "--set", "sequence_length=32", "--set", "vocabulary_size=300",
+                "--set", "checkpoint_every=2", "--set", "verbose=0", "--set", f"model_kwargs={json.dumps(TINY)}"]  # fmt: skip
+
+    env = subprocess_env()
+    subprocess.run(cmd(tmp_path / "unbroken"), env=env, cwd=ROOT, check=True, timeout=600)
+    reference = json.loads((tmp_path / "unbroken" / "summary.json").read_text())
+    steps_per_epoch = reference["steps"] // 2
+    proc = subprocess.Popen(cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed_at = kill_mid_epoch(proc, tmp_path / "killed", steps_per_epoch)
+    proc.wait()
+    assert killed_at is not None, "pretraining finished before it could be killed mid-epoch"
+    out = subprocess.run(cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    assert f"resuming {tmp_path / 'killed'} at step" in out
+    resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    # masks are seeded per (seed, epoch) and each batch is skipped once: the unbroken run's bits
+    assert resumed["steps"] == reference["steps"] and resumed["weights_sha256"] == reference["weights_sha256"]
+    assert resumed["held_out_loss"] == reference["held_out_loss"]
+
+
+def test_mixed_precision_pretraining_keeps_float32_predictions(tmp_path):
+    import keras
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(stdlib_corpus()[:300]))
+    cfg = config_lib.resolve("bert", overrides={
+        "dataset": "text_files", "data_path": str(corpus), "epochs": 1, "batch_size": 32, "sequence_length": 32,
+        "vocabulary_size": 200, "mixed_precision": "mixed_float16", "optimizer": "adam", "learning_rate": 0.003,
+        "verbose": 0, "model_kwargs": TINY, "run_dir": str(tmp_path / "run")})  # fmt: skip
+    summary = pretrain(cfg)
+    assert summary["precision"] == "mixed_float16" and summary["held_out_loss"] < summary["held_out_loss_before"]
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert model.get_layer("transformer_layer_0").dtype_policy.name == "mixed_float16"
+    assert model.outputs[0].dtype == "float32" and keras.mixed_precision.dtype_policy().name == "float32"

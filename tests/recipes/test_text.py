@@ -91,3 +91,40 @@ def test_pretraining_corpora_load_through_their_real_code(tmp_path):
     assert load_corpus("text_files", path=str(tmp_path / "a.txt")) == ["first paragraph", "second paragraph"]
     with pytest.raises(data_lib.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"):
         load_corpus("wikipeda")
+
+
+def test_empty_corpora_and_bad_vocabulary_files_are_one_clear_error(tmp_path):
+    from recipes.pretrain import load_corpus, pretrain
+
+    (tmp_path / "blank.txt").write_text("\n\n   \n")
+    with pytest.raises(data_lib.DataError, match="holds no text"):
+        load_corpus("text_files", path=str(tmp_path / "blank.txt"))
+    (tmp_path / "short.txt").write_text("only five words here today")
+    cfg = config_lib.resolve("bert_tiny", overrides={"dataset": "text_files", "data_path": str(tmp_path / "short.txt"),
+                                                     "sequence_length": 32, "run_dir": str(tmp_path / "p")})  # fmt: skip
+    with pytest.raises(data_lib.DataError, match=r"the corpus holds \d+ tokens; pretraining needs at least two sequences of 30"):
+        pretrain(cfg)
+
+    with pytest.raises(data_lib.DataError, match="vocabulary file '.*nope.txt' does not exist"):
+        train(config_lib.resolve("textcnn", overrides={"vocabulary_file": str(tmp_path / "nope.txt"), "run_dir": str(tmp_path / "t")}))
+    long = config_lib.resolve("bert_tiny", overrides={"sequence_length": 64, "model_kwargs": {"max_sequence_length": 32},
+                                                      "run_dir": str(tmp_path / "l")})  # fmt: skip
+    with pytest.raises(ValueError, match="max_sequence_length=32 differs from sequence_length=64"):
+        train(long)
+    (tmp_path / "v.txt").write_text("hello\n[PAD]\n")
+    with pytest.raises(data_lib.DataError, match=r"must start with \[PAD\]"):
+        data_lib.read_vocabulary(tmp_path / "v.txt")
+    (tmp_path / "v.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    with pytest.raises(data_lib.DataError, match=r"lacks the special tokens \['\[CLS\]', '\[SEP\]', '\[MASK\]'\]"):
+        data_lib.read_vocabulary(tmp_path / "v.txt")
+
+
+def test_a_vocabulary_file_in_bert_layout_is_used_as_given(tmp_path):
+    # BERT's published layout: [PAD] first, [UNK]/[CLS]/[SEP]/[MASK] further on
+    words = sorted({w.lower().strip(".,:;()'\"") for t in data_lib.stdlib_docstrings()[0][:200] for w in t.split()} - {""})
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(3)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words[:500]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    overrides = {"vocabulary_file": str(tmp_path / "vocab.txt"), "epochs": 1, "sequence_length": 16, "verbose": 0,
+                 "run_dir": str(tmp_path / "run")}  # fmt: skip
+    summary = train(config_lib.resolve("textcnn", overrides=overrides))
+    assert summary["completed"] and (tmp_path / "run" / "vocab.txt").read_text() == "\n".join(vocab) + "\n"

@@ -1,12 +1,8 @@
 """End to end: a run folder a person can read, evaluate/predict from it, and exact resume after SIGKILL."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +12,8 @@ from recipes import config as config_lib
 from recipes.evaluate import evaluate
 from recipes.predict import predict
 from recipes.trainer import train
+from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST = {"epochs": 2, "batch_size": 64, "learning_rate": 0.05, "checkpoint_every": 5, "verbose": 0}
 
 
@@ -67,24 +63,15 @@ def _cmd(run_dir):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = subprocess_env()
     steps_per_epoch = 1293 // 32
     reference = tmp_path / "reference"
     subprocess.run(_cmd(reference), env=env, check=True, timeout=600, cwd=ROOT)
 
     run = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    killed_at = None
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
-        step = int(latest.rsplit("-", 1)[1]) if latest else 0
-        if step > steps_per_epoch and step % steps_per_epoch:  # inside epoch 2
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            killed_at = step
-            break
-        time.sleep(0.02)
+    killed_at = kill_mid_epoch(proc, run, steps_per_epoch)
+    proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     assert not (run / "summary.json").exists()
 
@@ -98,7 +85,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_mirrored_over_two_logical_cpus(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = subprocess_env()
     cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "mirrored", "--run-dir", str(tmp_path),
            "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0",
            "--set", "jit_compile=true"]  # fmt: skip  (XLA per replica, update outside XLA)

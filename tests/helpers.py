@@ -1,0 +1,31 @@
+"""Shared by the tests that run recipes in subprocesses and kill them."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment for a recipe subprocess: this checkout importable, TensorFlow quiet."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300) -> int | None:
+    """SIGKILL ``victim`` once ``run_dir``'s latest checkpoint lies inside epoch 2 (past the first
+    epoch, not on an epoch boundary); return that step, or None if ``watch`` (default: the victim)
+    ended first or ``timeout`` passed."""
+    watch = watch or victim
+    deadline = time.time() + timeout
+    while time.time() < deadline and watch.poll() is None:
+        latest = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+        step = int(latest.rsplit("-", 1)[1]) if latest else 0
+        if step > steps_per_epoch and step % steps_per_epoch:
+            victim.send_signal(signal.SIGKILL)
+            return step
+        time.sleep(0.02)
+    return None

@@ -1,0 +1,150 @@
+"""Searches through the recipe: every trial COMPLETED, the DataFrame holds them all, the best
+config reruns to the same weights, resume after SIGKILL keeps finished trials, bad input fails
+before any trial."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from recipes import config as config_lib
+from recipes.trainer import train
+from tests.helpers import ROOT, subprocess_env
+from tuning import search as search_lib
+from tuning.hypermodel import MedianStop, read_records, write_record
+
+FAST = {"batch_size": 64}  # digits: 20 steps per epoch
+SMALL = ["learning_rate", "model.dropout_rate"]
+
+
+def _search(tmp_path, **kw):
+    args = dict(tuner="random", max_trials=3, epochs=2, results_dir=tmp_path, only=SMALL, overrides=FAST, verbose=0)
+    args.update(kw)
+    return search_lib.search("mlp", **args)
+
+
+def test_random_search_runs_trials_through_the_recipe(tmp_path):
+    result = _search(tmp_path, pareto="params")
+    frame = result.frame
+    assert len(frame) == 3 and (frame["status"] == "COMPLETED").all()
+    assert {"hp:learning_rate", "hp:model.dropout_rate", "val_accuracy", "wall_seconds", "params", "latency_ms"} <= set(frame.columns)
+    assert (frame["epochs_run"] == 2).all() and (frame["latency_ms"] > 0).all()
+    assert pd.read_csv(result.project_dir / "trials.csv").shape[0] == 3
+    for png in ("objective_per_trial", "objective_vs_hyperparameters", "best_trial_curves", "pareto_front"):
+        assert (result.project_dir / "plots" / f"{png}.png").stat().st_size > 1000
+    assert result.best["val_accuracy"] == frame["val_accuracy"].max()
+    # best.yaml is an ordinary recipe: rerun unchanged, it gives the best trial's very weights
+    trial_run = result.project_dir / f"trial_{result.best['trial_id']}" / "run"
+    rerun = train(config_lib.resolve("mlp", config_file=result.best_config, overrides={"run_dir": str(tmp_path / "again")}))
+    assert rerun["weights_sha256"] == json.loads((trial_run / "summary.json").read_text())["weights_sha256"]
+    assert result.best_run["weights_sha256"] == rerun["weights_sha256"]
+    assert len(result.pareto) >= 1  # equal parameter counts: the most accurate trial alone
+
+
+def test_grid_search_resumes_past_keras_tuner_1055(tmp_path):
+    space = {"learning_rate": {"type": "choice", "values": [0.001, 0.01]},
+             "model.dropout_rate": {"type": "choice", "values": [0.0, 0.3]}}  # fmt: skip
+    from tuning.spaces import Space
+
+    first = _search(tmp_path, tuner="grid", max_trials=2, epochs=1, space=Space(space), only=None, retrain=False)
+    assert len(first.frame) == 2
+    second = _search(tmp_path, tuner="grid", max_trials=4, epochs=1, space=Space(space), only=None, retrain=False)
+    combos = {(r["hp:learning_rate"], r["hp:model.dropout_rate"]) for _, r in second.frame.iterrows()}
+    assert len(second.frame) == 4 and len(combos) == 4 and (second.frame["status"] == "COMPLETED").all()
+    # the first two were kept, not redone
+    assert list(second.frame["ended_at"][:2]) == list(first.frame["ended_at"])
+
+
+def test_hyperband_trains_in_brackets(tmp_path):
+    result = _search(tmp_path, tuner="hyperband", epochs=3, retrain=False)
+    frame = result.frame
+    assert (frame["status"] == "COMPLETED").all() and len(frame) >= 3
+    assert set(frame["hp:tuner/epochs"]) == {1, 3}  # factor 3 over at most 3 epochs
+    records = {k: v for k, v in read_records(result.project_dir).items()}
+    continued = frame[frame["hp:tuner/initial_epoch"] > 0]
+    assert len(continued) >= 1
+    for _, row in continued.iterrows():  # the parent's state (weights and optimizer step) carried on to the bracket's end
+        record = records[row["trial_id"]]
+        assert record["start_step"] > 0 and record["start_step"] % record["steps_per_epoch"] == 0
+        assert record["start_step"] // record["steps_per_epoch"] + record["epochs_run"] == row["hp:tuner/epochs"]
+
+
+def test_median_rule_stops_a_trial_below_the_completed_median(tmp_path):
+    import keras
+
+    for i, acc in enumerate([0.8, 0.9, 0.85]):
+        write_record(tmp_path, str(i), {"trial_id": str(i), "status": "COMPLETED",
+                                        "history": [{"val_accuracy": acc - 0.1}, {"val_accuracy": acc}]})  # fmt: skip
+    rule = MedianStop(tmp_path, "val_accuracy", min_trials=3, grace_epochs=1)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # as fit sets it
+    rule.set_model(model)
+    rule.on_train_begin()
+    rule.on_epoch_end(0, {"val_accuracy": 0.1})  # grace epoch
+    assert not rule.model.stop_training
+    rule.on_epoch_end(1, {"val_accuracy": 0.84})  # median of 0.8, 0.9, 0.85 is 0.85
+    assert rule.model.stop_training and "median rule at epoch 2" in rule.model._zoo_stopped_by
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"tuner": "hyperbnd"}, "tuner must be one of.*Did you mean 'hyperband'"),
+    ({"objective": "val_acc"}, "objective 'val_acc' is not a recipe metric.*Did you mean 'val_accuracy'"),
+    ({"max_trials": 0}, "budget max_trials=0 must be a whole number >= 1"),
+    ({"epochs": 0}, "budget epochs=0"),
+    ({"only": []}, "the search space is empty"),
+    ({"only": ["model.depth"]}, "'model.depth' is not in the search space"),
+    ({"space": "nope.yaml"}, "search space file 'nope.yaml' does not exist"),
+])  # fmt: skip
+def test_bad_input_fails_before_any_trial(tmp_path, kw, message):
+    with pytest.raises(ValueError, match=message):
+        _search(tmp_path, **kw)
+    assert not list(tmp_path.rglob("trial_*"))
+
+
+def test_a_keyword_the_model_does_not_take_fails_before_any_trial(tmp_path):
+    from tuning.spaces import Space
+
+    with pytest.raises(ValueError, match="model 'mlp' does not accept 'num_filters'.* Its builder takes"):
+        _search(tmp_path, space=Space({"model.num_filters": {"type": "choice", "values": [50, 100]}}), only=None)
+    assert not list(tmp_path.rglob("trial_*"))
+
+
+def test_cli_errors_are_one_line(capsys):
+    assert search_lib.main(["mlp", "--tuner", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tuning.search: error: tuner must be one of")
+
+
+def _cmd(results, trials):
+    return [sys.executable, "-m", "tuning.search", "mlp", "--max-trials", str(trials), "--epochs", "2", "--results-dir",
+            str(results), "--only", ",".join(SMALL), "--set", "batch_size=64", "--no-retrain",
+            "--set", "checkpoint_every=5"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
+    project = tmp_path / "mlp_digits_random"
+    proc = subprocess.Popen(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill inside the third trial, after a checkpoint
+        if list(project.glob("trial_2/run/checkpoints/ckpt-*.index")):
+            proc.kill()
+            break
+        time.sleep(0.05)
+    proc.wait()
+    records = {p.parent.name: json.loads(p.read_text()) for p in project.glob("trial_*/record.json")}
+    assert sorted(records) == ["trial_0", "trial_1"], "the search was not killed inside trial 2"
+    out = subprocess.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "resuming" in out.stdout  # trial 2 continued from its own checkpoint
+    frame = pd.read_csv(project / "trials.csv")
+    assert len(frame) == 5 and (frame["status"] == "COMPLETED").all() and frame["trial_id"].is_unique
+    for name, record in records.items():  # finished trials were kept, not redone
+        assert json.loads((project / name / "record.json").read_text())["ended_at"] == record["ended_at"]
+    # and a finished search is not run again (keras-tuner would retrain its last trial)
+    again = subprocess.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "Running Trial" not in again.stdout
+    assert len(pd.read_csv(project / "trials.csv")) == 5

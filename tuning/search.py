@@ -1,0 +1,403 @@
+"""Search a zoo model's hyperparameters with KerasTuner, through the recipes' own training path.
+
+``python -m tuning.search MODEL [--dataset NAME] [--tuner random|hyperband|bayesian|grid]
+[--max-trials N] [--epochs E] [--objective val_accuracy[:max]] [--space FILE.yaml]
+[--only a,b] [--set key=value ...] [--workers N]`` (also ``modelzoo tune ...``).
+
+Every trial is an ordinary recipe run (``tuning.hypermodel``); the search's folder
+(``--results-dir``/``--project``) holds KerasTuner's project, each trial's run folder and record,
+``trials.csv`` (one row per trial), PNG plots, ``best.yaml`` (the best trial's recipe config, which
+``python -m recipes.train MODEL --config best.yaml`` reruns unchanged) and ``best_run/`` (that
+config retrained as an ordinary run). Rerunning the same command resumes: finished trials are
+kept, an interrupted trial continues from its own checkpoints; ``--overwrite`` starts over.
+
+Beyond KerasTuner: the median stopping rule for the tuners without early stopping of their own;
+``--pareto params|latency_ms`` reports the trials no other beats on both the objective and the
+cost; per-trial history, wall time and errors; GridSearch resume repaired (keras-tuner 1055); a
+finished search's last trial is never run again; ``--workers N`` launches KerasTuner's chief and N
+workers on this machine and restarts a worker that dies, under its own ID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from recipes.cli import run
+
+TUNERS = ("random", "hyperband", "bayesian", "grid")
+COSTS = ("params", "latency_ms")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    project_dir: Path
+    frame: object  # pandas.DataFrame, one row per trial
+    best: dict  # the best trial's row
+    best_config: Path | None
+    best_run: dict | None  # the retrained best config's summary
+    pareto: object | None  # pandas.DataFrame of the Pareto front, with --pareto
+
+
+def parse_objective(text: str) -> tuple[str, str]:
+    """``name`` or ``name:max|min``: one of the recipe's metrics, with its direction."""
+    from modelzoo.validation import did_you_mean
+    from tuning.hypermodel import METRICS
+
+    name, _, direction = str(text).partition(":")
+    if name not in METRICS:
+        raise ValueError(f"objective {name!r} is not a recipe metric; choose one of {list(METRICS)}." + did_you_mean(name, METRICS))
+    direction = direction or METRICS[name]
+    if direction not in ("max", "min"):
+        raise ValueError(f"objective direction must be max or min, got {direction!r}.")
+    return name, direction
+
+
+def _grid_oracle_class():
+    import keras_tuner
+    from keras_tuner.src.tuners.gridsearch import GridSearchOracle, LinkedList
+
+    class ResumableGridSearchOracle(GridSearchOracle):
+        """keras-tuner 1.4.8 does not save the grid's order (issue 1055): a resumed grid search
+        fails with KeyError. Its two pieces of state are saved and restored here."""
+
+        def get_state(self):
+            state = super().get_state()
+            ids = self._ordered_ids
+            state["grid_order"] = {
+                "memory": list(ids._memory),
+                "next": [[k, v] for k, v in ids._next_index.items()],
+                "last": ids._last_index,
+                "populate_next": list(self._populate_next),
+            }
+            return state
+
+        def set_state(self, state):
+            super().set_state(state)
+            saved = state.get("grid_order")
+            if saved:
+                ids = LinkedList()
+                ids._memory = list(saved["memory"])
+                ids._data_to_index = {d: i for i, d in enumerate(ids._memory)}
+                for k, v in saved["next"]:
+                    ids._next_index[k] = v
+                ids._last_index = saved["last"]
+                self._ordered_ids = ids
+                self._populate_next = list(saved["populate_next"])
+
+    keras_tuner.oracles.ResumableGridSearchOracle = ResumableGridSearchOracle  # reachable for deserialisation
+    return ResumableGridSearchOracle
+
+
+def make_tuner(kind: str, hypermodel, *, objective, max_trials, epochs, seed, directory, project, overwrite,
+               median_stop: bool, factor: int = 3, hyperband_iterations: int = 1):  # fmt: skip
+    """A KerasTuner tuner of ``kind`` whose trials run through ``hypermodel`` (the recipe)."""
+    import keras_tuner
+
+    from tuning.hypermodel import MedianStop, write_record
+
+    class RecipeTunerMixin:
+        """Hands the trial id to the hypermodel, adds the median rule, records failures."""
+
+        def run_trial(self, trial, *args, **kwargs):
+            self.hypermodel.trial_id = trial.trial_id
+            callbacks = list(kwargs.pop("callbacks", []))
+            if median_stop:
+                callbacks.append(MedianStop(self.project_dir, objective.name))
+            started = time.time()
+            try:
+                return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+            except Exception:
+                write_record(self.project_dir, trial.trial_id, {
+                    "trial_id": trial.trial_id, "status": "FAILED", "error": traceback.format_exc().strip().splitlines()[-1],
+                    "traceback": traceback.format_exc()[-4000:], "wall_seconds": round(time.time() - started, 2),
+                    "ended_at": time.time(), "history": [],
+                })  # fmt: skip
+                raise
+
+    common = dict(hypermodel=hypermodel, directory=str(directory), project_name=project, overwrite=overwrite,
+                  max_consecutive_failed_trials=3)  # fmt: skip
+    if kind == "hyperband":
+        base = keras_tuner.Hyperband
+        args = dict(objective=objective, max_epochs=epochs, factor=factor, hyperband_iterations=hyperband_iterations, seed=seed)
+    elif kind == "grid":
+        base = keras_tuner.Tuner
+        args = dict(oracle=_grid_oracle_class()(objective=objective, max_trials=max_trials, seed=seed, max_consecutive_failed_trials=3))
+        common.pop("max_consecutive_failed_trials")
+    else:
+        base = keras_tuner.RandomSearch if kind == "random" else keras_tuner.BayesianOptimization
+        args = dict(objective=objective, max_trials=max_trials, seed=seed)
+    cls = type(f"Recipe{base.__name__}", (RecipeTunerMixin, base), {})
+    return cls(**args, **common)
+
+
+def repair(project_dir: Path) -> list[str]:
+    """Before resuming: KerasTuner saves ``oracle.json`` before it drops a finished trial from
+    the ongoing ones, so a finished search would train its last trial again on reload. Ongoing
+    trials whose ``trial.json`` says they ended are dropped (one with no trial file is kept: it
+    was interrupted and resumes). Returns the trial ids dropped."""
+    path = Path(project_dir) / "oracle.json"
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text())
+    dropped = []
+    for tuner_id, trial_id in list(state.get("ongoing_trials", {}).items()):
+        trial_file = Path(project_dir) / f"trial_{trial_id}" / "trial.json"
+        status = json.loads(trial_file.read_text()).get("status") if trial_file.is_file() else None
+        if status in ("COMPLETED", "FAILED", "INVALID", "STOPPED"):
+            del state["ongoing_trials"][tuner_id]
+            dropped.append(trial_id)
+    if dropped:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+    return dropped
+
+
+def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: int = 5, objective: str = "val_accuracy",
+            space=None, only=None, drop=(), overrides=None, config_file=None):  # fmt: skip
+    """Check everything a search needs before any trial starts; return (base config, space, objective)."""
+    import keras_tuner
+
+    from modelzoo.validation import did_you_mean
+    from recipes import config as config_lib
+    from tuning import spaces
+
+    if tuner not in TUNERS:
+        raise ValueError(f"tuner must be one of {list(TUNERS)}, got {tuner!r}." + did_you_mean(tuner, TUNERS))
+    name, direction = parse_objective(objective)
+    for label, value in (("max_trials", max_trials), ("epochs", epochs)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"budget {label}={value!r} must be a whole number >= 1.")
+    base = config_lib.resolve(model, config_file=config_file, overrides={**(overrides or {}), "epochs": epochs}).validate()
+    if isinstance(space, spaces.Space):
+        chosen = space.check(model)
+    elif space:
+        chosen = spaces.load_space(space, model)
+    else:
+        chosen = spaces.default_space(model)
+    if only is not None or drop:
+        chosen = chosen.narrow(only=only, drop=tuple(drop)).check(model)
+    if tuner == "grid" and chosen.grid_size() is None:
+        continuous = [k for k, s in chosen.specs.items() if spaces._grid_points(s) is None]
+        raise ValueError(f"grid search needs a finite grid; {continuous[0]!r} is continuous (give it a step, linear sampling, or a choice).")
+    return base, chosen, keras_tuner.Objective(name, direction)
+
+
+def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: int = 5, objective: str = "val_accuracy",
+           seed: int = 0, results_dir="tuning_runs", project: str | None = None, overwrite: bool = False, space=None,
+           only=None, drop=(), overrides=None, config_file=None, median_stop: bool | None = None, factor: int = 3,
+           pareto: str | None = None, retrain: bool = True, verbose: int = 1) -> SearchResult:  # fmt: skip
+    """Run (or resume) a search; write trials.csv, plots and best.yaml; retrain the best config."""
+    base, chosen, obj = prepare(model, tuner=tuner, max_trials=max_trials, epochs=epochs, objective=objective, space=space,
+                                only=only, drop=drop, overrides=overrides, config_file=config_file)  # fmt: skip
+    if pareto is not None and pareto not in COSTS:
+        raise ValueError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
+    project = project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}"
+    project_dir = Path(results_dir) / project
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+    if overwrite and not worker and project_dir.exists():
+        shutil.rmtree(project_dir)  # workers never delete: the launcher or the chief did
+    if not worker:
+        dropped = repair(project_dir)
+        if dropped:
+            print(f"resume: trial(s) {', '.join(dropped)} had finished; not run again")
+    project_dir.mkdir(parents=True, exist_ok=True)
+    (project_dir / "space.yaml").write_text(chosen.to_yaml())
+
+    from tuning.hypermodel import RecipeHyperModel
+
+    hypermodel = RecipeHyperModel(base, chosen, project_dir, objective=obj.name)
+    median = median_stop if median_stop is not None else tuner != "hyperband"
+    kt = make_tuner(tuner, hypermodel, objective=obj, max_trials=max_trials, epochs=epochs, seed=seed, directory=results_dir,
+                    project=project, overwrite=False, median_stop=median, factor=factor)  # fmt: skip
+    kt.search(verbose=verbose)
+    if worker:
+        return SearchResult(project_dir, None, {}, None, None, None)
+    return report(project_dir, obj.name, model=model, pareto=pareto, retrain=retrain, base=base)
+
+
+def report(project_dir: Path, objective: str, *, model: str, pareto=None, retrain=True, base=None) -> SearchResult:
+    """trials.csv, plots, best.yaml and the retrained best run of a finished search."""
+    from recipes import config as config_lib
+    from recipes.trainer import train
+    from tuning import results
+
+    frame = results.trials_frame(project_dir)
+    frame.to_csv(project_dir / "trials.csv", index=False)
+    best = results.best_trial(frame, objective)
+    best_yaml = results.best_config(project_dir, frame, objective, project_dir / "best.yaml")
+    results.plot(frame, project_dir, objective, project_dir / "plots", cost=pareto)
+    imp = results.importance(frame, objective)
+    imp.to_csv(project_dir / "importance.csv", index=False)
+    front = None
+    if pareto:
+        front = results.pareto_front(frame, objective, pareto)
+        front.to_csv(project_dir / "pareto.csv", index=False)
+    summary = None
+    if retrain:
+        cfg = config_lib.resolve(model, config_file=best_yaml, overrides={"run_dir": str(project_dir / "best_run")})
+        summary = train(cfg)
+    done = int((frame["status"] == "COMPLETED").sum())
+    print(f"{len(frame)} trials ({done} completed); best trial {best['trial_id']}: {objective} {best[objective]:.4f}")
+    if summary:
+        print(f"best config retrained: test accuracy {summary['test_accuracy']:.4f} ({project_dir / 'best_run'})")
+    print(f"trials: {project_dir / 'trials.csv'}; best config: {best_yaml}")
+    return SearchResult(project_dir, frame, best.to_dict(), best_yaml, summary, front)
+
+
+# ---- distributed: KerasTuner's chief and workers on this machine ---------------------------------
+
+
+def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts: int = 3, log=print) -> int:
+    """Run this same search as KerasTuner's chief plus ``workers`` workers on 127.0.0.1.
+
+    The chief serves the oracle; each worker runs trials under ``KERASTUNER_TUNER_ID=tunerN``. A
+    worker that dies is restarted under its own ID (the chief hands it back its trial, which
+    resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
+    global ``timeout`` ends a stalled search. Returns the chief's exit status.
+    """
+    import os
+    import socket
+    import subprocess
+
+    args = build_parser().parse_args(argv)
+    project_dir = Path(args.results_dir) / (args.project or _default_project(args))
+    if args.overwrite and project_dir.exists():
+        shutil.rmtree(project_dir)
+    repair(project_dir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inner = [a for a in argv if a != "--overwrite"]
+    inner = _strip_option(inner, "--workers")
+    cmd = [sys.executable, "-m", "tuning.search", *inner, "--project", project_dir.name, "--results-dir", str(project_dir.parent)]
+
+    def start(tuner_id):
+        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+        logs = project_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / f"{tuner_id}.log", "a")
+        extra = [] if tuner_id == "chief" else ["--no-retrain"]
+        return subprocess.Popen(cmd + extra, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    chief = start("chief")
+    time.sleep(2)  # the oracle server listens before workers ask it for trials
+    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
+    restarts = {tid: 0 for tid in procs}
+    (project_dir / "launcher.json").write_text(json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}}))
+    deadline = time.time() + timeout
+    while chief.poll() is None:
+        if time.time() > deadline:
+            for p in [chief, *procs.values()]:
+                p.kill()
+            raise ValueError(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
+        for tid, proc in list(procs.items()):
+            code = proc.poll()
+            if code is not None and code != 0:
+                if restarts[tid] >= max_restarts:
+                    for p in [chief, *procs.values()]:
+                        p.kill()
+                    raise ValueError(f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')}).")
+                restarts[tid] += 1
+                log(f"worker {tid} exited with status {code}; restarting it under the same ID ({restarts[tid]}/{max_restarts})")
+                procs[tid] = start(tid)
+        time.sleep(0.5)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    (project_dir / "launcher.json").write_text(json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode}))
+    return chief.returncode
+
+
+def _strip_option(argv, name):
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == name:
+            skip = True
+            continue
+        if a.startswith(name + "="):
+            continue
+        out.append(a)
+    return out
+
+
+def _default_project(args) -> str:
+    from recipes.config import default_dataset
+
+    dataset = args.dataset or default_dataset(args.model)
+    return f"{args.model}_{dataset.replace('/', '_')}_{args.tuner}"
+
+
+def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Search a zoo model's hyperparameters with KerasTuner.")
+    p.add_argument("model")
+    p.add_argument("--dataset")
+    p.add_argument("--config", help="a recipe YAML for the base config")
+    p.add_argument("--tuner", default="random", help=f"one of {', '.join(TUNERS)}")
+    p.add_argument("--max-trials", dest="max_trials", type=int, default=10, help="trial budget (random, bayesian, grid)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per trial (hyperband: the most any trial gets)")
+    p.add_argument("--objective", default="val_accuracy", help="val_accuracy, val_loss, accuracy or loss; NAME:max|min")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results-dir", dest="results_dir", default="tuning_runs")
+    p.add_argument("--project", help="the search's folder name (default: MODEL_DATASET_TUNER)")
+    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    p.add_argument("--space", help="a search-space YAML (full specs, or base/only/drop/set edits)")
+    p.add_argument("--only", help="comma-separated hyperparameters to tune (the rest stay at the base config)")
+    p.add_argument("--drop", help="comma-separated hyperparameters not to tune")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="base config field")
+    p.add_argument("--median-stop", dest="median_stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop trials below the median (default: on, except for hyperband)")  # fmt: skip
+    p.add_argument("--factor", type=int, default=3, help="hyperband's reduction factor")
+    p.add_argument("--pareto", help="report the Pareto front of the objective against params or latency_ms")
+    p.add_argument("--no-retrain", dest="retrain", action="store_false", help="do not retrain the best config")
+    p.add_argument("--workers", type=int, default=0, help="run distributed: a chief and this many workers on this machine")
+    p.add_argument("--timeout", type=float, default=6 * 3600, help="distributed: give up after this many seconds")
+    return p
+
+
+def main(argv=None, prog="python -m tuning.search") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(argv)
+
+    def go():
+        from recipes import config as config_lib
+
+        if args.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {args.workers}.")
+        overrides = dict(config_lib.parse_override(o) for o in args.overrides)
+        if args.dataset:
+            overrides["dataset"] = args.dataset
+        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+        drop = [s.strip() for s in args.drop.split(",") if s.strip()] if args.drop else ()
+        if args.workers:
+            prepare(args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective,
+                    space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config)  # fmt: skip
+            code = launch(argv, args.workers, timeout=args.timeout)
+            if code:
+                raise ValueError(f"the chief exited with status {code}; see its log in the search folder.")
+            return
+        search(args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective,
+               seed=args.seed, results_dir=args.results_dir, project=args.project, overwrite=args.overwrite,
+               space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config,
+               median_stop=args.median_stop, factor=args.factor, pareto=args.pareto, retrain=args.retrain)  # fmt: skip
+
+    return run(prog, go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
