@@ -1,5 +1,5 @@
-"""The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` (the recipes' CLI) and
-``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
+"""The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` / ``pretrain`` /
+``finetune`` (the recipes' CLIs), ``tune`` (the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
 ``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
 
 Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
     sub.add_parser("pretrain", help="masked-LM pretraining of a BERT: modelzoo pretrain bert_tiny [options]")
     sub.add_parser("finetune", help="fine-tune a pretraining run: modelzoo finetune RUN_DIR [options]")
+    sub.add_parser("tune", help="search hyperparameters: modelzoo tune MODEL [--tuner hyperband ...] (see modelzoo tune --help)")
     sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
@@ -142,6 +143,10 @@ def main(argv=None) -> int:
 
         module = importlib.import_module(f"recipes.{argv[0]}")
         return module.main(argv[1:], prog=f"modelzoo {argv[0]}")
+    if argv[:1] == ["tune"]:  # the search's own command line
+        from tuning.search import main as tune_main
+
+        return tune_main(argv[1:], prog="modelzoo tune")
     if argv[:1] == ["bench"]:  # the benchmark's own command line
         _import_modelzoo()
         from benchmarks.run import main as bench_main

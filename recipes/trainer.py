@@ -286,7 +286,8 @@ class RunEnvironment:
         start = int(model.optimizer.iterations.numpy())
         if start:
             epoch, skip = divmod(start, steps)
-            print(f"resuming {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
+            how = "resuming" if latest else "continuing the given model's training"  # e.g. a Hyperband parent
+            print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
         return manager, start
 
     def callbacks(self, cfg, manager, run_dir: Path) -> list:
@@ -360,12 +361,13 @@ def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Pre
     return model
 
 
-def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, prepared=None, model=None, callbacks=()) -> dict:
+def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, prepared=None, model=None, callbacks=(),
+          export: bool = True) -> dict:  # fmt: skip
     """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
 
     ``env``, ``prepared`` (the ``load_data`` pair), ``model`` (from ``build_model``) and extra
     ``callbacks`` let a caller that runs many trials (``tuning``) share the loaded data and hand
-    in the model it built; a plain run makes each itself.
+    in the model it built; a plain run makes each itself. ``export=False`` skips the SavedModel.
     """
     run_dir, done = start_run(cfg)
     if done:
@@ -424,7 +426,7 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
         "class_names": data.class_names,
         "weights_sha256": weights_digest(model),
     }
-    env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=True)
+    env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=export)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
     return summary
 

@@ -45,3 +45,9 @@ def test_console_entry_point_in_a_fresh_process():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     assert "Did you mean 'resnet50'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_dispatches_to_the_search_and_keeps_errors_one_line(capsys):
+    assert modelzoo_cli.main(["tune", "mlp", "--tuner", "randm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("modelzoo tune: error: tuner must be one of") and "'random'" in err[0]

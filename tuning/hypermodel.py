@@ -81,7 +81,8 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         cfg = self.config_for(hp, epochs=epochs)
         start_step = int(model.optimizer.iterations.numpy())  # > 0: Hyperband loaded a parent's state
         started = time.time()
-        summary = trainer.train(cfg, env=self._env, prepared=self.prepared(cfg), model=model, callbacks=list(callbacks))
+        summary = trainer.train(cfg, env=self._env, prepared=self.prepared(cfg), model=model, callbacks=list(callbacks),
+                                export=False)  # fmt: skip
         history = read_history(cfg.resolved_run_dir())
         record = {
             "trial_id": self.trial_id, "status": "COMPLETED", "history": history, "epochs_run": len(history),
@@ -89,7 +90,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             "wall_seconds": round(time.time() - started, 2), "params": summary.get("params"),
             "latency_ms": inference_latency_ms(model, self.prepared(cfg), cfg), "test_accuracy": summary.get("test_accuracy"),
             "early_stopped": bool(summary.get("early_stopped")), "stopped_by": getattr(model, "_zoo_stopped_by", None),
-            "ended_at": time.time(),
+            "ended_at": time.time(), "rss_mb": resident_mb(),
         }  # fmt: skip
         write_record(self.root, self.trial_id, record)
         return best_epoch(history, self.objective)
@@ -133,6 +134,17 @@ def inference_latency_ms(model, prepared, cfg, repeats: int = 5) -> float:
         keras.tree.map_structure(lambda t: t.numpy(), out)
         best = min(best, time.perf_counter() - start)
     return round(best * 1000, 3)
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MiB (Linux), to show memory stays flat across trials."""
+    import os
+
+    try:
+        with open("/proc/self/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def record_path(root: Path, trial_id: str) -> Path:

@@ -40,6 +40,7 @@ def trials_frame(project_dir) -> pd.DataFrame:
             "stopped_by": record.get("stopped_by"),
             "error": record.get("error") or _last_line(trial.get("message")),
             "ended_at": record.get("ended_at"),
+            "rss_mb": record.get("rss_mb"),
         })  # fmt: skip
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -219,7 +219,15 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
     median = median_stop if median_stop is not None else tuner != "hyperband"
     kt = make_tuner(tuner, hypermodel, objective=obj, max_trials=max_trials, epochs=epochs, seed=seed, directory=results_dir,
                     project=project, overwrite=False, median_stop=median, factor=factor)  # fmt: skip
-    kt.search(verbose=verbose)
+    try:
+        kt.search(verbose=verbose)
+    except RuntimeError as err:  # KerasTuner gives up after consecutive failures: say why, in one line
+        if "consecutive failures" not in str(err):
+            raise
+        from tuning.hypermodel import read_records
+
+        errors = [r["error"] for r in read_records(project_dir).values() if r.get("status") == "FAILED"]
+        raise ValueError(f"the search stopped after {len(errors)} failed trials; the last failed with: {errors[-1] if errors else err}") from None
     if worker:
         return SearchResult(project_dir, None, {}, None, None, None)
     return report(project_dir, obj.name, model=model, pareto=pareto, retrain=retrain, base=base)
@@ -291,6 +299,7 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         return subprocess.Popen(cmd + extra, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     chief = start("chief")
+    log(f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}")
     time.sleep(2)  # the oracle server listens before workers ask it for trials
     procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
     restarts = {tid: 0 for tid in procs}
@@ -318,6 +327,10 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         except subprocess.TimeoutExpired:
             proc.kill()
     (project_dir / "launcher.json").write_text(json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode}))
+    lines = (project_dir / "logs" / "chief.log").read_text(errors="replace").splitlines()
+    report = [i for i, line in enumerate(lines) if " trials (" in line and "completed); best trial" in line]
+    for line in lines[report[-1]:] if report else []:
+        log(line)
     return chief.returncode
 
 

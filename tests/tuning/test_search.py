@@ -72,6 +72,19 @@ def test_hyperband_trains_in_brackets(tmp_path):
         assert record["start_step"] // record["steps_per_epoch"] + record["epochs_run"] == row["hp:tuner/epochs"]
 
 
+def test_a_failing_trial_is_recorded_with_its_error_and_the_search_goes_on(tmp_path):
+    from tuning.spaces import Space
+
+    space = Space({"batch_size": {"type": "choice", "values": [64, 5000], "default": 64}})
+    result = _search(tmp_path, tuner="grid", max_trials=2, epochs=1, space=space, only=None, retrain=False)
+    frame = result.frame.set_index("hp:batch_size")
+    assert frame.loc[64, "status"] == "COMPLETED" and frame.loc[5000, "status"] == "FAILED"
+    assert "batch_size 5000 is larger than the training set" in frame.loc[5000, "error"]
+    bad = Space({"batch_size": {"type": "choice", "values": [5000, 6000, 7000], "default": 5000}})
+    with pytest.raises(ValueError, match="the search stopped after 3 failed trials; the last failed with: .*larger than the training set"):
+        _search(tmp_path, tuner="grid", max_trials=3, epochs=1, space=bad, only=None, retrain=False, project="bad")
+
+
 def test_median_rule_stops_a_trial_below_the_completed_median(tmp_path):
     import keras
 
@@ -148,3 +161,13 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     again = subprocess.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "Running Trial" not in again.stdout
     assert len(pd.read_csv(project / "trials.csv")) == 5
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_twenty_trials(tmp_path):
+    result = _search(tmp_path, max_trials=20, epochs=1, retrain=False, median_stop=False)
+    frame = result.frame
+    assert len(frame) == 20 and (frame["status"] == "COMPLETED").all()
+    after_2, after_20 = frame["rss_mb"][1], frame["rss_mb"][19]
+    print(f"resident memory after trial 2: {after_2:.0f} MiB, after trial 20: {after_20:.0f} MiB")
+    assert after_20 <= 1.2 * after_2
