@@ -105,6 +105,13 @@ def make_tuner(kind: str, hypermodel, *, objective, max_trials, epochs, seed, di
     class RecipeTunerMixin:
         """Hands the trial id to the hypermodel, adds the median rule, records failures."""
 
+        def _populate_initial_space(self):
+            # KerasTuner builds the model once per conditional scope to discover the space; ours
+            # is declared as data, so it is registered without building (or loading) anything.
+            hp = self.oracle.get_space()
+            self.hypermodel.space.register(hp)
+            self.oracle.update_space(hp)
+
         def run_trial(self, trial, *args, **kwargs):
             self.hypermodel.trial_id = trial.trial_id
             callbacks = list(kwargs.pop("callbacks", []))
