@@ -128,3 +128,15 @@ def test_a_vocabulary_file_in_bert_layout_is_used_as_given(tmp_path):
                  "run_dir": str(tmp_path / "run")}  # fmt: skip
     summary = train(config_lib.resolve("textcnn", overrides=overrides))
     assert summary["completed"] and (tmp_path / "run" / "vocab.txt").read_text() == "\n".join(vocab) + "\n"
+
+
+@pytest.mark.parametrize("name", ["imdb_reviews", "glue/sst2"])
+def test_tfds_text_sets_train_through_the_recipe(name, tmp_path):
+    import tensorflow_datasets as tfds
+
+    overrides = {"dataset": name, "data_dir": str(tmp_path / "tfds"), "epochs": 1, "batch_size": 8, "sequence_length": 16,
+                 "vocabulary_size": 100, "verbose": 0, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    with tfds.testing.mock_data(num_examples=40):
+        summary = train(config_lib.resolve("lstm_classifier", overrides=overrides))
+    assert summary["completed"] and summary["input_shape"] == [16] and len(summary["class_names"]) == 2
+    assert (tmp_path / "run" / "vocab.txt").is_file() and (tmp_path / "run" / "model.keras").is_file()
