@@ -14,6 +14,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+LOSSES = ("crossentropy", "focal")
 
 
 @dataclasses.dataclass
@@ -43,6 +44,10 @@ class TrainConfig:
     step_epochs: list = dataclasses.field(default_factory=list)  # step decay at these epochs
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
+    loss: str = "crossentropy"  # or "focal" (Lin et al. 2017: down-weights easy examples)
+    focal_gamma: float = 2.0  # focal loss: how strongly easy examples are down-weighted
+    class_fraction: dict | None = None  # {class: share} of its training examples kept: a deliberately imbalanced split
+    class_weight: str | list | None = None  # "balanced" (n / (k * n_class), from the training labels) or one weight per class
     l1: float = 0.0  # L1 penalty on every Dense/Conv kernel (added to the loss)
     l2: float = 0.0  # L2 penalty on every Dense/Conv kernel (coupled; weight_decay is the decoupled kind)
     input_noise: float = 0.0  # std of Gaussian noise added to the (scaled) inputs while training
@@ -77,11 +82,21 @@ class TrainConfig:
                 setattr(self, f.name, float(value))
                 continue
             if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-                bad(f.name, value, f"expected {kind.__name__}")
+                alternatives = _union_types(f.type)
+                if not any(isinstance(value, k) for k in alternatives):
+                    bad(f.name, value, f"expected {' or '.join(k.__name__ for k in alternatives)}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}" + did_you_mean(self.optimizer, OPTIMIZERS))
         if self.schedule not in SCHEDULES:
             bad("schedule", self.schedule, f"one of {list(SCHEDULES)}" + did_you_mean(self.schedule, SCHEDULES))
+        if self.loss not in LOSSES:
+            bad("loss", self.loss, f"one of {list(LOSSES)}" + did_you_mean(self.loss, LOSSES))
+        if self.focal_gamma < 0:
+            bad("focal_gamma", self.focal_gamma, "must be >= 0")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
+        if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
+            bad("class_weight", self.class_weight, "weights must be numbers >= 0")
         if self.mixed_precision not in PRECISIONS:
             bad("mixed_precision", self.mixed_precision, f"one of {list(PRECISIONS)}")
         if not self.learning_rate > 0:
@@ -122,6 +137,12 @@ def _base_type(annotation: str):
         if text.split("|")[0].strip() == name:
             return kind
     return None
+
+
+def _union_types(annotation: str) -> list:
+    """Every type a ``a | b | None`` annotation names (None left out)."""
+    names = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list}
+    return [names[p.strip()] for p in str(annotation).split("|") if p.strip() in names]
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -472,8 +472,10 @@ def train_batches(
     pre: Preprocess = Preprocess(),
     num_classes: int | None = None,
     label_fn=None,
+    class_weights=None,
 ) -> tf.data.Dataset:
     """Every training batch of the run, epoch after epoch, starting at global step ``start_step``.
+    With ``class_weights`` (one per class), each batch also carries per-example weights.
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
@@ -490,8 +492,14 @@ def train_batches(
 
     def finish(images, index, step):
         images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre)
-        return _features(images, pre), _label(tf.gather(y, index), num_classes, label_fn)
+        labels = tf.gather(y, index)
+        out = (_features(images, pre), _label(labels, num_classes, label_fn))
+        if weights is None:
+            return out
+        w = tf.gather(weights, labels)
+        return (*out, label_fn(w) if label_fn else w)
 
+    weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
     indices = tf.data.Dataset.from_tensor_slices((batches, step_ids))
     if resident is not None:  # one map per batch: gather, augment, label
         ds = indices.map(lambda i, step: finish(tf.gather(resident, i), i, step), num_parallel_calls=tf.data.AUTOTUNE)
@@ -514,8 +522,10 @@ def _resident(x: np.ndarray, pre: Preprocess):
     return _prepare(tf.constant(x), pre) if x.ndim == 4 else tf.constant(x, dtype=tf.float32 if x.dtype == np.uint8 else x.dtype)
 
 
-def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):
-    """Validation/test batches in a fixed order, preprocessed once and cached."""
+def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None,
+                 class_weights=None):  # fmt: skip
+    """Validation/test batches in a fixed order, preprocessed once and cached (unweighted:
+    ``class_weights`` is accepted so that one set of pipeline options serves both)."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
     ds = ds.map(lambda a, b: (_features(_prepare(a, pre), pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)

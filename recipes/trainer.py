@@ -67,6 +67,8 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
                          text_column=cfg.text_column, seed=cfg.seed)  # fmt: skip
     entry = modelzoo.get_entry(cfg.model)
+    if cfg.class_fraction:
+        data = imbalance(data, cfg.class_fraction, cfg.seed)
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
     given = cfg.model_kwargs.get("max_sequence_length")
@@ -87,6 +89,41 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
                 raise ValueError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
         data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
     return data, preprocess_for(cfg, data, entry)
+
+
+def per_class_recall(model: keras.Model, batches, class_names) -> dict:
+    """Each class's recall on ``batches`` (one-hot labelled): the share of its examples predicted
+    as it. What class weights and focal loss are for, and what plain accuracy hides."""
+    import numpy as np
+
+    hits, totals = np.zeros(len(class_names)), np.zeros(len(class_names))
+    for x, y in batches:
+        probs = model.predict_on_batch(x)
+        probs = probs[0] if isinstance(probs, (list, tuple)) else probs
+        y = y[0] if isinstance(y, (list, tuple)) else y
+        true, pred = np.argmax(np.asarray(y), -1), np.argmax(np.asarray(probs), -1)
+        np.add.at(totals, true, 1)
+        np.add.at(hits, true[pred == true], 1)
+    return {str(n): (round(float(h / t), 4) if t else None) for n, h, t in zip(class_names, hits, totals)}
+
+
+def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
+    """Keep only ``fractions[c]`` of class ``c``'s training examples (seeded); validation and test
+    are untouched, so recall on them measures what the imbalance cost."""
+    import numpy as np
+
+    names = [str(n) for n in data.class_names]
+    keep = np.ones(len(data.train), bool)
+    rng = np.random.RandomState(seed)
+    for name, share in fractions.items():
+        if str(name) not in names:
+            raise ValueError(f"config field class_fraction names class {name!r}; the classes are {', '.join(names)}.")
+        if not 0 < float(share) <= 1:
+            raise ValueError(f"config field class_fraction[{name!r}]={share!r} must be in (0, 1].")
+        rows = np.flatnonzero(np.asarray(data.train.y) == names.index(str(name)))
+        dropped = rng.permutation(rows)[max(1, int(round(len(rows) * float(share)))) :]
+        keep[dropped] = False
+    return dataclasses.replace(data, train=data_lib.Split(data.train.x[keep], np.asarray(data.train.y)[keep]))
 
 
 def _init_source(cfg) -> Path | None:
@@ -143,10 +180,27 @@ def warm_start(model: keras.Model, source: Path) -> list[str]:
     return copied
 
 
-def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int) -> dict:
-    """Pipeline options: preprocessing, one-hot labels, repeated for each head of a multi-head model."""
+def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int, class_weight=None) -> dict:
+    """Pipeline options: preprocessing, one-hot labels (repeated for each head of a multi-head
+    model) and, with ``class_weight``, per-example weights for the training batches."""
     label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
-    return dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+    return dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn, class_weights=class_weights(data, class_weight))
+
+
+def class_weights(data: data_lib.Data, spec):
+    """One weight per class: ``"balanced"`` gives n / (k * n_c) from the training labels (rare
+    classes count more), a list is taken as given; None: no weighting."""
+    import numpy as np
+
+    if spec is None:
+        return None
+    k = data.num_classes
+    if spec == "balanced":
+        counts = np.bincount(np.asarray(data.train.y, "int64"), minlength=k)
+        return (len(data.train) / (k * np.maximum(counts, 1))).astype("float32")
+    if len(spec) != k:
+        raise ValueError(f"config field class_weight has {len(spec)} weights; the data set has {k} classes ({', '.join(map(str, data.class_names))}).")
+    return np.asarray(spec, "float32")
 
 
 def model_input_shape(data, pre):
@@ -349,7 +403,10 @@ def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Pre
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
         model = regularize(model, cfg)
         outputs = len(model.outputs)
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        if cfg.loss == "focal":  # Lin et al. 2017
+            loss = keras.losses.CategoricalFocalCrossentropy(gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing)
+        else:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
         model.compile(
             optimizer=make_optimizer(cfg, steps),
             loss=[loss] * outputs if outputs > 1 else loss,
@@ -388,7 +445,7 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
         tracker = EarlyStop(cfg.early_stopping_patience)
         checkpoint = make_checkpoint(model, best=tracker.best, wait=tracker.wait)
     manager, start = env.restore(checkpoint, run_dir, model, steps)
-    kw = batch_options(data, pre, outputs)
+    kw = batch_options(data, pre, outputs, cfg.class_weight)
 
     def batches_from(step):
         return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
@@ -404,6 +461,7 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
 
     test_ds = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
     results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    recall = per_class_recall(model, test_ds, data.class_names)
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -424,6 +482,7 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
         "replicas": replicas,
         "params": modelzoo.count_params(model)["params"],
         "class_names": data.class_names,
+        "test_recall_per_class": recall,
         "weights_sha256": weights_digest(model),
     }
     env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=export)

@@ -1,0 +1,52 @@
+"""Class imbalance: a deliberately imbalanced split, balanced class weights, focal loss, per-class recall."""
+
+import numpy as np
+import pytest
+
+from recipes import config as config_lib
+from recipes import data as data_lib
+from recipes import trainer
+from recipes.trainer import train
+
+RARE = {"8": 0.04, "9": 0.04}  # 4% of two classes' training examples: about 5 images each
+
+
+def test_imbalanced_split_and_balanced_weights():
+    cfg = config_lib.resolve("mlp", overrides={"class_fraction": RARE})
+    data, pre = trainer.load_data(cfg)
+    counts = np.bincount(data.train.y, minlength=10)
+    assert counts[8] <= 6 and counts[9] <= 6 and counts[:8].min() > 100
+    assert len(data.test) == 360  # the test split is untouched
+    weights = trainer.class_weights(data, "balanced")
+    np.testing.assert_allclose(weights * counts, len(data.train) / 10, rtol=1e-5)
+    kw = trainer.batch_options(data, pre, 1, "balanced")
+    x, y, w = next(iter(data_lib.train_batches(data.train, batch_size=32, epochs=1, **kw)))
+    np.testing.assert_allclose(w.numpy(), weights[np.argmax(y.numpy(), -1)])
+    with pytest.raises(ValueError, match="class_weight has 3 weights; the data set has 10 classes"):
+        trainer.class_weights(data, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="class_fraction names class '12'"):
+        trainer.load_data(config_lib.resolve("mlp", overrides={"class_fraction": {"12": 0.5}}))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"class_weight": "balancd"}, "class_weight='balancd' is invalid"),
+    ({"loss": "focall"}, "one of \\['crossentropy', 'focal'\\].*Did you mean 'focal'"),
+    ({"class_weight": 3}, "expected str or list"),
+])  # fmt: skip
+def test_bad_imbalance_fields(override, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.resolve("mlp", overrides=override).validate()
+
+
+@pytest.mark.slow
+def test_class_weights_and_focal_loss_raise_minority_recall(tmp_path):
+    base = {"class_fraction": RARE, "epochs": 15, "verbose": 0, "model_kwargs": {"dropout_rate": 0.0}}
+    recalls = {}
+    for name, extra in (("plain", {}), ("balanced", {"class_weight": "balanced"}),
+                        ("focal", {"class_weight": "balanced", "loss": "focal"})):  # fmt: skip
+        summary = train(config_lib.resolve("mlp", overrides={**base, **extra, "run_dir": str(tmp_path / name)}))
+        recalls[name] = np.mean([summary["test_recall_per_class"][c] for c in RARE])
+        assert summary["test_accuracy"] > 0.8
+    print(f"minority recall (classes 8, 9 at 4% of their training examples): {recalls}")
+    assert recalls["balanced"] > recalls["plain"] + 0.1
+    assert recalls["focal"] > recalls["plain"] + 0.1
