@@ -147,8 +147,12 @@ def get_entry(name: str) -> ModelEntry:
         ) from None
 
 
-def create_model(name: str, **overrides):
-    """Build the registered model ``name``; keyword overrides are checked against its builder."""
+def create_model(name: str, weights=None, **overrides):
+    """Build the registered model ``name``; keyword overrides are checked against its builder.
+
+    ``weights``: None (fresh), ``"imagenet"`` (keras.applications' weights, converted; see
+    ``modelzoo.pretrained``) or a ``.weights.h5`` / ``.keras`` file.
+    """
     entry = get_entry(name)
     allowed = entry.keywords
     for key in overrides:
@@ -157,7 +161,12 @@ def create_model(name: str, **overrides):
                 f"{name} got an unknown keyword {key!r}." + did_you_mean(key, allowed)
                 + f" Allowed: {', '.join(allowed)}."
             )
-    return entry.builder(**overrides)
+    model = entry.builder(**overrides)
+    if weights is not None:
+        from modelzoo import pretrained
+
+        model = pretrained.load(model, name, weights)
+    return model
 
 
 def list_models(

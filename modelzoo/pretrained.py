@@ -1,0 +1,120 @@
+"""Pretrained weights: ``create_model(name, weights="imagenet" | PATH)``.
+
+ImageNet weights come from keras.applications, fetched by Keras's own download and cache
+(``keras.utils.get_file`` under ``~/.keras/models``), for the zoo models it publishes them for, and
+are converted to the zoo's layout:
+
+* VGG16/19: the same layers; the classifier is named ``fc6, fc7, fc8`` here (the paper's names)
+  and ``fc1, fc2, predictions`` there.
+* ResNet-50/101/152: keras.applications gives each convolution a bias before its batch norm; the
+  zoo's convolutions have none (as in the paper and torchvision), so each bias is folded into the
+  following batch norm's moving mean: ``BN(conv(x) + b) = BN'(conv(x))`` with ``mean' = mean - b``.
+* DenseNet-121/169/201: the same layers under other names, paired in build order (shapes checked).
+
+The classifier's weights are copied when the zoo model takes 224x224x3 with 1,000 classes (VGG's
+fully connected layers only exist at that input); otherwise those Dense layers keep their fresh
+initialisation, the usual start for fine-tuning, and the loader says so. ``PATH`` loads a
+``.weights.h5`` saved from the same zoo model, or copies the layers of a ``.keras`` model whose
+names and shapes match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+# zoo name -> keras.applications constructor with published ImageNet weights
+IMAGENET = {
+    "vgg16": "VGG16", "vgg19": "VGG19",
+    "resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
+    "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
+}  # fmt: skip
+VGG_HEAD = {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"}
+
+
+def load(model: keras.Model, name: str, weights) -> keras.Model:
+    """Put ``weights`` (None, "imagenet" or a file path) into ``model`` built as ``name``."""
+    if weights is None:
+        return model
+    if weights == "imagenet":
+        if name not in IMAGENET:
+            raise ValueError(f"no ImageNet weights for {name!r}; they exist for: {', '.join(IMAGENET)}.")
+        fresh = from_keras_applications(model, imagenet_reference(name, model), name)
+        if fresh:
+            print(f"{name}: ImageNet weights loaded; {', '.join(fresh)} freshly initialised (input or classes differ).")
+        return model
+    path = Path(str(weights))
+    if not path.is_file():
+        raise ValueError(f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist.")
+    if path.suffix == ".keras":
+        source = keras.saving.load_model(path, safe_mode=True, compile=False)
+        copied = copy_matching(model, source)
+        if not copied:
+            raise ValueError(f"{str(path)!r} shares no layer (same name and shapes) with {name!r}.")
+        return model
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"weights file {str(path)!r} must be a .weights.h5 or a .keras file.")
+    model.load_weights(path)
+    return model
+
+
+def imagenet_reference(name: str, model: keras.Model) -> keras.Model:
+    """The keras.applications model with ImageNet weights at the zoo model's input shape (with
+    its classifier when that shape is 224x224x3, the only one keras.applications gives it at)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape[-1] != 3:
+        raise ValueError(f"ImageNet weights need 3-channel inputs; {name!r} was built for {shape}.")
+    constructor = getattr(keras.applications, IMAGENET[name])
+    if shape == (224, 224, 3):
+        return constructor(weights="imagenet", include_top=True)
+    return constructor(weights="imagenet", include_top=False, input_shape=shape)
+
+
+def _weighted(model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+def from_keras_applications(model: keras.Model, reference: keras.Model, name: str) -> list[str]:
+    """Copy ``reference`` (a keras.applications model of the same architecture, with or without
+    its classifier) into ``model``; return the names of the layers left freshly initialised
+    (classifier layers the reference lacks, or a classifier for another number of classes)."""
+    family = "vgg" if name.startswith("vgg") else "resnet" if name.startswith("resnet") else "densenet"
+    ours, theirs = _weighted(model), {layer.name: layer for layer in _weighted(reference)}
+    if family == "densenet":  # same layers in the same build order, other names
+        pairs = list(zip(ours, _weighted(reference))) + [(layer, None) for layer in ours[len(_weighted(reference)):]]
+    else:
+        rename = VGG_HEAD if family == "vgg" else {"fc": "predictions"}
+        pairs = [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
+    fresh, biases = [], {}
+    for target, source in pairs:
+        values = None if source is None else source.get_weights()
+        if family == "resnet" and values and isinstance(target, keras.layers.Conv2D) and len(values) == 2 and not target.use_bias:
+            values, biases[target.name] = values[:1], values[1]  # folded into the next batch norm
+        if family == "resnet" and values and target.name.endswith("_bn") and target.name[:-3] + "_conv" in biases:
+            gamma, beta, mean, var = values
+            values = [gamma, beta, mean - biases.pop(target.name[:-3] + "_conv"), var]
+        shapes = [tuple(w.shape) for w in target.weights]
+        if values is None or shapes != [tuple(np.shape(v)) for v in values]:
+            if isinstance(target, keras.layers.Dense):
+                fresh.append(target.name)  # classifier layers: kept fresh (another input size or label set)
+                continue
+            found = "no counterpart" if source is None else f"shapes {[np.shape(v) for v in values]} in {source.name!r}"
+            raise ValueError(f"layer {target.name!r} of {name!r} ({shapes}) has {found} in keras.applications.{reference.name}.")
+        target.set_weights(values)
+    if biases:
+        raise ValueError(f"conv biases with no batch norm to fold them into: {sorted(biases)}.")
+    return fresh
+
+
+def copy_matching(model: keras.Model, source: keras.Model) -> list[str]:
+    """Copy every layer of ``source`` whose name and weight shapes match one of ``model``'s."""
+    copied = []
+    theirs = {layer.name: layer for layer in _weighted(source)}
+    for layer in _weighted(model):
+        other = theirs.get(layer.name)
+        if other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(other.get_weights())
+            copied.append(layer.name)
+    return copied

@@ -1,0 +1,87 @@
+"""ImageNet weights: keras.applications models (randomly initialised here: no download) converted
+into the zoo's layout give the same outputs within 1e-4, for every model that has them."""
+
+import keras
+import numpy as np
+import pytest
+
+import modelzoo
+from modelzoo import pretrained
+
+
+def _randomise(model, seed=0):
+    """Random weights everywhere, conv biases and batch-norm statistics included, so that a
+    conversion that drops or misplaces any of them shows in the outputs."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        values = []
+        for w in layer.weights:
+            shape, path = tuple(w.shape), w.path
+            if "moving_variance" in path or "gamma" in path:
+                values.append(rng.uniform(0.5, 1.5, shape).astype("float32"))
+            elif "moving_mean" in path or "beta" in path or "bias" in path:
+                values.append(rng.normal(0, 0.1, shape).astype("float32"))
+            else:
+                values.append(np.asarray(w))
+        if values:
+            layer.set_weights(values)
+    return model
+
+
+def _compare(zoo, ref, shape, seed=0):
+    x = np.random.default_rng(seed).uniform(-1, 1, (2, *shape)).astype("float32")
+    a, b = np.asarray(zoo(x, training=False)), np.asarray(ref(x, training=False))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(pretrained.IMAGENET))
+def test_converted_backbones_give_the_reference_outputs(name):
+    shape = (64, 64, 3)
+    ref = _randomise(getattr(keras.applications, pretrained.IMAGENET[name])(weights=None, include_top=False, input_shape=shape))
+    zoo = modelzoo.create_model(name, include_top=False, input_shape=shape)
+    assert pretrained.from_keras_applications(zoo, ref, name) == []
+    _compare(zoo, ref, shape)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "densenet121"])
+def test_converted_classifiers_give_the_reference_predictions(name):
+    keras.backend.clear_session()
+    ref = _randomise(getattr(keras.applications, pretrained.IMAGENET[name])(weights=None))
+    zoo = modelzoo.create_model(name)
+    assert pretrained.from_keras_applications(zoo, ref, name) == []
+    _compare(zoo, ref, (224, 224, 3))
+
+
+def test_weights_argument_loads_imagenet_files_and_paths(tmp_path, monkeypatch):
+    shape = (32, 32, 3)
+    ref = _randomise(keras.applications.ResNet50(weights=None, include_top=False, input_shape=shape))
+    calls = []
+
+    def fake_reference(name, model):  # stands in for the download (no network in tests)
+        calls.append((name, tuple(model.inputs[0].shape[1:])))
+        return ref
+
+    monkeypatch.setattr(pretrained, "imagenet_reference", fake_reference)
+    zoo = modelzoo.create_model("resnet50", weights="imagenet", num_classes=7, input_shape=shape)
+    assert calls == [("resnet50", shape)]
+    features = keras.Model(zoo.inputs, zoo.get_layer("conv5_block3_out").output)
+    _compare(features, ref, shape)
+    # a .weights.h5 of the same model, and a .keras file copied by layer names
+    zoo.save_weights(tmp_path / "r.weights.h5")
+    again = modelzoo.create_model("resnet50", weights=str(tmp_path / "r.weights.h5"), num_classes=7, input_shape=shape)
+    x = np.ones((1, *shape), "float32")
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(zoo(x)))
+    zoo.save(tmp_path / "r.keras")
+    other_head = modelzoo.create_model("resnet50", weights=str(tmp_path / "r.keras"), num_classes=3, input_shape=shape)
+    np.testing.assert_array_equal(other_head.get_layer("conv1_conv").get_weights()[0], zoo.get_layer("conv1_conv").get_weights()[0])
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"name": "lenet5", "weights": "imagenet"}, "no ImageNet weights for 'lenet5'; they exist for: vgg16"),
+    ({"name": "resnet50", "weights": "/nope/w.weights.h5"}, "'/nope/w.weights.h5' does not exist"),
+])  # fmt: skip
+def test_bad_weights_are_one_clear_error(kw, message):
+    with pytest.raises(ValueError, match=message):
+        modelzoo.create_model(kw.pop("name"), **kw)
