@@ -1,0 +1,83 @@
+"""Post-training quantization of a finished run with Keras's own ``model.quantize``:
+``python -m recipes.quantize RUN_DIR [--mode int8|int4|float8]``.
+
+Loads the run's ``model.keras``, measures test accuracy, quantizes the weights of every layer
+Keras can quantize (Dense, EinsumDense, Embedding...), measures again, and saves
+``quantized_<mode>.keras`` next to the model with ``quantize_<mode>.json``: accuracy before and
+after, file sizes and their ratio, the layers quantized. ``gptq`` and ``awq`` need calibration data
+and are not offered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from recipes.cli import run
+
+MODES = ("int8", "int4", "float8")
+
+
+def quantize(run_dir, mode: str = "int8") -> dict:
+    import keras
+
+    from modelzoo.validation import did_you_mean
+    from recipes import data as data_lib
+    from recipes.trainer import batch_options, load_data, load_run
+
+    if mode not in MODES:
+        raise ValueError(f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES))
+    import tempfile
+
+    run_dir = Path(run_dir)
+    cfg, _ = load_run(run_dir)
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False)  # weights only: no optimizer state
+    data, pre = load_data(cfg)
+    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs)))
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    policies = {layer.name: layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+    import warnings
+
+    with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+        model.quantize(mode)
+    quantized = sorted(n for n, layer in ((l.name, l) for l in model._flatten_layers(include_self=False))
+                       if layer.dtype_policy.name != policies.get(n) and mode in layer.dtype_policy.name)  # fmt: skip
+    if not quantized:
+        raise ValueError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    after = model.evaluate(test, verbose=0, return_dict=True)
+    out = run_dir / f"quantized_{mode}.keras"
+    model.save(out)
+    reloaded = keras.saving.load_model(out, safe_mode=True, compile=False)  # it must load as it is served
+    del reloaded
+    with tempfile.TemporaryDirectory() as tmp:  # the float model saved the same way, for a fair size ratio
+        float_copy = Path(tmp) / "float.keras"
+        keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False).save(float_copy)
+        size = float_copy.stat().st_size
+    new_size = out.stat().st_size
+    report = {
+        "mode": mode, "test_accuracy_before": float(before["accuracy"]), "test_accuracy_after": float(after["accuracy"]),
+        "accuracy_change_points": 100 * float(after["accuracy"] - before["accuracy"]),
+        "float_bytes": size, "quantized_bytes": new_size, "size_ratio": new_size / size,
+        "layers_quantized": quantized, "file": str(out),
+    }  # fmt: skip
+    (run_dir / f"quantize_{mode}.json").write_text(json.dumps(report, indent=2))
+    print(f"{mode}: test accuracy {report['test_accuracy_before']:.4f} -> {report['test_accuracy_after']:.4f}; "
+          f"{size:,} -> {new_size:,} bytes ({report['size_ratio']:.2f}x); {len(quantized)} layers; {out}")  # fmt: skip
+    return report
+
+
+def main(argv=None, prog="python -m recipes.quantize") -> int:
+    p = argparse.ArgumentParser(prog=prog, description="Post-training quantization of a run's model (Keras model.quantize).")
+    p.add_argument("run_dir")
+    p.add_argument("--mode", default="int8", help=f"one of {', '.join(MODES)}")
+    args = p.parse_args(argv)
+    return run(p.prog, quantize, args.run_dir, args.mode)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
