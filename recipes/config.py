@@ -46,6 +46,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     loss: str = "crossentropy"  # or "focal" (Lin et al. 2017: down-weights easy examples)
     focal_gamma: float = 2.0  # focal loss: how strongly easy examples are down-weighted
+    prune_sparsity: float = 0.0  # magnitude pruning of every kernel to this share of zeros (0: off)
+    prune_begin_epoch: float = 0.0  # pruning starts here...
+    prune_end_epoch: float | None = None  # ...and reaches its target here (None: at 3/4 of the epochs)
     class_fraction: dict | None = None  # {class: share} of its training examples kept: a deliberately imbalanced split
     class_weight: str | list | None = None  # "balanced" (n / (k * n_class), from the training labels) or one weight per class
     l1: float = 0.0  # L1 penalty on every Dense/Conv kernel (added to the loss)
@@ -89,6 +92,10 @@ class TrainConfig:
             bad("optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}" + did_you_mean(self.optimizer, OPTIMIZERS))
         if self.schedule not in SCHEDULES:
             bad("schedule", self.schedule, f"one of {list(SCHEDULES)}" + did_you_mean(self.schedule, SCHEDULES))
+        if not 0 <= self.prune_sparsity < 1:
+            bad("prune_sparsity", self.prune_sparsity, "must be in [0, 1)")
+        if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
+            bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
         if self.loss not in LOSSES:
             bad("loss", self.loss, f"one of {list(LOSSES)}" + did_you_mean(self.loss, LOSSES))
         if self.focal_gamma < 0:

@@ -455,6 +455,11 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
     val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
     started = time.time()
     every = env.callbacks(cfg, manager, run_dir) + [tracker, *callbacks]
+    if cfg.prune_sparsity:
+        from recipes import pruning
+
+        end = cfg.prune_end_epoch if cfg.prune_end_epoch is not None else 0.75 * cfg.epochs
+        every.insert(0, pruning.MagnitudePruning(cfg.prune_sparsity, int(cfg.prune_begin_epoch * steps), int(end * steps)))
     fit_resumable(model, cfg, batches_from, start, steps, val_ds, every, stop=lambda: tracker.exhausted)
     stopped = tracker.exhausted
     seconds = time.time() - started
@@ -485,6 +490,11 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
         "test_recall_per_class": recall,
         "weights_sha256": weights_digest(model),
     }
+    if cfg.prune_sparsity:
+        from recipes import pruning
+
+        summary["sparsity"] = round(pruning.sparsity(model), 4)
+        summary["weights_gzip_bytes"] = pruning.weights_gzip_bytes(model)
     env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=export)
     print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
     return summary
