@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
     sub.add_parser("pretrain", help="masked-LM pretraining of a BERT: modelzoo pretrain bert_tiny [options]")
     sub.add_parser("finetune", help="fine-tune a pretraining run: modelzoo finetune RUN_DIR [options]")
+    sub.add_parser("distill", help="distil a run into a smaller model: modelzoo distill TEACHER_RUN STUDENT [options]")
     sub.add_parser("quantize", help="post-training quantization of a run: modelzoo quantize RUN_DIR [--mode int8]")
     sub.add_parser("tune", help="search hyperparameters: modelzoo tune MODEL [--tuner hyperband ...] (see modelzoo tune --help)")
     sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
@@ -138,7 +139,7 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
-    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"]):  # those recipes' own command lines
+    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"]):  # those recipes' own command lines
         _import_modelzoo()
         import importlib
 

@@ -1,0 +1,135 @@
+"""Knowledge distillation (Hinton et al. 2015) with Keras's own ``keras.distillation.Distiller``:
+``python -m recipes.distill TEACHER_RUN STUDENT [--epochs N] [--set temperature=4] [--set ...]``.
+
+The teacher is a finished run folder (its model, frozen; its data set unless ``--dataset`` says
+otherwise); the student is any zoo model, built by the recipe at the teacher's input. The student
+learns from the labels (weight ``1 - distill_weight``) and from the teacher's logits softened by
+``temperature`` (``keras.distillation.LogitsDistillation``, weight ``distill_weight``). Training
+runs on the recipes' machinery (strategy, checkpoints and exact resume, run folder); the run's
+``model.keras`` is the student alone, with the usual softmax output.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from recipes.cli import run
+
+
+def _logits(model):
+    """The model up to its classifier's logits (the zoo's output layer is ``predictions``)."""
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer("predictions").input, name=f"{model.name}_logits")
+
+
+def distill(cfg, teacher_run, *, temperature: float = 4.0, distill_weight: float = 0.9) -> dict:
+    """Train ``cfg.model`` as a student of the run in ``teacher_run``; return the summary."""
+    import keras
+    import tensorflow as tf
+
+    import modelzoo
+    from recipes import data as data_lib
+    from recipes import trainer
+    from recipes.strategy import strategy_name
+
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if not 0 <= distill_weight <= 1:
+        raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight}.")
+    teacher_cfg, teacher = trainer.load_run(teacher_run)
+    run_dir, done = trainer.start_run(cfg)
+    if done:
+        return done
+    env = trainer.RunEnvironment.create(cfg)
+    data, pre = trainer.load_data(cfg)
+    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    if teacher.outputs[0].shape[-1] != data.num_classes:
+        raise ValueError(f"the teacher predicts {teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has {data.num_classes}.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if env.chief:
+        from recipes import config as config_lib
+
+        config_lib.save(cfg, run_dir / "config.yaml")
+    shape = trainer.model_shape_kwargs(data, pre)
+    with env.strategy.scope():
+        student = modelzoo.create_model(cfg.model, num_classes=data.num_classes, classifier_activation=None, **{**shape, **cfg.model_kwargs})
+        distiller = keras.distillation.Distiller(
+            teacher=_logits(teacher), student=student, student_loss_weight=1 - distill_weight,
+            # An explicit KLDivergence instance: Keras 3.15 resolves the default "kl_divergence" string to the
+            # bare function, which LogitsDistillation then applies to raw logits (students got worse, measured).
+            distillation_losses=keras.distillation.LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence()),
+        )  # fmt: skip
+        distiller.compile(optimizer=trainer.make_optimizer(cfg, steps), loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"])  # fmt: skip
+        distiller.optimizer.build(student.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=student, optimizer=distiller.optimizer,
+                                         seed_states=[v for v in student.variables if v.path.endswith("seed_generator_state")])  # fmt: skip
+    manager, start = env.restore(checkpoint, run_dir, distiller, steps)
+    kw = trainer.batch_options(data, pre, 1)
+
+    def batches_from(step):
+        return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
+
+    val = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
+    started = time.time()
+    trainer.fit_resumable(distiller, cfg, batches_from, start, steps, val, env.callbacks(cfg, manager, run_dir))
+    seconds = time.time() - started
+    # the student alone, with the zoo's softmax output, is the run's model
+    with env.strategy.scope():
+        final = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **{**shape, **cfg.model_kwargs})
+        final.set_weights(student.get_weights())
+        final.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
+    results = final.evaluate(test, verbose=0, return_dict=True)
+    teacher.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    teacher_acc = teacher.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    summary = {
+        "model": cfg.model, "dataset": cfg.dataset, "completed": True, "teacher_run": str(teacher_run),
+        "teacher_model": teacher_cfg.model, "teacher_test_accuracy": float(teacher_acc), "temperature": temperature,
+        "distill_weight": distill_weight, "steps": int(distiller.optimizer.iterations.numpy()), "epochs": cfg.epochs,
+        "train_seconds_this_process": round(seconds, 2), "test_accuracy": float(results["accuracy"]),
+        "test": {k: float(v) for k, v in results.items()}, "params": modelzoo.count_params(final)["params"],
+        "teacher_params": modelzoo.count_params(teacher)["params"], "class_names": data.class_names,
+        "input_shape": list(trainer.model_input_shape(data, pre)), "precision": env.policy, "strategy": strategy_name(env.strategy),
+        "weights_sha256": trainer.weights_digest(final),
+    }  # fmt: skip
+    env.finish(final, run_dir, summary, title=f"{cfg.model} distilled from {teacher_cfg.model}", export=True)
+    print(f"student {cfg.model}: test accuracy {summary['test_accuracy']:.4f} (teacher {teacher_cfg.model}: "
+          f"{summary['teacher_test_accuracy']:.4f}); run folder {run_dir}")  # fmt: skip
+    return summary
+
+
+def main(argv=None, prog="python -m recipes.distill") -> int:
+    from recipes.train import FLAGS, build_parser
+
+    parser = build_parser(prog)
+    parser.description = "Distil a finished run (the teacher) into a zoo model (the student)."
+    parser.add_argument("student", help="the student: a registered model name")
+    parser._actions[1].help = "the teacher's run folder"
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--distill-weight", dest="distill_weight", type=float, default=0.9,
+                        help="weight of the distillation loss; the labels get 1 minus it")  # fmt: skip
+    args = parser.parse_args(argv)
+
+    def go():
+        from recipes import config as config_lib
+
+        teacher = Path(args.model)
+        if not (teacher / "config.yaml").is_file():
+            raise ValueError(f"{str(teacher)!r} is not a run folder (no config.yaml).")
+        taught = config_lib.load_yaml(teacher / "config.yaml")
+        overrides = {"dataset": taught["dataset"], "data_path": taught.get("data_path"), "seed": taught.get("seed", 0)}
+        overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
+        overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
+        overrides.setdefault("run_dir", str(teacher.parent / f"{args.student}_distilled_from_{teacher.name}"))
+        distill(config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher,
+                temperature=args.temperature, distill_weight=args.distill_weight)  # fmt: skip
+
+    return run(prog, go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Distillation through keras.distillation.Distiller on the recipes' machinery."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from recipes import config as config_lib
+from recipes.distill import distill, main
+from recipes.trainer import train
+
+
+@pytest.mark.slow
+def test_student_learns_from_a_teacher_run_into_an_ordinary_run_folder(tmp_path):
+    teacher = tmp_path / "teacher"
+    train(config_lib.resolve("mlp", overrides={"epochs": 8, "verbose": 0, "run_dir": str(teacher)}))
+    small = {"hidden_units": [32], "dropout_rate": 0.0}
+    assert main([str(teacher), "mlp", "--epochs", "8", "--temperature", "2", "--distill-weight", "0.5",
+                 "--set", f"model_kwargs={json.dumps(small)}", "--set", "verbose=0"]) == 0  # fmt: skip
+    run = tmp_path / "mlp_distilled_from_teacher"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["completed"] and summary["temperature"] == 2.0 and summary["params"] < summary["teacher_params"]
+    assert summary["test_accuracy"] > 0.8  # the soft targets carry the labels' information
+    student = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    probs = np.asarray(student(np.zeros((1, 8, 8, 1), "float32")))
+    assert probs.shape == (1, 10) and abs(probs.sum() - 1) < 1e-5  # the student alone, softmax output
+    again = distill(config_lib.resolve("mlp", overrides={"run_dir": str(run)}), teacher)
+    assert again["weights_sha256"] == summary["weights_sha256"]  # a finished run is not redone
+
+
+def test_bad_distillation_settings_are_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="is not a finished run folder"):
+        distill(config_lib.resolve("mlp", overrides={"run_dir": str(tmp_path / "s")}), tmp_path / "nope")
+    assert main([str(tmp_path / "nope"), "mlp"]) == 2
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        distill(config_lib.resolve("mlp", overrides={"run_dir": str(tmp_path / "s")}), tmp_path, temperature=0)
