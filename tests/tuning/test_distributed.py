@@ -15,12 +15,12 @@ import pytest
 from tests.helpers import ROOT, subprocess_env
 
 pytestmark = pytest.mark.slow
-TRIALS = 5
+TRIALS = 4
 
 
 def _cmd(results):
-    return [sys.executable, "-m", "tuning.search", "mlp", "--max-trials", str(TRIALS), "--epochs", "3", "--workers", "2",
-            "--results-dir", str(results), "--only", "learning_rate,model.dropout_rate", "--set", "batch_size=32",
+    return [sys.executable, "-m", "tuning.search", "mlp", "--max-trials", str(TRIALS), "--epochs", "2", "--workers", "2",
+            "--results-dir", str(results), "--only", "learning_rate,model.dropout_rate", "--set", "batch_size=64",
             "--set", "checkpoint_every=5", "--no-retrain", "--timeout", "500"]  # fmt: skip
 
 
