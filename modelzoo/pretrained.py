@@ -108,13 +108,19 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     return fresh
 
 
-def copy_matching(model: keras.Model, source: keras.Model) -> list[str]:
-    """Copy every layer of ``source`` whose name and weight shapes match one of ``model``'s."""
-    copied = []
+def matching_layers(model: keras.Model, source: keras.Model) -> list[tuple]:
+    """Pairs (layer of ``model``, layer of ``source``) with the same name and weight shapes."""
     theirs = {layer.name: layer for layer in _weighted(source)}
+    pairs = []
     for layer in _weighted(model):
         other = theirs.get(layer.name)
-        if other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:
-            layer.set_weights(other.get_weights())
-            copied.append(layer.name)
-    return copied
+        if other is not None and [tuple(w.shape) for w in other.weights] == [tuple(w.shape) for w in layer.weights]:
+            pairs.append((layer, other))
+    return pairs
+
+
+def copy_matching(model: keras.Model, source: keras.Model) -> list[str]:
+    """Copy every layer of ``source`` whose name and weight shapes match one of ``model``'s."""
+    for layer, other in matching_layers(model, source):
+        layer.set_weights(other.get_weights())
+    return [layer.name for layer, _ in matching_layers(model, source)]

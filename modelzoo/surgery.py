@@ -31,12 +31,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
         if not pred.name.endswith("predictions"):
             new_outputs.append(out)
             continue
-        chain = [pred]  # predictions ... classifier, walking backwards
-        while not chain[-1].weights:
-            parents = chain[-1]._inbound_nodes[0].input_tensors
-            if len(parents) != 1:
-                raise ValueError(f"cannot find a single classifier layer before {pred.name!r}.")
-            chain.append(_producer(parents[0]))
+        chain = _classifier_chain(pred)
         classifier = chain[-1]
         x = classifier._inbound_nodes[0].input_tensors[0]
         for layer in reversed(chain):
@@ -53,6 +48,24 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
     outputs = new_outputs[0] if len(new_outputs) == 1 else new_outputs
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, outputs, name=model.name)
+
+
+def _classifier_chain(pred) -> list:
+    """From an output layer ``*predictions`` back to the classifier (the first layer with weights)."""
+    chain = [pred]
+    while not chain[-1].weights:
+        parents = chain[-1]._inbound_nodes[0].input_tensors
+        if len(parents) != 1:
+            raise ValueError(f"cannot find a single classifier layer before {pred.name!r}.")
+        chain.append(_producer(parents[0]))
+    return chain
+
+
+def classifier_layers(model: keras.Model) -> list[str]:
+    """The names of the classifier layers (the weighted layer before each ``*predictions``
+    output): what a new label set replaces."""
+    preds = [_producer(t) for t in model.outputs if _producer(t).name.endswith("predictions")]
+    return [_classifier_chain(pred)[-1].name for pred in preds]
 
 
 def _producer(tensor):

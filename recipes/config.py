@@ -62,6 +62,9 @@ class TrainConfig:
     devices: list | None = None
     tpu: str | None = None
     early_stopping_patience: int | None = None
+    classes: list | None = None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
+    freeze_epochs: int = 0  # fine-tuning: first train only the layers init_from did not provide...
+    unfreeze_lr_scale: float = 0.1  # ...then every layer, at the learning rate times this
     init_from: str | None = None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
     seed: int = 0
@@ -92,6 +95,12 @@ class TrainConfig:
             bad("optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}" + did_you_mean(self.optimizer, OPTIMIZERS))
         if self.schedule not in SCHEDULES:
             bad("schedule", self.schedule, f"one of {list(SCHEDULES)}" + did_you_mean(self.schedule, SCHEDULES))
+        if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
+            bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
+        if self.freeze_epochs and not self.init_from:
+            bad("freeze_epochs", self.freeze_epochs, "freezing needs init_from (the layers it provides are the ones frozen)")
+        if not self.unfreeze_lr_scale > 0:
+            bad("unfreeze_lr_scale", self.unfreeze_lr_scale, "must be > 0")
         if not 0 <= self.prune_sparsity < 1:
             bad("prune_sparsity", self.prune_sparsity, "must be in [0, 1)")
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:

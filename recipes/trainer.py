@@ -67,6 +67,8 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
                          text_column=cfg.text_column, seed=cfg.seed)  # fmt: skip
     entry = modelzoo.get_entry(cfg.model)
+    if cfg.classes:
+        data = select_classes(data, cfg.classes)
     if cfg.class_fraction:
         data = imbalance(data, cfg.class_fraction, cfg.seed)
     if (data.kind == "text") != (entry.task == "text_classification"):
@@ -96,15 +98,36 @@ def per_class_recall(model: keras.Model, batches, class_names) -> dict:
     as it. What class weights and focal loss are for, and what plain accuracy hides."""
     import numpy as np
 
+    probs = model.predict(batches, verbose=0)  # Keras distributes it under any strategy
+    probs = probs[0] if isinstance(probs, (list, tuple)) else probs
+    labels = [y[0] if isinstance(y, (list, tuple)) else y for _, y in batches]
+    true, pred = np.argmax(np.concatenate([np.asarray(y) for y in labels]), -1), np.argmax(np.asarray(probs), -1)
     hits, totals = np.zeros(len(class_names)), np.zeros(len(class_names))
-    for x, y in batches:
-        probs = model.predict_on_batch(x)
-        probs = probs[0] if isinstance(probs, (list, tuple)) else probs
-        y = y[0] if isinstance(y, (list, tuple)) else y
-        true, pred = np.argmax(np.asarray(y), -1), np.argmax(np.asarray(probs), -1)
-        np.add.at(totals, true, 1)
-        np.add.at(hits, true[pred == true], 1)
+    np.add.at(totals, true, 1)
+    np.add.at(hits, true[pred == true], 1)
     return {str(n): (round(float(h / t), 4) if t else None) for n, h, t in zip(class_names, hits, totals)}
+
+
+def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
+    """Only the examples of ``classes`` (by name), in every split, relabelled 0..k-1 in that order:
+    a new label set, for fine-tuning or incremental learning."""
+    import numpy as np
+
+    names = [str(n) for n in data.class_names]
+    unknown = [c for c in classes if str(c) not in names]
+    if unknown or len(set(map(str, classes))) < 2:
+        raise ValueError(f"config field classes={classes!r} must name at least two of the classes {', '.join(names)}.")
+    old = [names.index(str(c)) for c in classes]
+    relabel = np.full(len(names), -1)
+    relabel[old] = np.arange(len(old))
+
+    def keep(split):
+        y = np.asarray(split.y)
+        rows = np.isin(y, old)
+        return data_lib.Split(split.x[rows], relabel[y[rows]])
+
+    return dataclasses.replace(data, train=keep(data.train), val=keep(data.val), test=keep(data.test), num_classes=len(old),
+                               class_names=[data.class_names[i] for i in old])  # fmt: skip
 
 
 def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
@@ -159,25 +182,55 @@ def regularize(model: keras.Model, cfg) -> keras.Model:
     return model
 
 
-def warm_start(model: keras.Model, source: Path) -> list[str]:
-    """Copy into ``model`` every layer of the saved model at ``source`` that has the same name
-    and weight shapes (a pretrained backbone into a new head, say); return the copied names."""
-    saved = keras.saving.load_model(source, safe_mode=True)
-    copied = []
-    for layer in saved.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        try:
-            target = model.get_layer(layer.name)
-        except ValueError:
-            continue
-        if [w.shape for w in target.get_weights()] == [w.shape for w in weights]:
-            target.set_weights(weights)
-            copied.append(layer.name)
-    if not copied:
+def inherited_layers(model: keras.Model, source: Path, class_names=None) -> list:
+    """(layer, saved layer) pairs that a warm start from ``source`` copies: same name and weight
+    shapes, except the classifier when the source run was trained on other classes (a new label
+    set of the same size, digits 0-4 then 5-9, gets a fresh head). What ``freeze_epochs`` freezes."""
+    from modelzoo.pretrained import matching_layers
+    from modelzoo.surgery import classifier_layers
+
+    pairs = matching_layers(model, keras.saving.load_model(source, safe_mode=True))
+    summary = source.parent / "summary.json"
+    if class_names is not None and summary.is_file():
+        theirs = [str(c) for c in json.loads(summary.read_text()).get("class_names", [])]
+        if theirs != [str(c) for c in class_names]:
+            head = set(classifier_layers(model))
+            pairs = [(a, b) for a, b in pairs if a.name not in head]
+    return pairs
+
+
+def warm_start(model: keras.Model, source: Path, class_names=None) -> list[str]:
+    """Copy into ``model`` the layers ``inherited_layers`` finds (a pretrained backbone under a
+    new head, say); return their names."""
+    pairs = inherited_layers(model, source, class_names)
+    if not pairs:
         raise ValueError(f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}.")
-    return copied
+    for layer, saved in pairs:
+        layer.set_weights(saved.get_weights())
+    return [layer.name for layer, _ in pairs]
+
+
+@keras.saving.register_keras_serializable(package="modelzoo_recipes")
+class ScaledAfter(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate (or schedule) multiplied by ``scale`` from step ``boundary`` on: the lower
+    rate of fine-tuning once the backbone is unfrozen, in one optimizer (so resume stays exact)."""
+
+    def __init__(self, base, boundary: int, scale: float):
+        self.base, self.boundary, self.scale = base, int(boundary), float(scale)
+
+    def __call__(self, step):
+        base = self.base(step) if callable(self.base) else keras.ops.convert_to_tensor(self.base, "float32")
+        return keras.ops.where(keras.ops.greater_equal(step, self.boundary), base * self.scale, base)
+
+    def get_config(self):
+        base = keras.optimizers.schedules.serialize(self.base) if callable(self.base) else self.base
+        return {"base": base, "boundary": self.boundary, "scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        base = config["base"]
+        base = keras.optimizers.schedules.deserialize(base) if isinstance(base, dict) else base
+        return cls(base, config["boundary"], config["scale"])
 
 
 def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int, class_weight=None) -> dict:
@@ -230,6 +283,8 @@ def make_optimizer(cfg, steps_per_epoch: int):
         )
     else:
         schedule = lr
+    if cfg.freeze_epochs:
+        schedule = ScaledAfter(schedule, cfg.freeze_epochs * steps_per_epoch, cfg.unfreeze_lr_scale)
     common = dict(learning_rate=schedule, clipnorm=cfg.clipnorm)
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None, **common)
@@ -371,18 +426,20 @@ class RunEnvironment:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False) -> None:
+def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None) -> None:
     """``fit`` from optimizer step ``start`` to ``cfg.epochs``: first the rest of an interrupted
     epoch (its remaining batches only), then whole epochs. ``batches_from(step)`` yields every
-    batch from ``step`` on (Keras keeps one iterator across epochs when steps_per_epoch is set)."""
+    batch from ``step`` on (Keras keeps one iterator across epochs when steps_per_epoch is set).
+    ``until`` ends at another epoch than ``cfg.epochs`` (a fine-tuning phase)."""
     verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
     fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
     epoch, skip = divmod(start, steps)
     if skip and not stop():
         model.fit(batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit)
         epoch += 1
-    if epoch < cfg.epochs and not model.stop_training and not stop():
-        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    until = cfg.epochs if until is None else until
+    if epoch < until and not model.stop_training and not stop():
+        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit)
 
 
 def make_checkpoint(model: keras.Model, **extra) -> tf.train.Checkpoint:
@@ -399,23 +456,29 @@ def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Pre
     with env.strategy.scope():
         model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs})
         if cfg.init_from and not tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
-            copied = warm_start(model, _init_source(cfg))
+            copied = warm_start(model, _init_source(cfg), data.class_names)
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
         model = regularize(model, cfg)
-        outputs = len(model.outputs)
-        if cfg.loss == "focal":  # Lin et al. 2017
-            loss = keras.losses.CategoricalFocalCrossentropy(gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing)
-        else:
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-        model.compile(
-            optimizer=make_optimizer(cfg, steps),
-            loss=[loss] * outputs if outputs > 1 else loss,
-            loss_weights=[1.0] + [0.3] * (outputs - 1) if outputs > 1 else None,  # GoogLeNet's auxiliary heads
-            metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
-            jit_compile=env.jit and not env.adapt,
-        )
+        compile_model(model, cfg, env, make_optimizer(cfg, steps))
         model.optimizer.build(model.trainable_variables)
     return model
+
+
+def compile_model(model: keras.Model, cfg, env: RunEnvironment, optimizer) -> None:
+    """The recipe's loss (cross-entropy or focal, label smoothing; GoogLeNet's auxiliary heads at
+    0.3) and accuracy; called again, with the same optimizer, when fine-tuning unfreezes."""
+    outputs = len(model.outputs)
+    if cfg.loss == "focal":  # Lin et al. 2017
+        loss = keras.losses.CategoricalFocalCrossentropy(gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    model.compile(
+        optimizer=optimizer,
+        loss=[loss] * outputs if outputs > 1 else loss,
+        loss_weights=[1.0] + [0.3] * (outputs - 1) if outputs > 1 else None,  # GoogLeNet's auxiliary heads
+        metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
+        jit_compile=env.jit and not env.adapt,
+    )
 
 
 def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, prepared=None, model=None, callbacks=(),
@@ -460,7 +523,17 @@ def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, pre
 
         end = cfg.prune_end_epoch if cfg.prune_end_epoch is not None else 0.75 * cfg.epochs
         every.insert(0, pruning.MagnitudePruning(cfg.prune_sparsity, int(cfg.prune_begin_epoch * steps), int(end * steps)))
-    fit_resumable(model, cfg, batches_from, start, steps, val_ds, every, stop=lambda: tracker.exhausted)
+    frozen = [a.name for a, _ in inherited_layers(model, _init_source(cfg), data.class_names)] if cfg.freeze_epochs else []
+    phases = [(cfg.freeze_epochs, frozen), (cfg.epochs, [])] if frozen else [(cfg.epochs, [])]
+    for until, names in phases:  # fine-tuning: the new layers alone, then every layer at a lower rate
+        start = int(model.optimizer.iterations.numpy())
+        if start >= until * steps or tracker.exhausted or model.stop_training:
+            continue
+        if cfg.freeze_epochs:
+            for layer in model.layers:
+                layer.trainable = layer.name not in names
+            compile_model(model, cfg, env, model.optimizer)  # the new trainable set takes effect
+        fit_resumable(model, cfg, batches_from, start, steps, val_ds, every, stop=lambda: tracker.exhausted, until=until)
     stopped = tracker.exhausted
     seconds = time.time() - started
 
