@@ -39,10 +39,11 @@ def regularization(out, *, trials: int = 20, epochs: int = 20, seeds=(0, 1, 2), 
     from tuning import results
     from tuning.search import search
 
+    base = {"model_kwargs": OVERPARAMETERISED, "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "verbose": 0}
     if quick:
         trials, epochs, seeds = 2, 1, (0,)
+        base.update(classes=[0, 1, 2], model_kwargs={"hidden_units": [64], "dropout_rate": 0.0})
     out = Path(out)
-    base = {"model_kwargs": OVERPARAMETERISED, "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "verbose": 0}
     untuned = []
     for seed in seeds:
         cfg = config_lib.resolve("mlp", overrides={**base, "epochs": epochs, "seed": seed, "run_dir": str(out / f"untuned_seed{seed}")})
@@ -84,7 +85,8 @@ def hyperband_vs_grid(out, *, max_epochs: int = 9, quick: bool = False, log=prin
     out = Path(out)
     space = Space(grid)
     points = space.grid_size()
-    common = dict(epochs=max_epochs, results_dir=out, space=space, only=None, overrides={"verbose": 0}, retrain=False,
+    overrides = {"verbose": 0, **({"classes": [0, 1, 2]} if quick else {})}
+    common = dict(epochs=max_epochs, results_dir=out, space=space, only=None, overrides=overrides, retrain=False,
                   median_stop=False, verbose=0)  # fmt: skip
     full = search("mlp", tuner="grid", max_trials=points, project="grid", **common)
     band = search("mlp", tuner="hyperband", project="hyperband", **common)
