@@ -121,6 +121,7 @@ def matching_layers(model: keras.Model, source: keras.Model) -> list[tuple]:
 
 def copy_matching(model: keras.Model, source: keras.Model) -> list[str]:
     """Copy every layer of ``source`` whose name and weight shapes match one of ``model``'s."""
-    for layer, other in matching_layers(model, source):
+    pairs = matching_layers(model, source)
+    for layer, other in pairs:
         layer.set_weights(other.get_weights())
-    return [layer.name for layer, _ in matching_layers(model, source)]
+    return [layer.name for layer, _ in pairs]

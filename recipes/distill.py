@@ -28,7 +28,6 @@ def _logits(model):
 def distill(cfg, teacher_run, *, temperature: float = 4.0, distill_weight: float = 0.9) -> dict:
     """Train ``cfg.model`` as a student of the run in ``teacher_run``; return the summary."""
     import keras
-    import tensorflow as tf
 
     import modelzoo
     from recipes import data as data_lib
@@ -65,8 +64,7 @@ def distill(cfg, teacher_run, *, temperature: float = 4.0, distill_weight: float
         distiller.compile(optimizer=trainer.make_optimizer(cfg, steps), loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                           metrics=["accuracy"])  # fmt: skip
         distiller.optimizer.build(student.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=student, optimizer=distiller.optimizer,
-                                         seed_states=[v for v in student.variables if v.path.endswith("seed_generator_state")])  # fmt: skip
+        checkpoint = trainer.make_checkpoint(student, optimizer=distiller.optimizer)
     manager, start = env.restore(checkpoint, run_dir, distiller, steps)
     kw = trainer.batch_options(data, pre, 1)
 

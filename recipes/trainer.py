@@ -442,11 +442,12 @@ def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, call
         model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit)
 
 
-def make_checkpoint(model: keras.Model, **extra) -> tf.train.Checkpoint:
-    """Model, optimizer, and the random-generator states of dropout and noise layers (Keras keeps
-    them as variables outside the model's checkpoint graph): a resumed run draws the same masks."""
+def make_checkpoint(model: keras.Model, optimizer=None, **extra) -> tf.train.Checkpoint:
+    """Model, optimizer (``model``'s own unless given: a distiller's trains its student), and the
+    random-generator states of dropout and noise layers (Keras keeps them as variables outside the
+    model's checkpoint graph): a resumed run draws the same masks."""
     seeds = [v for v in model.variables if v.path.endswith("seed_generator_state")]
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, seed_states=seeds, **extra)
+    return tf.train.Checkpoint(model=model, optimizer=optimizer or model.optimizer, seed_states=seeds, **extra)
 
 
 def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path) -> keras.Model:

@@ -54,7 +54,7 @@ def _best_metrics(trial: dict) -> dict:
     for name, entry in (trial.get("metrics", {}).get("metrics") or {}).items():
         if name not in METRICS:
             continue
-        values = [obs["value"][0] for hist in entry.get("observations", []) for obs in [hist] if obs.get("value")]
+        values = [obs["value"][0] for obs in entry.get("observations", []) if obs.get("value")]
         if values:
             out[name] = max(values) if entry.get("direction", METRICS[name]) == "max" else min(values)
     return out
