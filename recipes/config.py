@@ -65,6 +65,8 @@ class TrainConfig:
     classes: list | None = None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
     freeze_epochs: int = 0  # fine-tuning: first train only the layers init_from did not provide...
     unfreeze_lr_scale: float = 0.1  # ...then every layer, at the learning rate times this
+    temperature: float = 4.0  # distillation: the teacher's and student's logits are divided by this (Hinton et al. 2015)
+    distill_weight: float = 0.9  # distillation: weight of the soft-target loss; the labels get 1 minus it
     init_from: str | None = None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
     seed: int = 0
@@ -105,6 +107,10 @@ class TrainConfig:
             bad("prune_sparsity", self.prune_sparsity, "must be in [0, 1)")
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
             bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
+        if not self.temperature > 0:
+            bad("temperature", self.temperature, "must be > 0")
+        if not 0 <= self.distill_weight <= 1:
+            bad("distill_weight", self.distill_weight, "must be in [0, 1]")
         if self.loss not in LOSSES:
             bad("loss", self.loss, f"one of {list(LOSSES)}" + did_you_mean(self.loss, LOSSES))
         if self.focal_gamma < 0:

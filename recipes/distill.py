@@ -1,5 +1,6 @@
 """Knowledge distillation (Hinton et al. 2015) with Keras's own ``keras.distillation.Distiller``:
-``python -m recipes.distill TEACHER_RUN STUDENT [--epochs N] [--set temperature=4] [--set ...]``.
+``python -m recipes.distill TEACHER_RUN STUDENT [--temperature 4] [--distill-weight 0.9] [--set ...]``
+(both are config fields too, so a recipe YAML can hold them).
 
 The teacher is a finished run folder (its model, frozen; its data set unless ``--dataset`` says
 otherwise); the student is any zoo model, built by the recipe at the teacher's input. The student
@@ -11,11 +12,14 @@ runs on the recipes' machinery (strategy, checkpoints and exact resume, run fold
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from recipes.cli import run
+
+SAME_SPLIT = ("dataset", "data_path", "seed", "classes", "class_fraction")
 
 
 def _logits(model):
@@ -25,8 +29,10 @@ def _logits(model):
     return keras.Model(model.inputs, model.get_layer("predictions").input, name=f"{model.name}_logits")
 
 
-def distill(cfg, teacher_run, *, temperature: float = 4.0, distill_weight: float = 0.9) -> dict:
-    """Train ``cfg.model`` as a student of the run in ``teacher_run``; return the summary."""
+def distill(cfg, teacher_run) -> dict:
+    """Train ``cfg.model`` as a student of the run in ``teacher_run`` (``cfg.temperature``,
+    ``cfg.distill_weight``); return the summary. Images reach the student at the teacher's size
+    unless ``cfg.image_size`` says otherwise: both see the same batch."""
     import keras
 
     import modelzoo
@@ -34,17 +40,24 @@ def distill(cfg, teacher_run, *, temperature: float = 4.0, distill_weight: float
     from recipes import trainer
     from recipes.strategy import strategy_name
 
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
-    if not 0 <= distill_weight <= 1:
-        raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight}.")
     teacher_cfg, teacher = trainer.load_run(teacher_run)
+    temperature, distill_weight = cfg.temperature, cfg.distill_weight
+    for field in SAME_SPLIT:  # the seed splits the data: another split would test on the teacher's training images
+        if getattr(cfg, field) != getattr(teacher_cfg, field):
+            raise ValueError(f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
+                             f"{getattr(teacher_cfg, field)!r}; distillation needs the teacher's data split.")  # fmt: skip
+    teacher_input = tuple(teacher.inputs[0].shape[1:])
+    if cfg.image_size is None and len(teacher_input) == 3:
+        cfg = dataclasses.replace(cfg, image_size=teacher_input[0])
     run_dir, done = trainer.start_run(cfg)
     if done:
         return done
     env = trainer.RunEnvironment.create(cfg)
     data, pre = trainer.load_data(cfg)
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    if tuple(trainer.model_input_shape(data, pre)) != teacher_input:
+        raise ValueError(f"the teacher takes inputs of shape {teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
+                         f"{tuple(trainer.model_input_shape(data, pre))} (set image_size to the teacher's).")  # fmt: skip
     if teacher.outputs[0].shape[-1] != data.num_classes:
         raise ValueError(f"the teacher predicts {teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has {data.num_classes}.")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,9 +120,9 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
     parser.description = "Distil a finished run (the teacher) into a zoo model (the student)."
     parser.add_argument("student", help="the student: a registered model name")
     parser._actions[1].help = "the teacher's run folder"
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--distill-weight", dest="distill_weight", type=float, default=0.9,
-                        help="weight of the distillation loss; the labels get 1 minus it")  # fmt: skip
+    parser.add_argument("--temperature", type=float, help="softens both models' logits (config field temperature, default 4)")
+    parser.add_argument("--distill-weight", dest="distill_weight", type=float,
+                        help="weight of the distillation loss; the labels get 1 minus it (default 0.9)")  # fmt: skip
     args = parser.parse_args(argv)
 
     def go():
@@ -119,12 +132,11 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
         if not (teacher / "config.yaml").is_file():
             raise ValueError(f"{str(teacher)!r} is not a run folder (no config.yaml).")
         taught = config_lib.load_yaml(teacher / "config.yaml")
-        overrides = {"dataset": taught["dataset"], "data_path": taught.get("data_path"), "seed": taught.get("seed", 0)}
-        overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
+        overrides = {field: taught.get(field) for field in SAME_SPLIT if field in taught}
+        overrides.update({k: getattr(args, k) for k in (*FLAGS, "temperature", "distill_weight") if getattr(args, k) is not None})
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         overrides.setdefault("run_dir", str(teacher.parent / f"{args.student}_distilled_from_{teacher.name}"))
-        distill(config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher,
-                temperature=args.temperature, distill_weight=args.distill_weight)  # fmt: skip
+        distill(config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher)
 
     return run(prog, go)
 
