@@ -50,6 +50,7 @@ class TrainConfig:
     prune_begin_epoch: float = 0.0  # pruning starts here...
     prune_end_epoch: float | None = None  # ...and reaches its target here (None: at 3/4 of the epochs)
     class_fraction: dict | None = None  # {class: share} of its training examples kept: a deliberately imbalanced split
+    train_fraction: float = 1.0  # keep this share of every class's training examples (a low-label regime; val/test untouched)
     class_weight: str | list | None = None  # "balanced" (n / (k * n_class), from the training labels) or one weight per class
     l1: float = 0.0  # L1 penalty on every Dense/Conv kernel (added to the loss)
     l2: float = 0.0  # L2 penalty on every Dense/Conv kernel (coupled; weight_decay is the decoupled kind)
@@ -107,6 +108,8 @@ class TrainConfig:
             bad("prune_sparsity", self.prune_sparsity, "must be in [0, 1)")
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
             bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
+        if not 0 < self.train_fraction <= 1:
+            bad("train_fraction", self.train_fraction, "must be in (0, 1]")
         if not self.temperature > 0:
             bad("temperature", self.temperature, "must be > 0")
         if not 0 <= self.distill_weight <= 1:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from recipes.cli import run
 
-SAME_SPLIT = ("dataset", "data_path", "seed", "classes", "class_fraction")
+# The seed splits the data. The student may train on fewer of the training examples
+# (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
+SAME_SPLIT = ("dataset", "data_path", "seed", "classes")
 
 
 def _logits(model):
@@ -42,7 +44,7 @@ def distill(cfg, teacher_run) -> dict:
 
     teacher_cfg, teacher = trainer.load_run(teacher_run)
     temperature, distill_weight = cfg.temperature, cfg.distill_weight
-    for field in SAME_SPLIT:  # the seed splits the data: another split would test on the teacher's training images
+    for field in SAME_SPLIT:  # another split would test on the teacher's training images
         if getattr(cfg, field) != getattr(teacher_cfg, field):
             raise ValueError(f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
                              f"{getattr(teacher_cfg, field)!r}; distillation needs the teacher's data split.")  # fmt: skip

@@ -28,6 +28,7 @@ from pathlib import Path
 from recipes.cli import run
 
 METHODS = ("cam", "gradcam")
+SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's dependence on one shows
 
 
 def _logits_output(model):
@@ -153,8 +154,9 @@ def heatmaps(model, x, method: str, classes=None, layer: str | None = None):
     return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0), classes, probs
 
 
-def bright(x, threshold: float = 0.5):
-    """Pixels above ``threshold`` of each image's range (channels averaged): a digit's ink."""
+def bright(x, threshold: float = 0.25):
+    """Pixels at or above ``threshold`` of each image's range (channels averaged): a digit's ink
+    (0.25 is 4 of the 16 grey levels of scikit-learn's digits)."""
     import numpy as np
 
     grey = np.asarray(x, "float32").mean(axis=-1)
@@ -194,7 +196,7 @@ def save_overlay(image, heat, path, title: str):
 
 
 def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer: str | None = None,
-            batch_size: int = 64, threshold: float = 0.5) -> dict:  # fmt: skip
+            batch_size: int = 64, threshold: float = 0.25) -> dict:  # fmt: skip
     """Write overlay PNGs for ``images`` and the first ``test`` test images; return what was
     measured (also written to ``OUT/explain.json`` when ``test`` > 0)."""
     import numpy as np
@@ -228,21 +230,24 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
     report = {"run_dir": str(run_dir), "model": cfg.model, "images": len(rows), "out": str(out), "methods": {}}
     x_all = np.stack([x for _, x, _ in rows])
     for method in methods:
-        found, pngs = [], 0
+        all_maps, pngs = [], 0
         for start in range(0, len(rows), batch_size):
             chunk, x = rows[start : start + batch_size], x_all[start : start + batch_size]
             maps, classes, probs = heatmaps(model, x, method, layer=layer)
-            found += peak_on(maps, bright(x, threshold))
+            all_maps.append(maps)
             for (stem, image, label), heat, c, p in zip(chunk, maps, classes, probs):
                 truth = "" if label is None else f", true {names[label]}"
                 save_overlay(image, heat, out / f"{stem}_{method}.png",
                              f"{method}: {names[c]} ({p[c]:.2f}){truth}")  # fmt: skip
                 pngs += 1
-        report["methods"][method] = {"pngs": pngs, "peak_on_bright": float(np.mean(found))}
+        all_maps = np.concatenate(all_maps)
+        report["methods"][method] = {"pngs": pngs, "peak_on_bright": float(np.mean(peak_on(all_maps, bright(x_all, threshold)))),
+                                     "by_threshold": {str(t): float(np.mean(peak_on(all_maps, bright(x_all, t)))) for t in SWEEP}}  # fmt: skip
         if method == "gradcam":
             report["methods"][method]["layer"] = layer
     report["bright_share"] = float(bright(x_all, threshold).mean())
     report["threshold"] = threshold
+    report["bright_share_by_threshold"] = {str(t): float(bright(x_all, t).mean()) for t in SWEEP}
     if test:
         (out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -257,7 +262,7 @@ def main(argv=None, prog="python -m recipes.explain") -> int:
                    "pooling, and Grad-CAM")  # fmt: skip
     p.add_argument("--layer", help="Grad-CAM's layer (default: the last feature map with more than one position)")
     p.add_argument("--out", help="folder for the PNGs (default: RUN_DIR/explain)")
-    p.add_argument("--threshold", type=float, default=0.5, help="bright pixels: above this share of each image's range")
+    p.add_argument("--threshold", type=float, default=0.25, help="bright pixels: above this share of each image's range")
     args = p.parse_args(argv)
 
     def go():

@@ -69,8 +69,10 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     entry = modelzoo.get_entry(cfg.model)
     if cfg.classes:
         data = select_classes(data, cfg.classes)
-    if cfg.class_fraction:
-        data = imbalance(data, cfg.class_fraction, cfg.seed)
+    if cfg.class_fraction or cfg.train_fraction < 1:
+        fractions = {str(name): cfg.train_fraction for name in data.class_names} if cfg.train_fraction < 1 else {}
+        fractions.update({str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()})
+        data = imbalance(data, fractions, cfg.seed)
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
     given = cfg.model_kwargs.get("max_sequence_length")

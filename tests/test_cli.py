@@ -51,3 +51,11 @@ def test_tune_dispatches_to_the_search_and_keeps_errors_one_line(capsys):
     assert modelzoo_cli.main(["tune", "mlp", "--tuner", "randm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("modelzoo tune: error: tuner must be one of") and "'random'" in err[0]
+
+
+def test_recipe_commands_dispatch_with_their_own_prog_names(capsys, tmp_path):
+    for command in ("distill", "quantize", "explain"):
+        assert modelzoo_cli.main([command, str(tmp_path / "no_run"), *(["mlp"] if command == "distill" else [])]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"modelzoo {command}: error: "), err
+        assert "no_run" in err[0]

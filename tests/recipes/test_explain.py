@@ -95,7 +95,9 @@ def test_explain_writes_overlays_and_measures_a_trained_run(tmp_path, capsys):
     report = json.loads((out / "explain.json").read_text())
     assert report["images"] == 6 and set(report["methods"]) == {"cam", "gradcam"}
     for method in ("cam", "gradcam"):
-        assert 0 <= report["methods"][method]["peak_on_bright"] <= 1
+        shares = report["methods"][method]
+        assert 0 <= shares["peak_on_bright"] <= 1 and shares["peak_on_bright"] == shares["by_threshold"]["0.25"]
+        assert shares["by_threshold"]["0.1"] >= shares["by_threshold"]["0.25"] >= shares["by_threshold"]["0.5"]
         png = keras.utils.load_img(out / f"test_0000_{method}.png")
         assert png.size[0] > 100 and (out / f"digit_{method}.png").is_file()
     assert report["methods"]["gradcam"]["layer"] == "conv5_block2_out" and 0 < report["bright_share"] < 1

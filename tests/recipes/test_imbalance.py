@@ -28,7 +28,18 @@ def test_imbalanced_split_and_balanced_weights():
         trainer.load_data(config_lib.resolve("mlp", overrides={"class_fraction": {"12": 0.5}}))
 
 
+def test_train_fraction_keeps_a_share_of_every_class_and_composes_with_class_fraction():
+    full, _ = trainer.load_data(config_lib.resolve("mlp"))
+    tenth, _ = trainer.load_data(config_lib.resolve("mlp", overrides={"train_fraction": 0.1, "class_fraction": {"9": 0.5}}))
+    full_counts, counts = np.bincount(full.train.y, minlength=10), np.bincount(tenth.train.y, minlength=10)
+    np.testing.assert_array_equal(counts[:9], np.round(full_counts[:9] * 0.1))
+    assert counts[9] == round(full_counts[9] * 0.05)
+    assert len(tenth.test) == len(full.test) and len(tenth.val) == len(full.val)
+    np.testing.assert_array_equal(tenth.test.y, full.test.y)  # the same held-out images
+
+
 @pytest.mark.parametrize("override, message", [
+    ({"train_fraction": 0.0}, "train_fraction=0.0 is invalid: must be in \\(0, 1\\]"),
     ({"class_weight": "balancd"}, "class_weight='balancd' is invalid"),
     ({"loss": "focall"}, "one of \\['crossentropy', 'focal'\\].*Did you mean 'focal'"),
     ({"class_weight": 3}, "expected str or list"),
