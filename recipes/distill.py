@@ -3,7 +3,8 @@
 (both are config fields too, so a recipe YAML can hold them).
 
 The teacher is a finished run folder (its model, frozen; its data set unless ``--dataset`` says
-otherwise); the student is any zoo model, built by the recipe at the teacher's input. The student
+otherwise); the student is any zoo model, built at the teacher's input size unless ``image_size``
+says otherwise (then the teacher sees each batch resized to its own input, in the graph). The student
 learns from the labels (weight ``1 - distill_weight``) and from the teacher's logits softened by
 ``temperature`` (``keras.distillation.LogitsDistillation``, weight ``distill_weight``). Training
 runs on the recipes' machinery (strategy, checkpoints and exact resume, run folder); the run's
@@ -24,17 +25,23 @@ from recipes.cli import run
 SAME_SPLIT = ("dataset", "data_path", "seed", "classes")
 
 
-def _logits(model):
-    """The model up to its classifier's logits (the zoo's output layer is ``predictions``)."""
+def _logits(model, input_shape=None):
+    """The model up to its classifier's logits (the zoo's output layer is ``predictions``); given
+    another image ``input_shape``, the batch is first resized (bilinear) to the model's input."""
     import keras
 
-    return keras.Model(model.inputs, model.get_layer("predictions").input, name=f"{model.name}_logits")
+    logits = keras.Model(model.inputs, model.get_layer("predictions").input, name=f"{model.name}_logits")
+    if input_shape is None or tuple(input_shape) == tuple(model.inputs[0].shape[1:]):
+        return logits
+    inputs = keras.Input(input_shape)
+    height, width = model.inputs[0].shape[1:3]
+    return keras.Model(inputs, logits(keras.layers.Resizing(height, width, interpolation="bilinear")(inputs)))
 
 
 def distill(cfg, teacher_run) -> dict:
     """Train ``cfg.model`` as a student of the run in ``teacher_run`` (``cfg.temperature``,
-    ``cfg.distill_weight``); return the summary. Images reach the student at the teacher's size
-    unless ``cfg.image_size`` says otherwise: both see the same batch."""
+    ``cfg.distill_weight``); return the summary. Both models see the same batch, at the teacher's
+    size unless ``cfg.image_size`` says otherwise (then resized for the teacher)."""
     import keras
 
     import modelzoo
@@ -57,9 +64,11 @@ def distill(cfg, teacher_run) -> dict:
     env = trainer.RunEnvironment.create(cfg)
     data, pre = trainer.load_data(cfg)
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
-    if tuple(trainer.model_input_shape(data, pre)) != teacher_input:
+    student_input = tuple(trainer.model_input_shape(data, pre))
+    resizable = len(student_input) == len(teacher_input) == 3 and student_input[-1] == teacher_input[-1]
+    if student_input != teacher_input and not resizable:
         raise ValueError(f"the teacher takes inputs of shape {teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
-                         f"{tuple(trainer.model_input_shape(data, pre))} (set image_size to the teacher's).")  # fmt: skip
+                         f"{student_input}.")  # fmt: skip
     if teacher.outputs[0].shape[-1] != data.num_classes:
         raise ValueError(f"the teacher predicts {teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has {data.num_classes}.")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -69,9 +78,10 @@ def distill(cfg, teacher_run) -> dict:
         config_lib.save(cfg, run_dir / "config.yaml")
     shape = trainer.model_shape_kwargs(data, pre)
     with env.strategy.scope():
+        teacher_logits = _logits(teacher, student_input)
         student = modelzoo.create_model(cfg.model, num_classes=data.num_classes, classifier_activation=None, **{**shape, **cfg.model_kwargs})
         distiller = keras.distillation.Distiller(
-            teacher=_logits(teacher), student=student, student_loss_weight=1 - distill_weight,
+            teacher=teacher_logits, student=student, student_loss_weight=1 - distill_weight,
             # An explicit KLDivergence instance: Keras 3.15 resolves the default "kl_divergence" string to the
             # bare function, which LogitsDistillation then applies to raw logits (students got worse, measured).
             distillation_losses=keras.distillation.LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence()),
@@ -97,8 +107,9 @@ def distill(cfg, teacher_run) -> dict:
         final.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
     results = final.evaluate(test, verbose=0, return_dict=True)
-    teacher.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-    teacher_acc = teacher.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    # the teacher as the student saw it (resized to its input where the sizes differ)
+    teacher_logits.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    teacher_acc = teacher_logits.evaluate(test, verbose=0, return_dict=True)["accuracy"]
     summary = {
         "model": cfg.model, "dataset": cfg.dataset, "completed": True, "teacher_run": str(teacher_run),
         "teacher_model": teacher_cfg.model, "teacher_test_accuracy": float(teacher_acc), "temperature": temperature,

@@ -21,6 +21,7 @@ chance level of a peak placed at random).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -101,9 +102,29 @@ def default_gradcam_layer(model) -> str:
     raise ValueError(f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net.")
 
 
+@functools.lru_cache(maxsize=8)
+def _gradcam_parts(model, layer: str):
+    """A compiled function: (images, classes) -> the layer's maps, the class logit's gradient
+    with respect to them, and the logits. Compiled, so only the gradient that is fetched is
+    computed (eagerly, TF 2.21 also ran the convolutions' filter gradients, and oneDNN's CPU
+    kernel for those crashed on inference-mode ResNets here)."""
+    import keras
+    import tensorflow as tf
+
+    both = keras.Model(model.input, [model.get_layer(layer).output, _logits_output(model)])
+
+    @tf.function
+    def parts(x, classes):
+        with tf.GradientTape() as tape:
+            maps, logits = both(x, training=False)
+            score = tf.gather(logits, classes, axis=1, batch_dims=1)
+        return maps, tape.gradient(score, maps), logits
+
+    return parts
+
+
 def gradcam(model, x, classes, layer: str | None = None):
     """Grad-CAM of ``classes`` at ``layer``: (N, h, w), and the logits."""
-    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -112,26 +133,10 @@ def gradcam(model, x, classes, layer: str | None = None):
         target = model.get_layer(name)
     except ValueError:
         names = [lay.name for lay in model.layers if len(getattr(lay.output, "shape", ())) == 4]
-        from modelzoo.registry import did_you_mean
+        from modelzoo.validation import did_you_mean
 
         raise ValueError(f"no layer {name!r} in {model.name!r}." + did_you_mean(name, names)) from None
-    x = tf.convert_to_tensor(x)
-    try:  # the usual case: the layer's output cuts the graph, so only the tail is differentiated
-        tail = _tail(model, target.output)
-    except ValueError:  # a skip connection goes around the layer: differentiate the whole model
-        tail = None
-    # Variables are not watched: their gradients are not wanted (and computing the filter
-    # gradients of inference-mode convolutions crashed oneDNN's CPU kernel here, TF 2.21).
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        if tail is None:
-            tape.watch(x)
-            maps, logits = keras.Model(model.input, [target.output, _logits_output(model)])(x, training=False)
-        else:
-            maps = keras.Model(model.input, target.output)(x, training=False)
-            tape.watch(maps)
-            logits = tail(maps, training=False)
-        score = tf.gather(logits, classes, axis=1, batch_dims=1)
-    grads = tape.gradient(score, maps)
+    maps, grads, logits = _gradcam_parts(model, target.name)(tf.convert_to_tensor(x), tf.convert_to_tensor(classes))
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     return np.maximum(np.asarray(tf.reduce_sum(weights * maps, axis=-1)), 0.0), np.asarray(logits)
 

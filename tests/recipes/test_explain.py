@@ -49,6 +49,25 @@ def test_gradcam_on_the_pooled_map_is_relu_cam_over_its_positions(resnet):
     assert earlier.shape == (3, 4, 4) and np.all(earlier >= 0)
 
 
+def test_gradcam_at_an_inner_layer_matches_the_gradient_of_the_part_after_it(resnet):
+    import tensorflow as tf
+
+    layer = resnet.get_layer("conv4_block2_out")
+    maps = tf.convert_to_tensor(keras.Model(resnet.input, layer.output)(X))
+    with tf.GradientTape() as tape:  # by hand: the part of the net after the layer, differentiated eagerly
+        tape.watch(maps)
+        score = tf.gather(ex._tail(resnet, layer.output)(maps), [0, 1, 2], axis=1, batch_dims=1)
+    weights = tf.reduce_mean(tape.gradient(score, maps), axis=(1, 2), keepdims=True)
+    expected = np.maximum(np.asarray(tf.reduce_sum(weights * maps, axis=-1)), 0)
+    got, _ = ex.gradcam(resnet, X, [0, 1, 2], layer="conv4_block2_out")
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    densenet = modelzoo.create_model("densenet121", num_classes=3, input_shape=(64, 64, 1))
+    with pytest.raises(ValueError):  # later layers read this conv's maps through the concatenations: no tail
+        ex._tail(densenet, densenet.get_layer("dense2_layer8_2_conv").output)
+    inner, _ = ex.gradcam(densenet, X[:2], [0, 1], layer="dense2_layer8_2_conv")
+    assert inner.shape == (2, 8, 8) and np.isfinite(inner).all()
+
+
 def test_cam_and_gradcam_refuse_what_they_cannot_explain():
     inputs = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
