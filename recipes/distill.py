@@ -23,6 +23,9 @@ from recipes.cli import run
 # The seed splits the data. The student may train on fewer of the training examples
 # (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
 SAME_SPLIT = ("dataset", "data_path", "seed", "classes")
+# Training fields the distiller does not apply (its loss is the Distiller's own): refused unless at their defaults.
+NOT_APPLIED = {"loss": "crossentropy", "class_weight": None, "label_smoothing": 0.0, "l1": 0.0, "l2": 0.0,
+               "input_noise": 0.0, "prune_sparsity": 0.0, "init_from": None, "freeze_epochs": 0}  # fmt: skip
 
 
 def _logits(model, input_shape=None):
@@ -49,6 +52,10 @@ def distill(cfg, teacher_run) -> dict:
     from recipes import trainer
     from recipes.strategy import strategy_name
 
+    for field, default in NOT_APPLIED.items():
+        if getattr(cfg, field) != default:
+            raise ValueError(f"distill does not apply config field {field}={getattr(cfg, field)!r} (the Distiller computes "
+                             f"its own loss); leave it at {default!r}.")  # fmt: skip
     teacher_cfg, teacher = trainer.load_run(teacher_run)
     temperature, distill_weight = cfg.temperature, cfg.distill_weight
     for field in SAME_SPLIT:  # another split would test on the teacher's training images

@@ -50,6 +50,8 @@ def test_bad_distillation_settings_are_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="is not a finished run folder"):
         distill(config_lib.resolve("mlp", overrides={"run_dir": str(tmp_path / "s")}), tmp_path / "nope")
     assert main([str(tmp_path / "nope"), "mlp"]) == 2
+    with pytest.raises(ValueError, match="distill does not apply config field label_smoothing=0.1"):
+        distill(config_lib.resolve("mlp", overrides={"label_smoothing": 0.1, "run_dir": str(tmp_path / "s")}), tmp_path)
     with pytest.raises(ValueError, match="temperature=0.0 is invalid: must be > 0"):
         config_lib.resolve("mlp", overrides={"temperature": 0})
     with pytest.raises(ValueError, match="distill_weight=1.5 is invalid: must be in \\[0, 1\\]"):
