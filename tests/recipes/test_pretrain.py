@@ -59,7 +59,7 @@ def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_pat
 @pytest.mark.slow
 def test_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(stdlib_corpus()[:700]))  # a text_files corpus of real prose
+    corpus.write_text("\n\n".join(stdlib_corpus()[:400]))  # a text_files corpus of real prose
 
     def cmd(run_dir):
         return [sys.executable, "-m", "recipes.pretrain", "bert", "--dataset", "text_files", "--data-path", str(corpus),

@@ -14,7 +14,7 @@ from recipes import config as config_lib
 from recipes.trainer import train
 from tests.helpers import ROOT, subprocess_env
 from tuning import search as search_lib
-from tuning.hypermodel import MedianStop, read_records, write_record
+from tuning.hypermodel import MedianStop, write_record
 
 FAST = {"batch_size": 32, "classes": [0, 1, 2]}  # three digits: 12 steps per epoch, quick trials
 SMALL = ["learning_rate", "model.dropout_rate"]
@@ -56,20 +56,6 @@ def test_grid_search_resumes_past_keras_tuner_1055(tmp_path):
     assert len(second.frame) == 4 and len(combos) == 4 and (second.frame["status"] == "COMPLETED").all()
     # the first two were kept, not redone
     assert list(second.frame["ended_at"][:2]) == list(first.frame["ended_at"])
-
-
-def test_hyperband_trains_in_brackets(tmp_path):
-    result = _search(tmp_path, tuner="hyperband", epochs=3, retrain=False)
-    frame = result.frame
-    assert (frame["status"] == "COMPLETED").all() and len(frame) >= 3
-    assert set(frame["hp:tuner/epochs"]) == {1, 3}  # factor 3 over at most 3 epochs
-    records = {k: v for k, v in read_records(result.project_dir).items()}
-    continued = frame[frame["hp:tuner/initial_epoch"] > 0]
-    assert len(continued) >= 1
-    for _, row in continued.iterrows():  # the parent's state (weights and optimizer step) carried on to the bracket's end
-        record = records[row["trial_id"]]
-        assert record["start_step"] > 0 and record["start_step"] % record["steps_per_epoch"] == 0
-        assert record["start_step"] // record["steps_per_epoch"] + record["epochs_run"] == row["hp:tuner/epochs"]
 
 
 def test_a_failing_trial_is_recorded_with_its_error_and_the_search_goes_on(tmp_path):
@@ -164,10 +150,11 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_over_twenty_trials(tmp_path):
-    result = _search(tmp_path, max_trials=20, epochs=1, retrain=False, median_stop=False)
+def test_memory_stays_flat_over_twelve_trials(tmp_path):
+    # README's measurement ran twenty full-data trials; twelve on three classes keep CI's time down
+    result = _search(tmp_path, max_trials=12, epochs=1, retrain=False, median_stop=False)
     frame = result.frame
-    assert len(frame) == 20 and (frame["status"] == "COMPLETED").all()
-    after_2, after_20 = frame["rss_mb"][1], frame["rss_mb"][19]
-    print(f"resident memory after trial 2: {after_2:.0f} MiB, after trial 20: {after_20:.0f} MiB")
-    assert after_20 <= 1.2 * after_2
+    assert len(frame) == 12 and (frame["status"] == "COMPLETED").all()
+    after_2, after_12 = frame["rss_mb"][1], frame["rss_mb"][11]
+    print(f"resident memory after trial 2: {after_2:.0f} MiB, after trial 12: {after_12:.0f} MiB")
+    assert after_12 <= 1.2 * after_2
