@@ -33,7 +33,9 @@ def _logits(model, input_shape=None):
     another image ``input_shape``, the batch is first resized (bilinear) to the model's input."""
     import keras
 
-    logits = keras.Model(model.inputs, model.get_layer("predictions").input, name=f"{model.name}_logits")
+    from recipes.trainer import logits_tensor
+
+    logits = keras.Model(model.inputs, logits_tensor(model), name=f"{model.name}_logits")
     if input_shape is None or tuple(input_shape) == tuple(model.inputs[0].shape[1:]):
         return logits
     inputs = keras.Input(input_shape)

@@ -32,17 +32,10 @@ METHODS = ("cam", "gradcam")
 SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's dependence on one shows
 
 
-def _logits_output(model):
-    """The tensor of the model's class scores before the softmax (the zoo's ``predictions`` layer)."""
-    try:
-        return model.get_layer("predictions").input
-    except ValueError:
-        raise ValueError(f"model {model.name!r} has no 'predictions' layer (not a zoo classifier).") from None
-
-
+@functools.lru_cache(maxsize=8)
 def _cam_parts(model):
     """(features model, head model): input -> last map before global average pooling; pooled
-    vector -> logits."""
+    vector -> logits. Built once per model, not once per batch."""
     import keras
 
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
@@ -66,7 +59,9 @@ def _tail(model, tensor):
     the tensor is the logits, as in NiN, whose pooled class maps are the scores)."""
     import keras
 
-    logits = _logits_output(model)
+    from recipes.trainer import logits_tensor
+
+    logits = logits_tensor(model)
     if tensor is logits:
         return lambda v, training=False: v
     return keras.Model(tensor, logits)
@@ -111,7 +106,9 @@ def _gradcam_parts(model, layer: str):
     import keras
     import tensorflow as tf
 
-    both = keras.Model(model.input, [model.get_layer(layer).output, _logits_output(model)])
+    from recipes.trainer import logits_tensor
+
+    both = keras.Model(model.input, [model.get_layer(layer).output, logits_tensor(model)])
 
     @tf.function
     def parts(x, classes):

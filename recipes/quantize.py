@@ -21,6 +21,9 @@ MODES = ("int8", "int4", "float8")
 
 
 def quantize(run_dir, mode: str = "int8") -> dict:
+    import tempfile
+    import warnings
+
     import keras
 
     from modelzoo.validation import did_you_mean
@@ -29,35 +32,29 @@ def quantize(run_dir, mode: str = "int8") -> dict:
 
     if mode not in MODES:
         raise ValueError(f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES))
-    import tempfile
-
     run_dir = Path(run_dir)
-    cfg, _ = load_run(run_dir)
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False)  # weights only: no optimizer state
+    cfg, model = load_run(run_dir, compile=False)  # weights only: no optimizer state
     data, pre = load_data(cfg)
     test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs)))
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     before = model.evaluate(test, verbose=0, return_dict=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the float model saved the same way, for a fair size ratio
+        float_copy = Path(tmp) / "float.keras"
+        model.save(float_copy)
+        size = float_copy.stat().st_size
     policies = {layer.name: layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
-    import warnings
-
     with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         model.quantize(mode)
-    quantized = sorted(n for n, layer in ((l.name, l) for l in model._flatten_layers(include_self=False))
-                       if layer.dtype_policy.name != policies.get(n) and mode in layer.dtype_policy.name)  # fmt: skip
+    quantized = sorted(layer.name for layer in model._flatten_layers(include_self=False)
+                       if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name)  # fmt: skip
     if not quantized:
         raise ValueError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     after = model.evaluate(test, verbose=0, return_dict=True)
     out = run_dir / f"quantized_{mode}.keras"
     model.save(out)
-    reloaded = keras.saving.load_model(out, safe_mode=True, compile=False)  # it must load as it is served
-    del reloaded
-    with tempfile.TemporaryDirectory() as tmp:  # the float model saved the same way, for a fair size ratio
-        float_copy = Path(tmp) / "float.keras"
-        keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False).save(float_copy)
-        size = float_copy.stat().st_size
+    keras.saving.load_model(out, safe_mode=True, compile=False)  # it must load as it is served
     new_size = out.stat().st_size
     report = {
         "mode": mode, "test_accuracy_before": float(before["accuracy"]), "test_accuracy_after": float(after["accuracy"]),

@@ -612,11 +612,20 @@ def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def load_run(run_dir) -> tuple[config_lib.TrainConfig, keras.Model]:
-    """The resolved config and the trained model of a run folder (``safe_mode`` load)."""
+def load_run(run_dir, compile: bool = True) -> tuple[config_lib.TrainConfig, keras.Model]:
+    """The resolved config and the trained model of a run folder (``safe_mode`` load;
+    ``compile=False``: the weights alone, without the optimizer's state)."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
         raise ValueError(f"{str(run_dir)!r} is not a finished run folder (no model.keras).")
     cfg = config_lib.from_dict(config_lib.load_yaml(run_dir / "config.yaml"))
-    return cfg, keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    return cfg, keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=compile)
+
+
+def logits_tensor(model: keras.Model):
+    """The class scores before the softmax: a zoo classifier's ``predictions`` layer takes them."""
+    try:
+        return model.get_layer("predictions").input
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no 'predictions' layer (not a zoo classifier).") from None
 
