@@ -51,12 +51,13 @@ class MagnitudePruning(keras.callbacks.Callback):
                 self.masks.append(None)
                 continue
             threshold = np.partition(w.ravel(), k - 1)[k - 1]
-            self.masks.append((w > threshold).astype(w.dtype))
+            self.masks.append(keras.ops.convert_to_tensor((w > threshold).astype(w.dtype)))
 
     def _apply(self):
+        # every step: multiplied where the weights live, no copy through host memory
         for kernel, mask in zip(prunable_kernels(self.model), self.masks or []):
             if mask is not None:
-                kernel.assign(np.asarray(kernel) * mask)
+                kernel.assign(keras.ops.multiply(kernel, mask))
 
     def on_train_begin(self, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
