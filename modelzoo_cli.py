@@ -49,7 +49,7 @@ def cmd_list(args) -> int:
 
     names = modelzoo.list_models(args.pattern or None, family=args.family, task=args.task)
     if not names:
-        raise ValueError(f"no model matches {args.pattern or '*'}; try `modelzoo list` with no pattern.")
+        raise UserError(f"no model matches {args.pattern or '*'}; try `modelzoo list` with no pattern.")
     rows = list(_list_rows(names, stats=not args.no_stats))
     if args.format == "csv":
         import csv
@@ -157,9 +157,12 @@ def main(argv=None) -> int:
         return bench_main(argv[1:], prog="modelzoo bench")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _import_modelzoo()
+    from modelzoo.validation import UserError
+
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except UserError as err:  # anything else is a bug: its traceback is kept
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"modelzoo: error: {message}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from modelzoo.validation import UserError
 
 # zoo name -> keras.applications constructor with published ImageNet weights
 IMAGENET = {
@@ -40,22 +41,22 @@ def load(model: keras.Model, name: str, weights) -> keras.Model:
         return model
     if weights == "imagenet":
         if name not in IMAGENET:
-            raise ValueError(f"no ImageNet weights for {name!r}; they exist for: {', '.join(IMAGENET)}.")
+            raise UserError(f"no ImageNet weights for {name!r}; they exist for: {', '.join(IMAGENET)}.")
         fresh = from_keras_applications(model, imagenet_reference(name, model), name)
         if fresh:
             print(f"{name}: ImageNet weights loaded; {', '.join(fresh)} freshly initialised (input or classes differ).")
         return model
     path = Path(str(weights))
     if not path.is_file():
-        raise ValueError(f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist.")
+        raise UserError(f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist.")
     if path.suffix == ".keras":
         source = keras.saving.load_model(path, safe_mode=True, compile=False)
         copied = copy_matching(model, source)
         if not copied:
-            raise ValueError(f"{str(path)!r} shares no layer (same name and shapes) with {name!r}.")
+            raise UserError(f"{str(path)!r} shares no layer (same name and shapes) with {name!r}.")
         return model
     if not path.name.endswith(".weights.h5"):
-        raise ValueError(f"weights file {str(path)!r} must be a .weights.h5 or a .keras file.")
+        raise UserError(f"weights file {str(path)!r} must be a .weights.h5 or a .keras file.")
     model.load_weights(path)
     return model
 
@@ -65,7 +66,7 @@ def imagenet_reference(name: str, model: keras.Model) -> keras.Model:
     its classifier when that shape is 224x224x3, the only one keras.applications gives it at)."""
     shape = tuple(model.inputs[0].shape[1:])
     if shape[-1] != 3:
-        raise ValueError(f"ImageNet weights need 3-channel inputs; {name!r} was built for {shape}.")
+        raise UserError(f"ImageNet weights need 3-channel inputs; {name!r} was built for {shape}.")
     constructor = getattr(keras.applications, IMAGENET[name])
     if shape == (224, 224, 3):
         return constructor(weights="imagenet", include_top=True)
@@ -101,10 +102,10 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
                 fresh.append(target.name)  # classifier layers: kept fresh (another input size or label set)
                 continue
             found = "no counterpart" if source is None else f"shapes {[np.shape(v) for v in values]} in {source.name!r}"
-            raise ValueError(f"layer {target.name!r} of {name!r} ({shapes}) has {found} in keras.applications.{reference.name}.")
+            raise UserError(f"layer {target.name!r} of {name!r} ({shapes}) has {found} in keras.applications.{reference.name}.")
         target.set_weights(values)
     if biases:
-        raise ValueError(f"conv biases with no batch norm to fold them into: {sorted(biases)}.")
+        raise UserError(f"conv biases with no batch norm to fold them into: {sorted(biases)}.")
     return fresh
 
 

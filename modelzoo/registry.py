@@ -1,6 +1,6 @@
 """The model registry: name -> builder, paper metadata, wildcard listing and did-you-mean.
 
-A family file registers each builder with the ``register_model`` decorator (or ``register_variant``
+A family file registers each builder with the ``register_model`` decorator (or ``make_variant``
 for a preset of a generic builder), so a new model touches only its family file and its tests.
 """
 
@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from modelzoo.validation import did_you_mean
+from modelzoo.validation import UserError
 
 TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UserError):
     """Raised for a model name that is not registered; the message suggests the closest names."""
 
 
@@ -79,9 +80,9 @@ def register_model(
     def deco(builder: Callable) -> Callable:
         key = name or builder.__name__
         if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is already registered (by {_REGISTRY[key].builder.__module__}).")
+            raise UserError(f"model {key!r} is already registered (by {_REGISTRY[key].builder.__module__}).")
         if task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}.")
+            raise UserError(f"task must be one of {list(TASKS)}, got {task!r}.")
         fam = family or builder.__module__.rsplit(".", 1)[-1]
         shape = default_input_shape
         if shape is None:
@@ -120,7 +121,7 @@ def make_variant(base: Callable, name: str, doc: str, **fixed) -> Callable:
     def builder(*args, **kwargs):
         clash = sorted(set(fixed) & set(kwargs))
         if clash:
-            raise ValueError(
+            raise UserError(
                 f"{name} fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}; "
                 f"call {base.__name__}(...) to choose {', '.join(clash)} yourself."
             )
@@ -157,7 +158,7 @@ def create_model(name: str, weights=None, **overrides):
     allowed = entry.keywords
     for key in overrides:
         if key not in allowed:
-            raise ValueError(
+            raise UserError(
                 f"{name} got an unknown keyword {key!r}." + did_you_mean(key, allowed)
                 + f" Allowed: {', '.join(allowed)}."
             )
@@ -182,11 +183,11 @@ def list_models(
     if family is not None:
         families = sorted({e.family for e in _REGISTRY.values()})
         if family not in families:
-            raise ValueError(f"unknown family {family!r}; families: {families}." + did_you_mean(family, families))
+            raise UserError(f"unknown family {family!r}; families: {families}." + did_you_mean(family, families))
         names = [n for n in names if _REGISTRY[n].family == family]
     if task is not None:
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; tasks: {list(TASKS)}.")
+            raise UserError(f"unknown task {task!r}; tasks: {list(TASKS)}.")
         names = [n for n in names if _REGISTRY[n].task == task]
     if pattern is not None:
         patterns = [pattern] if isinstance(pattern, str) else list(pattern)

@@ -15,6 +15,12 @@ import keras
 POOLING_CHOICES = (None, "avg", "max")
 
 
+class UserError(ValueError):
+    """A bad value given by the user (argument, config, data, runtime): the message names it and
+    what is allowed. The command-line tools print these in one line and exit 2; any other
+    exception is a bug and keeps its traceback. A ``ValueError``, so callers may catch either."""
+
+
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The registered names closest to ``name`` (for did-you-mean messages)."""
     choices = list(choices)
@@ -35,36 +41,36 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (not a bool, not a float) within ``[minimum, maximum]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+        raise UserError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+        raise UserError(f"{name} must be >= {minimum}, got {value}.")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
+        raise UserError(f"{name} must be <= {maximum}, got {value}.")
     return value
 
 
 def check_float(name: str, value, *, minimum: float, maximum: float, include_max: bool = False) -> float:
     """A real number in ``[minimum, maximum)`` (or ``[minimum, maximum]``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+        raise UserError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
     value = float(value)
     upper_ok = value <= maximum if include_max else value < maximum
     if not (minimum <= value and upper_ok):
         bracket = "]" if include_max else ")"
-        raise ValueError(f"{name} must be in [{minimum}, {maximum}{bracket}, got {value}.")
+        raise UserError(f"{name} must be in [{minimum}, {maximum}{bracket}, got {value}.")
     return value
 
 
 def check_bool(name: str, value) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
+        raise UserError(f"{name} must be True or False, got {value!r}.")
     return value
 
 
 def check_choice(name: str, value, choices: Sequence):
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+        raise UserError(f"{name} must be one of {list(choices)}, got {value!r}.")
     return value
 
 
@@ -73,11 +79,11 @@ def check_activation(name: str, value) -> str | Callable | None:
     if value is None or callable(value):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be None, an activation name or a callable, got {value!r}.")
+        raise UserError(f"{name} must be None, an activation name or a callable, got {value!r}.")
     try:
         keras.activations.get(value)
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"{name}={value!r} is not a Keras activation; use None for logits, or a name such as "
             f"'softmax', 'sigmoid', 'linear'." + did_you_mean(value, _activation_names())
         ) from None
@@ -91,9 +97,9 @@ def _activation_names() -> list[str]:
 def check_int_tuple(name: str, value, *, minimum: int = 1, length: int | None = None) -> tuple[int, ...]:
     """A non-empty tuple/list of integers, each >= ``minimum``."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise ValueError(f"{name} must be a non-empty list of integers, got {value!r}.")
+        raise UserError(f"{name} must be a non-empty list of integers, got {value!r}.")
     if length is not None and len(value) != length:
-        raise ValueError(f"{name} must have {length} entries, got {len(value)}: {value!r}.")
+        raise UserError(f"{name} must have {length} entries, got {len(value)}: {value!r}.")
     return tuple(check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
 
 
@@ -102,12 +108,12 @@ def check_image_shape(value, *, default: tuple[int, int, int], min_size: int) ->
     if value is None:
         return tuple(default)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
-        raise ValueError(
+        raise UserError(
             f"input_shape must be (height, width, channels) in channels-last order, got {value!r}."
         )
     h, w, c = (check_int("input_shape", v, minimum=1) for v in value)
     if h < min_size or w < min_size:
-        raise ValueError(
+        raise UserError(
             f"input_shape={tuple(value)!r} is too small for this network's strides: height and width "
             f"must be at least {min_size} (default {tuple(default)!r})."
         )
@@ -123,11 +129,11 @@ def check_out_indices(value, num_stages: int) -> tuple[int, ...]:
     indices = []
     for v in check_int_tuple("out_indices", value, minimum=-num_stages):
         if v >= num_stages:
-            raise ValueError(
+            raise UserError(
                 f"out_indices contains {v}, but this model has {num_stages} stages: "
                 f"allowed indices are 0..{num_stages - 1} (or -{num_stages}..-1)."
             )
         indices.append(v % num_stages)
     if len(set(indices)) != len(indices):
-        raise ValueError(f"out_indices must not repeat a stage, got {value!r}.")
+        raise UserError(f"out_indices must not repeat a stage, got {value!r}.")
     return tuple(indices)

@@ -1,4 +1,5 @@
-"""What every recipes command shares: user errors print one line and exit with status 2."""
+"""What every recipes command shares: user errors print one line and exit with status 2; any
+other exception is a bug, and keeps its traceback (status 1)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ def import_quietly(module: str):
 
 
 def run(prog: str, func, *args, **kwargs) -> int:
-    """Call ``func``; a ``ValueError`` (every user error in recipes and modelzoo is one) becomes
-    ``<prog>: error: <first line>`` on stderr and status 2."""
+    """Call ``func``; a ``UserError`` (every user error in recipes, tuning and modelzoo is one)
+    becomes ``<prog>: error: <first line>`` on stderr and status 2. Other exceptions (Keras's or
+    TensorFlow's own ``ValueError`` included) propagate with their traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the command prints its own errors
+    import_quietly("modelzoo")
+    from modelzoo.validation import UserError
+
     try:
-        import_quietly("modelzoo")
         func(*args, **kwargs)
-    except ValueError as err:
+    except UserError as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"{prog.replace('python -m ', '')}: error: {message}", file=sys.stderr)
         return 2

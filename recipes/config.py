@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from modelzoo.validation import did_you_mean
+from modelzoo.validation import UserError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -80,7 +81,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming the first bad field; return self."""
         def bad(field, value, allowed):
-            raise ValueError(f"config field {field}={value!r} is invalid: {allowed}.")
+            raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
 
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -176,7 +177,7 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 def from_dict(values: dict, source: str = "config") -> TrainConfig:
     unknown = sorted(set(values) - FIELDS)
     if unknown:
-        raise ValueError(f"{source}: unknown field {unknown[0]!r}." + did_you_mean(unknown[0], FIELDS) + f" Fields: {', '.join(sorted(FIELDS))}.")
+        raise UserError(f"{source}: unknown field {unknown[0]!r}." + did_you_mean(unknown[0], FIELDS) + f" Fields: {', '.join(sorted(FIELDS))}.")
     return TrainConfig(**values)
 
 
@@ -184,10 +185,10 @@ def load_yaml(path, what: str = "config file") -> dict:
     """A YAML mapping, read with ``safe_load``; a missing file or a non-mapping is one clear error."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{what} {str(path)!r} does not exist.")
+        raise UserError(f"{what} {str(path)!r} does not exist.")
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"{what} {str(path)!r} must hold a mapping.")
+        raise UserError(f"{what} {str(path)!r} must hold a mapping.")
     return values
 
 
@@ -198,7 +199,7 @@ def recipe_path(model: str, dataset: str) -> Path:
 def parse_override(text: str) -> tuple[str, object]:
     """``key=value`` with the value read as YAML (numbers, booleans, lists, null)."""
     if "=" not in text:
-        raise ValueError(f"override {text!r} must look like key=value.")
+        raise UserError(f"override {text!r} must look like key=value.")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw)
 

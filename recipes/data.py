@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from modelzoo.validation import did_you_mean
+from modelzoo.validation import UserError, did_you_mean
 
 EMBEDDED = ("digits", "breast_cancer", "wine", "stdlib_docs")
 # stdlib_docs: docstrings of these standard-library packages, labelled by the package they are in.
@@ -48,7 +48,7 @@ TFDS = {
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data set that cannot be loaded: missing, empty, or without the label it needs."""
 
 

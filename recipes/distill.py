@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 # The seed splits the data. The student may train on fewer of the training examples
 # (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
@@ -56,13 +57,13 @@ def distill(cfg, teacher_run) -> dict:
 
     for field, default in NOT_APPLIED.items():
         if getattr(cfg, field) != default:
-            raise ValueError(f"distill does not apply config field {field}={getattr(cfg, field)!r} (the Distiller computes "
+            raise UserError(f"distill does not apply config field {field}={getattr(cfg, field)!r} (the Distiller computes "
                              f"its own loss); leave it at {default!r}.")  # fmt: skip
     teacher_cfg, teacher = trainer.load_run(teacher_run)
     temperature, distill_weight = cfg.temperature, cfg.distill_weight
     for field in SAME_SPLIT:  # another split would test on the teacher's training images
         if getattr(cfg, field) != getattr(teacher_cfg, field):
-            raise ValueError(f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
+            raise UserError(f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
                              f"{getattr(teacher_cfg, field)!r}; distillation needs the teacher's data split.")  # fmt: skip
     teacher_input = tuple(teacher.inputs[0].shape[1:])
     if cfg.image_size is None and len(teacher_input) == 3:
@@ -76,10 +77,10 @@ def distill(cfg, teacher_run) -> dict:
     student_input = tuple(trainer.model_input_shape(data, pre))
     resizable = len(student_input) == len(teacher_input) == 3 and student_input[-1] == teacher_input[-1]
     if student_input != teacher_input and not resizable:
-        raise ValueError(f"the teacher takes inputs of shape {teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
+        raise UserError(f"the teacher takes inputs of shape {teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
                          f"{student_input}.")  # fmt: skip
     if teacher.outputs[0].shape[-1] != data.num_classes:
-        raise ValueError(f"the teacher predicts {teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has {data.num_classes}.")
+        raise UserError(f"the teacher predicts {teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has {data.num_classes}.")
     run_dir.mkdir(parents=True, exist_ok=True)
     if env.chief:
         from recipes import config as config_lib
@@ -152,7 +153,7 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
 
         teacher = Path(args.model)
         if not (teacher / "config.yaml").is_file():
-            raise ValueError(f"{str(teacher)!r} is not a run folder (no config.yaml).")
+            raise UserError(f"{str(teacher)!r} is not a run folder (no config.yaml).")
         taught = config_lib.load_yaml(teacher / "config.yaml")
         overrides = {field: taught.get(field) for field in SAME_SPLIT if field in taught}
         overrides.update({k: getattr(args, k) for k in (*FLAGS, "temperature", "distill_weight") if getattr(args, k) is not None})

@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.losses import loss as loss_module
 from keras.src.trainers.data_adapters import data_adapter_utils
+from modelzoo.validation import UserError
 
 
 def needs_adapting(strategy) -> bool:
@@ -70,7 +71,7 @@ def _reduce_logs(values, strategy):
 def _make_function(self, step_function):
     """One step per call on a distributed iterator (read inside the graph), logs reduced as scalars."""
     if self.steps_per_execution != 1:  # keras-team/keras 19246
-        raise ValueError(f"steps_per_execution={self.steps_per_execution} is not supported with several replicas; use 1.")
+        raise UserError(f"steps_per_execution={self.steps_per_execution} is not supported with several replicas; use 1.")
     strategy = self.distribute_strategy
 
     def one_step(data):

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 METHODS = ("cam", "gradcam")
 SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's dependence on one shows
@@ -40,7 +41,7 @@ def _cam_parts(model):
 
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
     if not pools:
-        raise ValueError(f"CAM needs a model that ends in global average pooling; {model.name!r} has none "
+        raise UserError(f"CAM needs a model that ends in global average pooling; {model.name!r} has none "
                          "(use --method gradcam).")  # fmt: skip
     pool = pools[-1]
     return keras.Model(model.input, pool.input), _tail(model, pool.output)
@@ -77,7 +78,7 @@ def cam(model, x, classes):
     per_position = np.asarray(head(maps.reshape(n * h * w, c), training=False)).reshape(n, h, w, -1)
     logits = np.asarray(head(maps.mean(axis=(1, 2)), training=False))
     if not np.allclose(per_position.mean(axis=(1, 2)), logits, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(logits).max())):
-        raise ValueError(f"the layers after global average pooling in {model.name!r} are not affine, so CAM does not "
+        raise UserError(f"the layers after global average pooling in {model.name!r} are not affine, so CAM does not "
                          "apply (use --method gradcam).")  # fmt: skip
     bias = np.asarray(head(np.zeros((1, c), "float32"), training=False))[0]
     scores = per_position - bias  # the paper's sum_k w_k^c f_k(x, y)
@@ -94,7 +95,7 @@ def default_gradcam_layer(model) -> str:
         shape = layer.output.shape
         if shape and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
             return layer.name
-    raise ValueError(f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net.")
+    raise UserError(f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net.")
 
 
 @functools.lru_cache(maxsize=8)
@@ -132,7 +133,7 @@ def gradcam(model, x, classes, layer: str | None = None):
         names = [lay.name for lay in model.layers if len(getattr(lay.output, "shape", ())) == 4]
         from modelzoo.validation import did_you_mean
 
-        raise ValueError(f"no layer {name!r} in {model.name!r}." + did_you_mean(name, names)) from None
+        raise UserError(f"no layer {name!r} in {model.name!r}." + did_you_mean(name, names)) from None
     maps, grads, logits = _gradcam_parts(model, target.name)(tf.convert_to_tensor(x), tf.convert_to_tensor(classes))
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     return np.maximum(np.asarray(tf.reduce_sum(weights * maps, axis=-1)), 0.0), np.asarray(logits)
@@ -145,7 +146,7 @@ def heatmaps(model, x, method: str, classes=None, layer: str | None = None):
     import tensorflow as tf
 
     if method not in METHODS:
-        raise ValueError(f"method {method!r} is unknown; choose from {list(METHODS)}.")
+        raise UserError(f"method {method!r} is unknown; choose from {list(METHODS)}.")
     x = np.asarray(x, "float32")
     probs = np.asarray(model(x, training=False))
     classes = probs.argmax(-1) if classes is None else np.broadcast_to(np.asarray(classes), (len(x),))
@@ -210,14 +211,14 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
     cfg, model = trainer.load_run(run_dir)
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
-        raise ValueError(f"explain needs an image model; {cfg.model!r} in {str(run_dir)!r} takes inputs of shape {shape}.")
+        raise UserError(f"explain needs an image model; {cfg.model!r} in {str(run_dir)!r} takes inputs of shape {shape}.")
     layer = layer or default_gradcam_layer(model)
     if methods is None:  # CAM where the model has the pooled head it needs; Grad-CAM always
         methods = [m for m in METHODS if m != "cam" or _has_cam(model)]
     methods = [methods] if isinstance(methods, str) else list(methods)
     for m in methods:
         if m not in METHODS:
-            raise ValueError(f"method {m!r} is unknown; choose from {list(METHODS)}.")
+            raise UserError(f"method {m!r} is unknown; choose from {list(METHODS)}.")
     names = json.loads((Path(run_dir) / "summary.json").read_text())["class_names"]
     out = Path(out or Path(run_dir) / "explain")
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +229,7 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
         xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
         rows += [(f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))]
     if not rows:
-        raise ValueError("nothing to explain: give IMAGE files or --test N.")
+        raise UserError("nothing to explain: give IMAGE files or --test N.")
     report = {"run_dir": str(run_dir), "model": cfg.model, "images": len(rows), "out": str(out), "methods": {}}
     x_all = np.stack([x for _, x, _ in rows])
     for method in methods:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 
 def main(argv=None, prog="python -m recipes.finetune") -> int:
@@ -29,7 +30,7 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
 
         source = Path(args.model)
         if not (source / "config.yaml").is_file() or not (source / "model.keras").is_file():
-            raise ValueError(f"{str(source)!r} is not a finished run folder (config.yaml and model.keras).")
+            raise UserError(f"{str(source)!r} is not a finished run folder (config.yaml and model.keras).")
         pretrained = config_lib.load_yaml(source / "config.yaml")
         overrides = {"init_from": str(source), "sequence_length": pretrained.get("sequence_length", 128),
                      "model_kwargs": pretrained.get("model_kwargs", {}), "dataset": "stdlib_docs"}  # fmt: skip

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 
 def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
@@ -29,7 +30,7 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     if vocab_file.is_file():
         inputs = _text_inputs(model, vocab_file, files, texts)
     elif texts:
-        raise ValueError(f"--text needs a text model; {cfg.model!r} in {str(run_dir)!r} was trained on {cfg.dataset!r}.")
+        raise UserError(f"--text needs a text model; {cfg.model!r} in {str(run_dir)!r} was trained on {cfg.dataset!r}.")
     else:
         inputs = [(str(f), _example(Path(f), tuple(model.inputs[0].shape[1:]))[None]) for f in files]
     rows = []
@@ -53,14 +54,14 @@ def _example(path: Path, shape: tuple):
     elif path.suffix.lower() in data_lib.IMAGE_EXTENSIONS:
         x = data_lib._decode(str(path))
     else:
-        raise ValueError(f"{str(path)!r}: expected an image ({', '.join(data_lib.IMAGE_EXTENSIONS)}) or a .npy file.")
+        raise UserError(f"{str(path)!r}: expected an image ({', '.join(data_lib.IMAGE_EXTENSIONS)}) or a .npy file.")
     if len(shape) == 3:
         if x.ndim == 2:
             x = x[..., None]
         pre = data_lib.Preprocess(image_size=shape[:2], channels=shape[-1])
         x = data_lib._prepare(x, pre).numpy()
     if tuple(x.shape) != shape:
-        raise ValueError(f"{str(path)!r} has shape {tuple(x.shape)}; the model takes {shape}.")
+        raise UserError(f"{str(path)!r} has shape {tuple(x.shape)}; the model takes {shape}.")
     return x
 
 
@@ -89,7 +90,7 @@ def _text_inputs(model, vocab_file: Path, files, texts) -> list[tuple]:
 
 def _check_file(path: Path):
     if not path.is_file():
-        raise ValueError(f"no such file: {str(path)!r}")
+        raise UserError(f"no such file: {str(path)!r}")
 
 
 def main(argv=None) -> int:

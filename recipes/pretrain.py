@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 
@@ -148,7 +149,7 @@ def pretrain(cfg) -> dict:
 
     entry = modelzoo.get_entry(cfg.model)
     if entry.family != "bert":
-        raise ValueError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
+        raise UserError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
     run_dir, done = trainer.start_run(cfg)
     if done:
         return done

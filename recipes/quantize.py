@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 MODES = ("int8", "int4", "float8")
 
@@ -31,7 +32,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     from recipes.trainer import batch_options, load_data, load_run
 
     if mode not in MODES:
-        raise ValueError(f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES))
+        raise UserError(f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES))
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, compile=False)  # weights only: no optimizer state
     data, pre = load_data(cfg)
@@ -49,7 +50,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     quantized = sorted(layer.name for layer in model._flatten_layers(include_self=False)
                        if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name)  # fmt: skip
     if not quantized:
-        raise ValueError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")
+        raise UserError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     after = model.evaluate(test, verbose=0, return_dict=True)
     out = run_dir / f"quantized_{mode}.keras"

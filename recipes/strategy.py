@@ -12,10 +12,12 @@ import os
 
 import tensorflow as tf
 
+from modelzoo.validation import UserError
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu", "off")
 
 
-class StrategyError(ValueError):
+class StrategyError(UserError):
     """A strategy that cannot run on this machine as asked."""
 
 

@@ -27,6 +27,7 @@ from recipes import config as config_lib
 from recipes import data as data_lib
 from recipes import distributed
 from recipes.strategy import is_chief, make_strategy, strategy_name
+from modelzoo.validation import UserError
 
 # Families whose paper trains with random crops (and flips where the labels allow).
 CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet")
@@ -74,10 +75,10 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
         fractions.update({str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()})
         data = imbalance(data, fractions, cfg.seed)
     if (data.kind == "text") != (entry.task == "text_classification"):
-        raise ValueError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
+        raise UserError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
     given = cfg.model_kwargs.get("max_sequence_length")
     if data.kind == "text" and given is not None and given != cfg.sequence_length:
-        raise ValueError(f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
+        raise UserError(f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
                          "the model takes exactly sequence_length tokens; set sequence_length instead.")  # fmt: skip
     if data.kind == "text":  # a WordPiece vocabulary: the given file, the warm start's, or learned from the training split
         source = _init_source(cfg)
@@ -90,7 +91,7 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
         if source and (source.parent / "config.yaml").is_file():
             length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
             if length and length != cfg.sequence_length:
-                raise ValueError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
+                raise UserError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
         data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
     return data, preprocess_for(cfg, data, entry)
 
@@ -118,7 +119,7 @@ def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
     names = [str(n) for n in data.class_names]
     unknown = [c for c in classes if str(c) not in names]
     if unknown or len(set(map(str, classes))) < 2:
-        raise ValueError(f"config field classes={classes!r} must name at least two of the classes {', '.join(names)}.")
+        raise UserError(f"config field classes={classes!r} must name at least two of the classes {', '.join(names)}.")
     old = [names.index(str(c)) for c in classes]
     relabel = np.full(len(names), -1)
     relabel[old] = np.arange(len(old))
@@ -142,9 +143,9 @@ def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
     rng = np.random.RandomState(seed)
     for name, share in fractions.items():
         if str(name) not in names:
-            raise ValueError(f"config field class_fraction names class {name!r}; the classes are {', '.join(names)}.")
+            raise UserError(f"config field class_fraction names class {name!r}; the classes are {', '.join(names)}.")
         if not 0 < float(share) <= 1:
-            raise ValueError(f"config field class_fraction[{name!r}]={share!r} must be in (0, 1].")
+            raise UserError(f"config field class_fraction[{name!r}]={share!r} must be in (0, 1].")
         rows = np.flatnonzero(np.asarray(data.train.y) == names.index(str(name)))
         dropped = rng.permutation(rows)[max(1, int(round(len(rows) * float(share)))) :]
         keep[dropped] = False
@@ -158,7 +159,7 @@ def _init_source(cfg) -> Path | None:
     path = Path(cfg.init_from)
     path = path / "model.keras" if path.is_dir() else path
     if not path.is_file():
-        raise ValueError(f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras.")
+        raise UserError(f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras.")
     return path
 
 
@@ -177,7 +178,7 @@ def regularize(model: keras.Model, cfg) -> keras.Model:
                 layer.kernel.regularizer = penalty  # the built kernel's penalty (collected into the loss)
     if cfg.input_noise:
         if isinstance(model.input, dict) or "int" in str(model.inputs[0].dtype):
-            raise ValueError(f"config field input_noise={cfg.input_noise} applies to image and tabular inputs, not to {cfg.model!r}'s token ids.")
+            raise UserError(f"config field input_noise={cfg.input_noise} applies to image and tabular inputs, not to {cfg.model!r}'s token ids.")
         inputs = keras.Input(model.inputs[0].shape[1:], name=model.inputs[0].name)
         noisy = keras.layers.GaussianNoise(cfg.input_noise, seed=cfg.seed, name="input_noise")(inputs)
         model = keras.Model(inputs, model(noisy), name=model.name)
@@ -206,7 +207,7 @@ def warm_start(model: keras.Model, source: Path, class_names=None) -> list[str]:
     new head, say); return their names."""
     pairs = inherited_layers(model, source, class_names)
     if not pairs:
-        raise ValueError(f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}.")
+        raise UserError(f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}.")
     for layer, saved in pairs:
         layer.set_weights(saved.get_weights())
     return [layer.name for layer, _ in pairs]
@@ -254,7 +255,7 @@ def class_weights(data: data_lib.Data, spec):
         counts = np.bincount(np.asarray(data.train.y, "int64"), minlength=k)
         return (len(data.train) / (k * np.maximum(counts, 1))).astype("float32")
     if len(spec) != k:
-        raise ValueError(f"config field class_weight has {len(spec)} weights; the data set has {k} classes ({', '.join(map(str, data.class_names))}).")
+        raise UserError(f"config field class_weight has {len(spec)} weights; the data set has {k} classes ({', '.join(map(str, data.class_names))}).")
     return np.asarray(spec, "float32")
 
 
@@ -379,7 +380,7 @@ class RunEnvironment:
         keras.utils.set_random_seed(cfg.seed)
         replicas = strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
-            raise ValueError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
+            raise UserError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
         policy = precision_policy(cfg)
         keras.mixed_precision.set_global_policy(policy)
         jit = cfg.jit_compile if cfg.jit_compile is not None else _accelerator() != "cpu"
@@ -617,7 +618,7 @@ def load_run(run_dir, compile: bool = True) -> tuple[config_lib.TrainConfig, ker
     ``compile=False``: the weights alone, without the optimizer's state)."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
-        raise ValueError(f"{str(run_dir)!r} is not a finished run folder (no model.keras).")
+        raise UserError(f"{str(run_dir)!r} is not a finished run folder (no model.keras).")
     cfg = config_lib.from_dict(config_lib.load_yaml(run_dir / "config.yaml"))
     return cfg, keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=compile)
 
@@ -627,5 +628,5 @@ def logits_tensor(model: keras.Model):
     try:
         return model.get_layer("predictions").input
     except ValueError:
-        raise ValueError(f"model {model.name!r} has no 'predictions' layer (not a zoo classifier).") from None
+        raise UserError(f"model {model.name!r} has no 'predictions' layer (not a zoo classifier).") from None
 

@@ -59,3 +59,20 @@ def test_recipe_commands_dispatch_with_their_own_prog_names(capsys, tmp_path):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"modelzoo {command}: error: "), err
         assert "no_run" in err[0]
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback():
+    from modelzoo.validation import UserError
+    from recipes.cli import run
+
+    def bad_value():
+        raise UserError("config field epochs=0 is invalid: must be >= 1.")
+
+    assert run("prog", bad_value) == 2
+    # a ValueError that is not a user error (Keras's, TensorFlow's, ours by mistake) is a bug
+    code = "import sys; from recipes.cli import run; sys.exit(run('prog', lambda: int('not a number')))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: invalid literal for int()" in proc.stderr
+    assert "prog: error" not in proc.stderr

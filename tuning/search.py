@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 
 from recipes.cli import run
+from modelzoo.validation import UserError
 
 TUNERS = ("random", "hyperband", "bayesian", "grid")
 COSTS = ("params", "latency_ms")
@@ -52,10 +53,10 @@ def parse_objective(text: str) -> tuple[str, str]:
 
     name, _, direction = str(text).partition(":")
     if name not in METRICS:
-        raise ValueError(f"objective {name!r} is not a recipe metric; choose one of {list(METRICS)}." + did_you_mean(name, METRICS))
+        raise UserError(f"objective {name!r} is not a recipe metric; choose one of {list(METRICS)}." + did_you_mean(name, METRICS))
     direction = direction or METRICS[name]
     if direction not in ("max", "min"):
-        raise ValueError(f"objective direction must be max or min, got {direction!r}.")
+        raise UserError(f"objective direction must be max or min, got {direction!r}.")
     return name, direction
 
 
@@ -177,11 +178,11 @@ def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: 
     from tuning import spaces
 
     if tuner not in TUNERS:
-        raise ValueError(f"tuner must be one of {list(TUNERS)}, got {tuner!r}." + did_you_mean(tuner, TUNERS))
+        raise UserError(f"tuner must be one of {list(TUNERS)}, got {tuner!r}." + did_you_mean(tuner, TUNERS))
     name, direction = parse_objective(objective)
     for label, value in (("max_trials", max_trials), ("epochs", epochs)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"budget {label}={value!r} must be a whole number >= 1.")
+            raise UserError(f"budget {label}={value!r} must be a whole number >= 1.")
     base = config_lib.resolve(model, config_file=config_file, overrides={**(overrides or {}), "epochs": epochs}).validate()
     if isinstance(space, spaces.Space):
         chosen = space.check(model)
@@ -193,7 +194,7 @@ def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: 
         chosen = chosen.narrow(only=only, drop=tuple(drop)).check(model)
     if tuner == "grid" and chosen.grid_size() is None:
         continuous = [k for k, s in chosen.specs.items() if spaces._grid_points(s) is None]
-        raise ValueError(f"grid search needs a finite grid; {continuous[0]!r} is continuous (give it a step, linear sampling, or a choice).")
+        raise UserError(f"grid search needs a finite grid; {continuous[0]!r} is continuous (give it a step, linear sampling, or a choice).")
     return base, chosen, keras_tuner.Objective(name, direction)
 
 
@@ -205,7 +206,7 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
     base, chosen, obj = prepare(model, tuner=tuner, max_trials=max_trials, epochs=epochs, objective=objective, space=space,
                                 only=only, drop=drop, overrides=overrides, config_file=config_file)  # fmt: skip
     if pareto is not None and pareto not in COSTS:
-        raise ValueError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
+        raise UserError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
     project = project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}"
     project_dir = Path(results_dir) / project
     from keras_tuner.src.distribute import utils as dist_utils
@@ -234,7 +235,7 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
         from tuning.hypermodel import read_records
 
         errors = [r["error"] for r in read_records(project_dir).values() if r.get("status") == "FAILED"]
-        raise ValueError(f"the search stopped after {len(errors)} failed trials; the last failed with: {errors[-1] if errors else err}") from None
+        raise UserError(f"the search stopped after {len(errors)} failed trials; the last failed with: {errors[-1] if errors else err}") from None
     if worker:
         return SearchResult(project_dir, None, {}, None, None, None)
     return report(project_dir, obj.name, model=model, pareto=pareto, retrain=retrain, base=base)
@@ -316,14 +317,14 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         if time.time() > deadline:
             for p in [chief, *procs.values()]:
                 p.kill()
-            raise ValueError(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
+            raise UserError(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
         for tid, proc in list(procs.items()):
             code = proc.poll()
             if code is not None and code != 0:
                 if restarts[tid] >= max_restarts:
                     for p in [chief, *procs.values()]:
                         p.kill()
-                    raise ValueError(f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')}).")
+                    raise UserError(f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')}).")
                 restarts[tid] += 1
                 log(f"worker {tid} exited with status {code}; restarting it under the same ID ({restarts[tid]}/{max_restarts})")
                 procs[tid] = start(tid)
@@ -398,7 +399,7 @@ def main(argv=None, prog="python -m tuning.search") -> int:
         from recipes import config as config_lib
 
         if args.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {args.workers}.")
+            raise UserError(f"--workers must be >= 0, got {args.workers}.")
         overrides = dict(config_lib.parse_override(o) for o in args.overrides)
         if args.dataset:
             overrides["dataset"] = args.dataset
@@ -409,7 +410,7 @@ def main(argv=None, prog="python -m tuning.search") -> int:
                     space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config)  # fmt: skip
             code = launch(argv, args.workers, timeout=args.timeout)
             if code:
-                raise ValueError(f"the chief exited with status {code}; see its log in the search folder.")
+                raise UserError(f"the chief exited with status {code}; see its log in the search folder.")
             return
         search(args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective,
                seed=args.seed, results_dir=args.results_dir, project=args.project, overwrite=args.overwrite,

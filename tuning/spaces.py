@@ -32,6 +32,7 @@ import inspect
 import json
 
 import yaml
+from modelzoo.validation import UserError
 
 TYPES = ("float", "int", "choice", "bool", "fixed")
 
@@ -152,7 +153,7 @@ class Space:
         if unknown:
             from modelzoo.validation import did_you_mean
 
-            raise ValueError(f"hyperparameter {unknown[0]!r} is not in the search space." + did_you_mean(unknown[0], self.specs)
+            raise UserError(f"hyperparameter {unknown[0]!r} is not in the search space." + did_you_mean(unknown[0], self.specs)
                              + f" It holds: {', '.join(self.specs)}.")  # fmt: skip
         keep = set(only) if only is not None else set(self.specs)
         for name in list(keep):
@@ -181,21 +182,21 @@ class Space:
         from recipes.config import FIELDS
 
         if not self.specs:
-            raise ValueError("the search space is empty: give at least one hyperparameter to tune.")
+            raise UserError("the search space is empty: give at least one hyperparameter to tune.")
         accepted = builder_keywords(model)
         fields = set(fields or FIELDS) - {"model", "model_kwargs", "run_dir", "dataset"}
         for name, spec in self.specs.items():
             if name.startswith("model."):
                 key = name[len("model."):]
                 if key not in accepted:
-                    raise ValueError(f"hyperparameter {name!r}: model {model!r} does not accept {key!r}." + did_you_mean(key, accepted)
+                    raise UserError(f"hyperparameter {name!r}: model {model!r} does not accept {key!r}." + did_you_mean(key, accepted)
                                      + f" Its builder takes: {', '.join(sorted(accepted))}.")  # fmt: skip
             elif name not in fields:
-                raise ValueError(f"hyperparameter {name!r} is neither a recipe config field nor model.<keyword>."
+                raise UserError(f"hyperparameter {name!r} is neither a recipe config field nor model.<keyword>."
                                  + did_you_mean(name, fields))  # fmt: skip
             for parent in spec.get("when", {}):
                 if parent not in self.specs or list(self.specs).index(parent) > list(self.specs).index(name):
-                    raise ValueError(f"hyperparameter {name!r} depends on {parent!r}, which must come before it in the space.")
+                    raise UserError(f"hyperparameter {name!r} depends on {parent!r}, which must come before it in the space.")
         modelzoo.get_entry(model)
         return self
 
@@ -245,21 +246,21 @@ def _grid_points(spec) -> int | None:
 
 def _check_spec(name: str, spec) -> dict:
     if not isinstance(spec, dict) or spec.get("type") not in TYPES:
-        raise ValueError(f"hyperparameter {name!r}: a spec is a mapping with type one of {list(TYPES)}, got {spec!r}.")
+        raise UserError(f"hyperparameter {name!r}: a spec is a mapping with type one of {list(TYPES)}, got {spec!r}.")
     kind = spec["type"]
     need = {"float": ("min", "max"), "int": ("min", "max"), "choice": ("values",), "bool": (), "fixed": ("value",)}[kind]
     missing = [k for k in need if k not in spec]
     if missing:
-        raise ValueError(f"hyperparameter {name!r} of type {kind} needs {missing}.")
+        raise UserError(f"hyperparameter {name!r} of type {kind} needs {missing}.")
     if kind in ("float", "int") and not spec["min"] < spec["max"]:
-        raise ValueError(f"hyperparameter {name!r}: min={spec['min']} must be below max={spec['max']}.")
+        raise UserError(f"hyperparameter {name!r}: min={spec['min']} must be below max={spec['max']}.")
     if kind in ("float", "int") and spec.get("sampling", "linear") == "log" and spec["min"] <= 0:
-        raise ValueError(f"hyperparameter {name!r}: log sampling needs min > 0, got {spec['min']}.")
+        raise UserError(f"hyperparameter {name!r}: log sampling needs min > 0, got {spec['min']}.")
     if kind == "choice" and not spec["values"]:
-        raise ValueError(f"hyperparameter {name!r}: choice needs at least one value.")
+        raise UserError(f"hyperparameter {name!r}: choice needs at least one value.")
     when = spec.get("when")
     if when is not None and (not isinstance(when, dict) or len(when) != 1):
-        raise ValueError(f"hyperparameter {name!r}: 'when' is one parent and its values, e.g. {{optimizer: [sgd]}}.")
+        raise UserError(f"hyperparameter {name!r}: 'when' is one parent and its values, e.g. {{optimizer: [sgd]}}.")
     return dict(spec)
 
 
@@ -342,7 +343,7 @@ def load_space(path, model: str) -> Space:
         return Space(values).check(model)
     unknown = sorted(set(values) - {"base", "only", "drop", "set"})
     if unknown:
-        raise ValueError(f"search space file {str(path)!r}: unknown key {unknown[0]!r}; expected base, only, drop, set.")
+        raise UserError(f"search space file {str(path)!r}: unknown key {unknown[0]!r}; expected base, only, drop, set.")
     return edit_space(model, base=values.get("base", "default"), only=values.get("only"), drop=values.get("drop", ()),
                       specs=values.get("set") or {})  # fmt: skip
 
@@ -353,7 +354,7 @@ BASES = ("default", "regularization", "optimization", "architecture", "none")
 def edit_space(model: str, *, base: str = "default", only=None, drop=(), specs=None) -> Space:
     """A default space (or part of one) narrowed to ``only``, without ``drop``, with ``specs`` set."""
     if base not in BASES:
-        raise ValueError(f"search space base must be one of {list(BASES)}, got {base!r}.")
+        raise UserError(f"search space base must be one of {list(BASES)}, got {base!r}.")
     if base == "none":
         space = Space({})
     else:

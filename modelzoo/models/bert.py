@@ -119,7 +119,7 @@ def bert(
     num_segments = v.check_int("num_segments", num_segments, minimum=1)
     head = v.check_choice("head", head, HEADS)
     if hidden_dim % num_heads:
-        raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
+        raise v.UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
 
     inputs = {
         "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),
@@ -150,7 +150,7 @@ def bert(
     pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
     if head == "masked_lm":
         if args.features_only or not args.include_top:
-            raise ValueError("head='masked_lm' needs include_top=True and features_only=False.")
+            raise v.UserError("head='masked_lm' needs include_top=True and features_only=False.")
         positions_in = keras.Input((None,), dtype="int32", name="mask_positions")
         h = GatherPositions(name="mlm_gather")(sequence, positions_in)
         h = layers.Dense(hidden_dim, activation="gelu", kernel_initializer=_init(), name="mlm_dense")(h)
@@ -244,16 +244,16 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
         except ValueError:
             if name == "pooled_dense":  # a masked-LM model has no pooler
                 continue
-            raise ValueError(f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?") from None
+            raise v.UserError(f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?") from None
         weights = backbone.get_layer(name).get_weights()
         if name == "position_embedding":
             length, available = target.get_weights()[0].shape[0], weights[0].shape[0]
             if length > available:
-                raise ValueError(f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
+                raise v.UserError(f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
                                  f"max_sequence_length={available}; build it with max_sequence_length<={available}.")  # fmt: skip
             weights = [weights[0][:length]]
         shapes = [tuple(w.shape) for w in weights]
         if shapes != [tuple(w.shape) for w in target.get_weights()]:
-            raise ValueError(f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ.")
+            raise v.UserError(f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ.")
         target.set_weights(weights)
     return model
