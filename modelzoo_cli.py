@@ -46,10 +46,11 @@ def _list_rows(names, stats: bool):
 
 def cmd_list(args) -> int:
     modelzoo = _import_modelzoo()
+    from modelzoo.validation import UserError
 
     names = modelzoo.list_models(args.pattern or None, family=args.family, task=args.task)
     if not names:
-        raise UserError(f"no model matches {args.pattern or '*'}; try `modelzoo list` with no pattern.")
+        raise UserError(f"no model matches {' '.join(args.pattern) or '*'}; try `modelzoo list` with no pattern.")
     rows = list(_list_rows(names, stats=not args.no_stats))
     if args.format == "csv":
         import csv

@@ -16,7 +16,6 @@ import numpy as np
 from keras import layers, ops
 
 from modelzoo import validation as v
-from modelzoo.validation import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,7 @@ def image_args(
     min_input_size: int,
     default_name: str,
 ) -> ModelArgs:
-    """Validate the keywords every image builder shares; raise ``ValueError`` naming the bad one.
+    """Validate the keywords every image builder shares; raise ``UserError`` naming the bad one.
 
     ``values`` is the builder's ``locals()`` at entry: only the shared keywords are read.
     """
@@ -59,12 +58,12 @@ def model_args(values: dict, *, input_shape: tuple, default_name: str) -> ModelA
     features_only = v.check_bool("features_only", features_only)
     pooling = v.check_choice("pooling", pooling, v.POOLING_CHOICES)
     if include_top and pooling is not None and not features_only:
-        raise UserError(
+        raise v.UserError(
             f"pooling={pooling!r} applies only with include_top=False; with include_top=True the "
             "network's own head (from its paper) decides how features are pooled."
         )
     if name is not None and (not isinstance(name, str) or not name):
-        raise UserError(f"name must be a non-empty string, got {name!r}.")
+        raise v.UserError(f"name must be a non-empty string, got {name!r}.")
     return ModelArgs(
         num_classes=v.check_int("num_classes", num_classes, minimum=1),
         input_shape=tuple(input_shape),
@@ -116,7 +115,7 @@ def assemble(
         model.feature_info = [info[i] for i in indices]
         return model
     if args.out_indices is not None:
-        raise UserError("out_indices applies only with features_only=True.")
+        raise v.UserError("out_indices applies only with features_only=True.")
     if args.include_top:
         logits = head(backbone_output)
         heads = logits if isinstance(logits, dict) else {"": logits}
@@ -203,7 +202,7 @@ def fc_head(
     ``names`` has one entry per hidden layer plus the classifier (e.g. fc6, fc7, fc8).
     """
     if len(names) != len(units) + 1:
-        raise UserError("fc_head needs one name per hidden layer plus the classifier.")
+        raise v.UserError("fc_head needs one name per hidden layer plus the classifier.")
     if flatten:
         x = layers.Flatten(name="flatten")(x)
     for width, lname in zip(units, names[:-1]):
@@ -247,7 +246,7 @@ class LocalResponseNormalization(layers.Layer):
         super().__init__(**kwargs)
         self.size = v.check_int("size", size, minimum=1)
         if self.size % 2 == 0:
-            raise UserError(f"size must be odd (a window centred on each channel), got {size}.")
+            raise v.UserError(f"size must be odd (a window centred on each channel), got {size}.")
         self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
 
     def build(self, input_shape):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
 from modelzoo.validation import UserError
 
 # zoo name -> keras.applications constructor with published ImageNet weights

@@ -13,8 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from modelzoo.validation import did_you_mean
-from modelzoo.validation import UserError
+from modelzoo.validation import UserError, did_you_mean
 
 TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from modelzoo import validation as v
-from modelzoo.validation import UserError
 
 
 def reset_classifier(model: keras.Model, num_classes: int, classifier_activation="keep") -> keras.Model:
@@ -22,7 +21,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
         v.check_activation("classifier_activation", classifier_activation)
     heads = [t for t in model.outputs if _producer(t).name.endswith("predictions")]
     if not heads:
-        raise UserError(
+        raise v.UserError(
             f"model {model.name!r} has no output layer named '*predictions': it was built with "
             "include_top=False or features_only=True, or is not a zoo classifier."
         )
@@ -40,7 +39,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
             if layer is classifier:
                 key = "units" if "units" in config else "filters"
                 if key not in config:
-                    raise UserError(f"classifier layer {layer.name!r} ({type(layer).__name__}) has no units or filters.")
+                    raise v.UserError(f"classifier layer {layer.name!r} ({type(layer).__name__}) has no units or filters.")
                 config[key] = num_classes
             elif layer is pred and classifier_activation != "keep":
                 config["activation"] = classifier_activation or "linear"
@@ -57,7 +56,7 @@ def _classifier_chain(pred) -> list:
     while not chain[-1].weights:
         parents = chain[-1]._inbound_nodes[0].input_tensors
         if len(parents) != 1:
-            raise UserError(f"cannot find a single classifier layer before {pred.name!r}.")
+            raise v.UserError(f"cannot find a single classifier layer before {pred.name!r}.")
         chain.append(_producer(parents[0]))
     return chain
 

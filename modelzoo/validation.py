@@ -1,7 +1,7 @@
 """Argument checks shared by every builder.
 
-Each check names the argument, the bad value and what is allowed, and raises ``ValueError``:
-a zoo model is never built from a silently corrected argument.
+Each check names the argument, the bad value and what is allowed, and raises ``UserError`` (a
+``ValueError``): a zoo model is never built from a silently corrected argument.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from modelzoo.validation import did_you_mean
-from modelzoo.validation import UserError
+from modelzoo.validation import UserError, did_you_mean
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -79,7 +78,7 @@ class TrainConfig:
         return Path(self.run_dir or Path("runs") / f"{self.model}_{self.dataset.replace('/', '_')}")
 
     def validate(self) -> TrainConfig:
-        """Raise ``ValueError`` naming the first bad field; return self."""
+        """Raise ``UserError`` naming the first bad field; return self."""
         def bad(field, value, allowed):
             raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 # The seed splits the data. The student may train on fewer of the training examples
 # (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
@@ -48,6 +47,8 @@ def distill(cfg, teacher_run) -> dict:
     """Train ``cfg.model`` as a student of the run in ``teacher_run`` (``cfg.temperature``,
     ``cfg.distill_weight``); return the summary. Both models see the same batch, at the teacher's
     size unless ``cfg.image_size`` says otherwise (then resized for the teacher)."""
+    from modelzoo.validation import UserError
+
     import keras
 
     import modelzoo
@@ -149,6 +150,7 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
     args = parser.parse_args(argv)
 
     def go():
+        from modelzoo.validation import UserError
         from recipes import config as config_lib
 
         teacher = Path(args.model)

@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.losses import loss as loss_module
 from keras.src.trainers.data_adapters import data_adapter_utils
+
 from modelzoo.validation import UserError
 
 

@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 METHODS = ("cam", "gradcam")
 SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's dependence on one shows
@@ -37,6 +36,8 @@ SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's 
 def _cam_parts(model):
     """(features model, head model): input -> last map before global average pooling; pooled
     vector -> logits. Built once per model, not once per batch."""
+    from modelzoo.validation import UserError
+
     import keras
 
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
@@ -70,6 +71,8 @@ def _tail(model, tensor):
 
 def cam(model, x, classes):
     """CAM of ``classes`` (one per image) on the last feature map: (N, h, w), and the logits."""
+    from modelzoo.validation import UserError
+
     import numpy as np
 
     features, head = _cam_parts(model)
@@ -87,6 +90,8 @@ def cam(model, x, classes):
 
 def default_gradcam_layer(model) -> str:
     """The last layer whose output is a feature map with more than one position."""
+    from modelzoo.validation import UserError
+
     import keras
 
     for layer in reversed(model.layers):
@@ -123,6 +128,8 @@ def _gradcam_parts(model, layer: str):
 
 def gradcam(model, x, classes, layer: str | None = None):
     """Grad-CAM of ``classes`` at ``layer``: (N, h, w), and the logits."""
+    from modelzoo.validation import UserError
+
     import numpy as np
     import tensorflow as tf
 
@@ -142,6 +149,8 @@ def gradcam(model, x, classes, layer: str | None = None):
 def heatmaps(model, x, method: str, classes=None, layer: str | None = None):
     """Maps in [0, 1] at the input's size, with the classes they explain (default: the predicted
     ones) and the model's probabilities."""
+    from modelzoo.validation import UserError
+
     import numpy as np
     import tensorflow as tf
 
@@ -202,6 +211,8 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
             batch_size: int = 64, threshold: float = 0.25) -> dict:  # fmt: skip
     """Write overlay PNGs for ``images`` and the first ``test`` test images; return what was
     measured (also written to ``OUT/explain.json`` when ``test`` > 0)."""
+    from modelzoo.validation import UserError
+
     import numpy as np
 
     from recipes import data as data_lib

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 
 def main(argv=None, prog="python -m recipes.finetune") -> int:
@@ -25,6 +24,7 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
     args = parser.parse_args(argv)
 
     def go():
+        from modelzoo.validation import UserError
         from recipes import config as config_lib
         from recipes.trainer import train
 

@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 
 def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     """Top-``top`` classes for each file (and each string of ``texts``, for text models)."""
+    from modelzoo.validation import UserError
+
     import numpy as np
 
     from recipes.trainer import load_run
@@ -44,6 +45,8 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
 
 def _example(path: Path, shape: tuple):
     """One image or ``.npy`` example, prepared as in training."""
+    from modelzoo.validation import UserError
+
     import numpy as np
 
     from recipes import data as data_lib
@@ -89,6 +92,8 @@ def _text_inputs(model, vocab_file: Path, files, texts) -> list[tuple]:
 
 
 def _check_file(path: Path):
+    from modelzoo.validation import UserError
+
     if not path.is_file():
         raise UserError(f"no such file: {str(path)!r}")
 

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 
@@ -138,6 +137,8 @@ def mask(ids: np.ndarray, *, rng: np.random.RandomState, vocabulary_size: int, s
 
 def pretrain(cfg) -> dict:
     """Pretrain ``cfg.model`` (a BERT) with masked LM; resumable; returns the summary."""
+    from modelzoo.validation import UserError
+
     import keras
     import tensorflow as tf
 

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 MODES = ("int8", "int4", "float8")
 
@@ -27,7 +26,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
 
     import keras
 
-    from modelzoo.validation import did_you_mean
+    from modelzoo.validation import UserError, did_you_mean
     from recipes import data as data_lib
     from recipes.trainer import batch_options, load_data, load_run
 

@@ -23,11 +23,11 @@ import keras
 import tensorflow as tf
 
 import modelzoo
+from modelzoo.validation import UserError
 from recipes import config as config_lib
 from recipes import data as data_lib
 from recipes import distributed
 from recipes.strategy import is_chief, make_strategy, strategy_name
-from modelzoo.validation import UserError
 
 # Families whose paper trains with random crops (and flips where the labels allow).
 CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet")

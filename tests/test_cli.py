@@ -35,6 +35,10 @@ def test_errors_are_one_line_and_exit_2(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model 'alexnett'" in err[0] and "'alexnet'" in err[0]
     assert modelzoo_cli.main(["list", "--family", "nope"]) == 2
+    capsys.readouterr()
+    assert modelzoo_cli.main(["list", "zzz*"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["modelzoo: error: no model matches zzz*; try `modelzoo list` with no pattern."]
 
 
 def test_console_entry_point_in_a_fresh_process():
@@ -76,3 +80,14 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback():
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ValueError: invalid literal for int()" in proc.stderr
     assert "prog: error" not in proc.stderr
+
+
+def test_recipe_modules_run_directly_keep_errors_one_line():
+    """Run as ``python -m``, a recipe or search module imports Keras only inside ``recipes.cli.run``
+    (TensorFlow's start-up chatter silenced), so the user error is the whole of stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    for module, args in (("recipes.distill", ["/no_run", "mlp"]), ("tuning.search", ["mlp", "--workers", "-1"])):
+        proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{module}: error: " in proc.stderr, proc.stderr

@@ -30,7 +30,6 @@ import traceback
 from pathlib import Path
 
 from recipes.cli import run
-from modelzoo.validation import UserError
 
 TUNERS = ("random", "hyperband", "bayesian", "grid")
 COSTS = ("params", "latency_ms")
@@ -48,7 +47,7 @@ class SearchResult:
 
 def parse_objective(text: str) -> tuple[str, str]:
     """``name`` or ``name:max|min``: one of the recipe's metrics, with its direction."""
-    from modelzoo.validation import did_you_mean
+    from modelzoo.validation import UserError, did_you_mean
     from tuning.hypermodel import METRICS
 
     name, _, direction = str(text).partition(":")
@@ -173,7 +172,7 @@ def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: 
     """Check everything a search needs before any trial starts; return (base config, space, objective)."""
     import keras_tuner
 
-    from modelzoo.validation import did_you_mean
+    from modelzoo.validation import UserError, did_you_mean
     from recipes import config as config_lib
     from tuning import spaces
 
@@ -203,6 +202,8 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
            only=None, drop=(), overrides=None, config_file=None, median_stop: bool | None = None, factor: int = 3,
            pareto: str | None = None, retrain: bool = True, verbose: int = 1) -> SearchResult:  # fmt: skip
     """Run (or resume) a search; write trials.csv, plots and best.yaml; retrain the best config."""
+    from modelzoo.validation import UserError
+
     base, chosen, obj = prepare(model, tuner=tuner, max_trials=max_trials, epochs=epochs, objective=objective, space=space,
                                 only=only, drop=drop, overrides=overrides, config_file=config_file)  # fmt: skip
     if pareto is not None and pareto not in COSTS:
@@ -281,6 +282,8 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
     resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
     global ``timeout`` ends a stalled search. Returns the chief's exit status.
     """
+    from modelzoo.validation import UserError
+
     import os
     import socket
     import subprocess
@@ -396,6 +399,7 @@ def main(argv=None, prog="python -m tuning.search") -> int:
     args = build_parser(prog).parse_args(argv)
 
     def go():
+        from modelzoo.validation import UserError
         from recipes import config as config_lib
 
         if args.workers < 0:

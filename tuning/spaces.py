@@ -32,6 +32,7 @@ import inspect
 import json
 
 import yaml
+
 from modelzoo.validation import UserError
 
 TYPES = ("float", "int", "choice", "bool", "fixed")
@@ -175,7 +176,7 @@ class Space:
         return Space(merged)
 
     def check(self, model: str, fields=None) -> Space:
-        """Raise ``ValueError`` before any trial if the space is empty or a target is neither a
+        """Raise ``UserError`` before any trial if the space is empty or a target is neither a
         recipe config field nor a keyword that ``model``'s builder accepts."""
         import modelzoo
         from modelzoo.validation import did_you_mean

@@ -234,7 +234,7 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
     Layers correspond by name (the zoo uses the backbone's names); the head is left as it is.
     A zoo model of fewer positions than the backbone takes the first ones (BERT's 512 learned
     positions serve any shorter length); one of more positions, or any other size mismatch,
-    raises ``ValueError`` naming the layer.
+    raises ``UserError`` naming the layer.
     """
     names = ["token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm", "pooled_dense"]
     names += [layer.name for layer in backbone.layers if layer.name.startswith("transformer_layer_")]

@@ -15,7 +15,6 @@ from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
-from modelzoo.validation import UserError
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION = {
@@ -85,7 +84,7 @@ def googlenet(
     args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name="googlenet")
     aux_logits = v.check_bool("aux_logits", aux_logits)
     if aux_logits and args.include_top and min(args.input_shape[:2]) < 65:
-        raise UserError(
+        raise v.UserError(
             f"aux_logits=True needs input height and width of at least 65 (their 5x5/3 pooling), "
             f"got input_shape={args.input_shape!r}."
         )

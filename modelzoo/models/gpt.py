@@ -22,7 +22,6 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.models.bert import gelu_approximate, transformer_layer_macs
 from modelzoo.registry import make_variant, register_model
-from modelzoo.validation import UserError
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")
@@ -74,7 +73,7 @@ def gpt(
     layer-normed sequence, ``features_only`` each decoder layer's output."""
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     if num_classes not in (None, vocabulary_size):
-        raise UserError(f"num_classes={num_classes!r}: a language model predicts its {vocabulary_size} tokens; leave it None.")
+        raise v.UserError(f"num_classes={num_classes!r}: a language model predicts its {vocabulary_size} tokens; leave it None.")
     num_classes = vocabulary_size
     args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="gpt")
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
@@ -83,7 +82,7 @@ def gpt(
     hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
     intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)
     if hidden_dim % num_heads:
-        raise UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
+        raise v.UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
 
     inputs = {
         "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),

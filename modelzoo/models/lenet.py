@@ -17,7 +17,6 @@ from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
-from modelzoo.validation import UserError
 
 # Table I: which S2 maps (rows) feed each C3 map (columns 0..15).
 C3_TABLE = (
@@ -51,7 +50,7 @@ class ConnectionTableConv2D(layers.Layer):
         cin, cout, k = int(input_shape[-1]), len(self.table), self.kernel_size
         bad = sorted({i for row in self.table for i in row if not 0 <= i < cin})
         if bad:
-            raise UserError(f"connection table refers to input maps {bad}, but the input has {cin} maps.")
+            raise v.UserError(f"connection table refers to input maps {bad}, but the input has {cin} maps.")
         n = sum(len(row) for row in self.table) * k * k
         fan_in = n / cout
         self.kernel = self.add_weight(

@@ -12,7 +12,6 @@ from keras import layers
 from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.registry import register_model
-from modelzoo.validation import UserError
 
 
 @register_model(
@@ -46,16 +45,16 @@ def mlp(
     ``pooling`` does not apply to an MLP and must stay None.
     """
     if pooling is not None:
-        raise UserError(f"pooling={pooling!r} does not apply to an MLP; leave it None.")
+        raise v.UserError(f"pooling={pooling!r} does not apply to an MLP; leave it None.")
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or not input_shape:
-        raise UserError(f"input_shape must be a non-empty tuple such as (784,), got {input_shape!r}.")
+        raise v.UserError(f"input_shape must be a non-empty tuple such as (784,), got {input_shape!r}.")
     shape = tuple(v.check_int("input_shape", d, minimum=1) for d in input_shape)
     args = model_args(locals(), input_shape=shape, default_name="mlp")
     hidden_units = v.check_int_tuple("hidden_units", hidden_units)
     batch_norm = v.check_bool("batch_norm", batch_norm)
     activation = v.check_activation("activation", activation)
     if activation is None:
-        raise UserError("activation must be set for hidden layers (e.g. 'relu', 'tanh', 'sigmoid').")
+        raise v.UserError("activation must be set for hidden layers (e.g. 'relu', 'tanh', 'sigmoid').")
     inputs = keras.Input(shape=shape, name="input")
     x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
     stages = []

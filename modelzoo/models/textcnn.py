@@ -17,7 +17,6 @@ from keras import layers
 from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.registry import register_model
-from modelzoo.validation import UserError
 
 EMBEDDING_MODES = ("random", "static", "non-static", "multichannel")
 
@@ -65,18 +64,18 @@ def textcnn(
     num_filters = v.check_int("num_filters", num_filters, minimum=1)
     embedding_mode = v.check_choice("embedding_mode", embedding_mode, EMBEDDING_MODES)
     if max(filter_sizes) > max_sequence_length:
-        raise UserError(f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}.")
+        raise v.UserError(f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}.")
     if max_norm is not None:
         max_norm = v.check_float("max_norm", max_norm, minimum=0.0, maximum=float("inf"))
     if embedding_mode == "random":
         if embeddings is not None:
-            raise UserError("embeddings were given with embedding_mode='random'; choose 'static', 'non-static' or 'multichannel'.")
+            raise v.UserError("embeddings were given with embedding_mode='random'; choose 'static', 'non-static' or 'multichannel'.")
     else:
         if embeddings is None:
-            raise UserError(f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, embedding_dim)).")
+            raise v.UserError(f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, embedding_dim)).")
         embeddings = np.asarray(embeddings, dtype="float32")
         if embeddings.shape != (vocabulary_size, embedding_dim):
-            raise UserError(f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim}).")
+            raise v.UserError(f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim}).")
 
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")
     trainable = embedding_mode != "static"
