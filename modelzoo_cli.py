@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from recipes.cli import select_backend
+
+    select_backend(argv)  # before Keras is imported: it reads KERAS_BACKEND once
     if argv[:1] == ["train"]:  # the recipe's own command line, unchanged
         _import_modelzoo()
         from recipes.train import main as train_main

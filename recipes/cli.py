@@ -24,6 +24,38 @@ def import_quietly(module: str):
         os.close(saved)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def select_backend(argv) -> str | None:
+    """Set ``KERAS_BACKEND`` from a command line's ``--backend NAME`` (or ``--set backend=NAME``,
+    or a ``--config`` YAML's ``backend:``) before anything imports Keras, which reads it once.
+    Returns the name asked for (None: ``KERAS_BACKEND`` or TensorFlow). An unknown name is left
+    for the config's validation to report; a Keras already imported on another backend, for the
+    run's (``recipes.runtime.check_backend``)."""
+    argv, wanted, config = list(argv), None, None
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--backend":
+            wanted = value
+        elif arg.startswith("--backend="):
+            wanted = arg.split("=", 1)[1]
+        elif arg == "--set" and value and value.replace(" ", "").startswith("backend="):
+            wanted = value.split("=", 1)[1].strip()
+        elif arg == "--config":
+            config = value
+    if wanted is None and config and os.path.isfile(config):
+        import yaml
+
+        try:
+            wanted = (yaml.safe_load(open(config)) or {}).get("backend")
+        except (yaml.YAMLError, AttributeError):
+            wanted = None  # the config's own loading reports it
+    if wanted in BACKENDS and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = wanted
+    return wanted
+
+
 def run(prog: str, func, *args, **kwargs) -> int:
     """Call ``func``; a ``UserError`` (every user error in recipes, tuning and modelzoo is one)
     becomes ``<prog>: error: <first line>`` on stderr and status 2. Other exceptions (Keras's or

@@ -15,6 +15,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclasses.dataclass
@@ -58,6 +59,7 @@ class TrainConfig:
     clipnorm: float | None = None
     mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
     jit_compile: bool | None = None  # None: XLA on GPU/TPU, not on CPU (slower there for small nets)
+    backend: str | None = None  # tensorflow, jax or torch; None: the one Keras runs on (KERAS_BACKEND, default tensorflow)
     strategy: str = "auto"
     num_gpus: int | None = None
     devices: list | None = None
@@ -77,10 +79,14 @@ class TrainConfig:
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir or Path("runs") / f"{self.model}_{self.dataset.replace('/', '_')}")
 
-    def validate(self) -> TrainConfig:
-        """Raise ``UserError`` naming the first bad field; return self."""
+    def validate(self, recipe: str | None = None) -> TrainConfig:
+        """Raise ``UserError`` naming the first bad field (or, given ``recipe``, the first field set
+        that the recipe does not take); return self."""
         def bad(field, value, allowed):
             raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
+
+        if recipe is not None:
+            check_applies(self, recipe)
 
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -122,6 +128,8 @@ class TrainConfig:
             bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
         if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
             bad("class_weight", self.class_weight, "weights must be numbers >= 0")
+        if self.backend is not None and self.backend not in BACKENDS:
+            bad("backend", self.backend, f"one of {list(BACKENDS)}" + did_you_mean(self.backend, BACKENDS))
         if self.mixed_precision not in PRECISIONS:
             bad("mixed_precision", self.mixed_precision, f"one of {list(PRECISIONS)}")
         if not self.learning_rate > 0:
@@ -136,6 +144,8 @@ class TrainConfig:
             bad("crop_padding", self.crop_padding, "must be in [0, 0.5)")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            bad("early_stopping_patience", self.early_stopping_patience, "must be >= 1 or null")
         if self.clipnorm is not None and self.clipnorm <= 0:
             bad("clipnorm", self.clipnorm, "must be > 0 or null")
         if self.schedule == "step" and not self.step_epochs:
@@ -171,6 +181,48 @@ def _union_types(annotation: str) -> list:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+# The config in parts: every field belongs to exactly one, and a recipe takes some of them.
+PARTS = {
+    "model": ("model", "model_kwargs"),
+    "data": ("dataset", "data_dir", "data_path", "batch_size"),
+    "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
+    "images": ("image_size", "augment", "crop_padding"),
+    "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
+    "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
+                     "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),
+    "runtime": ("backend", "mixed_precision", "jit_compile", "strategy", "num_gpus", "devices", "tpu", "checkpoint_every",
+                "seed", "run_dir", "verbose"),
+    "classification": ("loss", "focal_gamma", "label_smoothing", "class_weight", "l1", "l2", "input_noise", "prune_sparsity",
+                       "prune_begin_epoch", "prune_end_epoch", "init_from", "freeze_epochs", "unfreeze_lr_scale"),
+    "distillation": ("temperature", "distill_weight"),
+}  # fmt: skip
+COMMON = ("model", "data", "optimization", "runtime")
+RECIPES = {
+    "train": (*COMMON, "labels", "images", "text", "classification"),  # finetune and tuning trials too
+    "pretrain": (*COMMON, "text"),
+    "distill": (*COMMON, "labels", "images", "text", "distillation"),  # the Distiller computes its own loss
+}
+DEFAULTS = TrainConfig()
+
+
+def recipe_fields(recipe: str) -> list[str]:
+    """The config fields ``recipe`` takes, in the dataclass's order."""
+    if recipe not in RECIPES:
+        raise UserError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}." + did_you_mean(recipe, RECIPES))
+    taken = {name for part in RECIPES[recipe] for name in PARTS[part]}
+    return [f.name for f in dataclasses.fields(TrainConfig) if f.name in taken]
+
+
+def check_applies(cfg: TrainConfig, recipe: str) -> None:
+    """A field ``recipe`` does not take must keep its default: setting it would change nothing."""
+    taken = set(recipe_fields(recipe))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name not in taken and value != getattr(DEFAULTS, f.name):
+            parts = ", ".join(RECIPES[recipe])
+            raise UserError(f"{recipe} does not apply config field {f.name}={value!r} (it takes the {parts} fields); "
+                            f"leave it at {getattr(DEFAULTS, f.name)!r}.")  # fmt: skip
 
 
 def from_dict(values: dict, source: str = "config") -> TrainConfig:
@@ -210,7 +262,7 @@ def default_dataset(model: str) -> str:
     try:
         task = modelzoo.get_entry(model).task
     except ValueError:
-        return "digits"  # the unknown name is reported by validate()
+        return "digits"  # the unknown name is reported when the model is built
     return "stdlib_docs" if task == "text_classification" else "digits"
 
 
@@ -228,6 +280,10 @@ def resolve(model: str, *, config_file=None, overrides: dict | None = None) -> T
     return from_dict(values, source=str(path)).validate()
 
 
-def save(config: TrainConfig, path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save(config: TrainConfig, path, recipe: str | None = None) -> None:
+    """The config as YAML; given ``recipe``, only the fields it takes (the rest are defaults)."""
+    values = config.to_dict()
+    if recipe is not None:
+        values = {name: values[name] for name in recipe_fields(recipe)}
+    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
 

@@ -284,7 +284,7 @@ def _tfds(name, data_dir, val_fraction, seed) -> Data:
     except Exception as err:
         raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
     arrays = {k: _to_numpy(ds, key, label_key, kind == "text") for k, ds in zip(splits, loaded)}
-    if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; hold out part of validation
+    if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
         arrays["test"] = arrays.pop("val")
     if "val" not in arrays:
         x, y = arrays["train"]
@@ -522,10 +522,9 @@ def _resident(x: np.ndarray, pre: Preprocess):
     return _prepare(tf.constant(x), pre) if x.ndim == 4 else tf.constant(x, dtype=tf.float32 if x.dtype == np.uint8 else x.dtype)
 
 
-def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None,
-                 class_weights=None):  # fmt: skip
-    """Validation/test batches in a fixed order, preprocessed once and cached (unweighted:
-    ``class_weights`` is accepted so that one set of pipeline options serves both)."""
+def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):
+    """Validation/test batches in a fixed order, preprocessed once and cached; unweighted (class
+    weights shape training only, so validation loss stays comparable across settings)."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
     ds = ds.map(lambda a, b: (_features(_prepare(a, pre), pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)

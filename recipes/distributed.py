@@ -51,7 +51,9 @@ def adapt(model, strategy, *, element_spec, jit_compile: bool) -> None:
 
 
 def _multi_worker(strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+    from recipes.private_tensorflow import in_multi_worker_mode
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode(strategy)
 
 
 def _symbolic_build_from_spec(self, iterator=None, data_batch=None):

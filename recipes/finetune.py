@@ -12,15 +12,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from recipes.cli import run
+from recipes.cli import run, select_backend
 
 
 def main(argv=None, prog="python -m recipes.finetune") -> int:
     from recipes.train import FLAGS, build_parser
 
-    parser = build_parser(prog)
-    parser.description = "Fine-tune a pretrained run folder on a labelled data set."
-    parser._actions[1].help = "the pretraining run folder (its config names the model)"  # the positional
+    argv = list(sys.argv[1:] if argv is None else argv)
+    select_backend(argv)
+    parser = build_parser(prog, positional="the pretraining run folder (its config names the model)",
+                          description="Fine-tune a pretrained run folder on a labelled data set.")  # fmt: skip
     args = parser.parse_args(argv)
 
     def go():

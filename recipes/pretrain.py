@@ -20,14 +20,12 @@ accuracy against the most-frequent-token baseline.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from recipes.cli import run
+from recipes.cli import run, select_backend
 
 MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 
@@ -136,105 +134,19 @@ def mask(ids: np.ndarray, *, rng: np.random.RandomState, vocabulary_size: int, s
 
 
 def pretrain(cfg) -> dict:
-    """Pretrain ``cfg.model`` (a BERT) with masked LM; resumable; returns the summary."""
-    from modelzoo.validation import UserError
+    """Pretrain ``cfg.model`` (a BERT) with masked LM through the run loop; resumable; the summary."""
+    from recipes import loop
+    from recipes.tasks.masked_lm import MaskedLM
 
-    import keras
-    import tensorflow as tf
-
-    import modelzoo
-    from recipes import config as config_lib
-    from recipes import data as data_lib
-    from recipes import distributed, trainer
-    from recipes.strategy import strategy_name
-
-    entry = modelzoo.get_entry(cfg.model)
-    if entry.family != "bert":
-        raise UserError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
-    run_dir, done = trainer.start_run(cfg)
-    if done:
-        return done
-    env = trainer.RunEnvironment.create(cfg)
-
-    texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path)
-    vocab_path = run_dir / "vocab.txt"
-    if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
-        vocabulary = data_lib.read_vocabulary(vocab_path if vocab_path.is_file() else cfg.vocabulary_file)
-    else:
-        vocabulary = data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
-    ids = sequences(texts, vocabulary, cfg.sequence_length)
-    held = np.random.RandomState(cfg.seed).permutation(len(ids))
-    n_val = max(1, len(ids) // 10)
-    train_ids, val_ids = ids[held[n_val:]], ids[held[:n_val]]
-    special = [vocabulary.index(t) for t in data_lib.SPECIAL_TOKENS]
-    opts = dict(vocabulary_size=len(vocabulary), special=special, mask_id=vocabulary.index("[MASK]"),
-                max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))))  # fmt: skip
-
-    def batches(masked):
-        inputs, positions, targets, weights = masked
-        x = {**data_lib.bert_inputs(tf.constant(inputs)), "mask_positions": tf.constant(positions)}
-        return tf.data.Dataset.from_tensor_slices((x, targets, weights)).batch(cfg.batch_size, drop_remainder=True)
-
-    steps = data_lib.steps_per_epoch(len(train_ids), cfg.batch_size)
-
-    def train_from(step):  # every remaining batch, masks seeded by (seed, epoch)
-        parts = []
-        for epoch in range(step // steps, cfg.epochs):
-            order = data_lib.epoch_order(len(train_ids), epoch, cfg.seed)
-            rows = train_ids[order[: steps * cfg.batch_size]]
-            ds = batches(mask(rows, rng=np.random.RandomState([cfg.seed, epoch, 1]), **opts))
-            parts.append(ds.skip(step - epoch * steps) if epoch == step // steps else ds)
-        ds = parts[0]
-        for p in parts[1:]:
-            ds = ds.concatenate(p)
-        return ds.prefetch(tf.data.AUTOTUNE)
-
-    val_masked = mask(val_ids, rng=np.random.RandomState([cfg.seed, 10**6]), **opts)
-    val_ds = batches(val_masked)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if env.chief:
-        config_lib.save(cfg, run_dir / "config.yaml")
-        vocab_path.write_text("\n".join(vocabulary) + "\n")
-    with env.strategy.scope():
-        shape = {"vocabulary_size": len(vocabulary), "max_sequence_length": cfg.sequence_length}
-        model = modelzoo.create_model(cfg.model, head="masked_lm", **{**cfg.model_kwargs, **shape})
-        model.compile(
-            optimizer=trainer.make_optimizer(cfg, steps),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=env.jit and not env.adapt,
-        )
-        model.optimizer.build(model.trainable_variables)
-        checkpoint = trainer.make_checkpoint(model)
-    manager, start = env.restore(checkpoint, run_dir, model, steps)
-    if env.adapt:
-        distributed.adapt(model, env.strategy, element_spec=train_from(0).element_spec, jit_compile=env.jit)
-    before = model.evaluate(val_ds, verbose=0, return_dict=True) if not start else None
-    started = time.time()
-    trainer.fit_resumable(model, cfg, train_from, start, steps, val_ds, env.callbacks(cfg, manager, run_dir))
-    after = model.evaluate(val_ds, verbose=0, return_dict=True)
-    _, _, targets, weights = val_masked
-    counts = np.bincount(train_ids.ravel(), minlength=len(vocabulary))
-    counts[special] = 0
-    baseline = float((targets == counts.argmax())[weights > 0].mean())
-    summary = {
-        "model": cfg.model, "dataset": cfg.dataset, "completed": True, "steps": int(model.optimizer.iterations.numpy()),
-        "sequences": {"train": len(train_ids), "held_out": len(val_ids)}, "vocabulary_size": len(vocabulary),
-        "held_out_loss_before": before and float(before["loss"]), "held_out_loss": float(after["loss"]),
-        "masked_token_accuracy": float(after["accuracy"]), "most_frequent_token_accuracy": baseline,
-        "train_seconds_this_process": round(time.time() - started, 2), "weights_sha256": trainer.weights_digest(model),
-        "precision": env.policy, "jit_compile": env.jit, "strategy": strategy_name(env.strategy), "replicas": env.replicas,
-    }  # fmt: skip
-    env.finish(model, run_dir, summary, title=f"{cfg.model} masked LM", export=False)
-    print(f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} "
-          f"(most frequent token: {baseline:.4f}); run folder {run_dir}")  # fmt: skip
-    return summary
+    return loop.run(MaskedLM(cfg))
 
 
 def main(argv=None, prog="python -m recipes.pretrain") -> int:
     from recipes.train import build_parser
 
-    args = build_parser(prog).parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    select_backend(argv)
+    args = build_parser(prog, description="Masked-LM pretraining of a zoo BERT.").parse_args(argv)
 
     def go():
         from recipes import config as config_lib

@@ -121,7 +121,9 @@ def strategy_name(strategy) -> str:
 def is_chief(strategy) -> bool:
     """True on the worker that writes the run folder (the only one outside multi-worker runs)."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+    from recipes.private_tensorflow import in_multi_worker_mode
+
+    if resolver is None or not in_multi_worker_mode(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())

@@ -10,21 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recipes.cli import run
+from recipes.cli import run, select_backend
 
 
-FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "strategy", "run_dir", "data_path", "data_dir", "image_size", "seed")
+FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "run_dir", "data_path", "data_dir",
+         "image_size", "seed")  # fmt: skip
 
 
-def build_parser(prog="python -m recipes.train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train a zoo model on a data set.")
-    p.add_argument("model", help="a registered model name, e.g. alexnet, lenet5, resnet18")
+def build_parser(prog="python -m recipes.train", positional: str = "a registered model name, e.g. alexnet, lenet5, resnet18",
+                 description: str = "Train a zoo model on a data set.") -> argparse.ArgumentParser:  # fmt: skip
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("model", help=positional)
     p.add_argument("--config", help="a recipe YAML (default: recipes/configs/<model>_<dataset>.yaml if present)")
     p.add_argument("--dataset")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
     p.add_argument("--optimizer")
+    p.add_argument("--backend", help="tensorflow, jax or torch (default: KERAS_BACKEND, else tensorflow)")
     p.add_argument("--strategy")
     p.add_argument("--run-dir", dest="run_dir")
     p.add_argument("--data-path", dest="data_path")
@@ -37,6 +40,8 @@ def build_parser(prog="python -m recipes.train") -> argparse.ArgumentParser:
 
 
 def main(argv=None, prog="python -m recipes.train") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    select_backend(argv)
     args = build_parser(prog).parse_args(argv)
 
     def go():

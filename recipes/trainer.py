@@ -1,48 +1,30 @@
-"""One training path for every strategy: build under the strategy's scope, ``fit`` with the same
-callbacks, checkpoint every few steps, resume exactly, and leave a run folder a person can read.
+"""Classification with the zoo's models: images, tables and text.
 
-Run folder: ``config.yaml`` (resolved), ``checkpoints/``, ``logs/`` (TensorBoard), ``metrics.csv``,
-``curves.png``, ``model.keras``, ``export/`` (SavedModel for serving), ``summary.json``.
-
-Resume: the optimizer's step counter is the run's clock. A checkpoint holds the model, the
-optimizer (with that counter) and the early-stopping state; the data order is a seeded
-permutation per epoch, so a resumed run skips exactly the batches already trained on and ends
-with the weights an uninterrupted run would have.
+The parts that ``recipes.tasks.classify`` (what ``recipes.train``, ``recipes.finetune`` and every
+tuning trial run through ``recipes.loop``) and the tools on a run folder share: the data
+(``load_data``: class selection, imbalance, tokenization), the model (``build_model``: warm
+start, regularizers, loss, optimizer and schedule), the pipeline options, and ``load_run``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import sys
-import time
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 import modelzoo
+from modelzoo import private_keras
 from modelzoo.validation import UserError
+from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes import data as data_lib
-from recipes import distributed
-from recipes.strategy import is_chief, make_strategy, strategy_name
+from recipes import loop
+from recipes.runtime import Runtime
 
 # Families whose paper trains with random crops (and flips where the labels allow).
 CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet")
-
-
-def _accelerator() -> str:
-    if tf.config.list_logical_devices("TPU"):
-        return "tpu"
-    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
-
-
-def precision_policy(cfg) -> str:
-    if cfg.mixed_precision != "auto":
-        return cfg.mixed_precision
-    return {"cpu": "float32", "gpu": "mixed_float16", "tpu": "mixed_bfloat16"}[_accelerator()]
 
 
 def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
@@ -172,7 +154,7 @@ def regularize(model: keras.Model, cfg) -> keras.Model:
     the inputs while training (a GaussianNoise layer in front; inactive at inference)."""
     if cfg.l1 or cfg.l2:
         penalty = keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in private_keras.all_layers(model):
             if isinstance(layer, KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None:
                 layer.kernel_regularizer = penalty  # saved with the layer's config
                 layer.kernel.regularizer = penalty  # the built kernel's penalty (collected into the loss)
@@ -237,10 +219,14 @@ class ScaledAfter(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int, class_weight=None) -> dict:
-    """Pipeline options: preprocessing, one-hot labels (repeated for each head of a multi-head
-    model) and, with ``class_weight``, per-example weights for the training batches."""
+    """Pipeline options: preprocessing and one-hot labels (repeated for each head of a multi-head
+    model), for ``eval_batches`` and ``train_batches``; with ``class_weight`` (training only),
+    per-example weights too."""
     label_fn = (lambda y: tuple([y] * outputs)) if outputs > 1 else None
-    return dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn, class_weights=class_weights(data, class_weight))
+    options = dict(pre=pre, num_classes=data.num_classes, label_fn=label_fn)
+    if class_weight is not None:
+        options["class_weights"] = class_weights(data, class_weight)
+    return options
 
 
 def class_weights(data: data_lib.Data, spec):
@@ -296,170 +282,13 @@ def make_optimizer(cfg, steps_per_epoch: int):
     return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
 
 
-class StepCheckpoint(keras.callbacks.Callback):
-    """Save a checkpoint every ``every`` steps and at each epoch end (the chief writes; other
-    workers write to a scratch folder that is deleted, as multi-worker saving requires)."""
-
-    def __init__(self, manager: tf.train.CheckpointManager, every: int, scratch: bool = False):
-        super().__init__()
-        self.manager, self.every, self.scratch = manager, every, scratch
-
-    def _save(self):
-        step = int(self.model.optimizer.iterations.numpy())
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
-            return
-        self.manager.save(checkpoint_number=step)
-        if self.scratch:  # a non-chief worker's copy is only there for the collective save
-            tf.io.gfile.rmtree(self.manager.directory)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) % self.every == 0:
-            self._save()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._save()
-
-
-class EarlyStop(keras.callbacks.Callback):
-    """Early stopping on validation loss; its state lives in variables that the checkpoint holds,
-    so it survives a resume."""
-
-    def __init__(self, patience: int | None):
-        super().__init__()
-        self.patience = patience
-        self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
-        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    @property
-    def exhausted(self) -> bool:
-        return self.patience is not None and int(self.wait.numpy()) >= self.patience
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get("val_loss")
-        if value is None:
-            return
-        if value < float(self.best.numpy()):
-            self.best.assign(float(value))
-            self.wait.assign(0)
-        else:
-            self.wait.assign_add(1)
-            if self.exhausted:
-                self.model.stop_training = True
-
-
-def start_run(cfg) -> tuple[Path, dict | None]:
-    """Validate ``cfg``; its run folder, and the summary if that run is already complete."""
-    cfg.validate()
-    run_dir = cfg.resolved_run_dir()
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("completed"):
-            print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
-            return run_dir, summary
-    return run_dir, None
-
-
-@dataclasses.dataclass
-class RunEnvironment:
-    """Where and how a run trains: strategy, chief or not, precision, XLA, and whether Keras's own
-    steps must be replaced for several replicas (``recipes.distributed``). Shared by ``train`` and
-    ``recipes.pretrain`` so both checkpoint, resume, log and save alike."""
-
-    strategy: tf.distribute.Strategy
-    chief: bool
-    replicas: int
-    policy: str
-    jit: bool
-    adapt: bool
-
-    @classmethod
-    def create(cls, cfg) -> RunEnvironment:
-        # The strategy first: multi-worker collectives and logical CPUs must be set before TF starts.
-        strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
-        keras.utils.set_random_seed(cfg.seed)
-        replicas = strategy.num_replicas_in_sync
-        if cfg.batch_size % replicas:
-            raise UserError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
-        policy = precision_policy(cfg)
-        keras.mixed_precision.set_global_policy(policy)
-        jit = cfg.jit_compile if cfg.jit_compile is not None else _accelerator() != "cpu"
-        return cls(strategy, is_chief(strategy), replicas, policy, bool(jit), distributed.needs_adapting(strategy))
-
-    def restore(self, checkpoint: tf.train.Checkpoint, run_dir: Path, model, steps: int):
-        """A checkpoint manager for this worker, the run's latest checkpoint restored; the step."""
-        ckpt_dir = run_dir / "checkpoints"
-        if not self.chief:  # other workers save to a scratch folder (collective ops need every worker to save)
-            ckpt_dir = run_dir / "checkpoints" / f"worker_scratch_{self.strategy.cluster_resolver.task_id}"
-        manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
-        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-        if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        start = int(model.optimizer.iterations.numpy())
-        if start:
-            epoch, skip = divmod(start, steps)
-            how = "resuming" if latest else "continuing the given model's training"  # e.g. a Hyperband parent
-            print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
-        return manager, start
-
-    def callbacks(self, cfg, manager, run_dir: Path) -> list:
-        callbacks = [StepCheckpoint(manager, cfg.checkpoint_every, scratch=not self.chief)]
-        if self.chief:
-            callbacks += [
-                keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
-                keras.callbacks.TensorBoard(str(run_dir / "logs")),
-            ]
-        return callbacks
-
-    def finish(self, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:
-        """The chief saves the model, export, curves and summary; other workers their summary."""
-        if self.chief:
-            model.save(run_dir / "model.keras")
-            if export:
-                try:
-                    model.export(str(run_dir / "export"), verbose=False)
-                except Exception as err:  # export must not cost the trained model; say why it failed
-                    summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-            plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        else:  # other workers say what they ended with, so a person (or a test) can check they agree
-            worker = self.strategy.cluster_resolver
-            (run_dir / "workers").mkdir(exist_ok=True)
-            (run_dir / "workers" / f"{worker.task_type}_{worker.task_id}.json").write_text(json.dumps(summary, indent=2))
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None) -> None:
-    """``fit`` from optimizer step ``start`` to ``cfg.epochs``: first the rest of an interrupted
-    epoch (its remaining batches only), then whole epochs. ``batches_from(step)`` yields every
-    batch from ``step`` on (Keras keeps one iterator across epochs when steps_per_epoch is set).
-    ``until`` ends at another epoch than ``cfg.epochs`` (a fine-tuning phase)."""
-    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
-    epoch, skip = divmod(start, steps)
-    if skip and not stop():
-        model.fit(batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit)
-        epoch += 1
-    until = cfg.epochs if until is None else until
-    if epoch < until and not model.stop_training and not stop():
-        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit)
-
-
-def make_checkpoint(model: keras.Model, optimizer=None, **extra) -> tf.train.Checkpoint:
-    """Model, optimizer (``model``'s own unless given: a distiller's trains its student), and the
-    random-generator states of dropout and noise layers (Keras keeps them as variables outside the
-    model's checkpoint graph): a resumed run draws the same masks."""
-    seeds = [v for v in model.variables if v.path.endswith("seed_generator_state")]
-    return tf.train.Checkpoint(model=model, optimizer=optimizer or model.optimizer, seed_states=seeds, **extra)
-
-
-def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path) -> keras.Model:
+def build_model(cfg, env: Runtime, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path) -> keras.Model:
     """The run's model: built under the strategy, warm-started (``init_from``, unless the run has
     checkpoints of its own), regularized, compiled. ``tuning`` builds its trials' models here too."""
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
     with env.strategy.scope():
         model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs})
-        if cfg.init_from and not tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
+        if cfg.init_from and ckpt_lib.latest_step(run_dir / "checkpoints") is None:
             copied = warm_start(model, _init_source(cfg), data.class_names)
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
         model = regularize(model, cfg)
@@ -468,7 +297,7 @@ def build_model(cfg, env: RunEnvironment, data: data_lib.Data, pre: data_lib.Pre
     return model
 
 
-def compile_model(model: keras.Model, cfg, env: RunEnvironment, optimizer) -> None:
+def compile_model(model: keras.Model, cfg, env: Runtime, optimizer) -> None:
     """The recipe's loss (cross-entropy or focal, label smoothing; GoogLeNet's auxiliary heads at
     0.3) and accuracy; called again, with the same optimizer, when fine-tuning unfreezes."""
     outputs = len(model.outputs)
@@ -485,132 +314,17 @@ def compile_model(model: keras.Model, cfg, env: RunEnvironment, optimizer) -> No
     )
 
 
-def train(cfg: config_lib.TrainConfig, *, env: RunEnvironment | None = None, prepared=None, model=None, callbacks=(),
+def train(cfg: config_lib.TrainConfig, *, env: Runtime | None = None, prepared=None, model=None, callbacks=(),
           export: bool = True) -> dict:  # fmt: skip
     """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
 
-    ``env``, ``prepared`` (the ``load_data`` pair), ``model`` (from ``build_model``) and extra
-    ``callbacks`` let a caller that runs many trials (``tuning``) share the loaded data and hand
-    in the model it built; a plain run makes each itself. ``export=False`` skips the SavedModel.
+    ``env`` (a Runtime the caller has entered), ``prepared`` (the ``load_data`` pair), ``model``
+    (from ``build_model``) and extra ``callbacks`` let a caller that runs many trials (``tuning``)
+    share the loaded data and hand in the model it built. ``export=False`` skips the SavedModel.
     """
-    run_dir, done = start_run(cfg)
-    if done:
-        return done
-    env = env or RunEnvironment.create(cfg)
-    strategy, chief, replicas, policy, jit, adapt = env.strategy, env.chief, env.replicas, env.policy, env.jit, env.adapt
-    data, pre = prepared or load_data(cfg)
-    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    from recipes.tasks.classify import Classify
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if chief:
-        config_lib.save(cfg, run_dir / "config.yaml")
-        if data.vocabulary:
-            (run_dir / "vocab.txt").write_text("\n".join(data.vocabulary) + "\n")
-    model = model or build_model(cfg, env, data, pre, run_dir)
-    outputs = len(model.outputs)
-    with strategy.scope():
-        tracker = EarlyStop(cfg.early_stopping_patience)
-        checkpoint = make_checkpoint(model, best=tracker.best, wait=tracker.wait)
-    manager, start = env.restore(checkpoint, run_dir, model, steps)
-    kw = batch_options(data, pre, outputs, cfg.class_weight)
-
-    def batches_from(step):
-        return data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed, **kw)
-
-    if adapt:
-        distributed.adapt(model, strategy, element_spec=batches_from(0).element_spec, jit_compile=jit)
-    val_ds = data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)
-    started = time.time()
-    every = env.callbacks(cfg, manager, run_dir) + [tracker, *callbacks]
-    if cfg.prune_sparsity:
-        from recipes import pruning
-
-        end = cfg.prune_end_epoch if cfg.prune_end_epoch is not None else 0.75 * cfg.epochs
-        every.insert(0, pruning.MagnitudePruning(cfg.prune_sparsity, int(cfg.prune_begin_epoch * steps), int(end * steps)))
-    frozen = [a.name for a, _ in inherited_layers(model, _init_source(cfg), data.class_names)] if cfg.freeze_epochs else []
-    phases = [(cfg.freeze_epochs, frozen), (cfg.epochs, [])] if frozen else [(cfg.epochs, [])]
-    for until, names in phases:  # fine-tuning: the new layers alone, then every layer at a lower rate
-        start = int(model.optimizer.iterations.numpy())
-        if start >= until * steps or tracker.exhausted or model.stop_training:
-            continue
-        if cfg.freeze_epochs:
-            for layer in model.layers:
-                layer.trainable = layer.name not in names
-            compile_model(model, cfg, env, model.optimizer)  # the new trainable set takes effect
-        fit_resumable(model, cfg, batches_from, start, steps, val_ds, every, stop=lambda: tracker.exhausted, until=until)
-    stopped = tracker.exhausted
-    seconds = time.time() - started
-
-    test_ds = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **kw)
-    results = model.evaluate(test_ds, verbose=0, return_dict=True)
-    recall = per_class_recall(model, test_ds, data.class_names)
-    summary = {
-        "model": cfg.model,
-        "dataset": cfg.dataset,
-        "completed": True,
-        "early_stopped": stopped,
-        "steps": int(model.optimizer.iterations.numpy()),
-        "steps_per_epoch": steps,
-        "epochs": cfg.epochs,
-        "train_seconds_this_process": round(seconds, 2),
-        "test": {k: float(v) for k, v in results.items()},
-        "test_accuracy": float(results.get("accuracy", results.get("predictions_accuracy", float("nan")))),
-        "num_train": len(data.train),
-        "num_test": len(data.test),
-        "input_shape": list(model_input_shape(data, pre)),
-        "precision": policy,
-        "jit_compile": bool(jit),
-        "strategy": strategy_name(strategy),
-        "replicas": replicas,
-        "params": modelzoo.count_params(model)["params"],
-        "class_names": data.class_names,
-        "test_recall_per_class": recall,
-        "weights_sha256": weights_digest(model),
-    }
-    if cfg.prune_sparsity:
-        from recipes import pruning
-
-        summary["sparsity"] = round(pruning.sparsity(model), 4)
-        summary["weights_gzip_bytes"] = pruning.weights_gzip_bytes(model)
-    env.finish(model, run_dir, summary, title=f"{cfg.model} on {cfg.dataset}", export=export)
-    print(f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}")
-    return summary
-
-
-def weights_digest(model: keras.Model) -> str:
-    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        digest.update(w.tobytes())
-    return digest.hexdigest()
-
-
-def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and validation, from ``metrics.csv``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    if not Path(csv_path).is_file():
-        return
-    frame = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for col, label in ((metric, "train"), (f"val_{metric}", "validation")):
-            if col in frame:
-                ax.plot(frame["epoch"] + 1, frame[col], marker="o", label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    return loop.run(Classify(cfg, prepared), runtime=env, model=model, callbacks=callbacks, export=export)
 
 
 def load_run(run_dir, compile: bool = True) -> tuple[config_lib.TrainConfig, keras.Model]:

@@ -5,7 +5,8 @@ import signal
 import time
 from pathlib import Path
 
-import tensorflow as tf
+
+from recipes.checkpoint import latest_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +23,7 @@ def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, t
     watch = watch or victim
     deadline = time.time() + timeout
     while time.time() < deadline and watch.poll() is None:
-        latest = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
-        step = int(latest.rsplit("-", 1)[1]) if latest else 0
+        step = latest_step(Path(run_dir) / "checkpoints") or 0
         if step > steps_per_epoch and step % steps_per_epoch:
             victim.send_signal(signal.SIGKILL)
             return step

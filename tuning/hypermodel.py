@@ -3,8 +3,8 @@
 ``build(hp)`` turns the trial's hyperparameters into an ordinary
 :class:`recipes.config.TrainConfig` and builds the model exactly as ``recipes.train`` does
 (``recipes.trainer.build_model``: strategy scope, regularizers, compile). ``fit`` hands that model to
-``recipes.trainer.train``: the same data pipeline, strategy, checkpoints, early stopping and run
-folder (``trial_<id>/run`` in the search's directory), so tuning and training cannot drift apart,
+``recipes.trainer.train``, a run of the loop's classification task (``recipes.loop``): the same
+data pipeline, runtime, checkpoints, early stopping and run folder (``trial_<id>/run`` in the search's directory), so tuning and training cannot drift apart,
 and a trial interrupted mid-way resumes from its own checkpoints when the search is rerun.
 
 Per trial, ``trial_<id>/record.json`` keeps what KerasTuner's trial files lack: the per-epoch
@@ -24,6 +24,7 @@ import keras_tuner
 from recipes import config as config_lib
 from recipes import data as data_lib
 from recipes import trainer
+from recipes.runtime import Runtime
 from tuning.spaces import Space
 
 # The recipe's metrics and the direction that makes each better.
@@ -66,9 +67,10 @@ class RecipeHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         cfg = self.config_for(hp)
-        self._env = trainer.RunEnvironment.create(cfg)
+        self._env = Runtime.create(cfg)
         data, pre = self.prepared(cfg)
-        return trainer.build_model(cfg, self._env, data, pre, cfg.resolved_run_dir())
+        with self._env:  # the trial's precision and seed while building; the caller's restored after
+            return trainer.build_model(cfg, self._env, data, pre, cfg.resolved_run_dir())
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
         """Train through ``recipes.trainer.train``; return the metrics of the best epoch.
@@ -81,8 +83,9 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         cfg = self.config_for(hp, epochs=epochs)
         start_step = int(model.optimizer.iterations.numpy())  # > 0: Hyperband loaded a parent's state
         started = time.time()
-        summary = trainer.train(cfg, env=self._env, prepared=self.prepared(cfg), model=model, callbacks=list(callbacks),
-                                export=False)  # fmt: skip
+        with self._env:
+            summary = trainer.train(cfg, env=self._env, prepared=self.prepared(cfg), model=model, callbacks=list(callbacks),
+                                    export=False)  # fmt: skip
         history = read_history(cfg.resolved_run_dir())
         record = {
             "trial_id": self.trial_id, "status": "COMPLETED", "history": history, "epochs_run": len(history),

@@ -29,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-from recipes.cli import run
+from recipes.cli import run, select_backend
 
 TUNERS = ("random", "hyperband", "bayesian", "grid")
 COSTS = ("params", "latency_ms")
@@ -396,6 +396,7 @@ def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
 
 def main(argv=None, prog="python -m tuning.search") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    select_backend(argv)
     args = build_parser(prog).parse_args(argv)
 
     def go():

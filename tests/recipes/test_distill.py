@@ -8,7 +8,8 @@ import pytest
 
 from recipes import config as config_lib
 import modelzoo
-from recipes.distill import _logits, distill, main
+from recipes.distill import distill, main
+from recipes.tasks.distill import logits_model as _logits
 from recipes.trainer import train
 
 

@@ -56,7 +56,7 @@ def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     killed, deadline = None, time.time() + 300
     while time.time() < deadline and proc.poll() is None and killed is None:
         launcher = project / "launcher.json"
-        running = [p for p in project.glob("trial_*/run/checkpoints/ckpt-*.index") if not (p.parents[2] / "record.json").exists()]
+        running = [p for p in project.glob("trial_*/run/checkpoints/ckpt-*.npz") if not (p.parents[2] / "record.json").exists()]
         if launcher.is_file() and running and "workers" in (info := json.loads(launcher.read_text())):
             os.kill(info["workers"]["tuner0"], signal.SIGKILL)  # mid-trial, after a checkpoint
             killed = info["workers"]["tuner0"]

@@ -129,7 +129,7 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     proc = subprocess.Popen(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill inside the third trial, after a checkpoint
-        if list(project.glob("trial_2/run/checkpoints/ckpt-*.index")):
+        if list(project.glob("trial_2/run/checkpoints/ckpt-*.npz")):
             proc.kill()
             break
         time.sleep(0.05)

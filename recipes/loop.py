@@ -1,0 +1,294 @@
+"""The run loop: one lifecycle for every recipe, written once.
+
+What differs between recipes is a :class:`Task` (classification in ``recipes.trainer``, masked-LM
+pretraining in ``recipes.pretrain``, distillation in ``recipes.distill``, the tuning trial in
+``tuning.hypermodel``): its data, its model and optimizer, its batches from a step, its
+validation batches and its report. :func:`run` does what every run needs, for each of them:
+
+* the run folder, the resolved config saved in it (only the fields the recipe takes), and a
+  finished run left alone;
+* the :class:`recipes.runtime.Runtime` (backend, strategy, precision, seeds), entered as a
+  context manager, so a failed run leaves the caller's global state as it was;
+* checkpoints every ``checkpoint_every`` steps and at each epoch end, on every backend, and the
+  exact resume: the optimizer's step counter is the run's clock, a task's batches are a function
+  of (seed, step), and a resumed run skips exactly the batches already trained on;
+* early stopping on validation loss, its state in the checkpoint; CSV and TensorBoard logs;
+* the summary (common keys and the task's own), curves, ``model.keras`` and the export.
+
+Run folder: ``config.yaml``, ``checkpoints/``, ``logs/`` (TensorBoard), ``metrics.csv``,
+``curves.png``, ``model.keras``, ``export/`` (SavedModel for serving), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+
+import modelzoo
+from recipes import checkpoint as ckpt_lib
+from recipes import config as config_lib
+from recipes.runtime import Runtime
+
+
+class Task:
+    """A recipe's own part of a run. Subclasses set ``recipe`` (its name, which decides the
+    config fields it takes) and implement ``prepare``, ``build``, ``batches_from``,
+    ``validation`` and ``report``; the rest has defaults. The loop sets ``model`` (what ``fit``
+    trains) once it is built."""
+
+    recipe = "train"
+    export = True
+    model: keras.Model | None = None
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @property
+    def title(self) -> str:
+        return f"{self.cfg.model} on {self.cfg.dataset}"
+
+    def prepare(self, runtime: Runtime, run_dir: Path) -> int:
+        """Load the data; return the steps per epoch."""
+        raise NotImplementedError
+
+    def write_files(self, run_dir: Path) -> None:
+        """Files besides config.yaml that the run folder keeps (a vocabulary, say); chief only."""
+
+    def build(self, runtime: Runtime, run_dir: Path, steps: int) -> keras.Model:
+        """The compiled model that ``fit`` trains, its optimizer built, under the strategy."""
+        raise NotImplementedError
+
+    def trained(self) -> keras.Model:
+        """The model whose variables the checkpoint holds (a distiller's student, say)."""
+        return self.model
+
+    def batches_from(self, step: int):
+        """Every training batch from optimizer step ``step`` to the last epoch's end."""
+        raise NotImplementedError
+
+    def validation(self):
+        raise NotImplementedError
+
+    def callbacks(self, steps: int) -> list:
+        return []
+
+    def phases(self, runtime: Runtime) -> list:
+        """``(end_epoch, setup)`` pairs trained in turn; ``setup`` (or None) runs before a phase
+        that has steps left (fine-tuning freezes, then unfreezes)."""
+        return [(self.cfg.epochs, None)]
+
+    def before_fit(self, start: int) -> None:
+        """Called once before training (the masked-LM task measures its starting loss)."""
+
+    def report(self, runtime: Runtime) -> tuple[keras.Model, dict]:
+        """The model the run saves, and the task's summary keys."""
+        raise NotImplementedError
+
+    def message(self, summary: dict, run_dir: Path) -> str:
+        return f"test accuracy {summary['test_accuracy']:.4f}; run folder {run_dir}"
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Early stopping on validation loss, for every task; its state (best loss, epochs without
+    improvement) is saved with each checkpoint, so it survives a resume."""
+
+    def __init__(self, patience: int | None):
+        super().__init__()
+        self.patience, self.best, self.wait = patience, math.inf, 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience is not None and self.wait >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state(self, state: dict) -> None:
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("val_loss")
+        if value is None:
+            return
+        if value < self.best:
+            self.best, self.wait = float(value), 0
+        else:
+            self.wait += 1
+            if self.exhausted:
+                self.model.stop_training = True
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Save the training state every ``every`` steps and at each epoch end."""
+
+    def __init__(self, state: ckpt_lib.TrainingState, every: int):
+        super().__init__()
+        self.training_state, self.every = state, every
+
+    def _step(self) -> int:  # through ``self.model``: on JAX that syncs the variables with the step's state
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._step() % self.every == 0:
+            self.training_state.save()
+
+    def on_epoch_end(self, epoch, logs=None):  # again: early stopping has counted this epoch since its last step
+        self._step()
+        self.training_state.save(again=True)
+
+
+def start_run(cfg, recipe: str = "train") -> tuple[Path, dict | None]:
+    """Validate ``cfg`` for ``recipe``; its run folder, and the summary if that run is complete."""
+    cfg.validate(recipe=recipe)
+    run_dir = cfg.resolved_run_dir()
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("completed"):
+            print(f"run {run_dir} is complete; nothing to do (delete it to train again).")
+            return run_dir, summary
+    return run_dir, None
+
+
+def run(task: Task, *, runtime: Runtime | None = None, model=None, callbacks=(), export: bool = True) -> dict:
+    """Run ``task`` to completion, resuming from its run folder's checkpoints; the summary.
+    ``runtime`` (entered by the caller) and ``model`` (from ``task.build``) let a caller that runs
+    many trials share them; ``callbacks`` join the loop's; ``export=False`` skips the SavedModel."""
+    run_dir, done = start_run(task.cfg, task.recipe)
+    if done:
+        return done
+    if runtime is not None:
+        return _run(task, runtime, run_dir, model, list(callbacks), export)
+    with Runtime.create(task.cfg) as runtime:
+        return _run(task, runtime, run_dir, model, list(callbacks), export)
+
+
+def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
+    cfg = task.cfg
+    steps = task.prepare(rt, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if rt.chief:
+        config_lib.save(cfg, run_dir / "config.yaml", recipe=task.recipe)
+        task.write_files(run_dir)
+    model = task.model = model or task.build(rt, run_dir, steps)
+    tracker = EarlyStop(cfg.early_stopping_patience)
+    state = ckpt_lib.TrainingState(run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker},
+                                   write=rt.chief)  # fmt: skip
+    start = resume(state, run_dir, steps)
+    if rt.adapt:
+        from recipes import distributed
+
+        distributed.adapt(model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit)
+    task.before_fit(start)
+    # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
+    # update, then the checkpoint (so it holds both), the logs, the caller's.
+    every = [*task.callbacks(steps), tracker, StepCheckpoint(state, cfg.checkpoint_every), *log_callbacks(rt, run_dir),
+             *callbacks]  # fmt: skip
+    val, started = task.validation(), time.time()
+    for until, setup in task.phases(rt):
+        start = state.step
+        if start >= until * steps or tracker.exhausted or model.stop_training:
+            continue
+        if setup:
+            setup()
+        fit_resumable(model, cfg, task.batches_from, start, steps, val, every, stop=lambda: tracker.exhausted, until=until)
+    seconds = time.time() - started
+    final, report = task.report(rt)
+    summary = {"model": cfg.model, "dataset": cfg.dataset, "completed": True, "early_stopped": tracker.exhausted,
+               "steps": state.step, "steps_per_epoch": steps, "epochs": cfg.epochs,
+               "train_seconds_this_process": round(seconds, 2), **report, "backend": rt.backend, "precision": rt.policy,
+               "jit_compile": rt.jit, "strategy": rt.strategy_name, "replicas": rt.replicas,
+               "params": modelzoo.count_params(final)["params"], "weights_sha256": weights_digest(final)}  # fmt: skip
+    finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
+    print(task.message(summary, run_dir))
+    return summary
+
+
+def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
+    """Restore the run's newest checkpoint (if any); the step training starts from."""
+    restored = state.restore()
+    start = state.step
+    if start:
+        epoch, skip = divmod(start, steps)
+        how = "resuming" if restored is not None else "continuing the given model's training"  # e.g. a Hyperband parent
+        print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
+    return start
+
+
+def log_callbacks(rt: Runtime, run_dir: Path) -> list:
+    if not rt.chief:
+        return []
+    return [keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True), keras.callbacks.TensorBoard(str(run_dir / "logs"))]
+
+
+def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None) -> None:
+    """``fit`` from optimizer step ``start`` to epoch ``until`` (default ``cfg.epochs``): first
+    the rest of an interrupted epoch (its remaining batches only), then whole epochs.
+    ``batches_from(step)`` yields every batch from ``step`` on (Keras keeps one iterator across
+    epochs when steps_per_epoch is set)."""
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
+    epoch, skip = divmod(start, steps)
+    if skip and not stop():
+        model.fit(batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit)
+        epoch += 1
+    until = cfg.epochs if until is None else until
+    if epoch < until and not model.stop_training and not stop():
+        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit)
+
+
+def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:
+    """The chief saves the model, export, curves and summary; other workers their summary."""
+    if not rt.chief:  # other workers say what they ended with, so a person (or a test) can check they agree
+        (run_dir / "workers").mkdir(exist_ok=True)
+        (run_dir / "workers" / f"{rt.worker_id}.json").write_text(json.dumps(summary, indent=2))
+        return
+    model.save(run_dir / "model.keras")
+    if export:
+        try:
+            model.export(str(run_dir / "export"), verbose=False)
+        except Exception as err:  # export must not cost the trained model; say why it failed
+            summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+    plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
+def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:
+    """Loss and accuracy per epoch, train and validation, from ``metrics.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if not Path(csv_path).is_file():
+        return
+    frame = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for col, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            if col in frame:
+                ax.plot(frame["epoch"] + 1, frame[col], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
