@@ -57,29 +57,46 @@ def test_trains_on_images_of_varying_size_from_tfds(tmp_path):
     assert summary["completed"] and summary["input_shape"] == [32, 32, 3] and summary["steps"] >= 1
 
 
-def _cmd(run_dir):
-    return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run_dir), "--epochs", "3",
+def _cmd(run_dir, backend="tensorflow"):
+    return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run_dir), "--epochs", "3", "--backend", backend,
             "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
 
 
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+BACKENDS = [
+    "tensorflow",
+    "jax",  # in the test extra: CI runs it
+    pytest.param("torch", marks=pytest.mark.skipif(not _installed("torch"), reason='needs pip install ".[torch]" (see README)')),
+]
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
-    env = subprocess_env()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, backend):
+    from functools import partial
+
+    _cmd_ = partial(_cmd, backend=backend)
+    env = subprocess_env(KERAS_BACKEND="tensorflow")  # --backend decides, whatever the environment says
     steps_per_epoch = 1293 // 32
     reference = tmp_path / "reference"
-    subprocess.run(_cmd(reference), env=env, check=True, timeout=600, cwd=ROOT)
+    subprocess.run(_cmd_(reference), env=env, check=True, timeout=600, cwd=ROOT)
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(_cmd_(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = kill_mid_epoch(proc, run, steps_per_epoch)
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     assert not (run / "summary.json").exists()
 
-    out = subprocess.run(_cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = subprocess.run(_cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
     assert "resuming" in out and "at step" in out
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["steps"] == 3 * steps_per_epoch
+    assert summary["steps"] == 3 * steps_per_epoch and summary["backend"] == backend
     # the data order is seeded and each batch is skipped exactly once: the same bits as unbroken
     assert summary["weights_sha256"] == json.loads((reference / "summary.json").read_text())["weights_sha256"]
 
