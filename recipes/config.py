@@ -16,6 +16,28 @@ SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS}
+# Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
+RANGES = {
+    **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm")},
+    **{name: (1, None, True, None) for name in ("batch_size", "epochs", "checkpoint_every", "early_stopping_patience", "image_size")},
+    **{name: (0, None, True, None) for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")},
+    "sequence_length": (4, None, True, None), "vocabulary_size": (16, None, True, None),
+    "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
+    "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True),
+}  # fmt: skip
+OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size")  # null allowed
+
+
+def _within(value, low, high, low_in, high_in) -> bool:
+    above = value >= low if low_in else value > low
+    return above and (high is None or (value <= high if high_in else value < high))
+
+
+def _range_text(low, high, low_in, high_in) -> str:
+    if high is None:
+        return f"must be {'>=' if low_in else '>'} {low}"
+    return f"must be in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
 
 
 @dataclasses.dataclass
@@ -88,6 +110,33 @@ class TrainConfig:
         if recipe is not None:
             check_applies(self, recipe)
 
+        self._check_types()
+        from recipes.strategy import STRATEGIES  # (imports TensorFlow: not at module level)
+
+        for name, allowed in {**CHOICES, "strategy": STRATEGIES}.items():
+            value = getattr(self, name)
+            if value not in allowed and not (value is None and name in OPTIONAL):
+                bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), allowed))
+        for name, bounds in RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not _within(value, *bounds):
+                bad(name, value, _range_text(*bounds) + (" or null" if name in OPTIONAL else ""))
+        if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
+            bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
+        if self.freeze_epochs and not self.init_from:
+            bad("freeze_epochs", self.freeze_epochs, "freezing needs init_from (the layers it provides are the ones frozen)")
+        if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
+            bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
+        if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
+            bad("class_weight", self.class_weight, "weights must be numbers >= 0")
+        if self.schedule == "step" and not self.step_epochs:
+            bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
+        return self
+
+    def _check_types(self) -> None:
+        """Each field holds its annotated type (an int where a float is due becomes a float)."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             kind = _base_type(f.type)
@@ -99,68 +148,8 @@ class TrainConfig:
             if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
                 alternatives = _union_types(f.type)
                 if not any(isinstance(value, k) for k in alternatives):
-                    bad(f.name, value, f"expected {' or '.join(k.__name__ for k in alternatives)}")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}" + did_you_mean(self.optimizer, OPTIMIZERS))
-        if self.schedule not in SCHEDULES:
-            bad("schedule", self.schedule, f"one of {list(SCHEDULES)}" + did_you_mean(self.schedule, SCHEDULES))
-        if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
-            bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
-        if self.freeze_epochs and not self.init_from:
-            bad("freeze_epochs", self.freeze_epochs, "freezing needs init_from (the layers it provides are the ones frozen)")
-        if not self.unfreeze_lr_scale > 0:
-            bad("unfreeze_lr_scale", self.unfreeze_lr_scale, "must be > 0")
-        if not 0 <= self.prune_sparsity < 1:
-            bad("prune_sparsity", self.prune_sparsity, "must be in [0, 1)")
-        if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
-            bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
-        if not 0 < self.train_fraction <= 1:
-            bad("train_fraction", self.train_fraction, "must be in (0, 1]")
-        if not self.temperature > 0:
-            bad("temperature", self.temperature, "must be > 0")
-        if not 0 <= self.distill_weight <= 1:
-            bad("distill_weight", self.distill_weight, "must be in [0, 1]")
-        if self.loss not in LOSSES:
-            bad("loss", self.loss, f"one of {list(LOSSES)}" + did_you_mean(self.loss, LOSSES))
-        if self.focal_gamma < 0:
-            bad("focal_gamma", self.focal_gamma, "must be >= 0")
-        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
-            bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
-        if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
-            bad("class_weight", self.class_weight, "weights must be numbers >= 0")
-        if self.backend is not None and self.backend not in BACKENDS:
-            bad("backend", self.backend, f"one of {list(BACKENDS)}" + did_you_mean(self.backend, BACKENDS))
-        if self.mixed_precision not in PRECISIONS:
-            bad("mixed_precision", self.mixed_precision, f"one of {list(PRECISIONS)}")
-        if not self.learning_rate > 0:
-            bad("learning_rate", self.learning_rate, "must be > 0")
-        for name in ("batch_size", "epochs", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                bad(name, getattr(self, name), "must be >= 1")
-        for name in ("momentum", "weight_decay", "label_smoothing", "warmup_epochs", "l1", "l2", "input_noise", "crop_padding"):
-            if getattr(self, name) < 0:
-                bad(name, getattr(self, name), "must be >= 0")
-        if self.crop_padding >= 0.5:
-            bad("crop_padding", self.crop_padding, "must be in [0, 0.5)")
-        if not 0 <= self.label_smoothing < 1:
-            bad("label_smoothing", self.label_smoothing, "must be in [0, 1)")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            bad("early_stopping_patience", self.early_stopping_patience, "must be >= 1 or null")
-        if self.clipnorm is not None and self.clipnorm <= 0:
-            bad("clipnorm", self.clipnorm, "must be > 0 or null")
-        if self.schedule == "step" and not self.step_epochs:
-            bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
-        if self.image_size is not None and self.image_size < 1:
-            bad("image_size", self.image_size, "must be >= 1 or null")
-        if self.sequence_length < 4:
-            bad("sequence_length", self.sequence_length, "must be >= 4")
-        if self.vocabulary_size < 16:
-            bad("vocabulary_size", self.vocabulary_size, "must be >= 16")
-        from recipes.strategy import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            bad("strategy", self.strategy, f"one of {list(STRATEGIES)}" + did_you_mean(self.strategy, STRATEGIES))
-        return self
+                    raise UserError(f"config field {f.name}={value!r} is invalid: expected "
+                                    f"{' or '.join(k.__name__ for k in alternatives)}.")  # fmt: skip
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

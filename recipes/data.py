@@ -246,6 +246,25 @@ def _decode(file: str) -> np.ndarray:
     return tf.image.convert_image_dtype(tf.io.decode_image(raw, expand_animations=False), tf.float32).numpy()
 
 
+def _tfds_builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises DatasetNotFoundError and others
+        raise DataError(
+            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv; "
+            f"TFDS: {', '.join(TFDS)}." + did_you_mean(name, [*EMBEDDED, *TFDS])
+        ) from None
+
+
+def _hold_out(x, y, fraction, seed):
+    """(train, validation): a seeded ``fraction`` of the training split held out for validation."""
+    order = np.random.RandomState(seed).permutation(len(y))
+    n_val = max(1, int(len(y) * fraction))
+    return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
+
+
 def _tfds(name, data_dir, val_fraction, seed) -> Data:
     import tensorflow_datasets as tfds
 
@@ -254,14 +273,7 @@ def _tfds(name, data_dir, val_fraction, seed) -> Data:
     if spec.get("manual"):
         manual = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"), "downloads", "manual")
         kwargs["download_and_prepare_kwargs"] = {"download_config": tfds.download.DownloadConfig(manual_dir=manual)}
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises DatasetNotFoundError and others
-        raise DataError(
-            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv; "
-            f"TFDS: {', '.join(TFDS)}." + did_you_mean(name, [*EMBEDDED, *TFDS])
-        ) from None
-    info = builder.info
+    info = _tfds_builder(name, data_dir).info
     label_key = "label"
     if label_key not in info.features:
         raise DataError(f"TFDS data set {name!r} has no 'label' feature; features: {list(info.features)}.")
@@ -287,12 +299,7 @@ def _tfds(name, data_dir, val_fraction, seed) -> Data:
     if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
         arrays["test"] = arrays.pop("val")
     if "val" not in arrays:
-        x, y = arrays["train"]
-        rng = np.random.RandomState(seed)
-        order = rng.permutation(len(y))
-        n_val = max(1, int(len(y) * val_fraction))
-        arrays["val"] = (x[order[:n_val]], y[order[:n_val]])
-        arrays["train"] = (x[order[n_val:]], y[order[n_val:]])
+        arrays["train"], arrays["val"] = _hold_out(*arrays["train"], val_fraction, seed)
     label_info = info.features[label_key]
     num_classes = int(label_info.num_classes)
     names = list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]

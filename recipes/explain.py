@@ -207,6 +207,48 @@ def save_overlay(image, heat, path, title: str):
     plt.close(fig)
 
 
+def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
+    """(name, image, label or None) for each given image file and the first ``test`` test images."""
+    from modelzoo.validation import UserError
+
+    import numpy as np
+
+    from recipes import data as data_lib
+    from recipes import trainer
+    from recipes.predict import _example
+
+    rows = [(Path(f).stem, _example(Path(f), shape), None) for f in images]
+    if test:
+        data, pre = trainer.load_data(cfg)
+        batches = data_lib.eval_batches(data.test, batch_size=batch_size, pre=pre)
+        xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
+        rows += [(f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))]
+    if not rows:
+        raise UserError("nothing to explain: give IMAGE files or --test N.")
+    return rows
+
+
+def _explain_with(model, method, rows, x_all, layer, names, out, batch_size, threshold) -> dict:
+    """One method's overlays for every row, and how often its peak lies on the bright pixels."""
+    import numpy as np
+
+    all_maps, pngs = [], 0
+    for start in range(0, len(rows), batch_size):
+        chunk, x = rows[start : start + batch_size], x_all[start : start + batch_size]
+        maps, classes, probs = heatmaps(model, x, method, layer=layer)
+        all_maps.append(maps)
+        for (stem, image, label), heat, c, p in zip(chunk, maps, classes, probs):
+            truth = "" if label is None else f", true {names[label]}"
+            save_overlay(image, heat, out / f"{stem}_{method}.png", f"{method}: {names[c]} ({p[c]:.2f}){truth}")
+            pngs += 1
+    all_maps = np.concatenate(all_maps)
+    result = {"pngs": pngs, "peak_on_bright": float(np.mean(peak_on(all_maps, bright(x_all, threshold)))),
+              "by_threshold": {str(t): float(np.mean(peak_on(all_maps, bright(x_all, t)))) for t in SWEEP}}  # fmt: skip
+    if method == "gradcam":
+        result["layer"] = layer
+    return result
+
+
 def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer: str | None = None,
             batch_size: int = 64, threshold: float = 0.25) -> dict:  # fmt: skip
     """Write overlay PNGs for ``images`` and the first ``test`` test images; return what was
@@ -215,9 +257,7 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
 
     import numpy as np
 
-    from recipes import data as data_lib
     from recipes import trainer
-    from recipes.predict import _example
 
     cfg, model = trainer.load_run(run_dir)
     shape = tuple(model.inputs[0].shape[1:])
@@ -233,32 +273,11 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
     names = json.loads((Path(run_dir) / "summary.json").read_text())["class_names"]
     out = Path(out or Path(run_dir) / "explain")
     out.mkdir(parents=True, exist_ok=True)
-    rows = [(Path(f).stem, _example(Path(f), shape), None) for f in images]
-    if test:
-        data, pre = trainer.load_data(cfg)
-        batches = data_lib.eval_batches(data.test, batch_size=batch_size, pre=pre)
-        xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
-        rows += [(f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))]
-    if not rows:
-        raise UserError("nothing to explain: give IMAGE files or --test N.")
+    rows = _rows(cfg, images, shape, test, batch_size)
     report = {"run_dir": str(run_dir), "model": cfg.model, "images": len(rows), "out": str(out), "methods": {}}
     x_all = np.stack([x for _, x, _ in rows])
     for method in methods:
-        all_maps, pngs = [], 0
-        for start in range(0, len(rows), batch_size):
-            chunk, x = rows[start : start + batch_size], x_all[start : start + batch_size]
-            maps, classes, probs = heatmaps(model, x, method, layer=layer)
-            all_maps.append(maps)
-            for (stem, image, label), heat, c, p in zip(chunk, maps, classes, probs):
-                truth = "" if label is None else f", true {names[label]}"
-                save_overlay(image, heat, out / f"{stem}_{method}.png",
-                             f"{method}: {names[c]} ({p[c]:.2f}){truth}")  # fmt: skip
-                pngs += 1
-        all_maps = np.concatenate(all_maps)
-        report["methods"][method] = {"pngs": pngs, "peak_on_bright": float(np.mean(peak_on(all_maps, bright(x_all, threshold)))),
-                                     "by_threshold": {str(t): float(np.mean(peak_on(all_maps, bright(x_all, t)))) for t in SWEEP}}  # fmt: skip
-        if method == "gradcam":
-            report["methods"][method]["layer"] = layer
+        report["methods"][method] = _explain_with(model, method, rows, x_all, layer, names, out, batch_size, threshold)
     report["bright_share"] = float(bright(x_all, threshold).mean())
     report["threshold"] = threshold
     report["bright_share_by_threshold"] = {str(t): float(bright(x_all, t).mean()) for t in SWEEP}

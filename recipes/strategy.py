@@ -57,19 +57,25 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
             )
         return tf.distribute.MirroredStrategy(devices=gpus[:want])
     if name == "multi_worker_mirrored":
-        raw = os.environ.get("TF_CONFIG")
-        if not raw:
-            raise StrategyError("strategy 'multi_worker_mirrored' needs TF_CONFIG (cluster and task) in the environment.")
-        try:
-            json.loads(raw)["cluster"]
-        except (ValueError, KeyError, TypeError):
-            raise StrategyError("TF_CONFIG must be JSON with a 'cluster' and a 'task'.") from None
-        try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        except RuntimeError as err:  # "Collective ops must be configured at program startup"
-            raise StrategyError(f"multi_worker_mirrored must be created before TensorFlow starts: {err}") from None
-    # tpu
-    address = tpu or os.environ.get("TPU_NAME")
+        return _multi_worker()
+    return _tpu(tpu or os.environ.get("TPU_NAME"))
+
+
+def _multi_worker():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise StrategyError("strategy 'multi_worker_mirrored' needs TF_CONFIG (cluster and task) in the environment.")
+    try:
+        json.loads(raw)["cluster"]
+    except (ValueError, KeyError, TypeError):
+        raise StrategyError("TF_CONFIG must be JSON with a 'cluster' and a 'task'.") from None
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as err:  # "Collective ops must be configured at program startup"
+        raise StrategyError(f"multi_worker_mirrored must be created before TensorFlow starts: {err}") from None
+
+
+def _tpu(address):
     if not address:
         raise StrategyError("strategy 'tpu' needs an address (tpu: grpc://HOST:8470, a TPU name, or 'local').")
     try:

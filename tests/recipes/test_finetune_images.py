@@ -59,8 +59,12 @@ def test_frozen_backbone_then_unfrozen_at_a_lower_rate(source, tmp_path):
             np.testing.assert_array_equal(w, w0)
     assert any(not np.array_equal(a, b) for n in inherited for a, b in zip(seen[1][n], seen[0][n]))
     model = keras.saving.load_model(tmp_path / "ft" / "model.keras", safe_mode=True)
-    lr = model.optimizer.learning_rate
-    assert isinstance(model.optimizer._learning_rate, trainer.ScaledAfter) or lr is not None
+    saved = model.optimizer.get_config()["learning_rate"]  # the schedule saved with the model, not a fresh one
+    schedule = keras.optimizers.schedules.deserialize(saved)
+    steps = summary["steps_per_epoch"]
+    assert isinstance(schedule, trainer.ScaledAfter) and schedule.boundary == steps and schedule.scale == 0.1
+    rate = lambda step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
+    assert rate(steps) == pytest.approx(0.1 * rate(steps - 1))  # a tenth of the rate once the backbone is unfrozen
     schedule = trainer.make_optimizer(cfg, summary["steps_per_epoch"])._learning_rate
     assert float(schedule(summary["steps_per_epoch"] - 1)) == pytest.approx(cfg.learning_rate)
     assert float(schedule(summary["steps_per_epoch"])) == pytest.approx(cfg.learning_rate * 0.1)
