@@ -133,8 +133,13 @@ class StepCheckpoint(keras.callbacks.Callback):
     def _step(self) -> int:  # through ``self.model``: on JAX that syncs the variables with the step's state
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._step() % self.every == 0:
+    def on_train_begin(self, logs=None):
+        self.count = self._step()
+
+    def on_train_batch_end(self, batch, logs=None):  # counted here: a JAX sync only on the steps that save
+        self.count += 1
+        if self.count % self.every == 0:
+            self._step()
             self.training_state.save()
 
     def on_epoch_end(self, epoch, logs=None):  # again: early stopping has counted this epoch since its last step
