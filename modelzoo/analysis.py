@@ -14,6 +14,8 @@ import math
 import keras
 import numpy as np
 
+from modelzoo import private_keras
+
 
 def count_params(model: keras.Model) -> dict[str, int]:
     """Trainable, non-trainable (e.g. batch-norm moving statistics) and total parameters."""
@@ -107,9 +109,7 @@ def _walk(model):
 def _calls(layer) -> list[tuple[tuple, tuple]]:
     """(input shape, output shape) of every call of ``layer`` recorded in the functional graph."""
     calls = []
-    for node in getattr(layer, "_inbound_nodes", []):
-        ins = node.input_tensors
-        outs = node.output_tensors
+    for ins, outs in private_keras.layer_calls(layer):
         if not ins or not outs:
             continue
         calls.append((_shape(ins[0]), _shape(outs[0])))

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from modelzoo import private_keras
 from modelzoo import validation as v
 
 
@@ -138,8 +139,8 @@ def assemble(
 
 
 def _layer_name(tensor) -> str:
-    history = getattr(tensor, "_keras_history", None)
-    return history[0].name if history else ""
+    layer = private_keras.producer(tensor)
+    return layer.name if layer is not None else ""
 
 
 def image_input(args: ModelArgs):

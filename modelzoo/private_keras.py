@@ -32,3 +32,60 @@ def all_layers(model):
     is the only walk that sees them (asked for in keras-team/keras#4398, closed without a public
     one)."""
     return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def producer(tensor):
+    """The layer whose call made a symbolic tensor, or None for a model input that no layer made.
+
+    Keras 3 records it only in ``KerasTensor._keras_history`` (keras-team/keras#18425 asks for a
+    public way; ``Model.get_layer`` needs the name already). Model surgery walks back from an
+    output to its classifier with it."""
+    history = getattr(tensor, "_keras_history", None)
+    return history[0] if history else None
+
+
+def layer_calls(layer) -> list[tuple[list, list]]:
+    """(input tensors, output tensors) of every call of ``layer`` in a functional graph.
+
+    The public ``layer.input`` / ``layer.output`` raise for a layer called more than once (a
+    shared layer); only the private ``_inbound_nodes`` list every call (keras-team/keras#18425)."""
+    return [(list(node.input_tensors), list(node.output_tensors)) for node in getattr(layer, "_inbound_nodes", [])]
+
+
+# Keras 3's TensorFlow trainer under several replicas (keras-team/keras#20585, #19246): the
+# recipes replace two of its private step hooks on one model instance and call three private
+# helpers from their replacement train step (recipes/distributed.py says why each is needed).
+TRAINER_HOOKS = ("_maybe_symbolic_build", "_make_function")
+
+
+def bind_trainer_hooks(model, **methods) -> None:
+    """Bind replacements for Keras's private trainer hooks on ``model`` (its class is untouched,
+    so the saved ``.keras`` file is an ordinary model). Fails loudly if a hook is gone upstream."""
+    import types
+
+    for name, function in methods.items():
+        if name not in TRAINER_HOOKS or not callable(getattr(type(model), name, None)):
+            raise RuntimeError(f"Keras trainer hook {name!r} is not one of {TRAINER_HOOKS} on this Keras version.")
+        setattr(model, name, types.MethodType(function, model))
+
+
+def symbolic_build(model, data_batch) -> None:
+    """Build metrics and optimizer from the shapes of ``data_batch`` (a batch or a TensorSpec tree)."""
+    model._symbolic_build(data_batch=data_batch)
+
+
+def autoconvert_optionals(model, function):
+    """Keras's wrapper that turns a ``tf.experimental.Optional`` step result into plain logs."""
+    return model._autoconvert_optionals(function)
+
+
+def loss_tracker(model):
+    """The ``Mean`` metric behind the ``loss`` log (Keras exposes no public handle to it)."""
+    return model._loss_tracker
+
+
+def unscale_loss_for_distribution(loss):
+    """The per-replica loss times the replica count: what Keras's own train step logs."""
+    from keras.src.losses.loss import unscale_loss_for_distribution as unscale
+
+    return unscale(loss)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from modelzoo import private_keras
 from modelzoo import validation as v
 
 
@@ -33,7 +34,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
             continue
         chain = _classifier_chain(pred)
         classifier = chain[-1]
-        x = classifier._inbound_nodes[0].input_tensors[0]
+        x = classifier.input
         for layer in reversed(chain):
             config = layer.get_config()
             if layer is classifier:
@@ -54,7 +55,7 @@ def _classifier_chain(pred) -> list:
     """From an output layer ``*predictions`` back to the classifier (the first layer with weights)."""
     chain = [pred]
     while not chain[-1].weights:
-        parents = chain[-1]._inbound_nodes[0].input_tensors
+        parents = keras.tree.flatten(chain[-1].input)
         if len(parents) != 1:
             raise v.UserError(f"cannot find a single classifier layer before {pred.name!r}.")
         chain.append(_producer(parents[0]))
@@ -69,4 +70,4 @@ def classifier_layers(model: keras.Model) -> list[str]:
 
 
 def _producer(tensor):
-    return tensor._keras_history[0]
+    return private_keras.producer(tensor)

@@ -16,19 +16,19 @@ Keras 3's TensorFlow trainer has three faults once a strategy has more than one 
 saved ``.keras`` file is an ordinary Functional model): the symbolic build reads shapes from the
 data set's ``element_spec``; logs are reduced as scalars (a cross-replica mean); with XLA on, only
 each replica's forward and backward pass is compiled and the optimizer update runs outside XLA.
-These touch private Keras methods, so setup.cfg pins Keras below 3.16 and the two-worker test in
-``tests/recipes/test_train.py`` guards them.
+The private Keras methods these touch go through ``modelzoo/private_keras.py``; setup.cfg pins
+Keras below 3.16, and ``tests/test_private_api.py`` and the two-worker test in
+``tests/recipes/test_train.py`` guard them.
 """
 
 from __future__ import annotations
 
 import types
 
+import keras
 import tensorflow as tf
-from keras.src import tree
-from keras.src.losses import loss as loss_module
-from keras.src.trainers.data_adapters import data_adapter_utils
 
+from modelzoo import private_keras
 from modelzoo.validation import UserError
 
 
@@ -43,8 +43,7 @@ def adapt(model, strategy, *, element_spec, jit_compile: bool) -> None:
     Call after ``compile`` (with ``jit_compile=False``: the whole-step XLA is what breaks).
     """
     model._zoo_element_spec = element_spec
-    model._maybe_symbolic_build = types.MethodType(_symbolic_build_from_spec, model)
-    model._make_function = types.MethodType(_make_function, model)
+    private_keras.bind_trainer_hooks(model, _maybe_symbolic_build=_symbolic_build_from_spec, _make_function=_make_function)
     if jit_compile:
         model._zoo_grads = tf.function(types.MethodType(_forward_backward, model), jit_compile=True, reduce_retracing=True)
         model.train_step = types.MethodType(_train_step_xla_per_replica, model)
@@ -59,7 +58,7 @@ def _multi_worker(strategy) -> bool:
 def _symbolic_build_from_spec(self, iterator=None, data_batch=None):
     # Shapes are all the build needs: take them from the data set, pull and reduce no batch.
     with self.distribute_strategy.scope():
-        self._symbolic_build(data_batch=data_batch if data_batch is not None else self._zoo_element_spec)
+        private_keras.symbolic_build(self, data_batch if data_batch is not None else self._zoo_element_spec)
 
 
 def _reduce_logs(values, strategy):
@@ -68,7 +67,7 @@ def _reduce_logs(values, strategy):
             return strategy.reduce("MEAN", v, axis=None)  # logs are scalars: a cross-replica mean
         return v
 
-    return tree.map_structure(reduce, values)
+    return keras.tree.map_structure(reduce, values)
 
 
 def _make_function(self, step_function):
@@ -86,7 +85,7 @@ def _make_function(self, step_function):
     if not self.run_eagerly:
         one_step = tf.function(one_step, reduce_retracing=True)
         step_on_iterator = tf.function(step_on_iterator, reduce_retracing=True)
-    one_step = self._autoconvert_optionals(one_step)
+    one_step = private_keras.autoconvert_optionals(self, one_step)
 
     def function(iterator):
         if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
@@ -102,15 +101,15 @@ def _forward_backward(self, x, y, sample_weight):
     """The XLA-compiled part of a step: loss, predictions and gradients on one replica."""
     with tf.GradientTape() as tape:
         y_pred = self(x, training=True)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
         scaled = self.optimizer.scale_loss(loss)
     return loss, y_pred, tape.gradient(scaled, self.trainable_weights)
 
 
 def _train_step_xla_per_replica(self, data):
-    x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     loss, y_pred, grads = self._zoo_grads(x, y, sample_weight)
-    batch = tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
-    self._loss_tracker.update_state(loss_module.unscale_loss_for_distribution(loss), sample_weight=batch)
+    batch = tf.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
+    private_keras.loss_tracker(self).update_state(private_keras.unscale_loss_for_distribution(loss), sample_weight=batch)
     self.optimizer.apply_gradients(zip(grads, self.trainable_weights))  # cross-replica, outside XLA
     return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

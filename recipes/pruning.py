@@ -15,11 +15,12 @@ import gzip
 import keras
 import numpy as np
 
+from modelzoo import private_keras
 from recipes.trainer import KERNEL_LAYERS
 
 
 def prunable_kernels(model: keras.Model) -> list:
-    return [layer.kernel for layer in model._flatten_layers(include_self=False, recursive=True)
+    return [layer.kernel for layer in private_keras.all_layers(model)
             if isinstance(layer, KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None]  # fmt: skip
 
 

@@ -26,6 +26,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
 
     import keras
 
+    from modelzoo import private_keras
     from modelzoo.validation import UserError, did_you_mean
     from recipes import data as data_lib
     from recipes.trainer import batch_options, load_data, load_run
@@ -42,11 +43,11 @@ def quantize(run_dir, mode: str = "int8") -> dict:
         float_copy = Path(tmp) / "float.keras"
         model.save(float_copy)
         size = float_copy.stat().st_size
-    policies = {layer.name: layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
+    policies = {layer.name: layer.dtype_policy.name for layer in private_keras.all_layers(model)}
     with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         model.quantize(mode)
-    quantized = sorted(layer.name for layer in model._flatten_layers(include_self=False)
+    quantized = sorted(layer.name for layer in private_keras.all_layers(model)
                        if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name)  # fmt: skip
     if not quantized:
         raise UserError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")

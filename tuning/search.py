@@ -61,35 +61,20 @@ def parse_objective(text: str) -> tuple[str, str]:
 
 def _grid_oracle_class():
     import keras_tuner
-    from keras_tuner.src.tuners.gridsearch import GridSearchOracle, LinkedList
 
-    class ResumableGridSearchOracle(GridSearchOracle):
+    from tuning import private_keras_tuner as private
+
+    class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
         """keras-tuner 1.4.8 does not save the grid's order (issue 1055): a resumed grid search
         fails with KeyError. Its two pieces of state are saved and restored here."""
 
         def get_state(self):
-            state = super().get_state()
-            ids = self._ordered_ids
-            state["grid_order"] = {
-                "memory": list(ids._memory),
-                "next": [[k, v] for k, v in ids._next_index.items()],
-                "last": ids._last_index,
-                "populate_next": list(self._populate_next),
-            }
-            return state
+            return {**super().get_state(), "grid_order": private.grid_order_state(self)}
 
         def set_state(self, state):
             super().set_state(state)
-            saved = state.get("grid_order")
-            if saved:
-                ids = LinkedList()
-                ids._memory = list(saved["memory"])
-                ids._data_to_index = {d: i for i, d in enumerate(ids._memory)}
-                for k, v in saved["next"]:
-                    ids._next_index[k] = v
-                ids._last_index = saved["last"]
-                self._ordered_ids = ids
-                self._populate_next = list(saved["populate_next"])
+            if state.get("grid_order"):
+                private.set_grid_order_state(self, state["grid_order"])
 
     keras_tuner.oracles.ResumableGridSearchOracle = ResumableGridSearchOracle  # reachable for deserialisation
     return ResumableGridSearchOracle
@@ -210,9 +195,9 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
         raise UserError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
     project = project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}"
     project_dir = Path(results_dir) / project
-    from keras_tuner.src.distribute import utils as dist_utils
+    from tuning.private_keras_tuner import is_distributed_worker
 
-    worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+    worker = is_distributed_worker()
     if overwrite and not worker and project_dir.exists():
         shutil.rmtree(project_dir)  # workers never delete: the launcher or the chief did
     if not worker:
