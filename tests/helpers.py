@@ -11,6 +11,12 @@ from recipes.checkpoint import latest_step
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def subprocess_env(**extra) -> dict:
     """The environment for a recipe subprocess: this checkout importable, TensorFlow quiet."""
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}

@@ -38,12 +38,12 @@ def test_bert_loads_a_keras_hub_backbone_and_gives_its_outputs():
     backbone = _backbone("bert_tiny")
     zoo = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), backbone)
     x = _inputs()
-    np.testing.assert_allclose(np.asarray(zoo(x)), np.asarray(backbone(x)["pooled_output"]), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(zoo(x)), keras.ops.convert_to_numpy(backbone(x)["pooled_output"]), rtol=0, atol=1e-5)
     features = modelzoo.create_model("bert_tiny", features_only=True, out_indices=(-1,))
     load_keras_hub_backbone(features, backbone)
     out = features(x)
     out = out[0] if isinstance(out, (list, tuple)) else out
-    np.testing.assert_allclose(np.asarray(out), np.asarray(backbone(x)["sequence_output"]), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(backbone(x)["sequence_output"]), atol=1e-5)
     with pytest.raises(ValueError, match="layer 'token_embedding': the backbone's weights have shapes"):
         load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), _backbone("bert_mini"))
     shallow = modelzoo.create_model("bert", num_layers=1, hidden_dim=128, num_heads=2, intermediate_dim=512, include_top=False)
@@ -52,7 +52,7 @@ def test_bert_loads_a_keras_hub_backbone_and_gives_its_outputs():
     # fewer positions than the backbone: the first ones, same outputs on the shorter sequences
     short = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64), backbone)
     x64 = {k: v[:, :64] for k, v in _inputs().items()}
-    np.testing.assert_allclose(np.asarray(short(x64)), np.asarray(backbone(x64)["pooled_output"]), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(short(x64)), keras.ops.convert_to_numpy(backbone(x64)["pooled_output"]), atol=1e-5)
     with pytest.raises(ValueError, match="sequences of 64 tokens, longer than the backbone's max_sequence_length=32"):
         load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64),
                                 _backbone("bert_tiny", max_sequence_length=32))  # fmt: skip
@@ -65,12 +65,12 @@ def test_masked_lm_head_is_tied_and_survives_save_and_load(tmp_path):
     pooler = 128 * 128 + 128
     assert mlm.count_params() == hub.count_params() - pooler  # no next-sentence task, no pooler
     x = {**_inputs(2, 16, 100), "mask_positions": np.array([[1, 2, 3], [4, 5, 6]], "int32")}
-    y = np.asarray(mlm(x))
+    y = keras.ops.convert_to_numpy(mlm(x))
     assert y.shape == (2, 3, 100)
     np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
     mlm.save(tmp_path / "mlm.keras")
     loaded = keras.saving.load_model(tmp_path / "mlm.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), y)
     assert loaded.count_params() == mlm.count_params()  # the tie holds: one embedding table
 
 
@@ -130,15 +130,15 @@ def test_gpt_sizes_have_the_parameters_of_keras_hub_backbones(name):
 def test_gpt_is_causal_and_its_head_is_tied(tmp_path):
     model = modelzoo.create_model("gpt_tiny", vocabulary_size=100, max_sequence_length=16)
     x = {"token_ids": np.random.default_rng(0).integers(1, 100, (2, 16)).astype("int32"), "padding_mask": np.ones((2, 16), "int32")}
-    y = np.asarray(model(x))
+    y = keras.ops.convert_to_numpy(model(x))
     later = {k: v.copy() for k, v in x.items()}
     later["token_ids"][:, 10] = 7
-    changed = np.asarray(model(later))
+    changed = keras.ops.convert_to_numpy(model(later))
     np.testing.assert_array_equal(changed[:, :10], y[:, :10])  # no position sees the future
     assert not np.allclose(changed[:, 10:], y[:, 10:])
     model.save(tmp_path / "gpt.keras")
     loaded = keras.saving.load_model(tmp_path / "gpt.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), y)
     assert loaded.count_params() == model.count_params()
     with pytest.raises(ValueError, match="num_classes=3: a language model predicts its 100 tokens"):
         modelzoo.create_model("gpt_tiny", vocabulary_size=100, num_classes=3)

@@ -13,7 +13,7 @@ from recipes.evaluate import evaluate
 from recipes.predict import predict
 from recipes.trainer import train
 from recipes.checkpoint import latest_step
-from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
+from tests.helpers import ROOT, installed, kill_mid_epoch, subprocess_env
 
 FAST = {"epochs": 2, "batch_size": 64, "learning_rate": 0.05, "checkpoint_every": 5, "verbose": 0}
 
@@ -62,16 +62,10 @@ def _cmd(run_dir, backend="tensorflow"):
             "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
 
 
-def _installed(module):
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 BACKENDS = [
     "tensorflow",
     "jax",  # in the test extra: CI runs it
-    pytest.param("torch", marks=pytest.mark.skipif(not _installed("torch"), reason='needs pip install ".[torch]" (see README)')),
+    pytest.param("torch", marks=pytest.mark.skipif(not installed("torch"), reason='needs pip install ".[torch]" (see README)')),
 ]
 
 
