@@ -37,7 +37,7 @@ def all_layers(model):
 def producer(tensor):
     """The layer whose call made a symbolic tensor, or None for a model input that no layer made.
 
-    Keras 3 records it only in ``KerasTensor._keras_history`` (keras-team/keras#18425 asks for a
+    Keras 3 records it only in ``KerasTensor._keras_history`` (keras-team/keras#19881 found no
     public way; ``Model.get_layer`` needs the name already). Model surgery walks back from an
     output to its classifier with it."""
     history = getattr(tensor, "_keras_history", None)
@@ -47,14 +47,15 @@ def producer(tensor):
 def layer_calls(layer) -> list[tuple[list, list]]:
     """(input tensors, output tensors) of every call of ``layer`` in a functional graph.
 
-    The public ``layer.input`` / ``layer.output`` raise for a layer called more than once (a
-    shared layer); only the private ``_inbound_nodes`` list every call (keras-team/keras#18425)."""
+    For a layer called more than once (a shared layer) the public ``layer.input`` / ``layer.output``
+    silently give the first call only, and Keras 3 dropped ``get_input_at`` / ``get_output_at``
+    (keras-team/keras#23238, open); the private ``_inbound_nodes`` list every call (#20267)."""
     return [(list(node.input_tensors), list(node.output_tensors)) for node in getattr(layer, "_inbound_nodes", [])]
 
 
 # Keras 3's TensorFlow trainer under several replicas (keras-team/keras#20585, #19246): the
-# recipes replace two of its private step hooks on one model instance and call three private
-# helpers from their replacement train step (recipes/distributed.py says why each is needed).
+# recipes replace two of its private step hooks on one model instance and call four private
+# helpers from their replacements (recipes/distributed.py says why each is needed).
 TRAINER_HOOKS = ("_maybe_symbolic_build", "_make_function")
 
 

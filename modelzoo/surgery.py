@@ -20,7 +20,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
     num_classes = v.check_int("num_classes", num_classes, minimum=1)
     if classifier_activation != "keep":
         v.check_activation("classifier_activation", classifier_activation)
-    heads = [t for t in model.outputs if _producer(t).name.endswith("predictions")]
+    heads = [t for t in model.outputs if private_keras.producer(t).name.endswith("predictions")]
     if not heads:
         raise v.UserError(
             f"model {model.name!r} has no output layer named '*predictions': it was built with "
@@ -28,7 +28,7 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
         )
     new_outputs = []
     for out in model.outputs:
-        pred = _producer(out)
+        pred = private_keras.producer(out)
         if not pred.name.endswith("predictions"):
             new_outputs.append(out)
             continue
@@ -58,16 +58,13 @@ def _classifier_chain(pred) -> list:
         parents = keras.tree.flatten(chain[-1].input)
         if len(parents) != 1:
             raise v.UserError(f"cannot find a single classifier layer before {pred.name!r}.")
-        chain.append(_producer(parents[0]))
+        chain.append(private_keras.producer(parents[0]))
     return chain
 
 
 def classifier_layers(model: keras.Model) -> list[str]:
     """The names of the classifier layers (the weighted layer before each ``*predictions``
     output): what a new label set replaces."""
-    preds = [_producer(t) for t in model.outputs if _producer(t).name.endswith("predictions")]
+    preds = [p for p in map(private_keras.producer, model.outputs) if p.name.endswith("predictions")]
     return [_classifier_chain(pred)[-1].name for pred in preds]
 
-
-def _producer(tensor):
-    return private_keras.producer(tensor)
