@@ -208,7 +208,9 @@ def _default_stats(name: str) -> dict[str, Any]:
 
     model = create_model(name)
     stats = {**count_params(model), **count_flops(model)}
-    stats["features"] = list(getattr(model, "feature_info", []))
+    # Plain copies: the model's own entries are Keras-tracked, and the cache would keep every
+    # full-size model it counted alive through them (19.6 GB after the test suite's builds).
+    stats["features"] = [dict(f) for f in getattr(model, "feature_info", [])]
     stats["num_layers"] = len(model.layers)
     del model
     return stats

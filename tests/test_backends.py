@@ -5,6 +5,12 @@ runs its model suite always; PyTorch's runs where ``.[torch]`` is installed (PyP
 CUDA, about 4.5 GB, more than CI's install budget: README gives the command). Each backend runs
 ``test_all_models.py`` and ``test_text_models.py`` without the slow full-size builds: parameter
 and MAC counts do not depend on the backend, and TensorFlow's run builds and counts every model.
+
+What each other backend must cover is what runs backend code: the forward pass, training steps
+and a ``.keras`` round trip of every model, and the text-model tests. Two checks are TensorFlow's
+only: the feature-stage maps and ``reset_classifier`` read the functional graph (layers, their
+connections and symbolic shapes), which Keras builds the same on every backend; on JAX they ran
+each model op by op and took a third of its suite's time.
 """
 
 import re
@@ -14,10 +20,10 @@ import sys
 import pytest
 
 from tests.helpers import ROOT, installed, subprocess_env
+from tests.modelzoo.test_all_models import RUN
 
 SUITE = ["tests/modelzoo/test_all_models.py", "tests/modelzoo/test_text_models.py"]
-# The only skips allowed: a language model's head is its tied embedding (no classifier to reset).
-ALLOWED_SKIPS = 4
+BACKEND_CHECKS = "not test_features_return_the_documented_stage_maps and not test_reset_classifier_keeps_every_other_weight"
 
 
 @pytest.mark.slow
@@ -26,7 +32,7 @@ ALLOWED_SKIPS = 4
     pytest.param("torch", marks=pytest.mark.skipif(not installed("torch"), reason='needs pip install ".[torch]" (see README)')),
 ])  # fmt: skip
 def test_model_suite_passes_on_backend(backend):
-    cmd = [sys.executable, "-m", "pytest", *SUITE, "-m", "not slow", "-q", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", *SUITE, "-m", "not slow", "-k", BACKEND_CHECKS, "-q", "-p", "no:cacheprovider"]
     env = subprocess_env(KERAS_BACKEND=backend)
     listed = subprocess.run([*cmd, "--collect-only"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     collected = sum(1 for line in listed.stdout.splitlines() if "::" in line)
@@ -36,5 +42,5 @@ def test_model_suite_passes_on_backend(backend):
     summary = done.stdout.strip().splitlines()[-1]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     skipped = int(m.group(1)) if (m := re.search(r"(\d+) skipped", summary)) else 0
-    assert skipped <= ALLOWED_SKIPS and "failed" not in summary and "error" not in summary, summary
-    assert collected > 150 and passed + skipped == collected, (collected, summary)  # every model's checks ran
+    assert skipped == 0 and "failed" not in summary and "error" not in summary, summary
+    assert collected > 3 * len(RUN) and passed + skipped == collected, (collected, summary)  # every model's checks ran

@@ -24,6 +24,13 @@ NUM_CLASSES = 3
 _cache = {}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _drop_models_at_the_end():
+    """The tiny models are shared by this file's checks, then released for the files after it."""
+    yield
+    _cache.clear()
+
+
 def is_text(name):
     return get_entry(name).task in ("text_classification", "causal_lm")
 
@@ -66,8 +73,10 @@ def batch(name, n=4):
         if isinstance(inputs, dict):
             return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0).astype("int32")}, y
         return ids, y
-    x = rng.rand(n, *small_shape(name)).astype("float32")
-    return x, y
+    # Each class its own brightness band: i.i.d. pixels alone average out through a deep net, the
+    # samples' last maps nearly coincide and batch norm divides by their near-zero variance.
+    x = (rng.rand(n, *small_shape(name)) + y.reshape(-1, *[1] * len(small_shape(name)))) / NUM_CLASSES
+    return x.astype("float32"), y
 
 
 def forward(model, x):
@@ -109,17 +118,18 @@ def test_forward_pass_at_smallest_legal_input(name):
 @pytest.mark.parametrize("name", RUN)
 def test_training_steps_lower_the_loss(name):
     # Eager steps on TensorFlow and PyTorch: tracing graph-mode fit for deep nets costs more than
-    # the steps themselves (graph mode is covered by the recipes' tests). On JAX eager steps run op
-    # by op (the suite took 23 minutes), so its steps are jitted, as the recipes run them. Plain SGD at 0.01 lowered the loss of
-    # every model for seeds 0-2 (worst ratio 0.99, LeNet-5); momentum or Adam overshot on some.
+    # the steps themselves (graph mode is covered by the recipes' tests); jitted on JAX, where eager
+    # steps run op by op. One full batch per epoch: epoch k's loss is the training-mode loss before
+    # update k, so the first and the last are the loss before and after 6 updates. Plain SGD at
+    # 0.01 on the class-banded batch lowered the loss of every model for seeds 0-2 (worst ratios:
+    # BERT 0.997, LSTM 0.994, VGG-19 0.993); on i.i.d. pixels the deep ResNets and DenseNets rose.
     model = small_model(name, dropout_rate=0.0)
     x, y = batch(name)
     loss = keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, run_eagerly=keras.backend.backend() != "jax")
-    before = float(loss(y, model(x, training=True)))
-    model.fit(x, y, epochs=6, batch_size=len(x), verbose=0)
-    after = float(loss(y, model(x, training=True)))
-    assert after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
+    losses = model.fit(x, y, epochs=7, batch_size=len(x), verbose=0).history["loss"]
+    before, after = losses[0], losses[-1]
+    assert np.isfinite(losses).all() and after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
 
 
 @pytest.mark.parametrize("name", RUN)
