@@ -16,17 +16,18 @@ SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS}
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
+           "streaming": (True, False, "auto")}  # fmt: skip
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
-    **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm")},
+    **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")},
     **{name: (1, None, True, None) for name in ("batch_size", "epochs", "checkpoint_every", "early_stopping_patience", "image_size")},
     **{name: (0, None, True, None) for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")},
     "sequence_length": (4, None, True, None), "vocabulary_size": (16, None, True, None),
     "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
     "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True),
 }  # fmt: skip
-OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size")  # null allowed
+OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb")  # null allowed
 
 
 def _within(value, low, high, low_in, high_in) -> bool:
@@ -52,6 +53,8 @@ class TrainConfig:
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
     crop_padding: float = 0.125  # augmentation strength: random crops after padding each side by this share
+    streaming: bool | str = "auto"  # image folders: stream the files (true), decode into memory (false), or by size
+    memory_budget_gb: float | None = None  # streaming "auto": the decoded images' limit (None: a quarter of RAM)
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
     vocabulary_file: str | None = None  # text: a WordPiece vocab.txt to use instead (e.g. a published BERT's)
@@ -116,7 +119,7 @@ class TrainConfig:
         for name, allowed in {**CHOICES, "strategy": STRATEGIES}.items():
             value = getattr(self, name)
             if value not in allowed and not (value is None and name in OPTIONAL):
-                bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), allowed))
+                bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), map(str, allowed)))
         for name, bounds in RANGES.items():
             value = getattr(self, name)
             if value is not None and not _within(value, *bounds):
@@ -176,7 +179,7 @@ PARTS = {
     "model": ("model", "model_kwargs"),
     "data": ("dataset", "data_dir", "data_path", "batch_size"),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": ("image_size", "augment", "crop_padding"),
+    "images": ("image_size", "augment", "crop_padding", "streaming", "memory_budget_gb"),
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
     "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
                      "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),

@@ -54,10 +54,15 @@ class DataError(UserError):
 
 @dataclasses.dataclass
 class Split:
-    """One split in memory: features (N, ...) and integer labels (N,)."""
+    """One split: features (N, ...) and integer labels (N,). With ``files``, ``x`` holds image
+    file paths, read and decoded batch by batch (a stream: the images are never all in memory)."""
 
     x: np.ndarray
     y: np.ndarray
+    files: bool = False
+
+    def take(self, rows) -> "Split":
+        return dataclasses.replace(self, x=self.x[rows], y=np.asarray(self.y)[rows])
 
     def __len__(self) -> int:
         return len(self.y)
@@ -75,7 +80,7 @@ class Data:
     num_classes: int
     class_names: list[str]
     flip_ok: bool = False  # a horizontal flip keeps the label (not for digits)
-    encoded_shape: tuple | None = None  # (None, None, channels) when images are kept encoded
+    encoded_shape: tuple | None = None  # images kept encoded or streamed: (h, w, c), None where sizes vary
     vocabulary: list | None = None  # text, once tokenized: the WordPiece vocabulary
 
     @property
@@ -93,12 +98,18 @@ def load(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     seed: int = 0,
+    streaming: bool | str = "auto",
+    memory_budget_gb: float | None = None,
 ) -> Data:
-    """Load a data set by name (see the module doc); raise ``DataError`` with one clear line."""
+    """Load a data set by name (see the module doc); raise ``DataError`` with one clear line.
+
+    ``streaming`` (folders of images): ``"auto"`` keeps the decoded images in memory when they fit
+    ``memory_budget_gb`` (default: a quarter of this machine's memory) and streams the files
+    otherwise; ``True`` or ``False`` forces it."""
     if name in EMBEDDED:
         return _embedded(name, val_fraction, test_fraction, seed)
     if name == "folder":
-        return _folder(_need_path(name, path), val_fraction, test_fraction, seed)
+        return _folder(_need_path(name, path), val_fraction, test_fraction, seed, streaming, memory_budget_gb)
     if name == "csv":
         return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed, text_column)
     return _tfds(name, data_dir, val_fraction, seed)
@@ -213,7 +224,14 @@ def _csv(path: Path, label_column, val_fraction, test_fraction, seed, text_colum
     return Data(path.stem, "tabular", train, val, test, len(names), names)
 
 
-def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
+def memory_budget(gigabytes: float | None = None) -> int:
+    """Bytes a data set may take in memory: ``gigabytes``, or a quarter of this machine's memory."""
+    if gigabytes is not None:
+        return int(gigabytes * 2**30)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", memory_budget_gb=None) -> Data:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     texts = [(f, i) for i, c in enumerate(classes) for f in sorted((path / c).rglob("*.txt"))]
     if texts:  # plain text files, one sub-folder per class: text classification
@@ -221,16 +239,13 @@ def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
         x[:] = [f.read_text(encoding="utf-8", errors="replace") for f, _ in texts]
         y = np.asarray([i for _, i in texts], dtype="int64")
         return Data(path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes)
-    files, labels = [], []
-    for i, c in enumerate(classes):
-        for f in sorted((path / c).rglob("*")):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(str(f))
-                labels.append(i)
-    if not files:
-        raise DataError(
-            f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."
-        )
+    files, labels = _list_images(path, classes)
+    first = _decode(files[0])
+    decoded = len(files) * first.size * 4  # float32, at the first image's size
+    if streaming is True or (streaming == "auto" and decoded > memory_budget(memory_budget_gb)):
+        x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
+        train, val, test = (dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed))
+        return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, encoded_shape=first.shape)
     images = [_decode(f) for f in files]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
@@ -239,6 +254,25 @@ def _folder(path: Path, val_fraction, test_fraction, seed) -> Data:
     x, y = np.stack(images).astype("float32"), np.asarray(labels, dtype="int64")
     train, val, test = _split(x, y, val_fraction, test_fraction, seed)
     return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True)
+
+
+def _list_images(path: Path, classes: list[str]) -> tuple[list[str], list[int]]:
+    """Every image file under each class folder, in a fixed order, and its class index; a class
+    folder without images is an error (its label would silently never occur)."""
+    files, labels, empty = [], [], []
+    for i, c in enumerate(classes):
+        found = [str(f) for f in sorted((path / c).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+        files += found
+        labels += [i] * len(found)
+        empty += [] if found else [c]
+    if not files:
+        raise DataError(
+            f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."
+        )
+    if empty:
+        raise DataError(f"folder {str(path)!r}: class folder(s) {', '.join(map(repr, empty))} hold no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}).")  # fmt: skip
+    return files, labels
 
 
 def _decode(file: str) -> np.ndarray:
@@ -510,13 +544,17 @@ def train_batches(
     indices = tf.data.Dataset.from_tensor_slices((batches, step_ids))
     if resident is not None:  # one map per batch: gather, augment, label
         ds = indices.map(lambda i, step: finish(tf.gather(resident, i), i, step), num_parallel_calls=tf.data.AUTOTUNE)
-    else:  # decode/resize per image in parallel, then the batch-level work
+    else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
         images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
-        images = images.map(lambda i: _prepare(tf.gather(x, i), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = tf.data.Dataset.zip(images.batch(batch_size), indices)
         ds = ds.map(lambda im, idx: finish(im, *idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _read(item, split: Split):
+    return tf.io.read_file(item) if split.files else item
 
 
 def _resident(x: np.ndarray, pre: Preprocess):
@@ -530,12 +568,14 @@ def _resident(x: np.ndarray, pre: Preprocess):
 
 
 def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):
-    """Validation/test batches in a fixed order, preprocessed once and cached; unweighted (class
-    weights shape training only, so validation loss stays comparable across settings)."""
+    """Validation/test batches in a fixed order, preprocessed once and cached (streamed files are
+    read again each time: a cache would hold the whole split); unweighted (class weights shape
+    training only, so validation loss stays comparable across settings)."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    ds = ds.map(lambda a, b: (_features(_prepare(a, pre), pre), _label(b, num_classes, label_fn)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b: (_features(_prepare(_read(a, split), pre), pre), _label(b, num_classes, label_fn)),
+                num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    return (ds if split.files else ds.cache()).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _features(x, pre: Preprocess):

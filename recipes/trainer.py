@@ -48,7 +48,8 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
     data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
-                         text_column=cfg.text_column, seed=cfg.seed)  # fmt: skip
+                         text_column=cfg.text_column, seed=cfg.seed, streaming=cfg.streaming,
+                         memory_budget_gb=cfg.memory_budget_gb)  # fmt: skip
     entry = modelzoo.get_entry(cfg.model)
     if cfg.classes:
         data = select_classes(data, cfg.classes)
@@ -109,7 +110,7 @@ def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
     def keep(split):
         y = np.asarray(split.y)
         rows = np.isin(y, old)
-        return data_lib.Split(split.x[rows], relabel[y[rows]])
+        return dataclasses.replace(split.take(rows), y=relabel[y[rows]])
 
     return dataclasses.replace(data, train=keep(data.train), val=keep(data.val), test=keep(data.test), num_classes=len(old),
                                class_names=[data.class_names[i] for i in old])  # fmt: skip
@@ -131,7 +132,7 @@ def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
         rows = np.flatnonzero(np.asarray(data.train.y) == names.index(str(name)))
         dropped = rng.permutation(rows)[max(1, int(round(len(rows) * float(share)))) :]
         keep[dropped] = False
-    return dataclasses.replace(data, train=data_lib.Split(data.train.x[keep], np.asarray(data.train.y)[keep]))
+    return dataclasses.replace(data, train=data.train.take(keep))
 
 
 def _init_source(cfg) -> Path | None:

@@ -1,0 +1,73 @@
+"""Image folders larger than the memory budget stream from their files, batch by batch, in the same
+seeded order (and so with the same exact resume) as the in-memory path."""
+
+import numpy as np
+import pytest
+
+from recipes import config as config_lib
+from recipes import data as data_lib
+from recipes import trainer
+from tests.helpers import write_image_folder
+
+PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("stream") / "imgs", classes=3, per_class=60)
+
+
+def test_a_folder_over_the_budget_streams_its_files(folder):
+    # 180 images of 16x16x3 decode to 180 * 3 KiB as float32: a 0.0001 GiB (105 KiB) budget is exceeded.
+    streamed = data_lib.load("folder", path=str(folder), memory_budget_gb=0.0001)
+    assert streamed.train.files and streamed.val.files and streamed.test.files
+    assert isinstance(streamed.train.x[0], str) and streamed.train.x[0].endswith(".jpg")
+    assert streamed.feature_shape == (16, 16, 3)
+    held = data_lib.load("folder", path=str(folder))  # auto, under a quarter of RAM: decoded into memory
+    assert not held.train.files and held.train.x.dtype == np.float32
+    forced = data_lib.load("folder", path=str(folder), streaming=True)
+    assert forced.train.files
+    # The same files in the same splits, either way.
+    assert [p.rsplit("/", 2)[-2] for p in streamed.test.x] == [held.class_names[y] for y in held.test.y]
+    np.testing.assert_array_equal(streamed.test.y, held.test.y)
+
+
+def test_streamed_batches_are_the_in_memory_batches_and_resume_exactly(folder):
+    streamed = data_lib.load("folder", path=str(folder), streaming=True)
+    held = data_lib.load("folder", path=str(folder), streaming=False)
+    options = dict(batch_size=8, epochs=2, seed=5, pre=PRE)
+    full = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, **options)]
+    same = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(held.train, **options)]
+    tail = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, start_step=9, **options)]
+    steps = len(streamed.train) // 8
+    assert len(full) == 2 * steps and len(tail) == 2 * steps - 9
+    for (a, ya), (b, yb) in zip(full, same):  # one decoder, one order, one augmentation
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+    for (a, ya), (b, yb) in zip(full[9:], tail):  # resume skips indices, before any file is read
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+    x, _ = next(iter(data_lib.eval_batches(streamed.test, batch_size=4, pre=PRE)))
+    y, _ = next(iter(data_lib.eval_batches(held.test, batch_size=4, pre=PRE)))
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_a_run_streams_a_folder_and_learns_its_classes(folder, tmp_path):
+    overrides = {"dataset": "folder", "data_path": str(folder), "streaming": True, "epochs": 4, "batch_size": 8,
+                 "learning_rate": 0.05, "verbose": 0, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    cfg = config_lib.resolve("lenet5", overrides=overrides)
+    data, _ = trainer.load_data(cfg)
+    assert data.train.files
+    summary = trainer.train(cfg)
+    assert summary["test_accuracy"] > 0.8, summary  # three colour classes; chance is 1/3
+
+
+def test_folder_errors_name_what_is_missing(tmp_path):
+    write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
+    (tmp_path / "imgs" / "class_002").mkdir()
+    with pytest.raises(data_lib.DataError, match="class folder.*'class_002' hold no images"):
+        data_lib.load("folder", path=str(tmp_path / "imgs"))
+    with pytest.raises(ValueError, match="streaming='yes' is invalid: one of \\[True, False, 'auto'\\]"):
+        config_lib.resolve("lenet5", overrides={"streaming": "yes"}).validate()
+    with pytest.raises(ValueError, match="pretrain does not apply config field streaming"):
+        config_lib.resolve("bert_tiny", overrides={"streaming": True}).validate("pretrain")
