@@ -475,13 +475,18 @@ def _prepare(x, pre: Preprocess):
     return x
 
 
-def _augment_batch(images, seed, pre: Preprocess):
+def _augment_batch(images, seed, pre: Preprocess, rows=None):
     """Stateless random crop (after zero-padding each side by ``crop_padding`` of it) and flip, for a whole batch
-    at once: the same ``seed`` (the run's seed and the global step) always gives the same batch."""
+    at once: the same ``seed`` (the run's seed and the global step) always gives the same batch. ``rows``
+    (global batch size, first row): a replica's share of a global batch, augmented as in the whole one."""
     if not (pre.crop or pre.flip):
         return images
     batch, h, w = tf.shape(images)[0], int(images.shape[1]), int(images.shape[2])
-    u = tf.random.stateless_uniform(tf.stack([batch, 3]), seed=seed)
+    if rows is None:
+        u = tf.random.stateless_uniform(tf.stack([batch, 3]), seed=seed)
+    else:
+        first = tf.cast(rows[1], tf.int32)
+        u = tf.random.stateless_uniform([rows[0], 3], seed=seed)[first : first + batch]
     if pre.crop:
         pad_h, pad_w = max(1, int(h * pre.crop_padding)), max(1, int(w * pre.crop_padding))
         padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
@@ -514,9 +519,15 @@ def train_batches(
     num_classes: int | None = None,
     label_fn=None,
     class_weights=None,
+    replicas: tuple[int, list[int]] | None = None,
 ) -> tf.data.Dataset:
     """Every training batch of the run, epoch after epoch, starting at global step ``start_step``.
     With ``class_weights`` (one per class), each batch also carries per-example weights.
+
+    ``replicas`` (number of replicas, this input pipeline's replica ids): only those replicas'
+    shares of each global batch, one per-replica batch after another (the order
+    ``distribute_datasets_from_function`` hands them to its replicas), each reading only its own
+    rows' files and augmented as in the whole batch: the global batches are a one-worker run's.
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
@@ -528,11 +539,15 @@ def train_batches(
     order = np.concatenate([epoch_order(len(split), e, seed)[: steps * batch_size] for e in range(epochs)])
     batches = order[start_step * batch_size :].reshape(-1, batch_size)
     step_ids = np.arange(start_step, epochs * steps, dtype="int64")
+    rows = None
+    if replicas is not None:
+        batches, step_ids, rows = _replica_shares(batches, step_ids, *replicas)
     y = tf.constant(split.y)
     resident = _resident(split.x, pre)
 
-    def finish(images, index, step):
-        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre)
+    def finish(images, index, step, first=None):
+        share = None if first is None else (batch_size, first)
+        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre, share)
         labels = tf.gather(y, index)
         out = (_features(images, pre), _label(labels, num_classes, label_fn))
         if weights is None:
@@ -541,16 +556,27 @@ def train_batches(
         return (*out, label_fn(w) if label_fn else w)
 
     weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
-    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids))
+    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids) if rows is None else (batches, step_ids, rows))
     if resident is not None:  # one map per batch: gather, augment, label
-        ds = indices.map(lambda i, step: finish(tf.gather(resident, i), i, step), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), i, *at), num_parallel_calls=tf.data.AUTOTUNE)
     else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
         images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
         images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = tf.data.Dataset.zip(images.batch(batch_size), indices)
+        ds = tf.data.Dataset.zip(images.batch(batches.shape[1]), indices)
         ds = ds.map(lambda im, idx: finish(im, *idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _replica_shares(batches, step_ids, num_replicas: int, ids: list[int]):
+    """Each global batch's rows for replicas ``ids`` (of ``num_replicas``), one after another, with
+    their global step and first row."""
+    size = batches.shape[1]
+    if size % num_replicas:
+        raise DataError(f"batch_size {size} does not split evenly over {num_replicas} replicas.")
+    per = size // num_replicas
+    shares = batches.reshape(len(batches), num_replicas, per)[:, ids].reshape(-1, per)
+    return shares, np.repeat(step_ids, len(ids)), np.tile(np.asarray(ids, "int64") * per, len(batches))
 
 
 def _read(item, split: Split):

@@ -201,7 +201,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
             continue
         if setup:
             setup()
-        fit_resumable(model, cfg, task.batches_from, start, steps, val, every, stop=lambda: tracker.exhausted, until=until)
+        fit_resumable(model, cfg, per_replica(rt, task), start, steps, val, every, stop=lambda: tracker.exhausted, until=until)
     seconds = time.time() - started
     final, report = task.report(rt)
     summary = {"model": cfg.model, "dataset": cfg.dataset, "completed": True, "early_stopped": tracker.exhausted,
@@ -212,6 +212,29 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
+
+
+def per_replica(rt: Runtime, task):
+    """``task.batches_from``; for a streamed split under several replicas, a distributed data set
+    whose input pipelines each read only their replicas' rows of every global batch (a worker
+    opens only its own files; TF's auto-sharding of one pipeline would have every worker read and
+    decode every file, then drop its peers' rows)."""
+    data = getattr(task, "data", None)
+    if not (rt.adapt and data is not None and data.train.files):
+        return task.batches_from
+    strategy = rt.strategy
+    total = strategy.num_replicas_in_sync
+    print(f"streaming {len(data.train)} training files over {total} replicas: each input pipeline reads only its replicas' rows")
+
+    def batches_from(step):
+        def pipeline(context):
+            local = total // context.num_input_pipelines
+            ids = list(range(context.input_pipeline_id * local, (context.input_pipeline_id + 1) * local))
+            return task.batches_from(step, replicas=(total, ids))
+
+        return strategy.distribute_datasets_from_function(pipeline)
+
+    return batches_from
 
 
 def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:

@@ -91,10 +91,10 @@ class Distill(loop.Task):
     def trained(self):
         return self.student
 
-    def batches_from(self, step):
+    def batches_from(self, step, replicas=None):
         cfg = self.cfg
         return data_lib.train_batches(self.data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                      **self.options)  # fmt: skip
+                                      replicas=replicas, **self.options)  # fmt: skip
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self.options)

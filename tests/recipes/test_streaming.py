@@ -71,3 +71,45 @@ def test_folder_errors_name_what_is_missing(tmp_path):
         config_lib.resolve("lenet5", overrides={"streaming": "yes"}).validate()
     with pytest.raises(ValueError, match="pretrain does not apply config field streaming"):
         config_lib.resolve("bert_tiny", overrides={"streaming": True}).validate("pretrain")
+
+
+def test_replica_shares_read_disjoint_files_and_rebuild_the_global_batches(folder):
+    streamed = data_lib.load("folder", path=str(folder), streaming=True)
+    options = dict(batch_size=8, epochs=2, seed=5, pre=PRE, start_step=3)
+    full = [x.numpy() for x, _ in data_lib.train_batches(streamed.train, **options)]
+    # Two workers of two replicas each: worker 1 holds replicas 2 and 3, a quarter of each batch apiece.
+    shares = {ids: [x.numpy() for x, _ in data_lib.train_batches(streamed.train, replicas=(4, ids), **options)]
+              for ids in ((0, 1), (2, 3))}  # fmt: skip
+    assert all(len(s) == 2 * len(full) for s in shares.values())
+    for step, whole in enumerate(full):  # replica r's share is rows 2r, 2r+1, augmented as in the whole batch
+        parts = [shares[ids][2 * step + j] for ids in ((0, 1), (2, 3)) for j in range(2)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    with pytest.raises(data_lib.DataError, match="batch_size 8 does not split evenly over 3 replicas"):
+        data_lib.train_batches(streamed.train, replicas=(3, [0]), **options)
+
+
+@pytest.mark.slow
+def test_two_workers_stream_their_own_rows_and_follow_a_one_worker_run(folder, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from tests.helpers import ROOT, subprocess_env
+    from tests.recipes.test_multi_worker import BATCH, EPOCHS, _digests, _finish, _launch
+
+    data = ["--set", "dataset=folder", "--set", f"data_path={folder}", "--set", "streaming=true"]
+    outputs = _finish(_launch(tmp_path / "two", data))
+    assert all("each input pipeline reads only its replicas' rows" in out for out in outputs)  # not TF's auto-shard
+    chief, other = _digests(tmp_path / "two")
+    assert chief["replicas"] == 2 and chief["weights_sha256"] == other["weights_sha256"]
+    one = [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(tmp_path / "one"), "--epochs", str(EPOCHS),
+           "--batch-size", str(BATCH), "--set", "verbose=0", *data]  # fmt: skip
+    subprocess.run(one, env=subprocess_env(), cwd=ROOT, check=True, timeout=600, capture_output=True)
+    assert json.loads((tmp_path / "one" / "summary.json").read_text())["replicas"] == 1
+    # The same global batches, split in two: the losses of a one-worker run (up to the all-reduce's sums).
+    two_losses = pd.read_csv(tmp_path / "two" / "metrics.csv")["loss"].to_numpy()
+    one_losses = pd.read_csv(tmp_path / "one" / "metrics.csv")["loss"].to_numpy()
+    print("two workers", two_losses, "one worker", one_losses)
+    np.testing.assert_allclose(two_losses, one_losses, rtol=1e-4)
