@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -256,15 +257,34 @@ def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", mem
     return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True)
 
 
+class Progress:
+    """A line every ``EVERY`` seconds for work that takes a while (listing a million files): the
+    first after ``EVERY`` seconds, none at all for work that is quick."""
+
+    EVERY = 5.0
+
+    def __init__(self, what: str, total: int, unit: str):
+        self.what, self.total, self.unit = what, total, unit
+        self.last = time.monotonic()
+
+    def update(self, done: int, detail: str = "") -> None:
+        now = time.monotonic()
+        if now - self.last >= self.EVERY:
+            print(f"{self.what}: {done:,}/{self.total:,} {self.unit}" + (f", {detail}" if detail else ""), flush=True)
+            self.last = now
+
+
 def _list_images(path: Path, classes: list[str]) -> tuple[list[str], list[int]]:
     """Every image file under each class folder, in a fixed order, and its class index; a class
     folder without images is an error (its label would silently never occur)."""
     files, labels, empty = [], [], []
+    progress = Progress(f"listing {path}", len(classes), "class folders")
     for i, c in enumerate(classes):
         found = [str(f) for f in sorted((path / c).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
         files += found
         labels += [i] * len(found)
         empty += [] if found else [c]
+        progress.update(i + 1, f"{len(files):,} images")
     if not files:
         raise DataError(
             f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."

@@ -144,3 +144,14 @@ def test_sigkill_mid_epoch_of_a_streamed_run_then_resume_matches_an_uninterrupte
     assert "resuming" in out
     # Each batch's files are chosen by (seed, epoch) alone and skipped on indices: the same bits.
     assert json.loads((run / "summary.json").read_text())["weights_sha256"] == reference["weights_sha256"]
+
+
+def test_listing_a_large_folder_reports_progress(folder, monkeypatch, capsys):
+    monkeypatch.setattr(data_lib.Progress, "EVERY", 0.0)  # a line at every class folder, not every 5 s
+    data_lib.load("folder", path=str(folder), streaming=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("listing")]
+    assert lines[-1].endswith(": 3/3 class folders, 180 images"), lines
+    assert len(lines) == 3
+    monkeypatch.setattr(data_lib.Progress, "EVERY", 5.0)
+    data_lib.load("folder", path=str(folder), streaming=True)
+    assert "listing" not in capsys.readouterr().out  # quick work prints nothing
