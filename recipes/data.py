@@ -241,13 +241,13 @@ def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", mem
         y = np.asarray([i for _, i in texts], dtype="int64")
         return Data(path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes)
     files, labels = _list_images(path, classes)
-    first = _decode(files[0])
+    first = _decode(files[0])  # its size sets the estimate; kept if the images stay in memory
     decoded = len(files) * first.size * 4  # float32, at the first image's size
     if streaming is True or (streaming == "auto" and decoded > memory_budget(memory_budget_gb)):
         x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
         train, val, test = (dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed))
         return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, encoded_shape=first.shape)
-    images = [_decode(f) for f in files]
+    images = [first, *(_decode(f) for f in files[1:])]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
         h, w, c = max(shapes, key=lambda s: sum(im.shape == s for im in images))
@@ -495,18 +495,15 @@ def _prepare(x, pre: Preprocess):
     return x
 
 
-def _augment_batch(images, seed, pre: Preprocess, rows=None):
+def _augment_batch(images, seed, pre: Preprocess, global_batch: int, first=0):
     """Stateless random crop (after zero-padding each side by ``crop_padding`` of it) and flip, for a whole batch
-    at once: the same ``seed`` (the run's seed and the global step) always gives the same batch. ``rows``
-    (global batch size, first row): a replica's share of a global batch, augmented as in the whole one."""
+    at once: the same ``seed`` (the run's seed and the global step) always gives the same batch. ``images``
+    may be a replica's share of a global batch, rows ``first`` on: drawn as in the whole one."""
     if not (pre.crop or pre.flip):
         return images
     batch, h, w = tf.shape(images)[0], int(images.shape[1]), int(images.shape[2])
-    if rows is None:
-        u = tf.random.stateless_uniform(tf.stack([batch, 3]), seed=seed)
-    else:
-        first = tf.cast(rows[1], tf.int32)
-        u = tf.random.stateless_uniform([rows[0], 3], seed=seed)[first : first + batch]
+    first = tf.cast(first, tf.int32)
+    u = tf.random.stateless_uniform([global_batch, 3], seed=seed)[first : first + batch]
     if pre.crop:
         pad_h, pad_w = max(1, int(h * pre.crop_padding)), max(1, int(w * pre.crop_padding))
         padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
@@ -544,10 +541,8 @@ def train_batches(
     """Every training batch of the run, epoch after epoch, starting at global step ``start_step``.
     With ``class_weights`` (one per class), each batch also carries per-example weights.
 
-    ``replicas`` (number of replicas, this input pipeline's replica ids): only those replicas'
-    shares of each global batch, one per-replica batch after another (the order
-    ``distribute_datasets_from_function`` hands them to its replicas), each reading only its own
-    rows' files and augmented as in the whole batch: the global batches are a one-worker run's.
+    ``replicas`` (number, this input pipeline's ids): those replicas' shares of each global batch in
+    turn (as ``distribute_datasets_from_function`` deals them), read and augmented as in the whole.
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
@@ -555,19 +550,12 @@ def train_batches(
     resize, channels) is done once when its result fits in ``RESIDENT_BYTES``, so a step is one
     gather and a vectorised augmentation; otherwise it runs per image in parallel.
     """
-    steps = steps_per_epoch(len(split), batch_size)
-    order = np.concatenate([epoch_order(len(split), e, seed)[: steps * batch_size] for e in range(epochs)])
-    batches = order[start_step * batch_size :].reshape(-1, batch_size)
-    step_ids = np.arange(start_step, epochs * steps, dtype="int64")
-    rows = None
-    if replicas is not None:
-        batches, step_ids, rows = _replica_shares(batches, step_ids, *replicas)
+    batches, step_ids, firsts = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     y = tf.constant(split.y)
     resident = _resident(split.x, pre)
 
-    def finish(images, index, step, first=None):
-        share = None if first is None else (batch_size, first)
-        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre, share)
+    def finish(images, index, step, first):
+        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre, batch_size, first)
         labels = tf.gather(y, index)
         out = (_features(images, pre), _label(labels, num_classes, label_fn))
         if weights is None:
@@ -576,7 +564,7 @@ def train_batches(
         return (*out, label_fn(w) if label_fn else w)
 
     weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
-    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids) if rows is None else (batches, step_ids, rows))
+    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids, firsts))
     if resident is not None:  # one map per batch: gather, augment, label
         ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), i, *at), num_parallel_calls=tf.data.AUTOTUNE)
     else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
@@ -588,13 +576,18 @@ def train_batches(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _replica_shares(batches, step_ids, num_replicas: int, ids: list[int]):
-    """Each global batch's rows for replicas ``ids`` (of ``num_replicas``), one after another, with
-    their global step and first row."""
-    size = batches.shape[1]
-    if size % num_replicas:
-        raise DataError(f"batch_size {size} does not split evenly over {num_replicas} replicas.")
-    per = size // num_replicas
+def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None):
+    """(example indices per batch, its global step, its first row in the global batch) from
+    ``start_step`` on; with ``replicas`` (number, ids), each global batch's shares for those ids,
+    one after another."""
+    steps = steps_per_epoch(n, batch_size)
+    order = np.concatenate([epoch_order(n, e, seed)[: steps * batch_size] for e in range(epochs)])
+    batches = order[start_step * batch_size :].reshape(-1, batch_size)
+    step_ids = np.arange(start_step, epochs * steps, dtype="int64")
+    num_replicas, ids = replicas or (1, [0])
+    if batch_size % num_replicas:
+        raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
+    per = batch_size // num_replicas
     shares = batches.reshape(len(batches), num_replicas, per)[:, ids].reshape(-1, per)
     return shares, np.repeat(step_ids, len(ids)), np.tile(np.asarray(ids, "int64") * per, len(batches))
 
