@@ -1,5 +1,5 @@
 """The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` / ``pretrain`` /
-``finetune`` / ``distill`` / ``quantize`` / ``explain`` (the recipes' CLIs), ``tune`` (the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
+``finetune`` / ``distill`` / ``quantize`` / ``explain`` / ``records`` (the recipes' CLIs), ``tune`` (the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
 ``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
 
 Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("distill", help="distil a run into a smaller model: modelzoo distill TEACHER_RUN STUDENT [options]")
     sub.add_parser("quantize", help="post-training quantization of a run: modelzoo quantize RUN_DIR [--mode int8]")
     sub.add_parser("explain", help="CAM / Grad-CAM heat maps over images: modelzoo explain RUN_DIR IMAGE... [--test N]")
+    sub.add_parser("records", help="write an image folder or TFDS set as sharded TFRecords: modelzoo records SOURCE OUT")
     sub.add_parser("tune", help="search hyperparameters: modelzoo tune MODEL [--tuner hyperband ...] (see modelzoo tune --help)")
     sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
-    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"], ["explain"]):  # those recipes' own command lines
+    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"], ["explain"], ["records"]):  # those recipes' own command lines
         _import_modelzoo()
         import importlib
 

@@ -17,7 +17,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
-           "streaming": (True, False, "auto")}  # fmt: skip
+           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip")}  # fmt: skip
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
     **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")},
@@ -55,6 +55,7 @@ class TrainConfig:
     crop_padding: float = 0.125  # augmentation strength: random crops after padding each side by this share
     streaming: bool | str = "auto"  # image folders: stream the files (true), decode into memory (false), or by size
     memory_budget_gb: float | None = None  # streaming "auto": the decoded images' limit (None: a quarter of RAM)
+    bad_images: str = "stop"  # image folders: a file that does not decode stops the run (one line) or is skipped, counted
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
     vocabulary_file: str | None = None  # text: a WordPiece vocab.txt to use instead (e.g. a published BERT's)
@@ -179,7 +180,7 @@ PARTS = {
     "model": ("model", "model_kwargs"),
     "data": ("dataset", "data_dir", "data_path", "batch_size"),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": ("image_size", "augment", "crop_padding", "streaming", "memory_budget_gb"),
+    "images": ("image_size", "augment", "crop_padding", "streaming", "memory_budget_gb", "bad_images"),
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
     "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
                      "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),

@@ -42,7 +42,8 @@ TFDS = {
     "cifar100": dict(kind="image", flip=True),
     # no labelled test split: validation becomes the test split, validation is carved from train
     "imagenette": dict(kind="image", flip=True, val_split="validation", test_split=None),
-    "imagenet2012": dict(kind="image", flip=True, val_split="validation", test_split=None, manual=True),
+    "imagenet2012": dict(kind="image", flip=True, val_split="validation", test_split=None,
+                         manual=("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")),
     "imdb_reviews": dict(kind="text", key="text"),
     "glue/sst2": dict(kind="text", key="sentence", val_split="validation", test_split=None),
 }
@@ -83,6 +84,7 @@ class Data:
     flip_ok: bool = False  # a horizontal flip keeps the label (not for digits)
     encoded_shape: tuple | None = None  # images kept encoded or streamed: (h, w, c), None where sizes vary
     vocabulary: list | None = None  # text, once tokenized: the WordPiece vocabulary
+    skipped: list | None = None  # image files left out because they do not decode (bad_images: skip)
 
     @property
     def feature_shape(self) -> tuple:
@@ -101,24 +103,35 @@ def load(
     seed: int = 0,
     streaming: bool | str = "auto",
     memory_budget_gb: float | None = None,
+    bad_images: str = "stop",
 ) -> Data:
     """Load a data set by name (see the module doc); raise ``DataError`` with one clear line.
 
     ``streaming`` (folders of images): ``"auto"`` keeps the decoded images in memory when they fit
     ``memory_budget_gb`` (default: a quarter of this machine's memory) and streams the files
-    otherwise; ``True`` or ``False`` forces it."""
+    otherwise; ``True`` or ``False`` forces it. ``bad_images``: a folder's images that do not
+    decode stop the load with one line naming them (``"stop"``) or are left out and listed in
+    ``Data.skipped`` (``"skip"``), never given a wrong label."""
     if name in EMBEDDED:
         return _embedded(name, val_fraction, test_fraction, seed)
     if name == "folder":
-        return _folder(_need_path(name, path), val_fraction, test_fraction, seed, streaming, memory_budget_gb)
+        return _folder(_need_path(name, path), val_fraction, test_fraction, seed, streaming, memory_budget_gb, bad_images)
     if name == "csv":
         return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed, text_column)
-    return _tfds(name, data_dir, val_fraction, seed)
+    if name == "tfrecord":
+        from recipes import streams
+
+        path = _need_path(name, path)
+        if streaming is False:
+            raise DataError("dataset 'tfrecord' always streams its files; streaming: false is for folders and TFDS sets.")
+        return streams.load_records(path, val_fraction, test_fraction, seed, memory_budget(memory_budget_gb))
+    return _tfds(name, data_dir, val_fraction, seed, streaming, memory_budget_gb)
 
 
 def _need_path(name, path):
     if not path:
-        raise DataError(f"dataset {name!r} needs data_path (a {'folder' if name == 'folder' else 'CSV file'}).")
+        what = {"folder": "folder", "csv": "CSV file", "tfrecord": "folder of TFRecord files"}[name]
+        raise DataError(f"dataset {name!r} needs data_path (a {what}).")
     if not Path(path).exists():
         raise DataError(f"data_path {str(path)!r} does not exist.")
     return Path(path)
@@ -232,7 +245,7 @@ def memory_budget(gigabytes: float | None = None) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", memory_budget_gb=None) -> Data:
+def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", memory_budget_gb=None, bad_images="stop") -> Data:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     texts = [(f, i) for i, c in enumerate(classes) for f in sorted((path / c).rglob("*.txt"))]
     if texts:  # plain text files, one sub-folder per class: text classification
@@ -241,12 +254,14 @@ def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", mem
         y = np.asarray([i for _, i in texts], dtype="int64")
         return Data(path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes)
     files, labels = _list_images(path, classes)
+    files, labels, skipped = drop_corrupt(files, labels, bad_images, where=f"folder {str(path)!r}")
     first = _decode(files[0])  # its size sets the estimate; kept if the images stay in memory
     decoded = len(files) * first.size * 4  # float32, at the first image's size
     if streaming is True or (streaming == "auto" and decoded > memory_budget(memory_budget_gb)):
         x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
         train, val, test = (dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed))
-        return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, encoded_shape=first.shape)
+        return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, encoded_shape=first.shape,
+                    skipped=skipped)  # fmt: skip
     images = [first, *(_decode(f) for f in files[1:])]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
@@ -254,7 +269,7 @@ def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", mem
         images = [tf.image.resize(im, (h, w)).numpy() if im.shape != (h, w, c) else im for im in images]
     x, y = np.stack(images).astype("float32"), np.asarray(labels, dtype="int64")
     train, val, test = _split(x, y, val_fraction, test_fraction, seed)
-    return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True)
+    return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, skipped=skipped)
 
 
 class Progress:
@@ -295,6 +310,44 @@ def _list_images(path: Path, classes: list[str]) -> tuple[list[str], list[int]]:
     return files, labels
 
 
+BAD_IMAGES = ("stop", "skip")
+
+
+def find_corrupt(files: list[str]) -> list[int]:
+    """Indices of the ``files`` that cannot be read and decoded: one parallel decoding pass, in
+    which tf.data drops the failures; the indices that come through name the others."""
+    names = tf.constant(files)
+
+    def decodes(i):
+        return i, tf.size(tf.io.decode_image(tf.io.read_file(names[i]), expand_animations=False))
+
+    ds = tf.data.Dataset.range(len(files)).map(decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ok = np.zeros(len(files), bool)
+    progress = Progress("checking that every image decodes", len(files), "images")
+    for i, _ in ds.ignore_errors().batch(1024):
+        ok[i.numpy()] = True
+        progress.update(int(ok.sum()))
+    return np.flatnonzero(~ok).tolist()
+
+
+def drop_corrupt(files, labels, policy: str, *, where: str):
+    """(files, labels, skipped) after ``find_corrupt``: with ``policy`` "stop" a bad file is one
+    line naming it; with "skip" it is left out and named in ``skipped`` (and printed)."""
+    if policy not in BAD_IMAGES:
+        raise DataError(f"bad_images={policy!r}; choose one of {list(BAD_IMAGES)}.")
+    bad = find_corrupt(files)
+    if not bad:
+        return files, labels, []
+    names = [files[i] for i in bad]
+    shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    if policy == "stop":
+        raise DataError(f"{where}: {len(names)} image file(s) do not decode: {shown}; remove them or set bad_images: skip.")
+    print(f"{where}: leaving out {len(names)} image file(s) that do not decode: {shown}")
+    drop = set(bad)
+    keep = [i for i in range(len(files)) if i not in drop]
+    return [files[i] for i in keep], [labels[i] for i in keep], names
+
+
 def _decode(file: str) -> np.ndarray:
     raw = tf.io.read_file(file)
     return tf.image.convert_image_dtype(tf.io.decode_image(raw, expand_animations=False), tf.float32).numpy()
@@ -307,7 +360,7 @@ def _tfds_builder(name, data_dir):
         return tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # tfds raises DatasetNotFoundError and others
         raise DataError(
-            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv; "
+            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv, tfrecord; "
             f"TFDS: {', '.join(TFDS)}." + did_you_mean(name, [*EMBEDDED, *TFDS])
         ) from None
 
@@ -319,37 +372,41 @@ def _hold_out(x, y, fraction, seed):
     return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
 
 
-def _tfds(name, data_dir, val_fraction, seed) -> Data:
+def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb=None) -> Data:
+    """A TFDS set, prepared (from the manual dir where TFDS needs one) and held in memory, or,
+    when it is larger than the memory budget (or ``streaming`` is true), streamed from its files."""
     import tensorflow_datasets as tfds
 
     spec = TFDS.get(name, {})
-    kwargs = {}
-    if spec.get("manual"):
-        manual = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"), "downloads", "manual")
-        kwargs["download_and_prepare_kwargs"] = {"download_config": tfds.download.DownloadConfig(manual_dir=manual)}
-    info = _tfds_builder(name, data_dir).info
+    builder = _tfds_builder(name, data_dir)
+    info = builder.info
     label_key = "label"
     if label_key not in info.features:
         raise DataError(f"TFDS data set {name!r} has no 'label' feature; features: {list(info.features)}.")
     kind = spec.get("kind", "image" if "image" in info.features else "text")
     key = spec.get("key", "image" if kind == "image" else "text")
-    _check_fits_in_memory(name, int(info.dataset_size or 0))
+    _prepare_tfds(builder, name, data_dir, spec)
+    size, budget = int(info.dataset_size or 0), memory_budget(memory_budget_gb)
+    if streaming is True or (streaming == "auto" and size > budget):
+        if kind != "image" or key != "image":
+            raise DataError(f"TFDS data set {name!r} holds {kind}; only image sets stream (set streaming: false).")
+        from recipes import streams
+
+        return streams.load_tfds(builder, name, spec, val_fraction, budget)
+    _check_fits_in_memory(name, size)
+    decoders = None
     encoded_shape = None
     if kind == "image" and None in info.features[key].shape[:2]:  # sizes vary: keep the encoded bytes
-        kwargs["decoders"] = {key: tfds.decode.SkipDecoding()}
+        decoders = {key: tfds.decode.SkipDecoding()}
         encoded_shape = (None, None, info.features[key].shape[-1] or 3)
-    test_split = spec.get("test_split", "test")
-    val_split = spec.get("val_split")
-    splits = {"train": "train"}
-    if val_split:
-        splits["val"] = val_split
-    if test_split:
-        splits["test"] = test_split
+    splits = {"train": "train", "val": spec.get("val_split"), "test": spec.get("test_split", "test")}
     try:
-        loaded = tfds.load(name, split=list(splits.values()), data_dir=data_dir, **kwargs)
+        arrays = {k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, kind == "text")
+                  for k, v in splits.items() if v}  # fmt: skip
+    except DataError:
+        raise
     except Exception as err:
         raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
-    arrays = {k: _to_numpy(ds, key, label_key, kind == "text") for k, ds in zip(splits, loaded)}
     if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
         arrays["test"] = arrays.pop("val")
     if "val" not in arrays:
@@ -357,17 +414,33 @@ def _tfds(name, data_dir, val_fraction, seed) -> Data:
     label_info = info.features[label_key]
     num_classes = int(label_info.num_classes)
     names = list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]
-    splits_ = {k: Split(*v) for k, v in arrays.items()}
-    train, val, test = (splits_[k] for k in ("train", "val", "test"))
+    train, val, test = (Split(*arrays[k]) for k in ("train", "val", "test"))
     return Data(name, kind, train, val, test, num_classes, names, spec.get("flip", False), encoded_shape)
+
+
+def _prepare_tfds(builder, name, data_dir, spec):
+    """``download_and_prepare`` (a no-op once prepared); a manual dir without the archives the
+    set needs is one line that names the folder and the files."""
+    import tensorflow_datasets as tfds
+
+    manual = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"), "downloads", "manual")
+    config = tfds.download.DownloadConfig(manual_dir=manual) if spec.get("manual") else None
+    try:
+        builder.download_and_prepare(download_config=config)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if spec.get("manual"):
+            raise DataError(f"TFDS data set {name!r} is not prepared and its manual dir {manual!r} lacks its archives "
+                            f"({', '.join(spec['manual'])}; see README): {first}") from None  # fmt: skip
+        raise DataError(f"cannot prepare TFDS data set {name!r} (downloads are not possible here?): {first}") from None
 
 
 def _check_fits_in_memory(name, size_bytes):
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if size_bytes > memory // 2:
         raise DataError(
-            f"TFDS data set {name!r} is {size_bytes / 2**30:.0f} GiB; the in-memory data path holds at most half "
-            f"of this machine's {memory / 2**30:.0f} GiB. Use a machine with more memory or a subset (folder)."
+            f"TFDS data set {name!r} is {size_bytes / 2**30:.0f} GiB, more than half of this machine's "
+            f"{memory / 2**30:.0f} GiB, and streaming is false; set streaming: auto (or true) to stream its files."
         )
 
 
@@ -550,30 +623,44 @@ def train_batches(
     resize, channels) is done once when its result fits in ``RESIDENT_BYTES``, so a step is one
     gather and a vectorised augmentation; otherwise it runs per image in parallel.
     """
+    if getattr(split, "streamed", False):  # record files (TFRecord, TFDS): recipes.streams
+        from recipes import streams
+
+        return streams.record_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed,
+                                      replicas=replicas, pre=pre, num_classes=num_classes, label_fn=label_fn,
+                                      class_weights=class_weights)  # fmt: skip
     batches, step_ids, firsts = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     y = tf.constant(split.y)
     resident = _resident(split.x, pre)
+    finish = batch_finisher(seed=seed, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn,
+                            class_weights=class_weights)  # fmt: skip
+    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids, firsts))
+    if resident is not None:  # one map per batch: gather, augment, label
+        ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at), num_parallel_calls=tf.data.AUTOTUNE)
+    else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
+        x = tf.constant(split.x)
+        images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
+        images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.zip(images.batch(batches.shape[1]), indices)
+        ds = ds.map(lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
-    def finish(images, index, step, first):
-        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]), pre, batch_size, first)
-        labels = tf.gather(y, index)
+
+def batch_finisher(*, seed, batch_size, pre, num_classes=None, label_fn=None, class_weights=None):
+    """The batch-level work of a training batch (images, labels) at global ``step``, rows
+    ``first`` on of the global batch: augmentation drawn for the whole global batch, features,
+    one-hot labels and, with ``class_weights``, per-example weights."""
+    weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
+
+    def finish(images, labels, step, first):
+        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]), pre, batch_size, first)
         out = (_features(images, pre), _label(labels, num_classes, label_fn))
         if weights is None:
             return out
         w = tf.gather(weights, labels)
         return (*out, label_fn(w) if label_fn else w)
 
-    weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
-    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids, firsts))
-    if resident is not None:  # one map per batch: gather, augment, label
-        ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), i, *at), num_parallel_calls=tf.data.AUTOTUNE)
-    else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
-        x = tf.constant(split.x)
-        images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
-        images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = tf.data.Dataset.zip(images.batch(batches.shape[1]), indices)
-        ds = ds.map(lambda im, idx: finish(im, *idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return finish
 
 
 def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None):
@@ -610,6 +697,10 @@ def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(
     """Validation/test batches in a fixed order, preprocessed once and cached (streamed files are
     read again each time: a cache would hold the whole split); unweighted (class weights shape
     training only, so validation loss stays comparable across settings)."""
+    if getattr(split, "streamed", False):
+        from recipes import streams
+
+        return streams.eval_records(split, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn)
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
     ds = ds.map(lambda a, b: (_features(_prepare(_read(a, split), pre), pre), _label(b, num_classes, label_fn)),

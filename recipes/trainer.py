@@ -49,7 +49,7 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
     data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
                          text_column=cfg.text_column, seed=cfg.seed, streaming=cfg.streaming,
-                         memory_budget_gb=cfg.memory_budget_gb)  # fmt: skip
+                         memory_budget_gb=cfg.memory_budget_gb, bad_images=cfg.bad_images)  # fmt: skip
     entry = modelzoo.get_entry(cfg.model)
     if cfg.classes:
         data = select_classes(data, cfg.classes)

@@ -77,6 +77,8 @@ class Classify(loop.Task):
             "num_train": len(data.train), "num_test": len(data.test), "input_shape": list(model_input_shape(data, self.pre)),
             "class_names": data.class_names, "test_recall_per_class": per_class_recall(model, test_ds, data.class_names),
         }  # fmt: skip
+        if data.skipped:
+            report.update(skipped_images=len(data.skipped), skipped_files=data.skipped[:100])
         if self.cfg.prune_sparsity:
             from recipes import pruning
 

@@ -1,0 +1,92 @@
+"""Write a folder of images or a TFDS split into sharded TFRecords: ``python -m recipes.records
+SOURCE OUT [--shards N]`` (``modelzoo records``). SOURCE is an ImageNet-layout folder (one
+sub-folder per class) or a TFDS name (every split it has; from ``--data-dir``).
+
+The files hold ``tf.train.Example`` records in TF Model Garden's layout (``image/encoded``: the
+original JPEG/PNG bytes, not re-encoded; ``image/class/label``: the class index, from 0), dealt
+round robin in a seeded order so every shard mixes the classes, plus ``records.json`` (class
+names and examples per file), which ``dataset: tfrecord`` reads instead of counting the records.
+A folder's images are decoded once first: a file that does not decode stops the command with
+its name, or with ``--bad-images skip`` is left out and listed in ``records.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from recipes.cli import run
+
+
+def write_records(source: str, out, *, shards: int = 16, data_dir: str | None = None, seed: int = 0,
+                  bad_images: str = "stop") -> dict:  # fmt: skip
+    """Write ``source`` as TFRecord shards under ``out``; the ``records.json`` index it wrote."""
+    import numpy as np
+    import tensorflow as tf
+
+    from recipes import data as data_lib
+    from recipes import streams
+
+    if shards < 1:
+        raise data_lib.DataError(f"--shards {shards}: give at least 1.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    index = {"source": source, "counts": {}, "skipped": []}
+    if Path(source).is_dir():
+        path = Path(source)
+        classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+        files, labels = data_lib._list_images(path, classes)
+        files, labels, index["skipped"] = data_lib.drop_corrupt(files, labels, bad_images, where=f"folder {source!r}")
+        order = np.random.RandomState(seed).permutation(len(files))
+        examples = ((tf.io.read_file(files[i]).numpy(), labels[i]) for i in order)
+        index["counts"] = streams.write_shards(out, "train", examples, len(files), shards)
+        index["class_names"] = classes
+    else:
+        index.update(_write_tfds(source, out, shards, data_dir))
+    (out / streams.INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def _write_tfds(name, out, shards, data_dir) -> dict:
+    """Every split of a prepared TFDS image set, its images still encoded."""
+    import tensorflow_datasets as tfds
+
+    from recipes import data as data_lib
+    from recipes import streams
+
+    builder = data_lib._tfds_builder(name, data_dir)
+    data_lib._prepare_tfds(builder, name, data_dir, data_lib.TFDS.get(name, {}))
+    label = builder.info.features["label"]
+    counts = {}
+    for split, info in builder.info.splits.items():
+        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        examples = ((ex["image"], int(ex["label"])) for ex in tfds.as_numpy(ds))
+        counts.update(streams.write_shards(out, "validation" if split.startswith("valid") else split, examples,
+                                           int(info.num_examples), shards))  # fmt: skip
+    names = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
+    return {"counts": counts, "class_names": names}
+
+
+def main(argv=None, prog="python -m recipes.records") -> int:
+    p = argparse.ArgumentParser(prog=prog, description="Write an image folder or a TFDS image set as sharded TFRecords.")
+    p.add_argument("source", help="an ImageNet-layout folder (one sub-folder per class) or a TFDS name")
+    p.add_argument("out", help="folder for the TFRecord files and records.json")
+    p.add_argument("--shards", type=int, default=16, help="files per split (default 16; ImageNet: 1024 train)")
+    p.add_argument("--data-dir", help="TFDS data directory")
+    p.add_argument("--seed", type=int, default=0, help="the order examples are dealt to the shards")
+    p.add_argument("--bad-images", choices=("stop", "skip"), default="stop", help="a folder's image that does not decode")
+    args = p.parse_args(argv)
+
+    def go():
+        index = write_records(args.source, args.out, shards=args.shards, data_dir=args.data_dir, seed=args.seed,
+                              bad_images=args.bad_images)  # fmt: skip
+        print(f"wrote {sum(index['counts'].values()):,} examples in {len(index['counts'])} files to {args.out}"
+              + (f"; left out {len(index['skipped'])} that do not decode" if index["skipped"] else ""))  # fmt: skip
+
+    return run(prog, go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

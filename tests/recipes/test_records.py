@@ -1,0 +1,226 @@
+"""Splits streamed from record files (TFRecord shards, a prepared TFDS split's files): the order is a
+function of (seed, epoch), resume skips exactly the batches seen, each input pipeline reads only its
+own files (by element, with a warning, when there are too few files), and bad input is one line."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from recipes import config as config_lib
+from recipes import data as data_lib
+from recipes import records, trainer
+from tests.helpers import write_image_folder
+
+PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
+
+
+class TinyImages(tfds.core.GeneratorBasedBuilder):
+    """A TFDS image set prepared here (no download): 90 train and 30 test images of 3 classes,
+    class c bright in channel c, of two sizes (as ImageNet's vary)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    code_path = None  # no checksums file to look for (TFDS would import importlib_resources to find one)
+
+    def _info(self):
+        features = {"image": tfds.features.Image(shape=(None, None, 3)), "label": tfds.features.ClassLabel(num_classes=3)}
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(90, 0), "test": self._generate_examples(30, 1)}
+
+    def _generate_examples(self, n, seed):
+        rng = np.random.RandomState(seed)
+        for i in range(n):
+            side = 16 if i % 2 else 20
+            img = rng.randint(0, 96, (side, side, 3)).astype("uint8")
+            img[..., i % 3] += 150
+            yield i, {"image": img, "label": i % 3}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("records") / "imgs", classes=3, per_class=40)
+
+
+@pytest.fixture(scope="module")
+def shards(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("records") / "tfrecords"
+    assert records.main([str(folder), str(out), "--shards", "8"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    TinyImages(data_dir=data_dir).download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=4))
+    return data_dir
+
+
+def _digest(encoded) -> str:
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _examples(ds) -> list[str]:
+    return [_digest(x) for x, _ in tfds.as_numpy(ds)]
+
+
+def _batches(split, **options):
+    return [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(split, **options)]
+
+
+def test_the_writer_deals_every_image_once_into_mixed_shards(folder, shards):
+    index = json.loads((shards / "records.json").read_text())
+    assert sum(index["counts"].values()) == 120 and len(index["counts"]) == 8 and index["class_names"] == ["class_000", "class_001", "class_002"]
+    data = data_lib.load("tfrecord", path=str(shards))
+    every = [*data.train.files, *data.val.files, *data.test.files]
+    assert sorted(every) == sorted(str(shards / f) for f in index["counts"])  # held out by file, each file once
+    assert len(data.train) + len(data.val) + len(data.test) == 120
+    originals = sorted(_digest(p.read_bytes()) for p in folder.rglob("*.jpg"))
+    assert sorted(_examples(data.train.in_order()) + _examples(data.val.in_order()) + _examples(data.test.in_order())) == originals
+    labels = [y for _, y in tfds.as_numpy(data.train.open_files(data.train.files[:1], None, None))]
+    assert len(set(labels)) == 3  # a shard mixes the classes
+
+
+def test_a_record_stream_is_a_function_of_seed_and_epoch_and_resumes_exactly(shards):
+    train = data_lib.load("tfrecord", path=str(shards)).train
+    options = dict(batch_size=8, epochs=3, seed=1, pre=PRE, num_classes=3)
+    full, again = _batches(train, **options), _batches(train, **options)
+    steps = data_lib.steps_per_epoch(len(train), 8)
+    assert len(full) == 3 * steps
+    for (a, ya), (b, yb) in zip(full, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+    resumed = _batches(train, start_step=steps + 3, **options)
+    assert len(resumed) == 2 * steps - 3
+    for (a, ya), (b, yb) in zip(full[steps + 3 :], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+    epochs = [_examples(train.epoch(e, 1)) for e in (0, 1)]
+    assert epochs[0] != epochs[1] and sorted(epochs[0]) == sorted(epochs[1])  # a new order, the same examples
+    other_seed = _batches(train, **{**options, "seed": 2})
+    assert not np.array_equal(full[0][0], other_seed[0][0])
+
+
+def test_each_pipeline_reads_its_own_files_every_epoch(shards):
+    train = data_lib.load("tfrecord", path=str(shards)).train
+    assert len(train.files) >= 2 and train.by_file(2)
+    seen = {(p, e): _examples(train.epoch(e, 7, 2, p)) for p in (0, 1) for e in (0, 1)}
+    assert not set(seen[0, 0]) & set(seen[1, 0])  # disjoint halves of the files
+    assert sorted(seen[0, 0] + seen[1, 0]) == sorted(_examples(train.in_order()))
+    assert all(sorted(seen[p, 0]) == sorted(seen[p, 1]) for p in (0, 1))  # the same files each epoch, reshuffled
+    assert len(seen[0, 0]) == train.share(2, 0) and len(seen[1, 0]) == train.share(2, 1)
+    options = dict(batch_size=8, epochs=2, seed=1, pre=PRE, num_classes=3)
+    parts = [_batches(train, replicas=(2, [p]), **options) for p in (0, 1)]
+    assert len(parts[0]) == len(parts[1]) == 2 * data_lib.steps_per_epoch(len(train), 8)  # nominal epochs on both
+    assert parts[0][0][0].shape == (4, 16, 16, 3)
+
+
+def test_too_few_files_shard_by_element_and_say_so(tmp_path, folder):
+    assert records.main([str(folder), str(tmp_path / "one"), "--shards", "1"]) == 0
+    (tmp_path / "one" / "train-00000-of-00001.tfrecord").rename(tmp_path / "one" / "train-a.tfrecord")
+    for split in ("validation", "test"):  # a single train file: validation and test files of their own
+        assert records.main([str(folder), str(tmp_path / split), "--shards", "1"]) == 0
+        (tmp_path / split / "train-00000-of-00001.tfrecord").rename(tmp_path / "one" / f"{split}-a.tfrecord")
+    (tmp_path / "one" / "records.json").unlink()  # no index: the records are counted
+    data = data_lib.load("tfrecord", path=str(tmp_path / "one"))
+    assert len(data.train) == len(data.val) == len(data.test) == 120 and data.num_classes == 3
+    train = data.train
+    assert not train.by_file(2)
+    halves = [_examples(train.epoch(0, 3, 2, p)) for p in (0, 1)]
+    assert not set(halves[0]) & set(halves[1]) and len(halves[0]) + len(halves[1]) == 120
+    with pytest.warns(UserWarning, match="1 file\\(s\\) for 2 input pipelines: each reads every file"):
+        data_lib.train_batches(train, batch_size=8, epochs=1, pre=PRE, replicas=(2, [0]))
+
+
+def test_a_run_trains_on_tfrecords_and_on_a_streamed_tfds_set(shards, tiny_tfds, tmp_path):
+    common = {"epochs": 4, "batch_size": 8, "learning_rate": 0.02, "verbose": 0}
+    cfg = config_lib.resolve("lenet5", overrides={**common, "dataset": "tfrecord", "data_path": str(shards),
+                                                  "run_dir": str(tmp_path / "rec")})  # fmt: skip
+    summary = trainer.train(cfg)
+    assert summary["test_accuracy"] > 0.8 and summary["num_train"] == len(data_lib.load("tfrecord", path=str(shards)).train)
+    # TinyImages is 90 + 30 images: a 1 KiB budget makes "auto" stream it, through TFDS's reader.
+    data = data_lib.load("tiny_images", data_dir=tiny_tfds, memory_budget_gb=2**-20)
+    assert data.train.streamed and data.train.counts == [13, 23, 23, 22] and len(data.val) == 9 and len(data.test) == 30
+    cfg = config_lib.resolve("lenet5", overrides={**common, "dataset": "tiny_images", "data_dir": tiny_tfds,
+                                                  "memory_budget_gb": 2**-20, "run_dir": str(tmp_path / "tfds")})  # fmt: skip
+    summary = trainer.train(cfg)
+    assert summary["test_accuracy"] > 0.8 and summary["num_train"] == 81
+
+
+def test_tfds_streams_shard_by_file_and_resume_exactly(tiny_tfds):
+    train = data_lib.load("tiny_images", data_dir=tiny_tfds, streaming=True).train
+    assert len(train.files) == 4 and train.by_file(2)
+    halves = [_examples(train.epoch(0, 5, 2, p)) for p in (0, 1)]
+    assert not set(halves[0]) & set(halves[1]) and sorted(halves[0] + halves[1]) == sorted(_examples(train.in_order()))
+    assert [len(h) for h in halves] == [train.share(2, 0), train.share(2, 1)] == [13 + 23, 23 + 22]
+    options = dict(batch_size=8, epochs=2, seed=5, pre=PRE, num_classes=3)
+    full = _batches(train, **options)
+    resumed = _batches(train, start_step=13, **options)
+    assert len(full) == 20 and len(resumed) == 7
+    for (a, ya), (b, yb) in zip(full[13:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_imagenet2012_streams_under_tfds_mock_data(tmp_path):
+    with tfds.testing.mock_data(num_examples=24):
+        data = data_lib.load("imagenet2012", data_dir=str(tmp_path), streaming=True)
+        assert data.num_classes == 1000 and data.class_names[0] == "n01440764" and data.train.streamed
+        assert len(data.train) == 24 and data.encoded_shape == (None, None, 3)
+        cfg = config_lib.resolve("lenet5", overrides={"dataset": "imagenet2012", "data_dir": str(tmp_path), "streaming": True,
+                                                      "image_size": 32, "epochs": 1, "batch_size": 8, "verbose": 0,
+                                                      "run_dir": str(tmp_path / "run")})  # fmt: skip
+        summary = trainer.train(cfg)
+    assert summary["completed"] and summary["steps"] == 3 and summary["input_shape"] == [32, 32, 3]
+
+
+def test_bad_record_input_is_one_line(tmp_path, shards):
+    with tf.io.TFRecordWriter(str(tmp_path / "train-0.tfrecord")) as w:  # image bytes, but no label feature
+        feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}
+        w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    with pytest.raises(data_lib.DataError, match="train-0.tfrecord' has no label feature \\(looked for 'image/class/label', "
+                                                 "'label'\\); its features: \\['image/encoded'\\]"):  # fmt: skip
+        data_lib.load("tfrecord", path=str(tmp_path))
+    (tmp_path / "train-0.tfrecord").write_bytes(b"not a record file at all")
+    with pytest.raises(data_lib.DataError, match="is not a TFRecord file"):
+        data_lib.load("tfrecord", path=str(tmp_path))
+    with pytest.raises(data_lib.DataError, match="has no TFRecord files named train"):
+        data_lib.load("tfrecord", path=str(shards.parent))  # the folder above the shards
+    with pytest.raises(data_lib.DataError, match="'tfrecord' always streams"):
+        data_lib.load("tfrecord", path=str(shards), streaming=False)
+    with pytest.raises(data_lib.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"):
+        trainer.load_data(config_lib.resolve("lenet5", overrides={"dataset": "tfrecord", "data_path": str(shards),
+                                                                  "classes": ["class_000", "class_001"]}))  # fmt: skip
+
+
+def test_imagenet_without_its_archives_is_one_line_naming_them(tmp_path):
+    (tmp_path / "downloads" / "manual").mkdir(parents=True)
+    with pytest.raises(data_lib.DataError, match=r"'imagenet2012' is not prepared and its manual dir '.*downloads/manual' "
+                                                 r"lacks its archives \(ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar"):  # fmt: skip
+        data_lib.load("imagenet2012", data_dir=str(tmp_path))
+
+
+def test_a_corrupt_jpeg_stops_the_run_naming_it_or_is_skipped_and_counted(tmp_path, capsys):
+    folder = write_image_folder(tmp_path / "imgs", classes=3, per_class=12)
+    (folder / "class_001" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    from recipes.train import main
+
+    run = ["lenet5", "--epochs", "1", "--batch-size", "8", "--set", "dataset=folder", "--set", f"data_path={folder}",
+           "--set", "verbose=0", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main([*run, "--set", "streaming=true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 image file(s) do not decode: '" in err[0] and "class_001/broken.jpg'" in err[0], err
+    assert main([*run, "--set", "bad_images=skip"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["skipped_images"] == 1 and summary["skipped_files"][0].endswith("class_001/broken.jpg")
+    assert summary["num_train"] + summary["num_test"] < 36
+    out = tmp_path / "rec"
+    assert records.main([str(folder), str(out)]) == 2  # the writer has the same policy
+    assert records.main([str(folder), str(out), "--bad-images", "skip", "--shards", "3"]) == 0
+    assert json.loads((out / "records.json").read_text())["skipped"][0].endswith("broken.jpg")
+    written = data_lib.load("tfrecord", path=str(out))
+    assert len(written.train) + len(written.val) + len(written.test) == 36
