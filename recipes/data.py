@@ -629,19 +629,18 @@ def train_batches(
         return streams.record_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed,
                                       replicas=replicas, pre=pre, num_classes=num_classes, label_fn=label_fn,
                                       class_weights=class_weights)  # fmt: skip
-    batches, step_ids, firsts = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
+    indices, per = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     y = tf.constant(split.y)
     resident = _resident(split.x, pre)
     finish = batch_finisher(seed=seed, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn,
                             class_weights=class_weights)  # fmt: skip
-    indices = tf.data.Dataset.from_tensor_slices((batches, step_ids, firsts))
     if resident is not None:  # one map per batch: gather, augment, label
         ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at), num_parallel_calls=tf.data.AUTOTUNE)
     else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
-        images = tf.data.Dataset.from_tensor_slices(batches.reshape(-1))
+        images = indices.map(lambda i, *_: i).unbatch()
         images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = tf.data.Dataset.zip(images.batch(batches.shape[1]), indices)
+        ds = tf.data.Dataset.zip(images.batch(per), indices)
         ds = ds.map(lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -663,20 +662,30 @@ def batch_finisher(*, seed, batch_size, pre, num_classes=None, label_fn=None, cl
     return finish
 
 
-def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None):
-    """(example indices per batch, its global step, its first row in the global batch) from
+def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None) -> tf.data.Dataset:
+    """(example indices of a batch, its global step, its first row in the global batch) from
     ``start_step`` on; with ``replicas`` (number, ids), each global batch's shares for those ids,
-    one after another."""
+    one after another. One epoch's permutation at a time: memory does not grow with epochs x n."""
     steps = steps_per_epoch(n, batch_size)
-    order = np.concatenate([epoch_order(n, e, seed)[: steps * batch_size] for e in range(epochs)])
-    batches = order[start_step * batch_size :].reshape(-1, batch_size)
-    step_ids = np.arange(start_step, epochs * steps, dtype="int64")
     num_replicas, ids = replicas or (1, [0])
     if batch_size % num_replicas:
         raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
-    per = batch_size // num_replicas
-    shares = batches.reshape(len(batches), num_replicas, per)[:, ids].reshape(-1, per)
-    return shares, np.repeat(step_ids, len(ids)), np.tile(np.asarray(ids, "int64") * per, len(batches))
+    per, local = batch_size // num_replicas, len(ids)
+
+    def epoch_rows(epoch):
+        order = epoch_order(n, int(epoch), seed)[: steps * batch_size].astype("int64")
+        return order.reshape(steps, num_replicas, per)[:, ids].reshape(-1, per)
+
+    def one_epoch(epoch):
+        rows = tf.numpy_function(epoch_rows, [epoch], tf.int64, stateful=False)
+        rows.set_shape([steps * local, per])
+        step_ids = epoch * steps + tf.repeat(tf.range(steps, dtype=tf.int64), local)
+        firsts = tf.tile(tf.constant(np.asarray(ids, "int64") * per), [steps])
+        return tf.data.Dataset.from_tensor_slices((rows, step_ids, firsts))
+
+    first_epoch, skip = divmod(start_step, steps)
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).skip(skip * local)
+    return ds.apply(tf.data.experimental.assert_cardinality((epochs * steps - start_step) * local)), per
 
 
 def _read(item, split: Split):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -248,10 +249,23 @@ def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
     return start
 
 
+class MemoryLog(keras.callbacks.Callback):
+    """This process's resident memory at each epoch end, now and at its peak (GiB), in the epoch's
+    logs (so in ``metrics.csv`` and TensorBoard): a streamed run's should stay flat."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        statm = Path("/proc/self/statm")
+        if logs is not None and statm.is_file():  # Linux
+            import resource
+
+            logs["rss_gb"] = os.sysconf("SC_PAGE_SIZE") * int(statm.read_text().split()[1]) / 2**30
+            logs["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
 def log_callbacks(rt: Runtime, run_dir: Path) -> list:
     if not rt.chief:
         return []
-    return [keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True), keras.callbacks.TensorBoard(str(run_dir / "logs"))]
+    return [MemoryLog(), keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True), keras.callbacks.TensorBoard(str(run_dir / "logs"))]
 
 
 def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None) -> None:

@@ -118,7 +118,11 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     share = split.share(pipelines, index)
     if share < per:
         raise DataError(f"input pipeline {index} of {pipelines} reads {share} examples of {split.name!r}, fewer than one batch ({per}).")
-    if pipelines > 1 and not split.by_file(pipelines):
+    if pipelines > 1 and split.by_file(pipelines):
+        mine = split.files[index::pipelines]
+        print(f"input pipeline {index} of {pipelines} reads {len(mine)} of {len(split.files)} files of {split.name!r} "
+              f"({share} examples an epoch): {', '.join(Path(f).name for f in mine[:8])}" + (", ..." if len(mine) > 8 else ""))
+    elif pipelines > 1:
         warnings.warn(f"{split.name!r} has {len(split.files)} file(s) for {pipelines} input pipelines: each reads every file "
                       "and keeps every n-th example (by element); write more shards to shard by file.", stacklevel=2)  # fmt: skip
     total = epochs * data_lib.steps_per_epoch(len(split), batch_size)
@@ -147,7 +151,9 @@ def eval_records(split: Records, *, batch_size, pre, num_classes=None, label_fn=
     ds = split.in_order().map(lambda x, y: (data_lib._prepare(x, pre), data_lib._label(y, num_classes, label_fn)),
                               num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(split)))  # Keras knows where an evaluation ends
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()  # under a strategy, workers split the examples (a split may be one file)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 # ---- TFRecord folders -----------------------------------------------------------------------------

@@ -36,7 +36,11 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
         return data_lib.Preprocess()
     h = data.feature_shape[0]
     if h is None:  # images of varying size: the model's own default input size
-        size = cfg.image_size or (entry.default_input_shape or (224,))[0]
+        default = entry.default_input_shape
+        if cfg.image_size is None and default is not None and len(default) != 3:
+            raise UserError(f"dataset {cfg.dataset!r} holds images of varying size and model {cfg.model!r} takes a flat "
+                            f"{default} vector, not an image size; set image_size (the side images are resized to).")  # fmt: skip
+        size = cfg.image_size or (default or (224,))[0]
     else:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
     crop = cfg.augment and entry.family in CROP_FAMILIES and cfg.crop_padding > 0

@@ -195,6 +195,8 @@ def test_bad_record_input_is_one_line(tmp_path, shards):
     with pytest.raises(data_lib.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"):
         trainer.load_data(config_lib.resolve("lenet5", overrides={"dataset": "tfrecord", "data_path": str(shards),
                                                                   "classes": ["class_000", "class_001"]}))  # fmt: skip
+    with pytest.raises(ValueError, match="images of varying size and model 'mlp' takes a flat \\(784,\\) vector.*set image_size"):
+        trainer.load_data(config_lib.resolve("mlp", overrides={"dataset": "tfrecord", "data_path": str(shards)}))
 
 
 def test_imagenet_without_its_archives_is_one_line_naming_them(tmp_path):
@@ -224,3 +226,79 @@ def test_a_corrupt_jpeg_stops_the_run_naming_it_or_is_skipped_and_counted(tmp_pa
     assert json.loads((out / "records.json").read_text())["skipped"][0].endswith("broken.jpg")
     written = data_lib.load("tfrecord", path=str(out))
     assert len(written.train) + len(written.val) + len(written.test) == 36
+
+
+@pytest.fixture(scope="module")
+def cluster_shards(tmp_path_factory):
+    """300 images in 10 shards: 7 train files (210 examples), 1 validation, 2 test."""
+    root = tmp_path_factory.mktemp("cluster")
+    assert records.main([str(write_image_folder(root / "imgs", classes=3, per_class=100)), str(root / "tf"), "--shards", "10"]) == 0
+    return root / "tf"
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(cluster_shards, tmp_path_factory):
+    from tests.recipes.test_multi_worker import _finish, _launch
+
+    run = tmp_path_factory.mktemp("cluster") / "two"
+    return run, _finish(_launch(run, ["--set", "dataset=tfrecord", "--set", f"data_path={cluster_shards}"]))
+
+
+@pytest.mark.slow
+def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(cluster_shards, two_worker_run, tmp_path):
+    import re
+
+    import pandas as pd
+
+    from recipes import loop
+    from recipes.tasks.classify import Classify
+    from tests.recipes.test_multi_worker import BATCH, EPOCHS, _digests
+
+    run, outputs = two_worker_run
+    read = []
+    for out in outputs:  # each worker says which files its input pipeline reads
+        line = next(line for line in out.splitlines() if re.match(r"input pipeline \d of 2 reads", line))
+        read.append(set(line.split(": ", 1)[1].split(", ")))
+    train = data_lib.load("tfrecord", path=str(cluster_shards)).train
+    assert not read[0] & read[1] and read[0] | read[1] == {f.rsplit("/", 1)[1] for f in train.files}
+    chief, other = _digests(run)
+    assert chief["replicas"] == 2 and chief["weights_sha256"] == other["weights_sha256"]
+
+    class SameGlobalBatches(Classify):  # one worker, fed what the two workers' pipelines give, side by side
+        def batches_from(self, step, replicas=None):
+            halves = [super(SameGlobalBatches, self).batches_from(step, replicas=(2, [p])) for p in (0, 1)]
+            return tf.data.Dataset.zip(*halves).map(lambda a, b: tuple(tf.concat([u, v], 0) for u, v in zip(a, b)))
+
+    cfg = config_lib.resolve("lenet5", overrides={"dataset": "tfrecord", "data_path": str(cluster_shards), "epochs": EPOCHS,
+                                                  "batch_size": BATCH, "checkpoint_every": 3, "verbose": 0,
+                                                  "run_dir": str(tmp_path / "one")})  # fmt: skip
+    assert loop.run(SameGlobalBatches(cfg))["replicas"] == 1
+    two = pd.read_csv(run / "metrics.csv")["loss"].to_numpy()
+    one = pd.read_csv(tmp_path / "one" / "metrics.csv")["loss"].to_numpy()
+    print("two workers", two, "one worker", one)
+    np.testing.assert_allclose(two, one, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbroken_run(cluster_shards, two_worker_run, tmp_path):
+    import signal
+    import subprocess
+
+    from tests.helpers import kill_mid_epoch
+    from tests.recipes.test_multi_worker import _digests, _finish, _launch
+
+    data = ["--set", "dataset=tfrecord", "--set", f"data_path={cluster_shards}"]
+    run = tmp_path / "broken"
+    procs = _launch(run, data)
+    steps = json.loads((two_worker_run[0] / "summary.json").read_text())["steps_per_epoch"]
+    assert kill_mid_epoch(procs[1], run, steps, watch=procs[0]) is not None, "finished before a worker could be killed"
+    try:
+        procs[0].wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        procs[0].send_signal(signal.SIGKILL)
+    for p in procs:
+        p.communicate()
+    outputs = _finish(_launch(run, data))
+    assert "resuming" in outputs[0] and "resuming" in outputs[1]
+    # Each pipeline reopens the epoch its next batch is in and skips the records it had read: the same bits.
+    assert _digests(run)[0]["weights_sha256"] == _digests(two_worker_run[0])[0]["weights_sha256"]
