@@ -14,6 +14,10 @@ round of each side is kept: on a shared machine, noise only ever makes a round s
   of a large float32 matrix multiply measured in the same run;
 * input-pipeline efficiency: steps per second of a recipe's real ``tf.data`` pipeline against the
   same model fed one cached batch (both through ``model.fit``);
+* streaming (``streaming.csv``): on a generated set of JPEGs in class folders, streamed from the
+  folder, from TFRecords of it and through a local tf.data service: decode images/s on 1 and 2
+  cores, the streaming ratio of a model's training (steps/s streamed / steps/s on one cached
+  batch), and the seconds a resumed run waits for its first batch at 90% of an epoch;
 * parameters, FLOPs, and peak accelerator memory where TensorFlow reports it.
 
 Results go to ``results.csv`` and ``results.md`` (with the machine: CPU, cores, GPU, versions).
@@ -57,13 +61,17 @@ class Settings:
     sequence_length: int = 128
     pipeline: tuple = PIPELINE_RECIPES
     pipeline_seconds: float = 4.0  # each timed fit runs about this long (steps chosen from a warm-up)
+    # streaming: a generated ImageNet-layout set (classes x per class JPEGs of side stream_size)
+    stream_set: tuple = (100, 200, 64)
+    stream_model: str = "resnet18"
+    stream_batch: int = 64
 
 
 def settings_for(mode: str, accelerator: str) -> Settings:
     if mode == "tiny":  # for tests: does the harness run and make a well-formed table
         return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
                         text_pairs=("bert_tiny",), text_batch_size=2, sequence_length=16, pipeline=("lenet5",),
-                        pipeline_seconds=0.5)  # fmt: skip
+                        pipeline_seconds=0.5, stream_set=(3, 24, 32), stream_model="lenet5", stream_batch=8)  # fmt: skip
     if mode == "quick":
         return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0,
                         text_batch_size=4, sequence_length=128)  # fmt: skip
@@ -331,6 +339,111 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     }
 
 
+def _stream_sources(root: Path, settings: Settings, log=print) -> dict:
+    """The generated set as a streamed folder, as TFRecords, and the TFRecords through a local
+    tf.data service: name -> (Data, service wrapper)."""
+    from recipes import data as data_lib
+    from recipes import records, streams
+
+    classes, per_class, size = settings.stream_set
+    log(f"  streaming: writing {classes * per_class:,} JPEGs of {size}x{size} in {classes} class folders")
+    folder = records.write_synthetic_folder(root / "folder", classes=classes, per_class=per_class, size=size)
+    records.write_records(str(folder), root / "tfrecords", shards=16)
+    plain = streams.through_service(None)
+    tfrec = data_lib.load("tfrecord", path=str(root / "tfrecords"))
+    return {"folder": (data_lib.load("folder", path=str(folder), streaming=True), plain), "tfrecord": (tfrec, plain),
+            "tfrecord, tf.data service": (tfrec, streams.through_service("local"))}  # fmt: skip
+
+
+def _images_per_s(ds, batches: int, threads: int, repeats: int) -> float:
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    options.threading.max_intra_op_parallelism = 1
+    ds = ds.with_options(options)
+
+    def once():
+        it = iter(ds)
+        next(it)  # not timed: start-up (a shuffle buffer filling)
+        start, n = time.perf_counter(), 0
+        for _ in range(batches):
+            n += int(next(it)[0].shape[0])
+        return n / (time.perf_counter() - start)
+
+    return max(once() for _ in range(repeats))
+
+
+class _StepClock:
+    """Steady-state steps/s of one ``fit``: the steps after the first ``warm`` (start-up: a new
+    iterator filling its shuffle buffer, a first trace) are timed."""
+
+    def __init__(self, warm: int):
+        import keras
+
+        clock = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                clock.times.append(time.perf_counter())
+
+        self.warm, self.times, self.callback = warm, [], Callback()
+
+    def steps_per_s(self) -> float:
+        timed = self.times[self.warm :]
+        return (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def bench_streaming(settings: Settings, log=print) -> list[dict]:
+    """Per source: decode images/s (1 and 2 cores), the model's streaming ratio, resume wait."""
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    import modelzoo
+    from recipes import data as data_lib
+
+    classes, _, size = settings.stream_set
+    pre = data_lib.Preprocess(image_size=(size, size), channels=3, crop=True, flip=True)
+    kw = dict(batch_size=settings.stream_batch, epochs=2, seed=0, pre=pre, num_classes=classes)
+    keras.backend.clear_session()
+    model = modelzoo.create_model(settings.stream_model, num_classes=classes, input_shape=(size, size, 3))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=settings.jit_compile)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (data, service) in _stream_sources(Path(tmp), settings, log).items():
+            steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
+            decode = {k: _images_per_s(service(data_lib.train_batches(data.train, **kw)), min(steps, 40), k, settings.repeats)
+                      for k in (1, 2)}  # fmt: skip
+            real = service(data_lib.train_batches(data.train, **kw))
+            feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
+
+            def fit(feed, n, warm=2):
+                clock = _StepClock(warm)
+                model.fit(feeds[feed], steps_per_epoch=warm + n, epochs=1, verbose=0, shuffle=False, callbacks=[clock.callback])
+                return clock.steps_per_s()
+
+            fit("stream", 2), fit("cached", 2)
+            n = max(3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3))))  # longer: streams vary
+            rates = {"stream": [], "cached": []}
+            for r in range(settings.repeats):
+                for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
+                    rates[feed].append(fit(feed, n))
+            waits = {}
+            for at in (0, int(0.9 * steps)):
+                start = time.perf_counter()
+                next(iter(service(data_lib.train_batches(data.train, start_step=at, **kw))))
+                waits[at] = time.perf_counter() - start
+            log(f"  streaming {name}: done")
+            rows.append({"source": name, "images": len(data.train), "input": f"{size}x{size}x3", "model": settings.stream_model,
+                         "batch_size": settings.stream_batch, "decode_images_per_s_1_core": decode[1],
+                         "decode_images_per_s_2_cores": decode[2], "stream_steps_per_s": max(rates["stream"]),
+                         "cached_steps_per_s": max(rates["cached"]), "streaming_ratio": max(rates["stream"]) / max(rates["cached"]),
+                         "first_batch_s": waits[0], "first_batch_at_90pct_s": waits[int(0.9 * steps)]})  # fmt: skip
+    return rows
+
+
 def markdown(frame, floatfmt: dict) -> str:
     """A DataFrame as a Markdown table (pandas' own needs ``tabulate``, which we do not depend on)."""
     import numpy as np
@@ -354,60 +467,83 @@ def markdown(frame, floatfmt: dict) -> str:
 PAIR_FORMAT = {"gflops_per_sample": ".3f", "infer_samples_per_s": ".2f", "train_samples_per_s": ".2f", "infer_ratio": ".2f",
                "train_ratio": ".2f", "infer_peak_share": ".0%", "train_peak_share": ".0%", "peak_memory_mb_both": ".0f"}  # fmt: skip
 PIPE_FORMAT = {"pipeline_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "pipeline_ratio": ".2f"}
+STREAM_FORMAT = {"decode_images_per_s_1_core": ".0f", "decode_images_per_s_2_cores": ".0f", "stream_steps_per_s": ".2f",
+                 "cached_steps_per_s": ".2f", "streaming_ratio": ".2f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f"}
+SECTIONS = ("pairs", "pipeline", "streaming")
 
 
-def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print) -> dict:
-    """Run every measurement of ``mode``; write CSV and Markdown to ``out``; return the tables."""
+def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, sections=SECTIONS) -> dict:
+    """Run the measurements of ``mode`` (the ``sections`` asked for); write CSV and Markdown to
+    ``out`` (``results.md`` for every section, else ``<sections>.md``); return the tables."""
     import keras
     import pandas as pd
 
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        from modelzoo.validation import UserError
+
+        raise UserError(f"unknown benchmark section(s) {unknown}; choose from {list(SECTIONS)}.")
     acc = accelerator()
     settings = settings_for(mode, acc)
-    keras.mixed_precision.set_global_policy(settings.precision)
     info = machine()
     log(f"benchmark mode={mode} on {info['cpu']} ({info['cores']} cores), GPU: {info['gpu']}")
-    compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
-    peak = matmul_peak(settings.matmul_size, dtype=compute_dtype)
-    log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
-    names = (*settings.pairs, *settings.text_pairs)
-    pairs = [row for name in names for row in bench_pair(name, settings, peak, log)]
-    keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision
-    pipes = [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
-    pairs_df, pipes_df = pd.DataFrame(pairs), pd.DataFrame(pipes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pairs_df.to_csv(out / "results.csv", index=False)
-    pipes_df.to_csv(out / "pipeline.csv", index=False)
+    result, parts, peak = {"machine": info}, [], None
+    if "pairs" in sections:
+        keras.mixed_precision.set_global_policy(settings.precision)
+        compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
+        peak = result["peak_flops"] = matmul_peak(settings.matmul_size, dtype=compute_dtype)
+        log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
+        names = (*settings.pairs, *settings.text_pairs)
+        result["pairs"] = pd.DataFrame([row for name in names for row in bench_pair(name, settings, peak, log)])
+        result["pairs"].to_csv(out / "results.csv", index=False)
+        parts.append(markdown(result["pairs"], PAIR_FORMAT) + "\n\nRatios are zoo / reference samples per second, in the "
+                     "same run. Peak share = FLOPs per sample x samples/s / matmul peak (training counted as 3x the "
+                     "forward FLOPs).")  # fmt: skip
+    keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision
+    if "pipeline" in sections:
+        result["pipeline"] = pd.DataFrame([bench_pipeline(recipe, settings, log) for recipe in settings.pipeline])
+        result["pipeline"].to_csv(out / "pipeline.csv", index=False)
+        parts.append(markdown(result["pipeline"], PIPE_FORMAT) + "\n\nPipeline ratio = steps/s with the recipe's tf.data "
+                     "pipeline / steps/s on one cached batch.")  # fmt: skip
+    if "streaming" in sections:
+        result["streaming"] = pd.DataFrame(bench_streaming(settings, log))
+        result["streaming"].to_csv(out / "streaming.csv", index=False)
+        classes, per_class, size = settings.stream_set
+        parts.append(markdown(result["streaming"], STREAM_FORMAT) + f"\n\nStreaming: {classes * per_class:,} generated "
+                     f"{size}x{size} JPEGs in {classes} class folders (72% train), crop and flip; decode = images/s of the "
+                     "training pipeline alone on a private pool of 1 or 2 threads; streaming ratio = steps/s streamed / "
+                     "steps/s on one cached batch; first batch = seconds from building the pipeline to its first batch, "
+                     "from the start and resumed at 90% of an epoch.")  # fmt: skip
     header = (
-        f"Measured with `python -m benchmarks.run --mode {mode}`: images batch {settings.batch_size} at "
-        f"{settings.image_size}x{settings.image_size}x3, text batch {settings.text_batch_size} of {settings.sequence_length} "
-        f"tokens, {settings.precision}, XLA {'on' if settings.jit_compile else 'off'}, "
-        f"best of {settings.repeats} interleaved rounds of {settings.steps} steps.\n"
+        f"Measured with `python -m benchmarks.run --mode {mode}"
+        + (f" --only {' '.join(sections)}" if tuple(sections) != SECTIONS else "")
+        + f"`: images batch {settings.batch_size} at {settings.image_size}x{settings.image_size}x3, text batch "
+        f"{settings.text_batch_size} of {settings.sequence_length} tokens, {settings.precision}, XLA "
+        f"{'on' if settings.jit_compile else 'off'}, best of {settings.repeats} interleaved rounds of {settings.steps} steps.\n"
         f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu']}; TensorFlow {info['tensorflow']}, "
-        f"Keras {info['keras']}, Python {info['python']}. Matmul peak: {peak / 1e9:.1f} GFLOP/s "
-        f"(best {compute_dtype} square matmul up to {settings.matmul_size}).\n"
+        f"Keras {info['keras']}, Python {info['python']}."
+        + (f" Matmul peak: {peak / 1e9:.1f} GFLOP/s (best square matmul up to {settings.matmul_size})." if peak else "")
+        + "\n"
     )
-    text = (
-        header + "\n" + markdown(pairs_df, PAIR_FORMAT) + "\n\n"
-        "Ratios are zoo / reference samples per second, in the same run. Peak share = FLOPs per sample x "
-        "samples/s / matmul peak (training counted as 3x the forward FLOPs).\n\n"
-        + markdown(pipes_df, PIPE_FORMAT) + "\n\n"
-        "Pipeline ratio = steps/s with the recipe's tf.data pipeline / steps/s on one cached batch.\n"
-    )
-    (out / "results.md").write_text(text)
+    text = header + "\n" + "\n\n".join(parts) + "\n"
+    (out / ("results.md" if tuple(sections) == SECTIONS else "-".join(sections) + ".md")).write_text(text)
     log("\n" + text)
-    return {"pairs": pairs_df, "pipeline": pipes_df, "machine": info, "peak_flops": peak, "markdown": text}
+    result["markdown"] = text
+    return result
 
 
 def main(argv=None, prog="python -m benchmarks.run") -> int:
     p = argparse.ArgumentParser(prog=prog, description="Zoo vs reference throughput, hardware and pipeline efficiency.")
     p.add_argument("--mode", choices=("tiny", "quick", "full"), default="quick",
                    help="quick: ~10 min on 2 CPU cores; full: GPU/TPU host sizes; tiny: a smoke test")  # fmt: skip
-    p.add_argument("--out", default="benchmarks/results", help="folder for results.csv, pipeline.csv, results.md")
+    p.add_argument("--out", default="benchmarks/results", help="folder for results.csv, pipeline.csv, streaming.csv, results.md")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
     args = p.parse_args(argv)
     from recipes.cli import run as run_cli
 
-    return run_cli(prog, run, args.mode, args.out)
+    return run_cli(prog, run, args.mode, args.out, sections=tuple(args.only))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
-           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip")}  # fmt: skip
+           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip"), "data_service": ("local",),
+           "crop_mode": ("pad", "random_resized", "scale_jitter"), "normalize": ("none", "imagenet_mean", "imagenet_mean_std")}  # fmt: skip
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
     **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")},
@@ -25,9 +26,9 @@ RANGES = {
     **{name: (0, None, True, None) for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")},
     "sequence_length": (4, None, True, None), "vocabulary_size": (16, None, True, None),
     "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
-    "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True),
+    "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True), "eval_crop": (0, 1, False, True),
 }  # fmt: skip
-OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb")  # null allowed
+OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb", "data_service", "eval_crop")  # null allowed
 
 
 def _within(value, low, high, low_in, high_in) -> bool:
@@ -47,12 +48,17 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None  # TFDS data directory
+    data_service: str | None = None  # "local": the training pipeline runs in a tf.data service worker (see streams)
     data_path: str | None = None  # folder or CSV file
     label_column: str = "label"
     text_column: str | None = None  # csv: the column holding text (a text classification table)
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
     crop_padding: float = 0.125  # augmentation strength: random crops after padding each side by this share
+    crop_mode: str = "pad"  # "pad" (above), or the ImageNet papers' "random_resized" (Inception/ResNet) or "scale_jitter" (VGG)
+    scale_range: list | None = None  # random_resized: area share (default [0.08, 1]); scale_jitter: shorter side (default [256, 512])
+    eval_crop: float | None = None  # evaluation: resize the shorter side to image_size / eval_crop, centre crop (0.875: 224 of 256)
+    normalize: str = "none"  # "imagenet_mean" (AlexNet, VGG) or "imagenet_mean_std" (ResNet recipes), on [0, 1] images
     streaming: bool | str = "auto"  # image folders: stream the files (true), decode into memory (false), or by size
     memory_budget_gb: float | None = None  # streaming "auto": the decoded images' limit (None: a quarter of RAM)
     bad_images: str = "stop"  # image folders: a file that does not decode stops the run (one line) or is skipped, counted
@@ -131,6 +137,10 @@ class TrainConfig:
             bad("freeze_epochs", self.freeze_epochs, "freezing needs init_from (the layers it provides are the ones frozen)")
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
             bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
+        if self.scale_range is not None and not (isinstance(self.scale_range, list) and len(self.scale_range) == 2 and
+                                                 all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range) and
+                                                 self.scale_range[0] <= self.scale_range[1]):  # fmt: skip
+            bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
             bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
         if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
@@ -178,9 +188,10 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # The config in parts: every field belongs to exactly one, and a recipe takes some of them.
 PARTS = {
     "model": ("model", "model_kwargs"),
-    "data": ("dataset", "data_dir", "data_path", "batch_size"),
+    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service"),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": ("image_size", "augment", "crop_padding", "streaming", "memory_budget_gb", "bad_images"),
+    "images": ("image_size", "augment", "crop_padding", "crop_mode", "scale_range", "eval_crop", "normalize", "streaming",
+               "memory_budget_gb", "bad_images"),
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
     "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
                      "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),

@@ -547,6 +547,71 @@ class Preprocess:
     crop_padding: float = 0.125  # the padding as a share of the side: the augmentation's strength
     flip: bool = False  # random horizontal flip (only where the label allows it)
     bert_inputs: bool = False  # token ids become BERT's dict of ids, segments and padding mask
+    # ImageNet papers' crops, per image before batching (sizes vary): "pad" is the padded random crop
+    # above; "random_resized" Szegedy et al. 2015's (area, aspect 3/4-4/3; Goyal et al. 2017, ResNet
+    # recipes); "scale_jitter" Simonyan & Zisserman 2014's (shorter side random in scale_range, then crop).
+    crop_mode: str = "pad"
+    scale_range: tuple | None = None  # random_resized: area share (default 0.08-1); scale_jitter: pixels (256-512)
+    eval_crop: float | None = None  # evaluation: shorter side to image_size / eval_crop, then the centre crop
+    mean: tuple | None = None  # per-channel mean subtracted from [0, 1] images (then divided by std)
+    std: tuple | None = None
+
+
+NORMALIZE = {  # normalize: name -> (mean, std) on [0, 1] images, ImageNet's statistics
+    "none": (None, None),
+    "imagenet_mean": ((0.485, 0.456, 0.406), None),  # AlexNet and VGG: the training set's mean RGB subtracted
+    "imagenet_mean_std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision / timm ResNets
+}
+CROP_MODES = ("pad", "random_resized", "scale_jitter")
+
+
+def _paper_crop(x, pre: Preprocess, seed):
+    """One training image (encoded bytes or pixels) cropped as ``pre.crop_mode`` says, resized to
+    ``image_size``, in [0, 1]; ``seed`` (``example_seed``: run seed, step, row) makes the draw a
+    function of where the example falls in the run, so a resumed run crops it the same way."""
+    image = tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False) if x.dtype == tf.string else x
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    shape = tf.shape(image)
+    if pre.crop_mode == "random_resized":
+        area = pre.scale_range or (0.08, 1.0)
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape, tf.zeros([1, 0, 4]), seed=seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=area, max_attempts=10, use_image_if_no_bounding_boxes=True)  # fmt: skip
+        return tf.ensure_shape(tf.image.resize(tf.slice(image, begin, size), pre.image_size), [*pre.image_size, image.shape[-1]])
+    low, high = pre.scale_range or (256, 512)
+    size_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    side = tf.random.stateless_uniform([], seed=size_seed, minval=low, maxval=high + 1, dtype=tf.int32)
+    image = _shorter_side(image, tf.maximum(side, max(pre.image_size)))
+    channels = image.shape[-1]
+    return tf.ensure_shape(tf.image.stateless_random_crop(image, [*pre.image_size, tf.shape(image)[-1]], seed=crop_seed),
+                           [*pre.image_size, channels])  # fmt: skip
+
+
+def example_seed(seed, step, row):
+    """The stateless seed of one example's random crop: (run seed, step and row in the global batch)."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64) * 1_000_003 + tf.cast(row, tf.int64)])
+
+
+def _shorter_side(image, side):
+    h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    scale = tf.cast(side, tf.float32) / tf.minimum(h, w)
+    return tf.image.resize(image, tf.cast(tf.round([h * scale, w * scale]), tf.int32))
+
+
+def _centre_crop(image, pre: Preprocess):
+    """Evaluation as the papers do it: the shorter side to ``image_size / eval_crop``, the centre."""
+    image = _shorter_side(image, round(max(pre.image_size) / pre.eval_crop))
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    top, left = (h - pre.image_size[0]) // 2, (w - pre.image_size[1]) // 2
+    return image[top : top + pre.image_size[0], left : left + pre.image_size[1]]
+
+
+def prepare_train(x, pre: Preprocess, seed):
+    """One training example's per-image work: the paper's crop where ``crop_mode`` asks for one,
+    else the deterministic decode/resize (the pad crop happens per batch)."""
+    if pre.crop and pre.crop_mode != "pad":
+        return _channels(_paper_crop(x, pre, seed), pre)
+    return _prepare(x, pre)
 
 
 def _prepare(x, pre: Preprocess):
@@ -554,8 +619,14 @@ def _prepare(x, pre: Preprocess):
         x = tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False)
     if x.dtype == tf.uint8:
         x = tf.image.convert_image_dtype(x, tf.float32)
-    if pre.image_size is not None:
+    if pre.image_size is not None and pre.eval_crop:
+        x = _centre_crop(x, pre)
+    elif pre.image_size is not None:
         x = tf.image.resize(x, pre.image_size, method="bilinear")
+    return _channels(x, pre)
+
+
+def _channels(x, pre: Preprocess):
     if pre.channels is not None and x.shape[-1] != pre.channels:
         if x.shape[-1] == 4 and pre.channels in (1, 3):  # drop alpha
             x = x[..., :3]
@@ -574,6 +645,8 @@ def _augment_batch(images, seed, pre: Preprocess, global_batch: int, first=0):
     may be a replica's share of a global batch, rows ``first`` on: drawn as in the whole one."""
     if not (pre.crop or pre.flip):
         return images
+    if pre.crop_mode != "pad":  # the paper's crop happened per image (prepare_train); the flip is here
+        pre = dataclasses.replace(pre, crop=False)
     batch, h, w = tf.shape(images)[0], int(images.shape[1]), int(images.shape[2])
     first = tf.cast(first, tf.int32)
     u = tf.random.stateless_uniform([global_batch, 3], seed=seed)[first : first + batch]
@@ -591,7 +664,8 @@ def _augment_batch(images, seed, pre: Preprocess, global_batch: int, first=0):
 
 
 def epoch_order(n: int, epoch: int, seed: int) -> np.ndarray:
-    """The seeded permutation of the training set used in ``epoch``."""
+    """A seeded permutation of ``n`` rows for ``epoch`` (NumPy; the training pipelines draw theirs
+    in the graph, ``_batch_rows``)."""
     return np.random.RandomState([seed, epoch]).permutation(n)
 
 
@@ -631,15 +705,16 @@ def train_batches(
                                       class_weights=class_weights)  # fmt: skip
     indices, per = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     y = tf.constant(split.y)
-    resident = _resident(split.x, pre)
+    resident = _resident(split.x, pre) if not (pre.crop and pre.crop_mode != "pad") else None  # paper crops: per image
     finish = batch_finisher(seed=seed, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn,
                             class_weights=class_weights)  # fmt: skip
     if resident is not None:  # one map per batch: gather, augment, label
         ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at), num_parallel_calls=tf.data.AUTOTUNE)
     else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
-        images = indices.map(lambda i, *_: i).unbatch()
-        images = images.map(lambda i: _prepare(_read(tf.gather(x, i), split), pre), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        images = indices.map(lambda i, step, first: (i, tf.fill([per], step), first + tf.range(per, dtype=tf.int64))).unbatch()
+        images = images.map(lambda i, step, row: prepare_train(_read(tf.gather(x, i), split), pre, example_seed(seed, step, row)),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
         ds = tf.data.Dataset.zip(images.batch(per), indices)
         ds = ds.map(lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -672,13 +747,9 @@ def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int
         raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
     per, local = batch_size // num_replicas, len(ids)
 
-    def epoch_rows(epoch):
-        order = epoch_order(n, int(epoch), seed)[: steps * batch_size].astype("int64")
-        return order.reshape(steps, num_replicas, per)[:, ids].reshape(-1, per)
-
-    def one_epoch(epoch):
-        rows = tf.numpy_function(epoch_rows, [epoch], tf.int64, stateful=False)
-        rows.set_shape([steps * local, per])
+    def one_epoch(epoch):  # a graph, not a Python call: a tf.data service worker can run it
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        rows = tf.reshape(tf.gather(tf.reshape(order[: steps * batch_size], [steps, num_replicas, per]), ids, axis=1), [-1, per])
         step_ids = epoch * steps + tf.repeat(tf.range(steps, dtype=tf.int64), local)
         firsts = tf.tile(tf.constant(np.asarray(ids, "int64") * per), [steps])
         return tf.data.Dataset.from_tensor_slices((rows, step_ids, firsts))
@@ -718,6 +789,10 @@ def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(
 
 
 def _features(x, pre: Preprocess):
+    if pre.mean is not None:
+        x = x - tf.constant(pre.mean, x.dtype)
+    if pre.std is not None:
+        x = x / tf.constant(pre.std, x.dtype)
     return bert_inputs(x) if pre.bert_inputs else x
 
 

@@ -216,22 +216,27 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
 
 
 def per_replica(rt: Runtime, task):
-    """``task.batches_from``; for a streamed split under several replicas, a distributed data set
-    whose input pipelines each read only their replicas' rows of every global batch (a worker
-    opens only its own files; TF's auto-sharding of one pipeline would have every worker read and
-    decode every file, then drop its peers' rows)."""
+    """``task.batches_from`` (through a tf.data service with ``data_service``); for a streamed split
+    under several replicas, a distributed data set whose input pipelines each read only their
+    replicas' rows of every global batch, or their own files (a worker opens only its own files;
+    TF's auto-sharding of one pipeline would have every worker read and decode every file, then
+    drop its peers' rows)."""
+    from recipes.streams import through_service
+
+    service = through_service(getattr(task.cfg, "data_service", None))
     data = getattr(task, "data", None)
     if not (rt.adapt and data is not None and data.train.files):
-        return task.batches_from
+        return lambda step: service(task.batches_from(step))
     strategy = rt.strategy
     total = strategy.num_replicas_in_sync
-    print(f"streaming {len(data.train)} training files over {total} replicas: each input pipeline reads only its replicas' rows")
+    print(f"streaming {len(data.train)} training examples over {total} replicas: each input pipeline reads only its "
+          "replicas' rows or files")  # fmt: skip
 
     def batches_from(step):
         def pipeline(context):
             local = total // context.num_input_pipelines
             ids = list(range(context.input_pipeline_id * local, (context.input_pipeline_id + 1) * local))
-            return task.batches_from(step, replicas=(total, ids))
+            return service(task.batches_from(step, replicas=(total, ids)))
 
         return strategy.distribute_datasets_from_function(pipeline)
 

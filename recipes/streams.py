@@ -133,11 +133,19 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     for more in epochs_ds[1:]:
         ds = ds.concatenate(more)
     pre = options["pre"]
-    ds = ds.skip(offset).map(lambda x, y: (data_lib._prepare(x, pre), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    starts = tf.constant(np.asarray(ids, "int64") * per)
+
+    def where(k):  # the k-th example this pipeline gives from start_step on: its global step and row
+        batch = k // per
+        return start_step + batch // local, tf.gather(starts, batch % local) + k % per
+
+    def prepare(k, example):
+        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, *where(k))), example[1]
+
+    ds = ds.skip(offset).enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(per, drop_remainder=True).take((total - start_step) * local)
     ds = ds.apply(tf.data.experimental.assert_cardinality((total - start_step) * local)).enumerate()
     finish = data_lib.batch_finisher(seed=seed, batch_size=batch_size, **options)
-    starts = tf.constant(np.asarray(ids, "int64") * per)
 
     def at(k, batch):
         return finish(*batch, start_step + k // local, tf.gather(starts, k % local))
@@ -323,3 +331,27 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
     classes = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
     channels = info.features["image"].shape[-1] or 3
     return data_lib.Data(name, "image", *splits, len(classes), classes, spec.get("flip", False), (None, None, channels))
+
+
+# ---- tf.data service -------------------------------------------------------------------------------
+
+_SERVICE: dict = {}  # "local": this process's dispatcher and worker, started once
+
+
+def through_service(address: str | None):
+    """A function from a dataset to the same dataset produced by a tf.data service. ``"local"``
+    starts a dispatcher and one worker in this process (the pipeline's decoding then runs in the
+    worker's threads; on 2 cores it cannot be faster, it shows the mode runs and what it costs).
+    One worker, ``ShardingPolicy.OFF``: the elements arrive in the pipeline's own order, so a run
+    through the service is the run without it, bit for bit."""
+    if address is None:
+        return lambda ds: ds
+    if address != "local":
+        raise DataError(f"data_service={address!r}: only 'local' (a dispatcher and one worker in this process) is supported.")
+    service = tf.data.experimental.service
+    if not _SERVICE:
+        _SERVICE["dispatcher"] = service.DispatchServer()
+        address_ = _SERVICE["dispatcher"].target.split("://", 1)[1]
+        _SERVICE["worker"] = service.WorkerServer(service.WorkerConfig(dispatcher_address=address_))
+    target = _SERVICE["dispatcher"].target
+    return lambda ds: ds.apply(service.distribute(processing_mode=service.ShardingPolicy.OFF, service=target))

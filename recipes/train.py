@@ -14,7 +14,7 @@ from recipes.cli import run, select_backend
 
 
 FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "run_dir", "data_path", "data_dir",
-         "image_size", "seed")  # fmt: skip
+         "data_service", "image_size", "seed")  # fmt: skip
 
 
 def build_parser(prog="python -m recipes.train", positional: str = "a registered model name, e.g. alexnet, lenet5, resnet18",
@@ -32,6 +32,8 @@ def build_parser(prog="python -m recipes.train", positional: str = "a registered
     p.add_argument("--run-dir", dest="run_dir")
     p.add_argument("--data-path", dest="data_path")
     p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--data-service", dest="data_service", choices=("local",),
+                   help="decode in a tf.data service worker (local: one in this process; see README)")
     p.add_argument("--image-size", dest="image_size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

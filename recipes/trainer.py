@@ -45,8 +45,14 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
     crop = cfg.augment and entry.family in CROP_FAMILIES and cfg.crop_padding > 0
     channels = data.feature_shape[-1]
+    mean, std = data_lib.NORMALIZE[cfg.normalize]
+    if cfg.crop_mode != "pad" and cfg.augment and not crop:
+        raise UserError(f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(CROP_FAMILIES)}); "
+                        f"model {cfg.model!r} trains without crops.")  # fmt: skip
     return data_lib.Preprocess(image_size=(size, size), channels=channels, crop=crop, flip=crop and data.flip_ok,
-                               crop_padding=cfg.crop_padding)  # fmt: skip
+                               crop_padding=cfg.crop_padding, crop_mode=cfg.crop_mode,
+                               scale_range=tuple(cfg.scale_range) if cfg.scale_range else None, eval_crop=cfg.eval_crop,
+                               mean=mean if channels == 3 else None, std=std if channels == 3 else None)  # fmt: skip
 
 
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:

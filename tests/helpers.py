@@ -38,18 +38,7 @@ def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, t
 
 
 def write_image_folder(root: Path, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg") -> Path:
-    """An ImageNet-layout folder (one sub-folder of images per class) whose classes are learnable:
-    class c's images are bright in channel c, noise elsewhere."""
-    import numpy as np
-    import tensorflow as tf
+    """An ImageNet-layout folder whose classes are learnable (``recipes.records.write_synthetic_folder``)."""
+    from recipes.records import write_synthetic_folder
 
-    rng = np.random.RandomState(0)
-    encode = tf.io.encode_jpeg if fmt == "jpeg" else tf.io.encode_png
-    for c in range(classes):
-        folder = Path(root) / f"class_{c:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = rng.randint(0, 96, size=(size, size, 3)).astype("uint8")
-            img[..., c % 3] += 150
-            tf.io.write_file(str(folder / f"{i:05d}.{'jpg' if fmt == 'jpeg' else 'png'}"), encode(img))
-    return Path(root)
+    return write_synthetic_folder(root, classes=classes, per_class=per_class, size=size, fmt=fmt)

@@ -26,11 +26,24 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     assert pairs["infer_ratio"][1] == pairs["infer_ratio"][3] == 1.0
     pipe = pd.read_csv(tmp_path / "pipeline.csv")
     assert pipe["recipe"].tolist() == ["lenet5 on digits"] and (pipe["pipeline_ratio"] > 0).all()
+    stream = pd.read_csv(tmp_path / "streaming.csv")
+    assert stream["source"].tolist() == ["folder", "tfrecord", "tfrecord, tf.data service"]
+    for col in ("decode_images_per_s_1_core", "decode_images_per_s_2_cores", "streaming_ratio", "first_batch_at_90pct_s"):
+        assert (stream[col] > 0).all() and stream[col].map(math.isfinite).all(), col
+    assert stream["streaming_ratio"].tolist() == pytest.approx((stream["stream_steps_per_s"] / stream["cached_steps_per_s"]).tolist())
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 1  # header and rule, four pair rows; header and rule, one recipe row
+    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 3  # header and rule, then four pairs, one recipe, three stream sources
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
+
+
+def test_one_section_writes_its_own_table_and_an_unknown_one_is_one_line(tmp_path):
+    result = bench.run("tiny", out=tmp_path, log=lambda *a: None, sections=("pipeline",))
+    assert (tmp_path / "pipeline.md").is_file() and not (tmp_path / "results.md").exists() and "pairs" not in result
+    assert "--only pipeline`" in result["markdown"]
+    with pytest.raises(ValueError, match="unknown benchmark section\\(s\\) \\['nope'\\]"):
+        bench.run("tiny", out=tmp_path, sections=("nope",))
 
 
 def test_settings_are_sane_for_every_mode():

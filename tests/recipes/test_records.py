@@ -302,3 +302,16 @@ def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbrok
     assert "resuming" in outputs[0] and "resuming" in outputs[1]
     # Each pipeline reopens the epoch its next batch is in and skips the records it had read: the same bits.
     assert _digests(run)[0]["weights_sha256"] == _digests(two_worker_run[0])[0]["weights_sha256"]
+
+
+def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp_path):
+    from recipes.train import main
+
+    run = ["lenet5", "--epochs", "2", "--batch-size", "8", "--set", "dataset=tfrecord", "--set", f"data_path={shards}",
+           "--set", "verbose=0", "--set", "checkpoint_every=4"]  # fmt: skip
+    assert main([*run, "--run-dir", str(tmp_path / "plain")]) == 0
+    assert main([*run, "--data-service", "local", "--run-dir", str(tmp_path / "service")]) == 0
+    plain, service = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "service"))
+    assert service["weights_sha256"] == plain["weights_sha256"]  # one worker, ShardingPolicy.OFF: the same order
+    with pytest.raises(ValueError, match="data_service='grpc://x:1' is invalid: one of \\['local'\\]"):
+        config_lib.resolve("lenet5", overrides={"data_service": "grpc://x:1"}).validate()
