@@ -341,7 +341,7 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
 
 def _stream_sources(root: Path, settings: Settings, log=print) -> dict:
     """The generated set as a streamed folder, as TFRecords, and the TFRecords through a local
-    tf.data service: name -> (Data, service wrapper)."""
+    tf.data service of one and of two workers: name -> (Data, ``through_service``'s serve)."""
     from recipes import data as data_lib
     from recipes import records, streams
 
@@ -352,7 +352,8 @@ def _stream_sources(root: Path, settings: Settings, log=print) -> dict:
     plain = streams.through_service(None)
     tfrec = data_lib.load("tfrecord", path=str(root / "tfrecords"))
     return {"folder": (data_lib.load("folder", path=str(folder), streaming=True), plain), "tfrecord": (tfrec, plain),
-            "tfrecord, tf.data service": (tfrec, streams.through_service("local"))}  # fmt: skip
+            "tfrecord, tf.data service": (tfrec, streams.through_service("local")),
+            "tfrecord, tf.data service x2": (tfrec, streams.through_service("local", 2))}  # fmt: skip
 
 
 def _images_per_s(ds, batches: int, threads: int, repeats: int) -> float:
@@ -414,9 +415,11 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, service) in _stream_sources(Path(tmp), settings, log).items():
             steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
-            decode = {k: _images_per_s(service(data_lib.train_batches(data.train, **kw)), min(steps, 40), k, settings.repeats)
-                      for k in (1, 2)}  # fmt: skip
-            real = service(data_lib.train_batches(data.train, **kw))
+            def batches(start=0):
+                return service(lambda shard: data_lib.train_batches(data.train, start_step=start, batch_shard=shard, **kw))
+
+            decode = {k: _images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}
+            real = batches()
             feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
 
             def fit(feed, n, warm=2):
@@ -433,7 +436,7 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
             waits = {}
             for at in (0, int(0.9 * steps)):
                 start = time.perf_counter()
-                next(iter(service(data_lib.train_batches(data.train, start_step=at, **kw))))
+                next(iter(batches(at)))
                 waits[at] = time.perf_counter() - start
             log(f"  streaming {name}: done")
             rows.append({"source": name, "images": len(data.train), "input": f"{size}x{size}x3", "model": settings.stream_model,

@@ -22,7 +22,8 @@ CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixe
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
     **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")},
-    **{name: (1, None, True, None) for name in ("batch_size", "epochs", "checkpoint_every", "early_stopping_patience", "image_size")},
+    **{name: (1, None, True, None) for name in ("batch_size", "epochs", "checkpoint_every", "early_stopping_patience", "image_size",
+                                                "data_service_workers")},
     **{name: (0, None, True, None) for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")},
     "sequence_length": (4, None, True, None), "vocabulary_size": (16, None, True, None),
     "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
@@ -48,7 +49,8 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None  # TFDS data directory
-    data_service: str | None = None  # "local": the training pipeline runs in a tf.data service worker (see streams)
+    data_service: str | None = None  # "local": the training pipeline runs in tf.data service workers (recipes.streams)
+    data_service_workers: int = 1  # "local": this many workers, each building every n-th batch (the order stays exact)
     data_path: str | None = None  # folder or CSV file
     label_column: str = "label"
     text_column: str | None = None  # csv: the column holding text (a text classification table)
@@ -188,7 +190,7 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # The config in parts: every field belongs to exactly one, and a recipe takes some of them.
 PARTS = {
     "model": ("model", "model_kwargs"),
-    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service"),
+    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service", "data_service_workers"),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
     "images": ("image_size", "augment", "crop_padding", "crop_mode", "scale_range", "eval_crop", "normalize", "streaming",
                "memory_budget_gb", "bad_images"),

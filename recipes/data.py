@@ -684,12 +684,14 @@ def train_batches(
     label_fn=None,
     class_weights=None,
     replicas: tuple[int, list[int]] | None = None,
+    batch_shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Every training batch of the run, epoch after epoch, starting at global step ``start_step``.
     With ``class_weights`` (one per class), each batch also carries per-example weights.
 
     ``replicas`` (number, this input pipeline's ids): those replicas' shares of each global batch in
     turn (as ``distribute_datasets_from_function`` deals them), read and augmented as in the whole.
+    ``batch_shard`` (n, i): only batches i, i + n, ... of those (a tf.data service worker's share).
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
@@ -701,9 +703,11 @@ def train_batches(
         from recipes import streams
 
         return streams.record_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed,
-                                      replicas=replicas, pre=pre, num_classes=num_classes, label_fn=label_fn,
-                                      class_weights=class_weights)  # fmt: skip
+                                      replicas=replicas, batch_shard=batch_shard, pre=pre, num_classes=num_classes,
+                                      label_fn=label_fn, class_weights=class_weights)  # fmt: skip
     indices, per = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
+    if batch_shard:
+        indices = indices.shard(*batch_shard)
     y = tf.constant(split.y)
     resident = _resident(split.x, pre) if not (pre.crop and pre.crop_mode != "pad") else None  # paper crops: per image
     finish = batch_finisher(seed=seed, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn,

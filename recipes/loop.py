@@ -223,10 +223,11 @@ def per_replica(rt: Runtime, task):
     drop its peers' rows)."""
     from recipes.streams import through_service
 
-    service = through_service(getattr(task.cfg, "data_service", None))
+    cfg = task.cfg
+    serve = through_service(getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1))
     data = getattr(task, "data", None)
     if not (rt.adapt and data is not None and data.train.files):
-        return lambda step: service(task.batches_from(step))
+        return lambda step: serve(lambda shard: task.batches_from(step, **({"shard": shard} if shard else {})))
     strategy = rt.strategy
     total = strategy.num_replicas_in_sync
     print(f"streaming {len(data.train)} training examples over {total} replicas: each input pipeline reads only its "
@@ -236,7 +237,7 @@ def per_replica(rt: Runtime, task):
         def pipeline(context):
             local = total // context.num_input_pipelines
             ids = list(range(context.input_pipeline_id * local, (context.input_pipeline_id + 1) * local))
-            return service(task.batches_from(step, replicas=(total, ids)))
+            return serve(lambda shard: task.batches_from(step, replicas=(total, ids), **({"shard": shard} if shard else {})))
 
         return strategy.distribute_datasets_from_function(pipeline)
 

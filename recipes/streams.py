@@ -107,9 +107,10 @@ def tfrecord_reader(image_key: str, label_key: str):
     return open_files
 
 
-def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, replicas=None, **options):
+def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, replicas=None, batch_shard=None, **options):
     """Every training batch of the run from ``start_step`` on, as ``data.train_batches`` gives
-    for in-memory splits (same ``replicas`` and ``options``), read from the record files."""
+    for in-memory splits (same ``replicas``, ``batch_shard`` and ``options``), read from the
+    record files."""
     num_replicas, ids = replicas or (1, [0])
     if batch_size % num_replicas:
         raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
@@ -118,13 +119,7 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     share = split.share(pipelines, index)
     if share < per:
         raise DataError(f"input pipeline {index} of {pipelines} reads {share} examples of {split.name!r}, fewer than one batch ({per}).")
-    if pipelines > 1 and split.by_file(pipelines):
-        mine = split.files[index::pipelines]
-        print(f"input pipeline {index} of {pipelines} reads {len(mine)} of {len(split.files)} files of {split.name!r} "
-              f"({share} examples an epoch): {', '.join(Path(f).name for f in mine[:8])}" + (", ..." if len(mine) > 8 else ""))
-    elif pipelines > 1:
-        warnings.warn(f"{split.name!r} has {len(split.files)} file(s) for {pipelines} input pipelines: each reads every file "
-                      "and keeps every n-th example (by element); write more shards to shard by file.", stacklevel=2)  # fmt: skip
+    _say_sharding(split, pipelines, index, share)
     total = epochs * data_lib.steps_per_epoch(len(split), batch_size)
     first_epoch, offset = divmod(start_step * local * per, share)
     last_epoch = -(-(total * local * per) // share)
@@ -142,15 +137,31 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     def prepare(k, example):
         return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, *where(k))), example[1]
 
-    ds = ds.skip(offset).enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(per, drop_remainder=True).take((total - start_step) * local)
-    ds = ds.apply(tf.data.experimental.assert_cardinality((total - start_step) * local)).enumerate()
+    batches = (total - start_step) * local
+    ds = ds.skip(offset).take(batches * per).enumerate()
+    shards, shard = batch_shard or (1, 0)
+    if shards > 1:  # every shards-th batch: the other examples are read, never decoded
+        ds = ds.filter(lambda k, _: (k // per) % shards == shard)
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(per, drop_remainder=True)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(range(shard, batches, shards))))
+    ds = tf.data.Dataset.zip(tf.data.Dataset.range(shard, batches, shards), ds)
     finish = data_lib.batch_finisher(seed=seed, batch_size=batch_size, **options)
 
     def at(k, batch):
         return finish(*batch, start_step + k // local, tf.gather(starts, k % local))
 
     return ds.map(at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _say_sharding(split: Records, pipelines: int, index: int, share: int) -> None:
+    """Which files this input pipeline reads (by file), or a warning that it reads them all."""
+    if pipelines > 1 and split.by_file(pipelines):
+        mine = split.files[index::pipelines]
+        print(f"input pipeline {index} of {pipelines} reads {len(mine)} of {len(split.files)} files of {split.name!r} "
+              f"({share} examples an epoch): {', '.join(Path(f).name for f in mine[:8])}" + (", ..." if len(mine) > 8 else ""))
+    elif pipelines > 1:
+        warnings.warn(f"{split.name!r} has {len(split.files)} file(s) for {pipelines} input pipelines: each reads every file "
+                      "and keeps every n-th example (by element); write more shards to shard by file.", stacklevel=3)  # fmt: skip
 
 
 def eval_records(split: Records, *, batch_size, pre, num_classes=None, label_fn=None):
@@ -335,23 +346,34 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
 
 # ---- tf.data service -------------------------------------------------------------------------------
 
-_SERVICE: dict = {}  # "local": this process's dispatcher and worker, started once
+_SERVICE: list = []  # "local": this process's (dispatcher, worker) pairs, started once
 
 
-def through_service(address: str | None):
-    """A function from a dataset to the same dataset produced by a tf.data service. ``"local"``
-    starts a dispatcher and one worker in this process (the pipeline's decoding then runs in the
-    worker's threads; on 2 cores it cannot be faster, it shows the mode runs and what it costs).
-    One worker, ``ShardingPolicy.OFF``: the elements arrive in the pipeline's own order, so a run
-    through the service is the run without it, bit for bit."""
+def through_service(address: str | None, workers: int = 1):
+    """``serve(make)``: the training batches ``make(shard)`` gives (``shard``: None, or (n, i) for
+    every n-th batch from the i-th), produced by a tf.data service. ``"local"`` starts ``workers``
+    dispatchers with one worker each in this process; worker i builds the pipeline of batches
+    i, i + n, ... (sharded before anything is read or decoded) and the run reads them round robin.
+    Each job runs on one worker with ``ShardingPolicy.OFF``, so its elements arrive in order: a run
+    through the service is the run without it, bit for bit (dynamic sharding would not be, and is
+    not used). On 2 cores it cannot be faster; it shows the mode runs and what it costs."""
     if address is None:
-        return lambda ds: ds
+        return lambda make: make(None)
     if address != "local":
-        raise DataError(f"data_service={address!r}: only 'local' (a dispatcher and one worker in this process) is supported.")
+        raise DataError(f"data_service={address!r}: only 'local' (dispatchers and workers in this process) is supported.")
     service = tf.data.experimental.service
-    if not _SERVICE:
-        _SERVICE["dispatcher"] = service.DispatchServer()
-        address_ = _SERVICE["dispatcher"].target.split("://", 1)[1]
-        _SERVICE["worker"] = service.WorkerServer(service.WorkerConfig(dispatcher_address=address_))
-    target = _SERVICE["dispatcher"].target
-    return lambda ds: ds.apply(service.distribute(processing_mode=service.ShardingPolicy.OFF, service=target))
+    while len(_SERVICE) < workers:
+        dispatcher = service.DispatchServer()
+        worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1]))
+        _SERVICE.append((dispatcher, worker))
+
+    def distribute(ds, i):
+        return ds.apply(service.distribute(processing_mode=service.ShardingPolicy.OFF, service=_SERVICE[i][0].target))
+
+    def serve(make):
+        if workers == 1:
+            return distribute(make(None), 0)
+        parts = [distribute(make((workers, i)), i) for i in range(workers)]
+        return tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(workers).repeat())
+
+    return serve

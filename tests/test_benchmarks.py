@@ -27,14 +27,14 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     pipe = pd.read_csv(tmp_path / "pipeline.csv")
     assert pipe["recipe"].tolist() == ["lenet5 on digits"] and (pipe["pipeline_ratio"] > 0).all()
     stream = pd.read_csv(tmp_path / "streaming.csv")
-    assert stream["source"].tolist() == ["folder", "tfrecord", "tfrecord, tf.data service"]
+    assert stream["source"].tolist() == ["folder", "tfrecord", "tfrecord, tf.data service", "tfrecord, tf.data service x2"]
     for col in ("decode_images_per_s_1_core", "decode_images_per_s_2_cores", "streaming_ratio", "first_batch_at_90pct_s"):
         assert (stream[col] > 0).all() and stream[col].map(math.isfinite).all(), col
     assert stream["streaming_ratio"].tolist() == pytest.approx((stream["stream_steps_per_s"] / stream["cached_steps_per_s"]).tolist())
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 3  # header and rule, then four pairs, one recipe, three stream sources
+    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4  # header and rule, then four pairs, one recipe, four stream sources
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 

@@ -35,10 +35,10 @@ class Classify(loop.Task):
     def _options(self, weighted=False) -> dict:
         return batch_options(self.data, self.pre, len(self.model.outputs), self.cfg.class_weight if weighted else None)
 
-    def batches_from(self, step, replicas=None):
+    def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
         return data_lib.train_batches(self.data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                      replicas=replicas, **self._options(weighted=True))  # fmt: skip
+                                      replicas=replicas, batch_shard=shard, **self._options(weighted=True))  # fmt: skip
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self._options())

@@ -91,10 +91,10 @@ class Distill(loop.Task):
     def trained(self):
         return self.student
 
-    def batches_from(self, step, replicas=None):
+    def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
         return data_lib.train_batches(self.data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                      replicas=replicas, **self.options)  # fmt: skip
+                                      replicas=replicas, batch_shard=shard, **self.options)  # fmt: skip
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self.options)

@@ -313,5 +313,13 @@ def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp
     assert main([*run, "--data-service", "local", "--run-dir", str(tmp_path / "service")]) == 0
     plain, service = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "service"))
     assert service["weights_sha256"] == plain["weights_sha256"]  # one worker, ShardingPolicy.OFF: the same order
+    # Two workers, each building every other batch, read round robin: still the same run.
+    assert main([*run, "--data-service", "local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path / "two")]) == 0
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["weights_sha256"] == plain["weights_sha256"]
+    folder = ["--set", "dataset=folder", "--set", f"data_path={write_image_folder(tmp_path / 'imgs', per_class=12)}"]
+    assert main([*run, *folder, "--run-dir", str(tmp_path / "f1")]) == 0
+    assert main([*run, *folder, "--data-service", "local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path / "f2")]) == 0
+    assert (json.loads((tmp_path / "f2" / "summary.json").read_text())["weights_sha256"]
+            == json.loads((tmp_path / "f1" / "summary.json").read_text())["weights_sha256"])  # fmt: skip
     with pytest.raises(ValueError, match="data_service='grpc://x:1' is invalid: one of \\['local'\\]"):
         config_lib.resolve("lenet5", overrides={"data_service": "grpc://x:1"}).validate()
