@@ -17,7 +17,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
-           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip"), "data_service": ("local",),
+           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip"),
            "crop_mode": ("pad", "random_resized", "scale_jitter"), "normalize": ("none", "imagenet_mean", "imagenet_mean_std")}  # fmt: skip
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
@@ -49,7 +49,7 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None  # TFDS data directory
-    data_service: str | None = None  # "local": the training pipeline runs in tf.data service workers (recipes.streams)
+    data_service: str | None = None  # "local" or "grpc://HOST:PORT,...": the training pipeline in tf.data service workers
     data_service_workers: int = 1  # "local": this many workers, each building every n-th batch (the order stays exact)
     data_path: str | None = None  # folder or CSV file
     label_column: str = "label"
@@ -143,6 +143,10 @@ class TrainConfig:
                                                  all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range) and
                                                  self.scale_range[0] <= self.scale_range[1]):  # fmt: skip
             bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
+        if self.data_service not in (None, "local"):
+            from recipes.streams import service_targets
+
+            service_targets(self.data_service)
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
             bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
         if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):

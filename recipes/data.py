@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -273,33 +274,54 @@ def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", mem
 
 
 class Progress:
-    """A line every ``EVERY`` seconds for work that takes a while (listing a million files): the
-    first after ``EVERY`` seconds, none at all for work that is quick."""
+    """Progress of work that takes a while (listing a million files, writing TFRecords): on a
+    terminal a bar redrawn in place, otherwise a line every ``EVERY`` seconds; nothing at all for
+    work that is quick (the first output comes after ``EVERY`` seconds either way). Use it in a
+    ``with`` block, so that a bar ends its line."""
 
     EVERY = 5.0
 
-    def __init__(self, what: str, total: int, unit: str):
+    def __init__(self, what: str, total: int, unit: str, stream=None):
         self.what, self.total, self.unit = what, total, unit
-        self.last = time.monotonic()
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.start = self.last = time.monotonic()
+        self.drawn = False
 
     def update(self, done: int, detail: str = "") -> None:
         now = time.monotonic()
-        if now - self.last >= self.EVERY:
-            print(f"{self.what}: {done:,}/{self.total:,} {self.unit}" + (f", {detail}" if detail else ""), flush=True)
+        if now - self.start < self.EVERY:
+            return
+        text = f"{self.what}: {done:,}/{self.total:,} {self.unit}" + (f", {detail}" if detail else "")
+        if self.tty and (now - self.last >= 0.2 or done >= self.total or not self.drawn):
+            bar = "#" * int(30 * done / max(1, self.total))
+            self.stream.write(f"\r[{bar:<30}] {text}")
+            self.stream.flush()
+            self.drawn, self.last = True, now
+        elif not self.tty and now - self.last >= self.EVERY:
+            print(text, file=self.stream, flush=True)
             self.last = now
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _list_images(path: Path, classes: list[str]) -> tuple[list[str], list[int]]:
     """Every image file under each class folder, in a fixed order, and its class index; a class
     folder without images is an error (its label would silently never occur)."""
     files, labels, empty = [], [], []
-    progress = Progress(f"listing {path}", len(classes), "class folders")
-    for i, c in enumerate(classes):
-        found = [str(f) for f in sorted((path / c).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
-        files += found
-        labels += [i] * len(found)
-        empty += [] if found else [c]
-        progress.update(i + 1, f"{len(files):,} images")
+    with Progress(f"listing {path}", len(classes), "class folders") as progress:
+        for i, c in enumerate(classes):
+            found = [str(f) for f in sorted((path / c).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+            files += found
+            labels += [i] * len(found)
+            empty += [] if found else [c]
+            progress.update(i + 1, f"{len(files):,} images")
     if not files:
         raise DataError(
             f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."
@@ -323,10 +345,10 @@ def find_corrupt(files: list[str]) -> list[int]:
 
     ds = tf.data.Dataset.range(len(files)).map(decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ok = np.zeros(len(files), bool)
-    progress = Progress("checking that every image decodes", len(files), "images")
-    for i, _ in ds.ignore_errors().batch(1024):
-        ok[i.numpy()] = True
-        progress.update(int(ok.sum()))
+    with Progress("checking that every image decodes", len(files), "images") as progress:
+        for i, _ in ds.ignore_errors().batch(1024):
+            ok[i.numpy()] = True
+            progress.update(int(ok.sum()))
     return np.flatnonzero(~ok).tolist()
 
 

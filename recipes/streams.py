@@ -204,14 +204,14 @@ def _keys(file: str) -> tuple[str, str]:
 def _count(files, label_key) -> tuple[list[int], int]:
     """Examples per file and the largest label, by reading every record once (no ``records.json``)."""
     counts, top = [], -1
-    progress = data_lib.Progress("counting records (no records.json)", len(files), "files")
     spec = {label_key: tf.io.FixedLenFeature([], tf.int64)}
-    for i, f in enumerate(files):
-        labels = tf.data.TFRecordDataset(f).map(lambda r: tf.io.parse_single_example(r, spec)[label_key])
-        batch = [b.numpy() for b in labels.batch(4096)]
-        counts.append(int(sum(len(b) for b in batch)))
-        top = max([top, *(int(b.max()) for b in batch if len(b))])
-        progress.update(i + 1)
+    with data_lib.Progress("counting records (no records.json)", len(files), "files") as progress:
+        for i, f in enumerate(files):
+            labels = tf.data.TFRecordDataset(f).map(lambda r: tf.io.parse_single_example(r, spec)[label_key])
+            batch = [b.numpy() for b in labels.batch(4096)]
+            counts.append(int(sum(len(b) for b in batch)))
+            top = max([top, *(int(b.max()) for b in batch if len(b))])
+            progress.update(i + 1)
     return counts, top
 
 
@@ -275,11 +275,11 @@ def write_shards(out: Path, prefix: str, examples, total: int, shards: int) -> d
     names = [f"{prefix}-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
     writers = [tf.io.TFRecordWriter(str(out / n)) for n in names]
     counts = [0] * shards
-    progress = data_lib.Progress(f"writing {prefix} records", total, "examples")
-    for i, (encoded, label) in enumerate(examples):
-        writers[i % shards].write(_example(encoded, label))
-        counts[i % shards] += 1
-        progress.update(i + 1)
+    with data_lib.Progress(f"writing {prefix} records", total, "examples") as progress:
+        for i, (encoded, label) in enumerate(examples):
+            writers[i % shards].write(_example(encoded, label))
+            counts[i % shards] += 1
+            progress.update(i + 1)
     for w in writers:
         w.close()
     return dict(zip(names, counts))
@@ -352,28 +352,41 @@ _SERVICE: list = []  # "local": this process's (dispatcher, worker) pairs, start
 def through_service(address: str | None, workers: int = 1):
     """``serve(make)``: the training batches ``make(shard)`` gives (``shard``: None, or (n, i) for
     every n-th batch from the i-th), produced by a tf.data service. ``"local"`` starts ``workers``
-    dispatchers with one worker each in this process; worker i builds the pipeline of batches
-    i, i + n, ... (sharded before anything is read or decoded) and the run reads them round robin.
-    Each job runs on one worker with ``ShardingPolicy.OFF``, so its elements arrive in order: a run
-    through the service is the run without it, bit for bit (dynamic sharding would not be, and is
-    not used). On 2 cores it cannot be faster; it shows the mode runs and what it costs."""
+    dispatchers with one worker each in this process; ``"grpc://HOST:PORT,..."`` uses running ones
+    (``python -m recipes.dataservice``, each a dispatcher with one worker; the data's files must be
+    readable there). Dispatcher i's worker builds the pipeline of batches i, i + n, ... (sharded
+    before anything is read or decoded) and the run reads them round robin; each job runs on one
+    worker with ``ShardingPolicy.OFF``, so its elements arrive in order: a run through the service
+    is the run without it, bit for bit (dynamic sharding would not be, and is not used). On 2
+    cores it cannot be faster; it shows the mode runs and what it costs."""
     if address is None:
         return lambda make: make(None)
-    if address != "local":
-        raise DataError(f"data_service={address!r}: only 'local' (dispatchers and workers in this process) is supported.")
     service = tf.data.experimental.service
-    while len(_SERVICE) < workers:
-        dispatcher = service.DispatchServer()
-        worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1]))
-        _SERVICE.append((dispatcher, worker))
+    if address == "local":
+        while len(_SERVICE) < workers:
+            dispatcher = service.DispatchServer()
+            worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1]))
+            _SERVICE.append((dispatcher, worker))
+        targets = [d.target for d, _ in _SERVICE[:workers]]
+    else:
+        targets = service_targets(address)
 
     def distribute(ds, i):
-        return ds.apply(service.distribute(processing_mode=service.ShardingPolicy.OFF, service=_SERVICE[i][0].target))
+        return ds.apply(service.distribute(processing_mode=service.ShardingPolicy.OFF, service=targets[i]))
 
     def serve(make):
-        if workers == 1:
+        if len(targets) == 1:
             return distribute(make(None), 0)
-        parts = [distribute(make((workers, i)), i) for i in range(workers)]
-        return tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(workers).repeat())
+        parts = [distribute(make((len(targets), i)), i) for i in range(len(targets))]
+        return tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(len(targets)).repeat())
 
     return serve
+
+
+def service_targets(address: str) -> list[str]:
+    """``"grpc://HOST:PORT,grpc://HOST:PORT"`` as a list; anything else is one line."""
+    targets = [t.strip() for t in str(address).split(",") if t.strip()]
+    if not targets or not all(t.startswith("grpc://") and t.rsplit(":", 1)[-1].isdigit() for t in targets):
+        raise DataError(f"data_service={address!r}: give 'local' or dispatcher addresses 'grpc://HOST:PORT[,grpc://HOST:PORT...]' "
+                        "(python -m recipes.dataservice starts one).")  # fmt: skip
+    return targets

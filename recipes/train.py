@@ -32,8 +32,8 @@ def build_parser(prog="python -m recipes.train", positional: str = "a registered
     p.add_argument("--run-dir", dest="run_dir")
     p.add_argument("--data-path", dest="data_path")
     p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--data-service", dest="data_service", choices=("local",),
-                   help="decode in a tf.data service worker (local: one in this process; see README)")
+    p.add_argument("--data-service", dest="data_service", metavar="local|grpc://HOST:PORT,...",
+                   help="build the training batches in tf.data service workers (local: in this process; see README)")
     p.add_argument("--image-size", dest="image_size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

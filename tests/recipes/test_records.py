@@ -321,5 +321,36 @@ def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp
     assert main([*run, *folder, "--data-service", "local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path / "f2")]) == 0
     assert (json.loads((tmp_path / "f2" / "summary.json").read_text())["weights_sha256"]
             == json.loads((tmp_path / "f1" / "summary.json").read_text())["weights_sha256"])  # fmt: skip
-    with pytest.raises(ValueError, match="data_service='grpc://x:1' is invalid: one of \\['local'\\]"):
-        config_lib.resolve("lenet5", overrides={"data_service": "grpc://x:1"}).validate()
+    with pytest.raises(ValueError, match="data_service='x:1': give 'local' or dispatcher addresses 'grpc://HOST:PORT"):
+        config_lib.resolve("lenet5", overrides={"data_service": "x:1"}).validate()
+
+
+@pytest.mark.slow
+def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from recipes.train import main
+    from tests.helpers import ROOT, subprocess_env
+    from tests.recipes.test_multi_worker import _free_ports
+
+    ports = _free_ports(2)
+    nodes = [subprocess.Popen([sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
+                              env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in ports]  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        for port in ports:  # until each dispatcher listens
+            while socket.socket().connect_ex(("127.0.0.1", port)) and time.time() < deadline:
+                time.sleep(0.2)
+        run = ["lenet5", "--epochs", "2", "--batch-size", "8", "--set", "dataset=tfrecord", "--set", f"data_path={shards}",
+               "--set", "verbose=0", "--set", "checkpoint_every=4"]  # fmt: skip
+        assert main([*run, "--run-dir", str(tmp_path / "plain")]) == 0
+        address = ",".join(f"grpc://127.0.0.1:{p}" for p in ports)
+        assert main([*run, "--data-service", address, "--run-dir", str(tmp_path / "remote")]) == 0
+    finally:
+        for node in nodes:
+            node.kill()
+    plain, remote = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "remote"))
+    assert remote["weights_sha256"] == plain["weights_sha256"]  # each node built every other batch, read in turn

@@ -155,3 +155,20 @@ def test_listing_a_large_folder_reports_progress(folder, monkeypatch, capsys):
     monkeypatch.setattr(data_lib.Progress, "EVERY", 5.0)
     data_lib.load("folder", path=str(folder), streaming=True)
     assert "listing" not in capsys.readouterr().out  # quick work prints nothing
+
+
+def test_progress_on_a_terminal_is_one_bar_redrawn_in_place(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(data_lib.Progress, "EVERY", 0.0)
+    out = Terminal()
+    with data_lib.Progress("writing train records", 4, "examples", stream=out) as progress:
+        for done in range(1, 5):
+            progress.update(done)
+    text = out.getvalue()
+    assert text.startswith("\r[") and text.endswith("] writing train records: 4/4 examples\n") and text.count("\n") == 1
+    assert "[" + "#" * 30 + "]" in text  # the bar is full at the end
