@@ -143,6 +143,10 @@ class TrainConfig:
                                                  all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range) and
                                                  self.scale_range[0] <= self.scale_range[1]):  # fmt: skip
             bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
+        if self.scale_range and self.crop_mode == "random_resized" and self.scale_range[1] > 1:
+            bad("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
+        if self.scale_range and self.crop_mode == "scale_jitter" and not all(isinstance(v, int) for v in self.scale_range):
+            bad("scale_range", self.scale_range, "with crop_mode scale_jitter, whole pixels (the shorter side's range)")
         if self.data_service not in (None, "local"):
             from recipes.streams import service_targets
 

@@ -367,6 +367,9 @@ def drop_corrupt(files, labels, policy: str, *, where: str):
     print(f"{where}: leaving out {len(names)} image file(s) that do not decode: {shown}")
     drop = set(bad)
     keep = [i for i in range(len(files)) if i not in drop]
+    lost = sorted({labels[i] for i in bad} - {labels[i] for i in keep})
+    if lost:  # a class whose every image is bad would silently never occur
+        raise DataError(f"{where}: every image of class index(es) {lost} fails to decode (e.g. {names[0]!r}); nothing to learn them from.")
     return [files[i] for i in keep], [labels[i] for i in keep], names
 
 
@@ -636,12 +639,13 @@ def prepare_train(x, pre: Preprocess, seed):
     return _prepare(x, pre)
 
 
-def _prepare(x, pre: Preprocess):
+def _prepare(x, pre: Preprocess, evaluation: bool = False):
+    """Decode, resize (evaluation with ``eval_crop``: the centre crop of one image) and match channels."""
     if x.dtype == tf.string and pre.image_size is not None:  # encoded image bytes
         x = tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False)
     if x.dtype == tf.uint8:
         x = tf.image.convert_image_dtype(x, tf.float32)
-    if pre.image_size is not None and pre.eval_crop:
+    if pre.image_size is not None and pre.eval_crop and evaluation:
         x = _centre_crop(x, pre)
     elif pre.image_size is not None:
         x = tf.image.resize(x, pre.image_size, method="bilinear")
@@ -809,7 +813,7 @@ def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(
         return streams.eval_records(split, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn)
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    ds = ds.map(lambda a, b: (_features(_prepare(_read(a, split), pre), pre), _label(b, num_classes, label_fn)),
+    ds = ds.map(lambda a, b: (_features(_prepare(_read(a, split), pre, evaluation=True), pre), _label(b, num_classes, label_fn)),
                 num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
     return (ds if split.files else ds.cache()).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

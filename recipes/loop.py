@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 
 import modelzoo
+from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes.runtime import Runtime
@@ -174,8 +175,21 @@ def run(task: Task, *, runtime: Runtime | None = None, model=None, callbacks=(),
         return _run(task, runtime, run_dir, model, list(callbacks), export)
 
 
+def _check_service(task: Task) -> None:
+    """Several tf.data service workers need a task that deals its batches out (``shard``)."""
+    import inspect
+
+    cfg = task.cfg
+    address, workers = getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1)
+    several = (address == "local" and workers > 1) or (address not in (None, "local") and "," in address)
+    if several and "shard" not in inspect.signature(task.batches_from).parameters:
+        raise UserError(f"{task.recipe} cannot deal its batches over several tf.data service workers; use one "
+                        "(data_service_workers: 1, or one dispatcher address).")  # fmt: skip
+
+
 def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
     cfg = task.cfg
+    _check_service(task)
     steps = task.prepare(rt, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rt.chief:

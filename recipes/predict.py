@@ -33,7 +33,7 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     elif texts:
         raise UserError(f"--text needs a text model; {cfg.model!r} in {str(run_dir)!r} was trained on {cfg.dataset!r}.")
     else:
-        inputs = [(str(f), _example(Path(f), tuple(model.inputs[0].shape[1:]))[None]) for f in files]
+        inputs = [(str(f), _example(Path(f), tuple(model.inputs[0].shape[1:]), cfg)[None]) for f in files]
     rows = []
     for label, x in inputs:
         probs = model.predict(x, verbose=0)
@@ -43,8 +43,9 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     return rows
 
 
-def _example(path: Path, shape: tuple):
-    """One image or ``.npy`` example, prepared as in training."""
+def _example(path: Path, shape: tuple, cfg=None):
+    """One image or ``.npy`` example, prepared as the run evaluates (its centre crop and
+    normalisation, from ``cfg``, the run's config)."""
     from modelzoo.validation import UserError
 
     import numpy as np
@@ -61,8 +62,10 @@ def _example(path: Path, shape: tuple):
     if len(shape) == 3:
         if x.ndim == 2:
             x = x[..., None]
-        pre = data_lib.Preprocess(image_size=shape[:2], channels=shape[-1])
-        x = data_lib._prepare(x, pre).numpy()
+        mean, std = data_lib.NORMALIZE[getattr(cfg, "normalize", "none")] if shape[-1] == 3 else (None, None)
+        pre = data_lib.Preprocess(image_size=shape[:2], channels=shape[-1], eval_crop=getattr(cfg, "eval_crop", None),
+                                  mean=mean, std=std)  # fmt: skip
+        x = data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre).numpy()
     if tuple(x.shape) != shape:
         raise UserError(f"{str(path)!r} has shape {tuple(x.shape)}; the model takes {shape}.")
     return x

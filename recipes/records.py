@@ -62,9 +62,12 @@ def _write_tfds(name, out, shards, data_dir) -> dict:
     counts = {}
     for split, info in builder.info.splits.items():
         ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        first = next(iter(tfds.as_numpy(ds.take(1))), None)
+        if first is None or int(first["label"]) < 0:  # e.g. imagenet2012's test split: labels are -1
+            print(f"skipping split {split!r}: it has no labels")
+            continue
         examples = ((ex["image"], int(ex["label"])) for ex in tfds.as_numpy(ds))
-        counts.update(streams.write_shards(out, "validation" if split.startswith("valid") else split, examples,
-                                           int(info.num_examples), shards))  # fmt: skip
+        counts.update(streams.write_shards(out, "validation" if split == "valid" else split, examples, int(info.num_examples), shards))
     names = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
     return {"counts": counts, "class_names": names}
 

@@ -135,7 +135,7 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
         return start_step + batch // local, tf.gather(starts, batch % local) + k % per
 
     def prepare(k, example):
-        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, *where(k))), example[1]
+        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, *where(k))), _checked(example[1], options.get("num_classes"))
 
     batches = (total - start_step) * local
     ds = ds.skip(offset).take(batches * per).enumerate()
@@ -153,6 +153,16 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     return ds.map(at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
+def _checked(label, num_classes):
+    """A label read from a file, with an error naming it when it is outside [0, num_classes): never a
+    silent all-zero one-hot (TFDS marks unlabelled examples -1)."""
+    if num_classes is None:
+        return label
+    ok = tf.logical_and(label >= 0, label < num_classes)
+    with tf.control_dependencies([tf.debugging.Assert(ok, ["a record's label is outside [0, num_classes):", label, num_classes])]):
+        return tf.identity(label)
+
+
 def _say_sharding(split: Records, pipelines: int, index: int, share: int) -> None:
     """Which files this input pipeline reads (by file), or a warning that it reads them all."""
     if pipelines > 1 and split.by_file(pipelines):
@@ -167,8 +177,10 @@ def _say_sharding(split: Records, pipelines: int, index: int, share: int) -> Non
 def eval_records(split: Records, *, batch_size, pre, num_classes=None, label_fn=None):
     """Validation/test batches read in file order (no cache: the split may not fit)."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
-    ds = split.in_order().map(lambda x, y: (data_lib._prepare(x, pre), data_lib._label(y, num_classes, label_fn)),
-                              num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    def example(x, y):
+        return data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre), data_lib._label(_checked(y, num_classes), num_classes, label_fn)
+
+    ds = split.in_order().map(example, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(split)))  # Keras knows where an evaluation ends
     options = tf.data.Options()  # under a strategy, workers split the examples (a split may be one file)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -225,7 +237,7 @@ def load_records(path: Path, val_fraction: float, test_fraction: float, seed: in
     image_key, label_key = _keys(groups["train"][0])
     known = index.get("counts", {})
     every = [f for g in groups.values() for f in g]
-    if all(Path(f).name in known for f in every):
+    if all(Path(f).name in known for f in every) and index.get("class_names"):
         counts, top = {f: known[Path(f).name] for f in every}, len(index["class_names"]) - 1
     else:
         numbers, top = _count(every, label_key)

@@ -43,7 +43,7 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
         size = cfg.image_size or (default or (224,))[0]
     else:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
-    crop = cfg.augment and entry.family in CROP_FAMILIES and cfg.crop_padding > 0
+    crop = cfg.augment and entry.family in CROP_FAMILIES and (cfg.crop_padding > 0 or cfg.crop_mode != "pad")
     channels = data.feature_shape[-1]
     mean, std = data_lib.NORMALIZE[cfg.normalize]
     if cfg.crop_mode != "pad" and cfg.augment and not crop:

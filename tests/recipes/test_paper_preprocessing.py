@@ -89,3 +89,24 @@ def dataclasses_replace(cfg, **changes):
     import dataclasses
 
     return dataclasses.replace(cfg, **changes)
+
+
+def test_eval_crop_leaves_training_batches_alone_and_config_mistakes_are_one_line():
+    x = np.random.RandomState(0).rand(50, 32, 32, 3).astype("float32")
+    split = data_lib.Split(x, np.arange(50) % 3)
+    pre = data_lib.Preprocess(image_size=(28, 28), channels=3, crop=True, eval_crop=0.875)
+    batch = next(iter(data_lib.train_batches(split, batch_size=10, epochs=1, pre=pre)))[0]
+    assert batch.shape == (10, 28, 28, 3)  # the in-memory set resized whole, not centre-cropped along the batch
+    for fields, message in (({"crop_mode": "scale_jitter", "scale_range": [0.5, 1.0]}, "whole pixels"),
+                            ({"crop_mode": "random_resized", "scale_range": [0.5, 2.0]}, "area shares in \\(0, 1\\]")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            config_lib.resolve("resnet18", overrides=fields).validate()
+    cfg = config_lib.resolve("resnet18", overrides={"crop_mode": "random_resized", "crop_padding": 0.0})
+    data = data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3))
+    assert trainer.preprocess_for(cfg, data, __import__("modelzoo").get_entry("resnet18")).crop  # padding is not its knob
+
+
+def test_several_service_workers_need_a_task_that_shards_its_batches(tmp_path):
+    from recipes.pretrain import main
+
+    assert main(["bert_tiny", "--set", "data_service=local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path)]) == 2

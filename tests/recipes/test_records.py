@@ -2,6 +2,7 @@
 function of (seed, epoch), resume skips exactly the batches seen, each input pipeline reads only its
 own files (by element, with a warning, when there are too few files), and bad input is one line."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -12,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from recipes import config as config_lib
 from recipes import data as data_lib
-from recipes import records, trainer
+from recipes import records, streams, trainer
 from tests.helpers import write_image_folder
 
 PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
@@ -354,3 +355,26 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
             node.kill()
     plain, remote = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "remote"))
     assert remote["weights_sha256"] == plain["weights_sha256"]  # each node built every other batch, read in turn
+
+
+def test_streamed_evaluation_is_normalised_and_a_label_out_of_range_is_named(shards, tmp_path):
+    data = data_lib.load("tfrecord", path=str(shards))
+    mean, std = data_lib.NORMALIZE["imagenet_mean_std"]
+    plain = next(iter(data_lib.eval_batches(data.test, batch_size=4, pre=PRE)))[0].numpy()
+    normed = next(iter(data_lib.eval_batches(data.test, batch_size=4, pre=dataclasses.replace(PRE, mean=mean, std=std))))[0].numpy()
+    np.testing.assert_allclose(normed, (plain - mean) / std, atol=1e-5)
+    out = tmp_path / "bad"
+    out.mkdir()
+    counts = streams.write_shards(out, "train", ((b"x", 7) for _ in range(3)), 3, 3)  # label 7 of 3 classes
+    (out / "records.json").write_text(json.dumps({"class_names": ["a", "b", "c"], "counts": counts}))
+    bad = data_lib.load("tfrecord", path=str(out))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label is outside \\[0, num_classes\\)"):
+        next(iter(data_lib.train_batches(bad.train, batch_size=1, epochs=1, pre=PRE, num_classes=3)))
+
+
+def test_a_class_whose_every_image_is_corrupt_is_one_line(tmp_path):
+    folder = write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
+    (folder / "class_002").mkdir()
+    (folder / "class_002" / "a.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(data_lib.DataError, match="every image of class index\\(es\\) \\[2\\] fails to decode"):
+        data_lib.load("folder", path=str(folder), bad_images="skip")
