@@ -767,15 +767,21 @@ def batch_finisher(*, seed, batch_size, pre, num_classes=None, label_fn=None, cl
     return finish
 
 
+def replica_shares(batch_size: int, replicas=None) -> tuple[int, list[int], int]:
+    """(replicas in all, this pipeline's replica ids, examples per replica) of a global batch."""
+    num_replicas, ids = replicas or (1, [0])
+    if batch_size % num_replicas:
+        raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
+    return num_replicas, list(ids), batch_size // num_replicas
+
+
 def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None) -> tf.data.Dataset:
     """(example indices of a batch, its global step, its first row in the global batch) from
     ``start_step`` on; with ``replicas`` (number, ids), each global batch's shares for those ids,
     one after another. One epoch's permutation at a time: memory does not grow with epochs x n."""
     steps = steps_per_epoch(n, batch_size)
-    num_replicas, ids = replicas or (1, [0])
-    if batch_size % num_replicas:
-        raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
-    per, local = batch_size // num_replicas, len(ids)
+    num_replicas, ids, per = replica_shares(batch_size, replicas)
+    local = len(ids)
 
     def one_epoch(epoch):  # a graph, not a Python call: a tf.data service worker can run it
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))

@@ -36,6 +36,11 @@ CYCLE = 16  # files read at once by each pipeline
 SHUFFLE_BUFFER = 10_000  # examples, at most; less when a quarter of the budget holds fewer
 
 
+def shuffle_buffer(budget: int, bytes_per_example: float) -> int:
+    """Examples in a shuffle buffer: ``SHUFFLE_BUFFER`` at most, fewer when a quarter of the budget holds fewer."""
+    return int(max(1, min(SHUFFLE_BUFFER, budget // 4 // max(1, bytes_per_example))))
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """One 31-bit seed per (run seed, epoch): the epoch's file order and shuffle buffer."""
     return int(np.random.RandomState([seed, epoch]).randint(2**31 - 1))
@@ -111,10 +116,8 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     """Every training batch of the run from ``start_step`` on, as ``data.train_batches`` gives
     for in-memory splits (same ``replicas``, ``batch_shard`` and ``options``), read from the
     record files."""
-    num_replicas, ids = replicas or (1, [0])
-    if batch_size % num_replicas:
-        raise DataError(f"batch_size {batch_size} does not split evenly over {num_replicas} replicas.")
-    per, local = batch_size // num_replicas, len(ids)
+    num_replicas, ids, per = data_lib.replica_shares(batch_size, replicas)
+    local = len(ids)
     pipelines, index = num_replicas // local, ids[0] // local
     share = split.share(pipelines, index)
     if share < per:
@@ -246,7 +249,7 @@ def load_records(path: Path, val_fraction: float, test_fraction: float, seed: in
     train, val, test = _hold_out_files(groups, val_fraction, test_fraction, seed, path)
     reader = tfrecord_reader(image_key, label_key)
     bytes_per_example = sum(Path(f).stat().st_size for f in every) / max(1, sum(counts.values()))
-    buffer = int(max(1, min(SHUFFLE_BUFFER, budget // 4 // max(1, bytes_per_example))))
+    buffer = shuffle_buffer(budget, bytes_per_example)
     splits = [Records(f"{path.name}:{k}", fs, [counts[f] for f in fs], reader, buffer) for k, fs in
               (("train", train), ("validation", val), ("test", test))]  # fmt: skip
     return data_lib.Data(path.name, "image", *splits, len(names), names, flip_ok=True, encoded_shape=(None, None, 3))
@@ -344,7 +347,7 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
     names = {"train": f"train[{held}:]" if held else "train[10%:]", "validation": val or (f"train[:{held}]" if held else "train[:10%]"),
              "test": test}  # fmt: skip
     bytes_per_example = (info.dataset_size or 0) / max(1, n_train)
-    buffer = int(max(1, min(SHUFFLE_BUFFER, budget // 4 // max(1, bytes_per_example))))
+    buffer = shuffle_buffer(budget, bytes_per_example)
     splits = []
     for key in ("train", "validation", "test"):
         reader = tfds_reader(builder, names[key])
