@@ -18,6 +18,8 @@ round of each side is kept: on a shared machine, noise only ever makes a round s
   folder, from TFRecords of it and through a local tf.data service: decode images/s on 1 and 2
   cores, the streaming ratio of a model's training (steps/s streamed / steps/s on one cached
   batch), and the seconds a resumed run waits for its first batch at 90% of an epoch;
+* corpus (``corpus.csv``): a pretraining corpus held in memory and streamed: the peak memory of
+  preparing it at two sizes, the resumed run's wait at 90% of an epoch, and the streaming ratio;
 * parameters, FLOPs, and peak accelerator memory where TensorFlow reports it.
 
 Results go to ``results.csv`` and ``results.md`` (with the machine: CPU, cores, GPU, versions).
@@ -65,13 +67,20 @@ class Settings:
     stream_set: tuple = (100, 200, 64)
     stream_model: str = "resnet18"
     stream_batch: int = 64
+    # corpus: a pretraining corpus of real prose (the stdlib corpus repeated) of these MB in this many
+    # .txt files, held in memory and streamed; memory measured at it and at a quarter of it
+    corpus_mb: float = 32.0
+    corpus_files: int = 8
+    corpus_model: str = "bert_tiny"
+    corpus_batch: int = 32
 
 
 def settings_for(mode: str, accelerator: str) -> Settings:
     if mode == "tiny":  # for tests: does the harness run and make a well-formed table
         return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
                         text_pairs=("bert_tiny",), text_batch_size=2, sequence_length=16, pipeline=("lenet5",),
-                        pipeline_seconds=0.5, stream_set=(3, 24, 32), stream_model="lenet5", stream_batch=8)  # fmt: skip
+                        pipeline_seconds=0.5, stream_set=(3, 24, 32), stream_model="lenet5", stream_batch=8,
+                        corpus_mb=0.4, corpus_files=2, corpus_batch=8)  # fmt: skip
     if mode == "quick":
         return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0,
                         text_batch_size=4, sequence_length=128)  # fmt: skip
@@ -447,6 +456,104 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     return rows
 
 
+def write_corpus(root: Path, megabytes: float, files: int) -> Path:
+    """``files`` .txt files of about ``megabytes`` MB in all: the stdlib corpus, one document a
+    line, repeated."""
+    from recipes.pretrain import stdlib_corpus
+
+    docs = [t.replace("\n", " ") for t in stdlib_corpus()]
+    root.mkdir(parents=True, exist_ok=True)
+    per_file, i = megabytes * 2**20 / files, 0
+    for f in range(files):
+        with open(root / f"part{f:03d}.txt", "w") as out:
+            written = 0
+            while written < per_file:
+                written += out.write(docs[i % len(docs)] + "\n")
+                i += 1
+    return root
+
+
+def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: int, seconds: float, repeats: int) -> dict:
+    """In a fresh process (``bench_corpus`` runs it): prepare the masked-LM task on ``folder``;
+    its peak RSS; with ``timed``, the first batch's wait at the start and at 90% of an epoch,
+    sequences/s of the pipeline alone, and the training steps/s streamed and on one cached batch."""
+    import resource
+    import tempfile
+
+    import tensorflow as tf
+
+    from recipes import config as config_lib
+    from recipes.runtime import Runtime
+    from recipes.tasks.masked_lm import MaskedLM
+
+    run_dir = Path(tempfile.mkdtemp())
+    cfg = config_lib.resolve(model, overrides={"dataset": "text_files", "data_path": folder, "streaming": streaming, "epochs": 1,
+                                               "batch_size": batch, "vocabulary_size": 2000, "run_dir": str(run_dir)})  # fmt: skip
+    start = time.perf_counter()
+    task = MaskedLM(cfg)
+    steps = task.prepare(None, run_dir)
+    row = {"prepare_s": time.perf_counter() - start, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+           "train_sequences": task.n_train}  # fmt: skip
+    if not timed:
+        return row
+    for at, key in ((0, "first_batch_s"), (int(0.9 * steps), "first_batch_at_90pct_s")):
+        start = time.perf_counter()
+        next(iter(task.batches_from(at)))
+        row[key] = time.perf_counter() - start
+    n = min(steps - 1, 50)
+    row["sequences_per_s"] = max(_images_per_s(task.batches_from(0).map(lambda x, t, w: (x["token_ids"],)), n, 2, 1) for _ in range(repeats))
+    with Runtime.create(cfg) as runtime:
+        model = task.model = task.build(runtime, run_dir, steps)
+        real = task.batches_from(0)
+        feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
+
+        def fit(feed, k, warm=2):
+            clock = _StepClock(warm)
+            model.fit(feeds[feed], steps_per_epoch=warm + k, epochs=1, verbose=0, shuffle=False, callbacks=[clock.callback])
+            return clock.steps_per_s()
+
+        k = max(3, min(steps // 3, round(seconds * fit("cached", 3))))
+        rates = {"stream": [], "cached": []}
+        for r in range(repeats):
+            for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
+                rates[feed].append(fit(feed, k))
+    row.update(stream_steps_per_s=max(rates["stream"]), cached_steps_per_s=max(rates["cached"]),
+               streaming_ratio=max(rates["stream"]) / max(rates["cached"]))  # fmt: skip
+    return row
+
+
+def bench_corpus(settings: Settings, log=print) -> list[dict]:
+    """The pretraining corpus held in memory and streamed: peak memory of preparing it at a
+    quarter of the size and at full size (each in a fresh process), and at full size the resume
+    wait, the pipeline's sequences/s and the training's streaming ratio."""
+    import json
+    import subprocess
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = (settings.corpus_mb / 4, settings.corpus_mb)
+        folders = {mb: str(write_corpus(Path(tmp) / f"{mb}", mb, settings.corpus_files)) for mb in sizes}
+        for streaming in (False, True):
+            row = {"corpus": "streamed" if streaming else "in memory", "files": settings.corpus_files, "model": settings.corpus_model,
+                   "batch_size": settings.corpus_batch}  # fmt: skip
+            for mb in sizes:
+                args = (folders[mb], streaming, mb == sizes[-1], settings.corpus_model, settings.corpus_batch,
+                        settings.pipeline_seconds, settings.repeats)  # fmt: skip
+                code = f"import json; from benchmarks.run import corpus_probe; print(json.dumps(corpus_probe(*{args!r})))"
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+                if out.returncode:
+                    raise RuntimeError(f"corpus probe {args} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+                probe = json.loads(out.stdout.strip().splitlines()[-1])
+                row["peak_rss_gb_full" if mb == sizes[-1] else "peak_rss_gb_quarter"] = probe.pop("peak_rss_gb")
+                row.update(probe if mb == sizes[-1] else {})
+            row["megabytes"] = sizes[-1]
+            log(f"  corpus {row['corpus']}: done")
+            rows.append(row)
+    return rows
+
+
 def markdown(frame, floatfmt: dict) -> str:
     """A DataFrame as a Markdown table (pandas' own needs ``tabulate``, which we do not depend on)."""
     import numpy as np
@@ -472,7 +579,9 @@ PAIR_FORMAT = {"gflops_per_sample": ".3f", "infer_samples_per_s": ".2f", "train_
 PIPE_FORMAT = {"pipeline_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "pipeline_ratio": ".2f"}
 STREAM_FORMAT = {"decode_images_per_s_1_core": ".0f", "decode_images_per_s_2_cores": ".0f", "stream_steps_per_s": ".2f",
                  "cached_steps_per_s": ".2f", "streaming_ratio": ".2f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f"}
-SECTIONS = ("pairs", "pipeline", "streaming")
+CORPUS_FORMAT = {"peak_rss_gb_quarter": ".3f", "peak_rss_gb_full": ".3f", "prepare_s": ".1f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f", "sequences_per_s": ".0f",
+                 "stream_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "streaming_ratio": ".2f"}
+SECTIONS = ("pairs", "pipeline", "streaming", "corpus")
 
 
 def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, sections=SECTIONS) -> dict:
@@ -519,6 +628,16 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, 
                      "training pipeline alone on a private pool of 1 or 2 threads; streaming ratio = steps/s streamed / "
                      "steps/s on one cached batch; first batch = seconds from building the pipeline to its first batch, "
                      "from the start and resumed at 90% of an epoch.")  # fmt: skip
+    if "corpus" in sections:
+        result["corpus"] = pd.DataFrame(bench_corpus(settings, log))
+        result["corpus"].to_csv(out / "corpus.csv", index=False)
+        parts.append(markdown(result["corpus"], CORPUS_FORMAT) + f"\n\nCorpus: the stdlib corpus repeated to "
+                     f"{settings.corpus_mb:g} MB in {settings.corpus_files} .txt files, masked-LM pretraining of "
+                     f"{settings.corpus_model} (128 tokens); peak RSS of a fresh process that prepares the corpus, at a "
+                     "quarter of the size and at full size (held in memory, it grows with the text; streamed, it does "
+                     "not); prepare = vocabulary, tokenizing (in memory) or the counting pass (streamed); first batch "
+                     "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
+                     "streaming ratio = training steps/s / steps/s on one cached batch.")  # fmt: skip
     header = (
         f"Measured with `python -m benchmarks.run --mode {mode}"
         + (f" --only {' '.join(sections)}" if tuple(sections) != SECTIONS else "")

@@ -61,8 +61,8 @@ class TrainConfig:
     scale_range: list | None = None  # random_resized: area share (default [0.08, 1]); scale_jitter: shorter side (default [256, 512])
     eval_crop: float | None = None  # evaluation: resize the shorter side to image_size / eval_crop, centre crop (0.875: 224 of 256)
     normalize: str = "none"  # "imagenet_mean" (AlexNet, VGG) or "imagenet_mean_std" (ResNet recipes), on [0, 1] images
-    streaming: bool | str = "auto"  # image folders: stream the files (true), decode into memory (false), or by size
-    memory_budget_gb: float | None = None  # streaming "auto": the decoded images' limit (None: a quarter of RAM)
+    streaming: bool | str = "auto"  # image sets and pretraining corpora: stream the files (true), hold in memory (false), or by size
+    memory_budget_gb: float | None = None  # streaming "auto": the in-memory limit (None: a quarter of RAM)
     bad_images: str = "stop"  # image folders: a file that does not decode stops the run (one line) or is skipped, counted
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
@@ -198,10 +198,10 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # The config in parts: every field belongs to exactly one, and a recipe takes some of them.
 PARTS = {
     "model": ("model", "model_kwargs"),
-    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service", "data_service_workers"),
+    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service", "data_service_workers", "streaming",
+             "memory_budget_gb"),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": ("image_size", "augment", "crop_padding", "crop_mode", "scale_range", "eval_crop", "normalize", "streaming",
-               "memory_budget_gb", "bad_images"),
+    "images": ("image_size", "augment", "crop_padding", "crop_mode", "scale_range", "eval_crop", "normalize", "bad_images"),
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
     "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
                      "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),

@@ -508,11 +508,17 @@ def read_vocabulary(path) -> list[str]:
     return vocabulary
 
 
+def string_tensor(texts) -> tf.Tensor:
+    """Texts as a tf.string tensor. (Through NumPy's ``astype(str)`` each would be padded to the
+    longest: 100,000 lines with one of 100 KB took 24 GB.)"""
+    return tf.constant([str(t) for t in texts], dtype=tf.string)
+
+
 def word_piece_vocabulary(texts, vocabulary_size: int) -> list[str]:
     """A WordPiece vocabulary learned from ``texts`` (keras-hub), special tokens first."""
     import keras_hub
 
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(list(texts), dtype=object).astype(str))
+    ds = tf.data.Dataset.from_tensor_slices(string_tensor(texts))
     return keras_hub.tokenizers.compute_word_piece_vocabulary(
         ds, vocabulary_size, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS)
     )
@@ -544,7 +550,7 @@ def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool =
     )
 
     def encode(texts) -> np.ndarray:
-        texts = tf.constant(np.asarray(list(texts), dtype=object).astype(str))
+        texts = string_tensor(texts)
         return np.asarray(packer(tokenizer(texts)), dtype="int32")
 
     return encode
@@ -691,7 +697,7 @@ def _augment_batch(images, seed, pre: Preprocess, global_batch: int, first=0):
 
 def epoch_order(n: int, epoch: int, seed: int) -> np.ndarray:
     """A seeded permutation of ``n`` rows for ``epoch`` (NumPy; the training pipelines draw theirs
-    in the graph, ``_batch_rows``)."""
+    in the graph, ``batch_rows``)."""
     return np.random.RandomState([seed, epoch]).permutation(n)
 
 
@@ -731,7 +737,7 @@ def train_batches(
         return streams.record_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed,
                                       replicas=replicas, batch_shard=batch_shard, pre=pre, num_classes=num_classes,
                                       label_fn=label_fn, class_weights=class_weights)  # fmt: skip
-    indices, per = _batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
+    indices, per = batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     if batch_shard:
         indices = indices.shard(*batch_shard)
     y = tf.constant(split.y)
@@ -775,7 +781,7 @@ def replica_shares(batch_size: int, replicas=None) -> tuple[int, list[int], int]
     return num_replicas, list(ids), batch_size // num_replicas
 
 
-def _batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None) -> tf.data.Dataset:
+def batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None) -> tf.data.Dataset:
     """(example indices of a batch, its global step, its first row in the global batch) from
     ``start_step`` on; with ``replicas`` (number, ids), each global batch's shares for those ids,
     one after another. One epoch's permutation at a time: memory does not grow with epochs x n."""

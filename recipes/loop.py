@@ -31,7 +31,6 @@ from pathlib import Path
 import keras
 
 import modelzoo
-from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes.runtime import Runtime
@@ -69,12 +68,20 @@ class Task:
         """The model whose variables the checkpoint holds (a distiller's student, say)."""
         return self.model
 
-    def batches_from(self, step: int):
-        """Every training batch from optimizer step ``step`` to the last epoch's end."""
+    def batches_from(self, step: int, replicas=None, shard=None):
+        """Every training batch from optimizer step ``step`` to the last epoch's end; with
+        ``replicas`` (number, ids) only those replicas' rows of each (``per_replica``), with
+        ``shard`` (n, i) only batches i, i + n, ... (a tf.data service worker's)."""
         raise NotImplementedError
 
     def validation(self):
         raise NotImplementedError
+
+    def files_split(self):
+        """The training split when it is read from files (streamed, or a folder's images): under
+        several replicas each input pipeline then reads only its own share (``per_replica``)."""
+        data = getattr(self, "data", None)  # a classifier's or distiller's recipes.data.Data
+        return data.train if data is not None and data.train.files else None
 
     def callbacks(self, steps: int) -> list:
         return []
@@ -175,21 +182,8 @@ def run(task: Task, *, runtime: Runtime | None = None, model=None, callbacks=(),
         return _run(task, runtime, run_dir, model, list(callbacks), export)
 
 
-def _check_service(task: Task) -> None:
-    """Several tf.data service workers need a task that deals its batches out (``shard``)."""
-    import inspect
-
-    cfg = task.cfg
-    address, workers = getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1)
-    several = (address == "local" and workers > 1) or (address not in (None, "local") and "," in address)
-    if several and "shard" not in inspect.signature(task.batches_from).parameters:
-        raise UserError(f"{task.recipe} cannot deal its batches over several tf.data service workers; use one "
-                        "(data_service_workers: 1, or one dispatcher address).")  # fmt: skip
-
-
 def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
     cfg = task.cfg
-    _check_service(task)
     steps = task.prepare(rt, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rt.chief:
@@ -239,12 +233,12 @@ def per_replica(rt: Runtime, task):
 
     cfg = task.cfg
     serve = through_service(getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1))
-    data = getattr(task, "data", None)
-    if not (rt.adapt and data is not None and data.train.files):
+    split = task.files_split()
+    if not (rt.adapt and split is not None):
         return lambda step: serve(lambda shard: task.batches_from(step, **({"shard": shard} if shard else {})))
     strategy = rt.strategy
     total = strategy.num_replicas_in_sync
-    print(f"streaming {len(data.train)} training examples over {total} replicas: each input pipeline reads only its "
+    print(f"streaming {len(split)} training examples over {total} replicas: each input pipeline reads only its "
           "replicas' rows or files")  # fmt: skip
 
     def batches_from(step):

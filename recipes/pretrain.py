@@ -6,16 +6,18 @@
 10% stay, and the model predicts the original token at every chosen position (its masked-LM head
 ties the output to the token embedding). No next-sentence task (as in RoBERTa).
 
-Corpora: ``wikipedia`` (TFDS), ``text_files`` (your ``.txt``), and the default ``stdlib_corpus``,
-which ships with Python: the language reference's topics
+Corpora: ``wikipedia`` (TFDS, or any TFDS text set), ``text_files`` (your ``.txt``), and the
+default ``stdlib_corpus``, which ships with Python: the language reference's topics
 (``pydoc_data.topics``) and every docstring of the standard library outside the packages that
 ``stdlib_docs`` labels, so the fine-tuning test set is never seen here. A WordPiece vocabulary is
-learned from it and written to the run folder (``vocab.txt``) for ``recipes.finetune``.
+learned from it and written to the run folder (``vocab.txt``) for ``recipes.finetune``. A corpus
+too large for memory (``streaming: auto`` decides by size, or ``true``) is streamed from its files
+and tokenized in the pipeline (``recipes.corpus``).
 
-Masks are drawn per epoch from a generator seeded by (seed, epoch), so a run resumed mid-epoch
-(same checkpoints as ``recipes.train``) sees exactly the masks it would have seen. The held-out
-10% of sequences carries one fixed mask; ``summary.json`` reports its loss and masked-token
-accuracy against the most-frequent-token baseline.
+Masks are drawn in the graph from (seed, step) for each global batch, whose rows are the epoch's
+seeded order, so a run resumed mid-epoch (same checkpoints as ``recipes.train``) sees exactly the
+masks it would have seen. The held-out 10% of sequences carries one fixed mask; ``summary.json``
+reports its loss and masked-token accuracy against the most-frequent-token baseline.
 """
 
 from __future__ import annotations
@@ -62,35 +64,32 @@ CORPORA = ("stdlib_corpus", "wikipedia", "text_files")
 
 
 def load_corpus(name: str, *, data_dir: str | None = None, path: str | None = None, max_documents: int = 200_000) -> list[str]:
-    """Unlabelled text by name: the embedded ``stdlib_corpus``; ``wikipedia`` (TFDS, its real
-    ``tfds.load``; at most ``max_documents`` articles); ``text_files`` (``path``: a ``.txt`` file or a
+    """Unlabelled text by name, in memory: the embedded ``stdlib_corpus``; ``wikipedia`` or another
+    TFDS text set (its builder's ``train`` split; at most ``max_documents`` documents); ``text_files`` (``path``: a ``.txt`` file or a
     folder of them, one document per blank-line-separated paragraph)."""
     from recipes.data import DataError
 
     if name == "stdlib_corpus":
         return stdlib_corpus()
+    from recipes import corpus
+
     if name == "text_files":
-        if not path or not Path(path).exists():
-            raise DataError(f"corpus 'text_files' needs data_path (a .txt file or a folder of them), got {path!r}.")
-        files = [Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("*.txt"))
-        docs = [p.strip() for f in files for p in f.read_text(encoding="utf-8", errors="replace").split("\n\n") if p.strip()]
+        files = corpus.text_files(path).files
+        docs = [p.strip() for f in files for p in Path(f).read_text(encoding="utf-8", errors="replace").split("\n\n") if p.strip()]
         if not docs:
             raise DataError(f"data_path {path!r} holds no text.")
         return docs
-    if name == "wikipedia" or name.startswith("wikipedia/"):
-        import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
 
-        try:
-            ds = tfds.load(WIKIPEDIA if name == "wikipedia" else name, split="train", data_dir=data_dir)
-        except Exception as err:  # tfds raises many kinds for a missing or unprepared set
-            raise DataError(f"cannot load TFDS corpus {name!r}: {str(err).splitlines()[0]}") from None
-        docs = [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
-        if not any(d.strip() for d in docs):
-            raise DataError(f"TFDS corpus {name!r} holds no text.")
-        return docs
-    from modelzoo.validation import did_you_mean
-
-    raise DataError(f"pretraining corpus must be one of {list(CORPORA)}, got {name!r}." + did_you_mean(name, CORPORA))
+    builder = corpus.tfds_builder(name, data_dir)
+    try:
+        ds = builder.as_dataset(split="train")
+    except Exception as err:  # tfds raises many kinds for a missing or unprepared set
+        raise DataError(f"cannot load TFDS corpus {name!r}: {str(err).splitlines()[0]}") from None
+    docs = [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
+    if not any(d.strip() for d in docs):
+        raise DataError(f"TFDS corpus {name!r} holds no text.")
+    return docs
 
 
 def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
@@ -113,24 +112,34 @@ def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     return np.concatenate([np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1)
 
 
-def mask(ids: np.ndarray, *, rng: np.random.RandomState, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int):
-    """BERT's masking of ``ids`` (rows of token ids): inputs, positions, targets and weights."""
-    n, length = ids.shape
-    scores = rng.rand(n, length)
-    scores[np.isin(ids, special)] = 2.0  # never chosen
-    positions = np.argsort(scores, axis=1)[:, :max_predictions].astype("int32")
-    choosable = (~np.isin(ids, special)).sum(1)
-    wanted = np.maximum(1, np.round(choosable * MASK_RATE)).astype(int)
-    weights = (np.arange(max_predictions)[None] < np.minimum(wanted, max_predictions)[:, None]).astype("float32")
-    targets = np.take_along_axis(ids, positions, axis=1)
-    action = rng.rand(n, max_predictions)
-    random_tokens = rng.randint(len(special), vocabulary_size, size=(n, max_predictions))
-    replaced = np.where(action < MASK_TOKEN_RATE, mask_id, np.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets))
-    inputs = ids.copy()
-    rows = np.repeat(np.arange(n)[:, None], max_predictions, axis=1)
-    chosen = weights > 0
-    inputs[rows[chosen], positions[chosen]] = replaced[chosen]
-    return inputs, positions, targets.astype("int32"), weights
+def mask(ids, seed, *, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int, rows=None):
+    """BERT's masking of a batch of token-id rows (int32 ``[n, length]``), in the graph: inputs,
+    positions, targets and weights. Drawn from the stateless ``seed`` (two integers) for a global
+    batch of ``rows=(total, first)`` rows of which these are rows ``first`` on (default: the whole
+    batch), so a row's mask does not depend on how the batch is split over replicas."""
+    import tensorflow as tf
+
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    n, length = tf.shape(ids)[0], tf.shape(ids)[1]
+    total, first = rows or (n, 0)
+    first = tf.cast(first, tf.int32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+
+    def draw(i, width, **kw):  # the global batch's numbers, this slice's rows
+        return tf.random.stateless_uniform([total, width], seeds[i], **kw)[first : first + n]
+
+    is_special = tf.reduce_any(ids[..., None] == tf.constant(special, tf.int32), axis=-1)
+    scores = tf.where(is_special, 2.0, draw(0, length))  # never chosen
+    positions = tf.argsort(scores, axis=1, stable=True)[:, :max_predictions]
+    wanted = tf.maximum(1.0, tf.round(tf.reduce_sum(tf.cast(~is_special, tf.float32), axis=1) * MASK_RATE))
+    weights = tf.cast(tf.range(max_predictions, dtype=tf.float32)[None] < tf.minimum(wanted, max_predictions)[:, None], tf.float32)
+    targets = tf.gather(ids, positions, batch_dims=1)
+    action = draw(1, max_predictions)
+    random_tokens = draw(2, max_predictions, minval=len(special), maxval=vocabulary_size, dtype=tf.int32)
+    replaced = tf.where(action < MASK_TOKEN_RATE, mask_id, tf.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets))
+    at = tf.stack([tf.repeat(tf.range(n)[:, None], max_predictions, axis=1), positions], axis=-1)
+    inputs = tf.tensor_scatter_nd_update(ids, at, tf.where(weights > 0, replaced, targets))
+    return inputs, positions, targets, weights
 
 
 def pretrain(cfg) -> dict:

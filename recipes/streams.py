@@ -99,23 +99,44 @@ def tfrecord_reader(image_key: str, label_key: str):
         return ex[image_key], ex[label_key]
 
     def open_files(files, shard, seed):
-        files = list(files)
-        if shard:
-            files = files[shard[1] :: shard[0]]
-        if seed is not None:
-            files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
-        ds = tf.data.Dataset.from_tensor_slices(files)
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(CYCLE, len(files)), block_length=1,
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
+        ds = interleaved(files, shard, seed, tf.data.TFRecordDataset)
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     return open_files
+
+
+def interleaved(files, shard, seed, open_one) -> tf.data.Dataset:
+    """``open_one(file)``'s elements for this pipeline's files (every ``shard[0]``-th from
+    ``shard[1]``, or all), in the order ``seed`` gives (or as listed), ``CYCLE`` files read at once
+    in a deterministic interleave."""
+    files = list(files)
+    if shard:
+        files = files[shard[1] :: shard[0]]
+    if seed is not None:
+        files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
+    return tf.data.Dataset.from_tensor_slices(files).interleave(open_one, cycle_length=min(CYCLE, len(files)), block_length=1,
+                                                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
 
 
 def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, replicas=None, batch_shard=None, **options):
     """Every training batch of the run from ``start_step`` on, as ``data.train_batches`` gives
     for in-memory splits (same ``replicas``, ``batch_shard`` and ``options``), read from the
     record files."""
+    pre, num_classes = options["pre"], options.get("num_classes")
+    finisher = data_lib.batch_finisher(seed=seed, batch_size=batch_size, **options)
+
+    def prepare(example, step, row):
+        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, step, row)), _checked(example[1], num_classes)
+
+    return stream_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed, replicas=replicas,
+                          batch_shard=batch_shard, prepare=prepare, finish=lambda batch, step, first: finisher(*batch, step, first))  # fmt: skip
+
+
+def stream_batches(split: Records, *, batch_size, epochs, start_step, seed, replicas, batch_shard, prepare, finish):
+    """The batches of a streamed split from ``start_step`` on, for any task: each example through
+    ``prepare(example, step, row)`` (its global step and row in the global batch; None: as read), each batch of
+    this pipeline's ``per`` rows through ``finish(batch, step, first)``. ``replicas`` and
+    ``batch_shard`` as in ``data.train_batches``."""
     num_replicas, ids, per = data_lib.replica_shares(batch_size, replicas)
     local = len(ids)
     pipelines, index = num_replicas // local, ids[0] // local
@@ -126,34 +147,36 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     total = epochs * data_lib.steps_per_epoch(len(split), batch_size)
     first_epoch, offset = divmod(start_step * local * per, share)
     last_epoch = -(-(total * local * per) // share)
-    epochs_ds = [split.epoch(e, seed, pipelines, index) for e in range(first_epoch, last_epoch)]
-    ds = epochs_ds[0]
-    for more in epochs_ds[1:]:
-        ds = ds.concatenate(more)
-    pre = options["pre"]
+    ds = _concatenated([split.epoch(e, seed, pipelines, index) for e in range(first_epoch, last_epoch)])
     starts = tf.constant(np.asarray(ids, "int64") * per)
 
     def where(k):  # the k-th example this pipeline gives from start_step on: its global step and row
         batch = k // per
         return start_step + batch // local, tf.gather(starts, batch % local) + k % per
 
-    def prepare(k, example):
-        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, *where(k))), _checked(example[1], options.get("num_classes"))
-
     batches = (total - start_step) * local
     ds = ds.skip(offset).take(batches * per).enumerate()
     shards, shard = batch_shard or (1, 0)
-    if shards > 1:  # every shards-th batch: the other examples are read, never decoded
+    if shards > 1:  # every shards-th batch: the other examples are read, never prepared
         ds = ds.filter(lambda k, _: (k // per) % shards == shard)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(per, drop_remainder=True)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(len(range(shard, batches, shards))))
+    if prepare is None:
+        ds = ds.map(lambda k, example: example)
+    else:
+        ds = ds.map(lambda k, example: prepare(example, *where(k)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(per, drop_remainder=True).apply(tf.data.experimental.assert_cardinality(len(range(shard, batches, shards))))
     ds = tf.data.Dataset.zip(tf.data.Dataset.range(shard, batches, shards), ds)
-    finish = data_lib.batch_finisher(seed=seed, batch_size=batch_size, **options)
 
     def at(k, batch):
-        return finish(*batch, start_step + k // local, tf.gather(starts, k % local))
+        return finish(batch, start_step + k // local, tf.gather(starts, k % local))
 
     return ds.map(at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _concatenated(parts):
+    ds = parts[0]
+    for more in parts[1:]:
+        ds = ds.concatenate(more)
+    return ds
 
 
 def _checked(label, num_classes):

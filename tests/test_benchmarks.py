@@ -31,10 +31,15 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     for col in ("decode_images_per_s_1_core", "decode_images_per_s_2_cores", "streaming_ratio", "first_batch_at_90pct_s"):
         assert (stream[col] > 0).all() and stream[col].map(math.isfinite).all(), col
     assert stream["streaming_ratio"].tolist() == pytest.approx((stream["stream_steps_per_s"] / stream["cached_steps_per_s"]).tolist())
+    corpus = pd.read_csv(tmp_path / "corpus.csv")
+    assert corpus["corpus"].tolist() == ["in memory", "streamed"]
+    for col in ("peak_rss_gb_quarter", "peak_rss_gb_full", "first_batch_at_90pct_s", "sequences_per_s", "streaming_ratio"):
+        assert (corpus[col] > 0).all() and corpus[col].map(math.isfinite).all(), col
+    assert corpus["train_sequences"][0] == pytest.approx(corpus["train_sequences"][1], rel=0.05)  # the same text either way
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4  # header and rule, then four pairs, one recipe, four stream sources
+    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2  # header and rule, then four pairs, one recipe, four stream sources, two corpora
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 

@@ -1,5 +1,7 @@
 """Masked-LM pretraining of a zoo BERT, as a task of the run loop (``recipes.pretrain`` is its
-command and holds the corpora and BERT's masking rule)."""
+command and holds the in-memory corpora and BERT's masking rule; ``recipes.corpus`` streams the
+corpora that do not fit in memory). Either way a training batch is a function of (seed, step):
+its rows are an epoch's seeded order, and its masks are drawn in the graph from (seed, step)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import tensorflow as tf
 
 import modelzoo
 from modelzoo.validation import UserError
+from recipes import corpus as corpus_lib
 from recipes import data as data_lib
-from recipes import loop, trainer
+from recipes import loop, streams, trainer
 from recipes.pretrain import MASK_RATE, load_corpus, mask, sequences
 
 
@@ -20,6 +23,7 @@ class MaskedLM(loop.Task):
 
     recipe = "pretrain"
     export = False
+    stream: streams.Records | None = None  # the training rows, when streamed
 
     def __init__(self, cfg):
         if modelzoo.get_entry(cfg.model).family != "bert":
@@ -32,25 +36,50 @@ class MaskedLM(loop.Task):
 
     def prepare(self, runtime, run_dir):
         cfg = self.cfg
-        texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path)
+        source = corpus_lib.streamed_source(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, streaming=cfg.streaming,
+                                            memory_budget_gb=cfg.memory_budget_gb)  # fmt: skip
+        texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path) if source is None else None
         vocab_path = run_dir / "vocab.txt"
         if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
             self.vocabulary = data_lib.read_vocabulary(vocab_path if vocab_path.is_file() else cfg.vocabulary_file)
         else:
-            self.vocabulary = data_lib.word_piece_vocabulary(texts, cfg.vocabulary_size)
-        ids = sequences(texts, self.vocabulary, cfg.sequence_length)
-        held = np.random.RandomState(cfg.seed).permutation(len(ids))
-        n_val = max(1, len(ids) // 10)
-        self.train_ids, self.val_ids = ids[held[n_val:]], ids[held[:n_val]]
+            self.vocabulary = data_lib.word_piece_vocabulary(texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size)
         self.special = [self.vocabulary.index(t) for t in data_lib.SPECIAL_TOKENS]
         self.opts = dict(vocabulary_size=len(self.vocabulary), special=self.special, mask_id=self.vocabulary.index("[MASK]"),
                          max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))))  # fmt: skip
-        self.val_masked = mask(self.val_ids, rng=np.random.RandomState([cfg.seed, 10**6]), **self.opts)
-        self.steps = data_lib.steps_per_epoch(len(self.train_ids), cfg.batch_size)
-        return self.steps
+        if source is None:
+            ids = sequences(texts, self.vocabulary, cfg.sequence_length)
+            held = np.random.RandomState(cfg.seed).permutation(len(ids))
+            n_val = max(1, len(ids) // 10)
+            self.train_ids, self.val_ids = ids[held[n_val:]], ids[held[:n_val]]
+            self.token_counts = np.bincount(self.train_ids.ravel(), minlength=len(self.vocabulary))
+            self.n_train = len(self.train_ids)
+        else:
+            self._open_stream(source, run_dir)
+        return data_lib.steps_per_epoch(self.n_train, cfg.batch_size)
+
+    def _open_stream(self, source, run_dir):
+        cfg = self.cfg
+        rows = corpus_lib.row_reader(source, self.vocabulary, cfg.sequence_length)
+        self.source = source
+        self.counted = (corpus_lib.load_count(run_dir, source, self.vocabulary, cfg.sequence_length)
+                        or corpus_lib.count(source, rows, len(self.vocabulary)))  # fmt: skip
+        budget = data_lib.memory_budget(cfg.memory_budget_gb)
+        self.stream = corpus_lib.records(source, rows, self.counted["train_rows"], budget, cfg.sequence_length)
+        self.n_train, self.val_ids = len(self.stream), self.counted["held_out"]
+        self.token_counts = np.asarray(self.counted["token_counts"])
+        if self.n_train < 2 * cfg.batch_size or not len(self.val_ids):
+            raise data_lib.DataError(f"corpus {source.name!r} holds {self.n_train} training and {len(self.val_ids)} held-out "
+                                     f"sequences of {cfg.sequence_length} tokens; pretraining needs two batches "
+                                     f"({2 * cfg.batch_size}) and one held-out sequence.")  # fmt: skip
+
+    def files_split(self):
+        return self.stream
 
     def write_files(self, run_dir):
         (run_dir / "vocab.txt").write_text("\n".join(self.vocabulary) + "\n")
+        if self.stream is not None:
+            corpus_lib.save_count(run_dir, self.counted, self.source, self.vocabulary, self.cfg.sequence_length)
 
     def build(self, runtime, run_dir, steps):
         cfg = self.cfg
@@ -63,39 +92,44 @@ class MaskedLM(loop.Task):
             model.optimizer.build(model.trainable_variables)
         return model
 
-    def _batches(self, masked):
-        inputs, positions, targets, weights = masked
-        x = {**data_lib.bert_inputs(tf.constant(inputs)), "mask_positions": tf.constant(positions)}
-        return tf.data.Dataset.from_tensor_slices((x, targets, weights)).batch(self.cfg.batch_size, drop_remainder=True)
+    def _masked(self, ids, seed, rows=None):
+        inputs, positions, targets, weights = mask(ids, seed, rows=rows, **self.opts)
+        return {**data_lib.bert_inputs(inputs), "mask_positions": positions}, targets, weights
 
-    def batches_from(self, step):  # every remaining batch, masks seeded by (seed, epoch)
-        cfg, steps, parts = self.cfg, self.steps, []
-        for epoch in range(step // steps, cfg.epochs):
-            order = data_lib.epoch_order(len(self.train_ids), epoch, cfg.seed)
-            rows = self.train_ids[order[: steps * cfg.batch_size]]
-            ds = self._batches(mask(rows, rng=np.random.RandomState([cfg.seed, epoch, 1]), **self.opts))
-            parts.append(ds.skip(step - epoch * steps) if epoch == step // steps else ds)
-        ds = parts[0]
-        for p in parts[1:]:
-            ds = ds.concatenate(p)
-        return ds.prefetch(tf.data.AUTOTUNE)
+    def batches_from(self, step, replicas=None, shard=None):  # every remaining batch; masks seeded by (seed, step)
+        cfg = self.cfg
 
-    def validation(self):
-        return self._batches(self.val_masked)
+        def finish(rows, step, first):
+            return self._masked(rows, data_lib.example_seed(cfg.seed, step, 0), rows=(cfg.batch_size, first))
+
+        if self.stream is not None:
+            return streams.stream_batches(self.stream, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
+                                          replicas=replicas, batch_shard=shard, prepare=None, finish=finish)  # fmt: skip
+        indices, _ = data_lib.batch_rows(self.n_train, cfg.batch_size, cfg.epochs, step, cfg.seed, replicas)
+        if shard:
+            indices = indices.shard(*shard)
+        ids = tf.constant(self.train_ids)
+        return indices.map(lambda i, step, first: finish(tf.gather(ids, i), step, first),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)  # fmt: skip
+
+    def validation(self):  # one fixed mask per held-out batch (seeded apart from every training step's)
+        ds = tf.data.Dataset.from_tensor_slices(self.val_ids).batch(self.cfg.batch_size).enumerate()
+        return ds.map(lambda k, rows: self._masked(rows, tf.stack([tf.cast(self.cfg.seed, tf.int64), -1 - k])))
 
     def before_fit(self, start):
         self.before = None if start else self.model.evaluate(self.validation(), verbose=0, return_dict=True)
 
     def report(self, runtime):
         after = self.model.evaluate(self.validation(), verbose=0, return_dict=True)
-        _, _, targets, weights = self.val_masked
-        counts = np.bincount(self.train_ids.ravel(), minlength=len(self.vocabulary))
+        counts = self.token_counts.copy()
         counts[self.special] = 0
+        hits = [(t.numpy() == counts.argmax())[w.numpy() > 0] for _, t, w in self.validation()]
         return self.model, {
-            "sequences": {"train": len(self.train_ids), "held_out": len(self.val_ids)}, "vocabulary_size": len(self.vocabulary),
+            "sequences": {"train": self.n_train, "held_out": len(self.val_ids)}, "vocabulary_size": len(self.vocabulary),
+            "streamed": self.stream is not None,
             "held_out_loss_before": self.before and float(self.before["loss"]), "held_out_loss": float(after["loss"]),
             "masked_token_accuracy": float(after["accuracy"]),
-            "most_frequent_token_accuracy": float((targets == counts.argmax())[weights > 0].mean()),
+            "most_frequent_token_accuracy": float(np.concatenate(hits).mean()),
         }  # fmt: skip
 
     def message(self, summary, run_dir):

@@ -20,8 +20,8 @@ def test_masking_follows_bert():
     rng = np.random.RandomState(0)
     ids = rng.randint(5, 1000, size=(4000, 40)).astype("int32")
     ids[:, 0], ids[:, -1], ids[:100, 30:] = 2, 3, 0  # [CLS], [SEP], some padding
-    inputs, positions, targets, weights = mask(ids, rng=np.random.RandomState(1), vocabulary_size=1000,
-                                               special=SPECIAL, mask_id=4, max_predictions=6)  # fmt: skip
+    opts = dict(vocabulary_size=1000, special=SPECIAL, mask_id=4, max_predictions=6)
+    inputs, positions, targets, weights = (t.numpy() for t in mask(ids, [1, 2], **opts))
     chosen = weights > 0
     rows = np.repeat(np.arange(len(ids))[:, None], 6, axis=1)
     assert not np.isin(ids[rows[chosen], positions[chosen]], SPECIAL).any()  # never a special token
@@ -34,6 +34,11 @@ def test_masking_follows_bert():
     untouched = np.ones_like(ids, bool)
     untouched[rows[chosen], positions[chosen]] = False
     np.testing.assert_array_equal(inputs[untouched], ids[untouched])
+    # a replica's rows of the global batch get the masks they get in the whole batch; another seed, others
+    part = [t.numpy() for t in mask(ids[1000:1500], [1, 2], rows=(4000, 1000), **opts)]
+    for whole, piece in zip((inputs, positions, targets, weights), part):
+        np.testing.assert_array_equal(whole[1000:1500], piece)
+    assert (mask(ids, [1, 3], **opts)[1].numpy() != positions).any()
 
 
 @pytest.mark.slow
@@ -57,12 +62,16 @@ def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_pat
 
 
 @pytest.mark.slow
-def test_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights(tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(stdlib_corpus()[:400]))  # a text_files corpus of real prose
+def test_a_streamed_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights(tmp_path):
+    corpus = tmp_path / "corpus"  # a text_files corpus of real prose, three files, streamed
+    corpus.mkdir()
+    docs = [t.replace("\n", " ") for t in stdlib_corpus()[:400]]
+    for i in range(3):
+        (corpus / f"part{i}.txt").write_text("\n".join(docs[i::3]))
 
     def cmd(run_dir):
         return [sys.executable, "-m", "recipes.pretrain", "bert", "--dataset", "text_files", "--data-path", str(corpus),
+                "--set", "streaming=true",
                 "--epochs", "2", "--batch-size", "32", "--run-dir", str(run_dir), "--optimizer", "adam",
                 "--learning-rate", "0.003", "--set", "sequence_length=32", "--set", "vocabulary_size=300",
                 "--set", "checkpoint_every=2", "--set", "verbose=0", "--set", f"model_kwargs={json.dumps(TINY)}"]  # fmt: skip
@@ -73,12 +82,13 @@ def test_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights(tmp_path):
     steps_per_epoch = reference["steps"] // 2
     proc = subprocess.Popen(cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = kill_mid_epoch(proc, tmp_path / "killed", steps_per_epoch)
-    proc.wait()
+    first = proc.communicate()[0].decode()
     assert killed_at is not None, "pretraining finished before it could be killed mid-epoch"
+    assert "training and" in first and "held-out sequences in 3 files" in first
     out = subprocess.run(cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
-    assert f"resuming {tmp_path / 'killed'} at step" in out
+    assert f"resuming {tmp_path / 'killed'} at step" in out and "held-out sequences" not in out  # the count is kept
     resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    # masks are seeded per (seed, epoch) and each batch is skipped once: the unbroken run's bits
+    # rows in a (seed, epoch) order, masks seeded by (seed, step), the rows before the step skipped: the unbroken run's bits
     assert resumed["steps"] == reference["steps"] and resumed["weights_sha256"] == reference["weights_sha256"]
     assert resumed["held_out_loss"] == reference["held_out_loss"]
 

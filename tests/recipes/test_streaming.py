@@ -69,8 +69,9 @@ def test_folder_errors_name_what_is_missing(tmp_path):
         data_lib.load("folder", path=str(tmp_path / "imgs"))
     with pytest.raises(ValueError, match="streaming='yes' is invalid: one of \\[True, False, 'auto'\\]"):
         config_lib.resolve("lenet5", overrides={"streaming": "yes"}).validate()
-    with pytest.raises(ValueError, match="pretrain does not apply config field streaming"):
-        config_lib.resolve("bert_tiny", overrides={"streaming": True}).validate("pretrain")
+    config_lib.resolve("bert_tiny", overrides={"streaming": True}).validate("pretrain")  # corpora stream too
+    with pytest.raises(ValueError, match="pretrain does not apply config field bad_images"):
+        config_lib.resolve("bert_tiny", overrides={"bad_images": "skip"}).validate("pretrain")
 
 
 def test_replica_shares_read_disjoint_files_and_rebuild_the_global_batches(folder):

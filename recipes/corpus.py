@@ -1,0 +1,211 @@
+"""Pretraining corpora streamed from their files, tokenized in the pipeline: a folder of ``.txt``
+files of any size, or a TFDS text set (``wikipedia``) read from the builder's prepared files.
+``recipes.pretrain`` holds the in-memory corpora; this is their streaming counterpart, chosen by
+``streaming`` (``auto``: when the text is larger than the memory budget allows).
+
+- A file's text is read line by line (``TextLineDataset``; TFDS's shard files record by record,
+  parsed with the builder's own features), tokenized with keras-hub's WordPiece in parallel, and
+  its token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length`` (a row never spans two
+  files; a file's last partial row is dropped). Every 10th row of each file is held out.
+- One pass at the start (``count``) reads the whole corpus once: each file's rows (an epoch's
+  length; sharding by file needs them), the training tokens' frequencies (the report's
+  baseline), and the first ``HELD_OUT`` held-out rows, which are the validation set (small, so
+  they stay in memory with one fixed mask). The run folder keeps it (``corpus.json``,
+  ``held_out.npy``): a resumed run does not count again.
+- The vocabulary is learned from a sample: the first ``VOCABULARY_SAMPLE`` bytes of lines, read
+  from up to ``SAMPLE_FILES`` files at once.
+- The training rows are a ``streams.Records`` split, so sharding (by file, or by element with a
+  warning), the seeded file order and shuffle buffer, and the exact resume are the image
+  streams' own. Resuming mid-epoch re-reads and re-tokenizes the rows before the restored step
+  (a shuffle buffer's state is a function of every row before it); its cost is measured in
+  ``benchmarks`` (``--only streaming``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from recipes import data as data_lib
+from recipes import streams
+from recipes.data import DataError
+
+MEMORY_PER_TEXT_BYTE = 16  # the in-memory path's peak bytes per byte of text (measured 15.5: benchmarks, corpus)
+VOCABULARY_SAMPLE = 16 * 2**20  # bytes of text (16 MB: about a minute of keras-hub's learner on 2 cores)
+SAMPLE_FILES = 64
+HELD_OUT = 4096  # validation rows at most
+HOLD_OUT_EVERY = 10
+TFDS_TEXT_KEY = "text"
+
+
+@dataclasses.dataclass
+class Source:
+    """A corpus's files and how to read one as lines of text; ``size`` its bytes of text."""
+
+    name: str
+    files: list[str]
+    lines: object  # file (a string tensor) -> tf.data.Dataset of strings
+    size: int
+
+
+def text_files(path) -> Source:
+    """A ``.txt`` file, or every ``.txt`` file under a folder (sorted)."""
+    if not path or not Path(path).exists():
+        raise DataError(f"corpus 'text_files' needs data_path (a .txt file or a folder of them), got {path!r}.")
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("*.txt"))
+    files = [f for f in files if f.stat().st_size]
+    if not files:
+        raise DataError(f"data_path {str(path)!r} holds no text (.txt files).")
+    return Source(str(path), [str(f) for f in files], tf.data.TextLineDataset, sum(f.stat().st_size for f in files))
+
+
+def tfds_text(builder, name: str) -> Source:
+    """A prepared TFDS text set's ``train`` files (its own file instructions), read with the
+    builder's feature parser; TFDS's size of the set."""
+    info = builder.info
+    if TFDS_TEXT_KEY not in info.features:
+        raise DataError(f"TFDS data set {name!r} has no {TFDS_TEXT_KEY!r} feature to pretrain on (it has {list(info.features)}).")
+    try:
+        files = [str(fi.filename) for fi in info.splits["train"].file_instructions]
+    except (KeyError, ValueError, AttributeError):
+        files = []
+    if not files or str(getattr(info, "file_format", "tfrecord")).split(".")[-1].lower() != "tfrecord":
+        raise DataError(f"TFDS corpus {name!r}: its train split has no TFRecord files to stream (set streaming: false).")
+    features = info.features
+
+    def lines(file):
+        return tf.data.TFRecordDataset(file).map(lambda r: features.deserialize_example(r)[TFDS_TEXT_KEY])
+
+    return Source(name, files, lines, int(info.dataset_size or 0))
+
+
+def vocabulary_sample(source: Source) -> list[str]:
+    """The lines the vocabulary is learned from: the first ``VOCABULARY_SAMPLE`` bytes of text,
+    interleaved over the first ``SAMPLE_FILES`` files, in a fixed order."""
+    files = source.files[:SAMPLE_FILES]
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(source.lines, cycle_length=len(files), block_length=1)
+    lines, size = [], 0
+    for line in ds.filter(lambda t: tf.strings.length(tf.strings.strip(t)) > 0).as_numpy_iterator():
+        lines.append(line.decode("utf-8", errors="replace"))
+        size += len(line)
+        if size >= VOCABULARY_SAMPLE:
+            break
+    return lines
+
+
+def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
+    """``rows(file)``: a file's ``(index, row)`` pairs, each row int32 ``[CLS] tokens [SEP]``."""
+    import keras_hub
+
+    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+    cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
+
+    def rows(file):
+        tokens = source.lines(file).batch(256).map(lambda t: tokenizer(t).flat_values, num_parallel_calls=tf.data.AUTOTUNE,
+                                                   deterministic=True)  # fmt: skip
+        body = tokens.rebatch(sequence_length - 2, drop_remainder=True)
+        return body.map(lambda r: tf.concat([[cls], r, [sep]], 0)).enumerate()
+
+    return rows
+
+
+def records(source: Source, rows, counts: list[int], budget: int, sequence_length: int) -> streams.Records:
+    """The training rows (all but every ``HOLD_OUT_EVERY``-th of each file) as a streamed split."""
+
+    def training_rows(file):
+        return rows(file).filter(lambda i, _: i % HOLD_OUT_EVERY != 0).map(lambda _, r: r)
+
+    def open_files(files, shard, seed):
+        return streams.interleaved(files, shard, seed, training_rows)
+
+    buffer = streams.shuffle_buffer(budget, 4 * sequence_length)
+    return streams.Records(source.name, list(source.files), list(counts), open_files, buffer)
+
+
+def count(source: Source, rows, vocabulary_size: int) -> dict:
+    """One pass over the corpus: each file's training and held-out rows, the training tokens'
+    counts, and the first ``HELD_OUT`` held-out rows (file after file)."""
+    train, held, kept = [], [], []
+    tokens = np.zeros(vocabulary_size, "int64")
+    with data_lib.Progress(f"counting the sequences of {source.name}", len(source.files), "files") as progress:
+        for n, file in enumerate(source.files):
+            n_train = n_held = 0
+            for index, batch in rows(tf.constant(file)).batch(4096).prefetch(2).as_numpy_iterator():
+                is_held = index % HOLD_OUT_EVERY == 0
+                n_held += int(is_held.sum())
+                n_train += int((~is_held).sum())
+                tokens += np.bincount(batch[~is_held].ravel(), minlength=vocabulary_size)
+                if sum(map(len, kept)) < HELD_OUT:
+                    kept.append(batch[is_held])
+            train.append(n_train)
+            held.append(n_held)
+            progress.update(n + 1, f"{sum(train):,} training sequences")
+    held_rows = np.concatenate(kept)[:HELD_OUT] if kept else np.zeros((0, 0), "int32")
+    print(f"counted {source.name}: {sum(train):,} training and {sum(held):,} held-out sequences in {len(source.files)} files "
+          f"(kept in the run folder's corpus.json)")  # fmt: skip
+    return {"train_rows": train, "held_rows": held, "token_counts": tokens.tolist(),
+            "held_out": held_rows}  # fmt: skip
+
+
+def _key(source: Source, vocabulary: list[str], sequence_length: int) -> dict:
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()
+    return {"files": list(source.files), "sequence_length": sequence_length, "vocabulary_sha256": digest}
+
+
+def load_count(run_dir: Path, source: Source, vocabulary: list[str], sequence_length: int) -> dict | None:
+    """The count a run folder kept, if it is of these files, vocabulary and sequence length."""
+    path = run_dir / "corpus.json"
+    if not path.is_file() or not (run_dir / "held_out.npy").is_file():
+        return None
+    kept = json.loads(path.read_text())
+    if {k: kept.get(k) for k in ("files", "sequence_length", "vocabulary_sha256")} != _key(source, vocabulary, sequence_length):
+        return None
+    kept["held_out"] = np.load(run_dir / "held_out.npy")
+    return kept
+
+
+def save_count(run_dir: Path, counted: dict, source: Source, vocabulary: list[str], sequence_length: int) -> None:
+    np.save(run_dir / "held_out.npy", counted["held_out"])
+    kept = {k: v for k, v in counted.items() if k != "held_out"}
+    (run_dir / "corpus.json").write_text(json.dumps({**kept, **_key(source, vocabulary, sequence_length)}))
+
+
+def tfds_builder(name: str, data_dir: str | None):
+    """The TFDS builder of a text corpus (``wikipedia`` is its newest English dump), prepared."""
+    import tensorflow_datasets as tfds
+
+    from recipes.pretrain import CORPORA, WIKIPEDIA
+
+    try:
+        builder = tfds.builder(WIKIPEDIA if name == "wikipedia" else name, data_dir=data_dir)
+    except Exception:  # tfds raises DatasetNotFoundError and others
+        from modelzoo.validation import did_you_mean
+
+        raise DataError(f"pretraining corpus must be one of {list(CORPORA)} or a TFDS text set, got {name!r}."
+                        + did_you_mean(name, CORPORA)) from None  # fmt: skip
+    data_lib._prepare_tfds(builder, name, data_dir, {})
+    return builder
+
+
+def streamed_source(name: str, *, data_dir=None, path=None, streaming="auto", memory_budget_gb=None) -> Source | None:
+    """The corpus to stream, or None to hold it in memory (``streaming`` false, or ``auto`` with
+    its text times ``MEMORY_PER_TEXT_BYTE`` within the memory budget)."""
+    if name == "stdlib_corpus":
+        if streaming is True:
+            raise DataError("corpus 'stdlib_corpus' is built in memory; streaming: true is for text_files and TFDS corpora.")
+        return None
+    if streaming is False:
+        return None
+    if name == "text_files":
+        source = text_files(path)
+    else:
+        source = tfds_text(tfds_builder(name, data_dir), name)
+    fits = source.size * MEMORY_PER_TEXT_BYTE <= data_lib.memory_budget(memory_budget_gb)
+    return None if streaming == "auto" and fits else source
