@@ -213,6 +213,18 @@ def fc_head(
     return layers.Dense(num_classes, name=names[-1])(x)
 
 
+# Model parallelism for the AlexNet/ZFNet/VGG classifier (keras.distribution layout rules: variable
+# path regex -> mesh axis per dimension). fc6 and fc7 hold most of the weights (VGG16: 120 of
+# 138 M), so they are split the Megatron way: fc6's kernel by output columns, fc7's by input rows,
+# so the pair needs one all-reduce; fc8 and the convolutions (small kernels, large activations)
+# are replicated.
+FC678_LAYOUT = {"fc6/kernel": (None, "model"), "fc6/bias": ("model",), "fc7/kernel": ("model", None)}
+FC678_LAYOUT_NOTE = "fc6/fc7 split over 'model' (column then row: one all-reduce); convolutions and fc8 replicated"
+CONV_LAYOUT_NOTE = ("data parallel only: no model-parallel layout (convolution kernels are small beside their "
+                    "activations, so splitting output channels would move activations at every layer; the whole "
+                    "model fits one device); under model_parallel its weights are replicated over 'model'")  # fmt: skip
+
+
 def fc678_head(args: ModelArgs, fc_units: int) -> Callable:
     """The AlexNet/ZFNet/VGG classifier: fc6 and fc7 of ``fc_units`` with dropout, fc8 logits."""
     return lambda x: fc_head(

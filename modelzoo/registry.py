@@ -47,11 +47,27 @@ class ModelEntry:
         }
 
     @property
+    def layout(self) -> dict[str, tuple]:
+        """The family's model-parallel layout for ``keras.distribution``: variable path regex ->
+        mesh axis (``"model"`` or None) per dimension; empty when the family is data parallel only."""
+        return dict(getattr(_family_module(self.family), "LAYOUT", {}))
+
+    @property
+    def layout_note(self) -> str:
+        return getattr(_family_module(self.family), "LAYOUT_NOTE", "data parallel only: no model-parallel layout")
+
+    @property
     def keywords(self) -> tuple[str, ...]:
         return tuple(inspect.signature(self.builder).parameters)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+
+
+def _family_module(family: str):
+    import importlib
+
+    return importlib.import_module(f"modelzoo.models.{family}")
 
 
 def register_model(
@@ -235,6 +251,7 @@ def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
         "min_input_size": entry.min_input_size,
         "default_config": entry.default_config,
         "tiny_config": dict(entry.tiny_config),
+        "layout": entry.layout_note,
     }
     if stats:
         info.update(_default_stats(name))

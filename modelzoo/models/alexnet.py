@@ -16,6 +16,8 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
+LAYOUT, LAYOUT_NOTE = blocks.FC678_LAYOUT, blocks.FC678_LAYOUT_NOTE  # keras.distribution (model parallel)
+
 
 @register_model(
     paper="Krizhevsky, Sutskever & Hinton, ImageNet classification with deep convolutional neural networks",

@@ -30,6 +30,31 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.registry import make_variant, register_model
 
+
+def megatron_layout(attention: str) -> dict:
+    """Megatron-LM's tensor parallelism (Shoeybi et al. 2019, "Megatron-LM", section 3) as
+    keras.distribution layout rules (variable path regex -> mesh axis per dimension) for the
+    keras-hub Transformer layers the zoo uses, ``attention`` naming their attention sublayer: the
+    token embedding split by vocabulary; query/key/value kernels split by heads, the attention
+    output by heads (its input rows); the feed-forward's first kernel by columns and its second by
+    rows. Each half-block is then one all-reduce. LayerNorms, biases after a row split, position and
+    segment embeddings are replicated. keras-hub has layouts for Gemma/Llama/Qwen, none for BERT or
+    GPT-2 (keras-hub 2807 and 2827 are bugs of axes copied between families: these follow the
+    kernels' own shapes, (hidden, heads, head_dim) and (heads, head_dim, hidden))."""
+    return {
+        "token_embedding/embeddings": ("model", None),
+        f".*/{attention}/(query|key|value)/kernel": (None, "model", None),
+        f".*/{attention}/(query|key|value)/bias": ("model", None),
+        f".*/{attention}/attention_output/kernel": ("model", None, None),
+        ".*/feedforward_intermediate_dense/kernel": (None, "model"),
+        ".*/feedforward_intermediate_dense/bias": ("model",),
+        ".*/feedforward_output_dense/kernel": ("model", None),
+    }
+
+
+MEGATRON_NOTE = "Megatron: embedding by vocabulary, attention by heads, feed-forward column then row (one all-reduce each)"
+LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention_layer"), MEGATRON_NOTE  # keras.distribution (model parallel)
+
 HEADS = ("classification", "masked_lm")
 
 

@@ -16,6 +16,8 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
+LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+
 _BN = dict(epsilon=1.001e-5, momentum=0.9)
 
 

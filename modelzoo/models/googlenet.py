@@ -16,6 +16,8 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
+LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION = {
     "3a": (64, 96, 128, 16, 32, 32),

@@ -20,8 +20,10 @@ from keras import layers
 
 from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
-from modelzoo.models.bert import gelu_approximate, transformer_layer_macs
+from modelzoo.models.bert import MEGATRON_NOTE, gelu_approximate, megatron_layout, transformer_layer_macs
 from modelzoo.registry import make_variant, register_model
+
+LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention"), MEGATRON_NOTE  # keras.distribution (model parallel)
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")

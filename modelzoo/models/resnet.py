@@ -18,6 +18,8 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
+LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+
 # Table 1: blocks per stage, and whether the stage uses bottleneck blocks.
 DEPTHS = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True),
           101: ((3, 4, 23, 3), True), 152: ((3, 8, 36, 3), True)}  # fmt: skip

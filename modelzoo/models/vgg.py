@@ -16,6 +16,8 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
+LAYOUT, LAYOUT_NOTE = blocks.FC678_LAYOUT, blocks.FC678_LAYOUT_NOTE  # keras.distribution (model parallel)
+
 # Table 1: convolutions per block.
 CONFIGS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 WIDTHS = (64, 128, 256, 512, 512)
