@@ -20,6 +20,8 @@ round of each side is kept: on a shared machine, noise only ever makes a round s
   batch), and the seconds a resumed run waits for its first batch at 90% of an epoch;
 * corpus (``corpus.csv``): a pretraining corpus held in memory and streamed: the peak memory of
   preparing it at two sizes, the resumed run's wait at 90% of an epoch, and the streaming ratio;
+* sharding (``sharding.csv``): parameter memory per device of the model-parallel layouts (JAX,
+  simulated devices), beside data parallel's 100%;
 * parameters, FLOPs, and peak accelerator memory where TensorFlow reports it.
 
 Results go to ``results.csv`` and ``results.md`` (with the machine: CPU, cores, GPU, versions).
@@ -73,6 +75,8 @@ class Settings:
     corpus_files: int = 8
     corpus_model: str = "bert_tiny"
     corpus_batch: int = 32
+    # sharding: (model, model-parallel devices) built on that many simulated JAX CPU devices
+    sharded: tuple = (("bert_base", 4), ("bert_large", 8), ("gpt2_small", 4), ("vgg16", 4))
 
 
 def settings_for(mode: str, accelerator: str) -> Settings:
@@ -80,7 +84,7 @@ def settings_for(mode: str, accelerator: str) -> Settings:
         return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
                         text_pairs=("bert_tiny",), text_batch_size=2, sequence_length=16, pipeline=("lenet5",),
                         pipeline_seconds=0.5, stream_set=(3, 24, 32), stream_model="lenet5", stream_batch=8,
-                        corpus_mb=0.4, corpus_files=2, corpus_batch=8)  # fmt: skip
+                        corpus_mb=0.4, corpus_files=2, corpus_batch=8, sharded=(("bert_tiny", 4),))  # fmt: skip
     if mode == "quick":
         return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0,
                         text_batch_size=4, sequence_length=128)  # fmt: skip
@@ -554,6 +558,53 @@ def bench_corpus(settings: Settings, log=print) -> list[dict]:
     return rows
 
 
+def shard_probe(model: str) -> dict:
+    """In a fresh JAX process of N simulated devices (``bench_sharding`` runs it): build ``model``
+    under model_parallel on a 1xN mesh (built, not trained) and measure, from the shards, the
+    parameter bytes the fullest device holds."""
+    import keras
+
+    import modelzoo
+    from recipes import sharding
+
+    devices = len(keras.distribution.list_devices())
+    dist = sharding.make("model_parallel", model, mesh=f"1x{devices}", batch_size=devices)
+    keras.distribution.set_distribution(dist)
+    built = modelzoo.create_model(model)
+    total, per = 0, [0] * devices
+    for v in built.weights:
+        total += v.value.nbytes
+        for shard in v.value.addressable_shards:
+            per[shard.device.id] += shard.data.nbytes
+    return {"params_mb": total / 2**20, "device_mb": max(per) / 2**20, "adjusted": sorted(dist.adjusted)}
+
+
+def bench_sharding(settings: Settings, log=print) -> list[dict]:
+    """Parameter memory per device of model-parallel layouts, beside data parallel's (100%)."""
+    import json
+    import subprocess
+
+    rows = []
+    for model, devices in settings.sharded:
+        code = f"import json; from benchmarks.run import shard_probe; print(json.dumps(shard_probe({model!r})))"
+        env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": str(devices), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+        if out.returncode:
+            raise RuntimeError(f"shard probe {model} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+        probe = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({"model": model, "layout": modelzoo_layout_note(model), "mesh": f"1x{devices}", "params_mb": probe["params_mb"],
+                     "device_mb": probe["device_mb"], "model_parallel_share": probe["device_mb"] / probe["params_mb"],
+                     "data_parallel_share": 1.0, "split_otherwise": len(probe["adjusted"])})  # fmt: skip
+        log(f"  sharding {model}: done")
+    return rows
+
+
+def modelzoo_layout_note(model: str) -> str:
+    import modelzoo
+
+    return modelzoo.get_entry(model).layout_note.split(":")[0].split(" (")[0]
+
+
 def markdown(frame, floatfmt: dict) -> str:
     """A DataFrame as a Markdown table (pandas' own needs ``tabulate``, which we do not depend on)."""
     import numpy as np
@@ -581,7 +632,8 @@ STREAM_FORMAT = {"decode_images_per_s_1_core": ".0f", "decode_images_per_s_2_cor
                  "cached_steps_per_s": ".2f", "streaming_ratio": ".2f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f"}
 CORPUS_FORMAT = {"peak_rss_gb_quarter": ".3f", "peak_rss_gb_full": ".3f", "prepare_s": ".1f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f", "sequences_per_s": ".0f",
                  "stream_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "streaming_ratio": ".2f"}
-SECTIONS = ("pairs", "pipeline", "streaming", "corpus")
+SHARD_FORMAT = {"params_mb": ".1f", "device_mb": ".1f", "model_parallel_share": ".1%", "data_parallel_share": ".0%"}
+SECTIONS = ("pairs", "pipeline", "streaming", "corpus", "sharding")
 
 
 def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, sections=SECTIONS) -> dict:
@@ -638,6 +690,14 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, 
                      "not); prepare = vocabulary, tokenizing (in memory) or the counting pass (streamed); first batch "
                      "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
                      "streaming ratio = training steps/s / steps/s on one cached batch.")  # fmt: skip
+    if "sharding" in sections:
+        result["sharding"] = pd.DataFrame(bench_sharding(settings, log))
+        result["sharding"].to_csv(out / "sharding.csv", index=False)
+        parts.append(markdown(result["sharding"], SHARD_FORMAT) + "\n\nSharding: each model built (not trained) under "
+                     "model_parallel on a 1xN mesh of N simulated JAX CPU devices; device = parameter MB on the fullest "
+                     "device, measured from the shards; data parallel holds every parameter on every device (100%). "
+                     "Split otherwise = variables whose laid-out dimension N does not divide, split along another "
+                     "dimension (BERT's 30,522-token embedding: by its hidden columns).")  # fmt: skip
     header = (
         f"Measured with `python -m benchmarks.run --mode {mode}"
         + (f" --only {' '.join(sections)}" if tuple(sections) != SECTIONS else "")

@@ -18,6 +18,7 @@ LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
            "streaming": (True, False, "auto"), "bad_images": ("stop", "skip"),
+           "distribution": ("auto", "off", "data_parallel", "model_parallel"),
            "crop_mode": ("pad", "random_resized", "scale_jitter"), "normalize": ("none", "imagenet_mean", "imagenet_mean_std")}  # fmt: skip
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
@@ -29,7 +30,7 @@ RANGES = {
     "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
     "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True), "eval_crop": (0, 1, False, True),
 }  # fmt: skip
-OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb", "data_service", "eval_crop")  # null allowed
+OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb", "data_service", "eval_crop", "mesh")  # null allowed
 
 
 def _within(value, low, high, low_in, high_in) -> bool:
@@ -98,6 +99,8 @@ class TrainConfig:
     num_gpus: int | None = None
     devices: list | None = None
     tpu: str | None = None
+    distribution: str = "auto"  # JAX keras.distribution: off, data_parallel, model_parallel (auto: data parallel on several GPUs/TPU cores)
+    mesh: str | None = None  # model_parallel: "BATCHxMODEL" devices (e.g. "2x4"); None: every device on the batch axis
     early_stopping_patience: int | None = None
     classes: list | None = None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
     freeze_epochs: int = 0  # fine-tuning: first train only the layers init_from did not provide...
@@ -205,8 +208,8 @@ PARTS = {
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
     "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
                      "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),
-    "runtime": ("backend", "mixed_precision", "jit_compile", "strategy", "num_gpus", "devices", "tpu", "checkpoint_every",
-                "seed", "run_dir", "verbose"),
+    "runtime": ("backend", "mixed_precision", "jit_compile", "strategy", "num_gpus", "devices", "tpu", "distribution", "mesh",
+                "checkpoint_every", "seed", "run_dir", "verbose"),
     "classification": ("loss", "focal_gamma", "label_smoothing", "class_weight", "l1", "l2", "input_noise", "prune_sparsity",
                        "prune_begin_epoch", "prune_end_epoch", "init_from", "freeze_epochs", "unfreeze_lr_scale"),
     "distillation": ("temperature", "distill_weight"),

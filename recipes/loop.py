@@ -198,7 +198,15 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         from recipes import distributed
 
         distributed.adapt(model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit)
+    train_dist = rt.distribution
+    if train_dist is not None:  # evaluation replicates the batch (a partial one too); training splits it
+        from recipes import sharding
+
+        keras.distribution.set_distribution(sharding.evaluation(train_dist))
+        callbacks = [sharding.Swap(train_dist), *callbacks]
     task.before_fit(start)
+    if train_dist is not None:
+        keras.distribution.set_distribution(train_dist)
     # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
     # update, then the checkpoint (so it holds both), the logs, the caller's.
     every = [*task.callbacks(steps), tracker, StepCheckpoint(state, cfg.checkpoint_every), *log_callbacks(rt, run_dir),
@@ -212,15 +220,23 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
             setup()
         fit_resumable(model, cfg, per_replica(rt, task), start, steps, val, every, stop=lambda: tracker.exhausted, until=until)
     seconds = time.time() - started
+    if train_dist is not None:
+        keras.distribution.set_distribution(sharding.evaluation(train_dist))
     final, report = task.report(rt)
     summary = {"model": cfg.model, "dataset": cfg.dataset, "completed": True, "early_stopped": tracker.exhausted,
                "steps": state.step, "steps_per_epoch": steps, "epochs": cfg.epochs,
                "train_seconds_this_process": round(seconds, 2), **report, "backend": rt.backend, "precision": rt.policy,
-               "jit_compile": rt.jit, "strategy": rt.strategy_name, "replicas": rt.replicas,
+               "jit_compile": rt.jit, "strategy": rt.strategy_name, "replicas": rt.replicas, **_distribution(rt),
                "params": modelzoo.count_params(final)["params"], "weights_sha256": weights_digest(final)}  # fmt: skip
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
+
+
+def _distribution(rt: Runtime) -> dict:
+    from recipes import sharding
+
+    return sharding.describe(rt.distribution)
 
 
 def per_replica(rt: Runtime, task):

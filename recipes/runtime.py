@@ -79,6 +79,7 @@ class GlobalState:
         self.keras = private_keras.global_seed_state()
         self.framework = _framework_rng_state()
         self.cwd = os.getcwd()
+        self.distribution = keras.distribution.distribution()
 
     def restore(self) -> None:
         keras.mixed_precision.set_global_policy(self.policy)
@@ -87,6 +88,7 @@ class GlobalState:
         private_keras.set_global_seed_state(self.keras)
         _set_framework_rng_state(self.framework)
         os.chdir(self.cwd)
+        keras.distribution.set_distribution(self.distribution)
 
 
 def _framework_rng_state():
@@ -113,7 +115,8 @@ def _set_framework_rng_state(state) -> None:
 @dataclasses.dataclass
 class Runtime:
     """A run's backend, strategy (TensorFlow; one device elsewhere), chief or not, precision, XLA,
-    and whether Keras's own steps must be replaced for several replicas (``recipes.distributed``).
+    whether Keras's own steps must be replaced for several replicas (``recipes.distributed``), and
+    the ``keras.distribution`` of a JAX run (``recipes.sharding``).
     ``with runtime:`` applies its precision and seed, and restores the caller's on exit."""
 
     backend: str
@@ -124,6 +127,7 @@ class Runtime:
     jit: bool
     adapt: bool
     seed: int
+    distribution: object = None  # keras.distribution (JAX), set while the runtime is entered
     _saved: list = dataclasses.field(default_factory=list, repr=False)
 
     @classmethod
@@ -143,17 +147,24 @@ class Runtime:
             import tensorflow as tf
 
             strategy, chief, adapt = tf.distribute.get_strategy(), True, False  # a no-op scope
+        from recipes import sharding  # JAX's keras.distribution (None: off, or not JAX with distribution auto)
+
+        distribution = sharding.make(cfg.distribution, cfg.model, mesh=cfg.mesh, batch_size=cfg.batch_size)
+        if distribution is not None and cfg.strategy not in SINGLE_DEVICE:
+            raise UserError(f"strategy={cfg.strategy!r} is TensorFlow's; with distribution={cfg.distribution!r} leave it auto.")
         replicas = strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
             raise UserError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
         device = accelerator()
         jit = cfg.jit_compile if cfg.jit_compile is not None else default_jit(name, device)
-        return cls(name, strategy, chief, replicas, precision_policy(cfg), bool(jit), adapt, cfg.seed)
+        return cls(name, strategy, chief, replicas, precision_policy(cfg), bool(jit), adapt, cfg.seed, distribution)
 
     def __enter__(self) -> Runtime:
         self._saved.append(GlobalState())
         keras.mixed_precision.set_global_policy(self.policy)
         keras.utils.set_random_seed(self.seed)
+        if self.distribution is not None:
+            keras.distribution.set_distribution(self.distribution)
         return self
 
     def __exit__(self, *exc) -> None:

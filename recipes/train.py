@@ -13,8 +13,8 @@ import sys
 from recipes.cli import run, select_backend
 
 
-FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "run_dir", "data_path", "data_dir",
-         "data_service", "image_size", "seed")  # fmt: skip
+FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "distribution", "mesh", "run_dir",
+         "data_path", "data_dir", "data_service", "image_size", "seed")  # fmt: skip
 
 
 def build_parser(prog="python -m recipes.train", positional: str = "a registered model name, e.g. alexnet, lenet5, resnet18",
@@ -29,6 +29,8 @@ def build_parser(prog="python -m recipes.train", positional: str = "a registered
     p.add_argument("--optimizer")
     p.add_argument("--backend", help="tensorflow, jax or torch (default: KERAS_BACKEND, else tensorflow)")
     p.add_argument("--strategy")
+    p.add_argument("--distribution", help="JAX keras.distribution: data_parallel or model_parallel (see README: scaling out)")
+    p.add_argument("--mesh", metavar="BATCHxMODEL", help="model_parallel's device mesh, e.g. 2x4 (default: all devices on the batch axis)")
     p.add_argument("--run-dir", dest="run_dir")
     p.add_argument("--data-path", dest="data_path")
     p.add_argument("--data-dir", dest="data_dir")

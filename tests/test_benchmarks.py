@@ -36,10 +36,13 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     for col in ("peak_rss_gb_quarter", "peak_rss_gb_full", "first_batch_at_90pct_s", "sequences_per_s", "streaming_ratio"):
         assert (corpus[col] > 0).all() and corpus[col].map(math.isfinite).all(), col
     assert corpus["train_sequences"][0] == pytest.approx(corpus["train_sequences"][1], rel=0.05)  # the same text either way
+    shards = pd.read_csv(tmp_path / "sharding.csv")
+    assert shards["model"].tolist() == ["bert_tiny"] and shards["mesh"].tolist() == ["1x4"]
+    assert 0.2 < shards["model_parallel_share"][0] < 0.5 and shards["data_parallel_share"][0] == 1.0
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2  # header and rule, then four pairs, one recipe, four stream sources, two corpora
+    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1  # headers and rules; four pairs, a recipe, four streams, two corpora, a model
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 

@@ -83,7 +83,7 @@ def compare(name, dist, start, ref_out, ref_losses, ref_final) -> dict:
     losses, final = trained(model, x, y)
     return {
         "devices": len(keras.distribution.list_devices()), "variables": len(model.weights), "sharded": sharded,
-        "wrong": wrong, "replicated_for_divisibility": getattr(dist, "replicated", []),
+        "wrong": wrong, "layout_adjusted": getattr(dist, "adjusted", {}),
         "forward_diff": float(np.abs(out - ref_out).max()), "losses": losses, "ref_losses": ref_losses,
         "weights_diff": max(float(np.abs(a - b).max()) for a, b in zip(final, ref_final)),
         "moved": max(float(np.abs(a - b).max()) for a, b in zip(final, start)),
@@ -106,7 +106,7 @@ def refusals() -> dict:
     dist = sharding.make("model_parallel", "bert_tiny", mesh="2x4", batch_size=8)
     keras.distribution.set_distribution(dist)
     modelzoo.create_model("bert_tiny", vocabulary_size=50, max_sequence_length=16)  # 2 heads, 50 tokens: over 4?
-    out["replicated"] = dist.replicated
+    out["adjusted"] = dist.adjusted
     return out
 
 

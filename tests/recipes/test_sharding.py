@@ -29,7 +29,7 @@ def probe():
 @pytest.mark.parametrize("distribution", ["model_parallel", "data_parallel"])
 def test_sharded_weights_follow_the_layout_and_train_as_on_one_device(probe, model, distribution):
     r = probe[0][(model, distribution)]
-    assert r["devices"] == 8 and r["wrong"] == [] and r["replicated_for_divisibility"] == []
+    assert r["devices"] == 8 and r["wrong"] == [] and r["layout_adjusted"] == {}
     assert r["forward_diff"] <= 1e-5 and r["weights_diff"] <= 1e-5 and r["moved"] > 1e-3  # 3 steps moved the weights
     np.testing.assert_allclose(r["losses"], r["ref_losses"], rtol=1e-5)
     if distribution == "data_parallel" or model == "resnet18":  # resnet: no layout, replicated over "model"
@@ -40,15 +40,18 @@ def test_sharded_weights_follow_the_layout_and_train_as_on_one_device(probe, mod
 
 
 @pytest.mark.slow
-def test_a_bad_mesh_batch_or_name_is_one_line_and_an_indivisible_dimension_is_replicated(probe):
+def test_a_bad_mesh_batch_or_name_is_one_line_and_an_indivisible_dimension_moves(probe):
     said = probe[1]
     assert "mesh='3x3' has 9 devices; this run has 8" in said["mesh"]
     assert "batch_size=6 must be divisible by the mesh's batch axis (4 devices)" in said["batch"]
     assert "'data_parallel' puts every device on the batch axis" in said["dp_model_axis"]
     assert "distribution='pipeline' is invalid" in said["name"]
-    # 2 heads and a 50-token vocabulary over a model axis of 4: those stay whole, the rest is split
-    assert "token_embedding/embeddings" in said["replicated"] and "transformer_layer_0/self_attention_layer/query/kernel" in said["replicated"]
-    assert "transformer_layer_0/feedforward_intermediate_dense/kernel" not in said["replicated"]
+    # 2 heads and a 50-token vocabulary over a model axis of 4: split along a dimension 4 divides instead
+    adjusted = said["adjusted"]
+    assert adjusted["token_embedding/embeddings"] == [None, "model"]  # (50, 128): by hidden columns
+    assert adjusted["transformer_layer_0/self_attention_layer/query/kernel"] == ["model", None, None]  # (128, 2, 64)
+    assert adjusted["transformer_layer_0/self_attention_layer/query/bias"] == [None, "model"]  # (2, 64)
+    assert "transformer_layer_0/feedforward_intermediate_dense/kernel" not in adjusted  # 512 columns: as laid out
 
 
 def test_distributions_need_jax_and_meshes_are_parsed():
@@ -76,3 +79,15 @@ def test_every_layout_rule_matches_a_variable_of_its_rank(name):
 def test_convolutional_families_say_they_are_data_parallel_only():
     for name in ("resnet50", "densenet121", "googlenet", "lenet5"):
         assert modelzoo.get_entry(name).layout == {} and "data parallel only" in modelzoo.get_entry(name).layout_note
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, devices, most", [("bert_base", 4, 0.30), ("bert_large", 8, 0.15)])
+def test_model_parallel_devices_hold_a_fraction_of_a_large_bert(model, devices, most):
+    env = subprocess_env(JAX_NUM_CPU_DEVICES=str(devices), KERAS_BACKEND="jax")
+    code = f"import json; from benchmarks.run import shard_probe; print(json.dumps(shard_probe({model!r})))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["device_mb"] <= most * probe["params_mb"], probe  # data parallel: 100% on every device
+    assert probe["adjusted"] == ["token_embedding/embeddings"]  # 30,522 tokens: split by hidden columns instead
