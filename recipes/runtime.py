@@ -150,8 +150,6 @@ class Runtime:
         from recipes import sharding  # JAX's keras.distribution (None: off, or not JAX with distribution auto)
 
         distribution = sharding.make(cfg.distribution, cfg.model, mesh=cfg.mesh, batch_size=cfg.batch_size)
-        if distribution is not None and cfg.strategy not in SINGLE_DEVICE:
-            raise UserError(f"strategy={cfg.strategy!r} is TensorFlow's; with distribution={cfg.distribution!r} leave it auto.")
         replicas = strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
             raise UserError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")

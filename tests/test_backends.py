@@ -46,5 +46,7 @@ def test_model_suite_passes_on_backend(backend):
     summary = done.stdout.strip().splitlines()[-1]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     skipped = int(m.group(1)) if (m := re.search(r"(\d+) skipped", summary)) else 0
-    assert skipped == 0 and "failed" not in summary and "error" not in summary, summary
-    assert collected > 3 * len(RUN) and passed + skipped == collected, (collected, summary)  # every model's checks ran
+    # the open JAX defect in test_all_models.JAX_UNSTABLE is expected to fail there (at most those two)
+    xfailed = sum(int(m.group(1)) for m in re.finditer(r"(\d+) x(?:failed|passed)", summary))
+    assert skipped == 0 and " failed" not in summary and "error" not in summary and xfailed <= 2, summary
+    assert collected > 3 * len(RUN) and passed + skipped + xfailed == collected, (collected, summary)  # every model's checks ran

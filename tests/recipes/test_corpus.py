@@ -107,6 +107,12 @@ def test_in_memory_corpora_resume_exactly_and_streaming_auto_chooses_by_size(tex
     full = _rows(task.batches_from(0))
     assert len(full) == 2 * steps
     np.testing.assert_array_equal(np.stack(full[steps + 3 :]), np.stack(_rows(task.batches_from(steps + 3))))
+    # two tf.data service workers' shares (batches 0, 2, 4, ... and 1, 3, 5, ...) are the run's batches, masks too
+    shares = [list(task.batches_from(0, shard=(2, i))) for i in (0, 1)]
+    for k, (x, targets, _) in enumerate(task.batches_from(0)):
+        theirs = shares[k % 2][k // 2]
+        np.testing.assert_array_equal(x["token_ids"].numpy(), theirs[0]["token_ids"].numpy())
+        np.testing.assert_array_equal(targets.numpy(), theirs[1].numpy())
     assert corpus_lib.streamed_source("text_files", path=str(text_folder), memory_budget_gb=2**-20) is not None
     assert corpus_lib.streamed_source("text_files", path=str(text_folder), streaming=False, memory_budget_gb=2**-20) is None
     with pytest.raises(data_lib.DataError, match="'stdlib_corpus' is built in memory; streaming: true is for text_files"):

@@ -104,9 +104,3 @@ def test_eval_crop_leaves_training_batches_alone_and_config_mistakes_are_one_lin
     cfg = config_lib.resolve("resnet18", overrides={"crop_mode": "random_resized", "crop_padding": 0.0})
     data = data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3))
     assert trainer.preprocess_for(cfg, data, __import__("modelzoo").get_entry("resnet18")).crop  # padding is not its knob
-
-
-def test_several_service_workers_need_a_task_that_shards_its_batches(tmp_path):
-    from recipes.pretrain import main
-
-    assert main(["bert_tiny", "--set", "data_service=local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path)]) == 2
