@@ -82,8 +82,10 @@ def _tpu(address):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if address == "local" else address)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError) as err:
-        raise StrategyError(f"cannot reach TPU {address!r}: {str(err).splitlines()[0]}") from None
+    except (ValueError, tf.errors.OpError, RuntimeError) as err:
+        raise StrategyError(f"cannot reach TPU {address!r}: {(str(err).splitlines() or [type(err).__name__])[0]}; TensorFlow "
+                            f"{tf.__version__} has no TPU build (the last was tensorflow-tpu 2.19.1): on TPUs use --backend jax "
+                            "--distribution data_parallel.") from None  # fmt: skip
     return tf.distribute.TPUStrategy(resolver)
 
 

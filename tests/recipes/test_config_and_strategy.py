@@ -1,6 +1,7 @@
 """Bad configs and strategies fail before training starts, with a message naming the field."""
 
 import pytest
+import tensorflow as tf
 
 from recipes import config as config_lib
 from recipes import train as train_cli
@@ -58,6 +59,9 @@ def test_strategies_are_checked_against_the_hardware(monkeypatch):
     monkeypatch.delenv("TPU_NAME", raising=False)
     with pytest.raises(StrategyError, match="needs an address"):
         make_strategy("tpu")
+    if not tf.config.list_physical_devices("TPU"):  # TF 2.21 has no TPU build: one line that says what to use
+        with pytest.raises(StrategyError, match=r"cannot reach TPU 'local'.*has no TPU build.*--backend jax --distribution data_parallel"):
+            make_strategy("tpu", tpu="local")
     with pytest.raises(StrategyError, match="strategy must be one of"):
         make_strategy("horovod")
     assert type(make_strategy("auto")).__name__ == "OneDeviceStrategy"
