@@ -460,6 +460,20 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     return rows
 
 
+def in_fresh_process(probe: str, args: tuple, **env) -> dict:
+    """``probe(*args)`` (a function of this module, returning JSON-able data) run in a new Python
+    process with ``env`` added: its own peak memory, or a device count fixed when JAX starts."""
+    import json
+    import subprocess
+
+    code = f"import json; from benchmarks.run import {probe}; print(json.dumps({probe}(*{args!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env})  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"{probe}{args} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def write_corpus(root: Path, megabytes: float, files: int) -> Path:
     """``files`` .txt files of about ``megabytes`` MB in all: the stdlib corpus, one document a
     line, repeated."""
@@ -530,8 +544,6 @@ def bench_corpus(settings: Settings, log=print) -> list[dict]:
     """The pretraining corpus held in memory and streamed: peak memory of preparing it at a
     quarter of the size and at full size (each in a fresh process), and at full size the resume
     wait, the pipeline's sequences/s and the training's streaming ratio."""
-    import json
-    import subprocess
     import tempfile
 
     rows = []
@@ -544,12 +556,7 @@ def bench_corpus(settings: Settings, log=print) -> list[dict]:
             for mb in sizes:
                 args = (folders[mb], streaming, mb == sizes[-1], settings.corpus_model, settings.corpus_batch,
                         settings.pipeline_seconds, settings.repeats)  # fmt: skip
-                code = f"import json; from benchmarks.run import corpus_probe; print(json.dumps(corpus_probe(*{args!r})))"
-                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
-                if out.returncode:
-                    raise RuntimeError(f"corpus probe {args} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-                probe = json.loads(out.stdout.strip().splitlines()[-1])
+                probe = in_fresh_process("corpus_probe", args)
                 row["peak_rss_gb_full" if mb == sizes[-1] else "peak_rss_gb_quarter"] = probe.pop("peak_rss_gb")
                 row.update(probe if mb == sizes[-1] else {})
             row["megabytes"] = sizes[-1]
@@ -581,17 +588,9 @@ def shard_probe(model: str) -> dict:
 
 def bench_sharding(settings: Settings, log=print) -> list[dict]:
     """Parameter memory per device of model-parallel layouts, beside data parallel's (100%)."""
-    import json
-    import subprocess
-
     rows = []
     for model, devices in settings.sharded:
-        code = f"import json; from benchmarks.run import shard_probe; print(json.dumps(shard_probe({model!r})))"
-        env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_NUM_CPU_DEVICES": str(devices), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
-        if out.returncode:
-            raise RuntimeError(f"shard probe {model} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-        probe = json.loads(out.stdout.strip().splitlines()[-1])
+        probe = in_fresh_process("shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
         rows.append({"model": model, "layout": modelzoo_layout_note(model), "mesh": f"1x{devices}", "params_mb": probe["params_mb"],
                      "device_mb": probe["device_mb"], "model_parallel_share": probe["device_mb"] / probe["params_mb"],
                      "data_parallel_share": 1.0, "split_otherwise": len(probe["adjusted"])})  # fmt: skip

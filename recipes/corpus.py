@@ -18,7 +18,7 @@ files of any size, or a TFDS text set (``wikipedia``) read from the builder's pr
   warning), the seeded file order and shuffle buffer, and the exact resume are the image
   streams' own. Resuming mid-epoch re-reads and re-tokenizes the rows before the restored step
   (a shuffle buffer's state is a function of every row before it); its cost is measured in
-  ``benchmarks`` (``--only streaming``).
+  ``benchmarks`` (``--only corpus``).
 """
 
 from __future__ import annotations

@@ -84,10 +84,8 @@ def test_convolutional_families_say_they_are_data_parallel_only():
 @pytest.mark.slow
 @pytest.mark.parametrize("model, devices, most", [("bert_base", 4, 0.30), ("bert_large", 8, 0.15)])
 def test_model_parallel_devices_hold_a_fraction_of_a_large_bert(model, devices, most):
-    env = subprocess_env(JAX_NUM_CPU_DEVICES=str(devices), KERAS_BACKEND="jax")
-    code = f"import json; from benchmarks.run import shard_probe; print(json.dumps(shard_probe({model!r})))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    from benchmarks.run import in_fresh_process
+
+    probe = in_fresh_process("shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
     assert probe["device_mb"] <= most * probe["params_mb"], probe  # data parallel: 100% on every device
     assert probe["adjusted"] == ["token_embedding/embeddings"]  # 30,522 tokens: split by hidden columns instead
