@@ -365,7 +365,8 @@ def test_streamed_evaluation_is_normalised_and_a_label_out_of_range_is_named(sha
     np.testing.assert_allclose(normed, (plain - mean) / std, atol=1e-5)
     out = tmp_path / "bad"
     out.mkdir()
-    counts = streams.write_shards(out, "train", ((b"x", 7) for _ in range(3)), 3, 3)  # label 7 of 3 classes
+    jpeg = tf.io.encode_jpeg(tf.zeros((8, 8, 3), tf.uint8)).numpy()  # a real image: only the label is wrong
+    counts = streams.write_shards(out, "train", ((jpeg, 7) for _ in range(3)), 3, 3)  # label 7 of 3 classes
     (out / "records.json").write_text(json.dumps({"class_names": ["a", "b", "c"], "counts": counts}))
     bad = data_lib.load("tfrecord", path=str(out))
     with pytest.raises(tf.errors.InvalidArgumentError, match="label is outside \\[0, num_classes\\)"):
