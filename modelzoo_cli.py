@@ -15,8 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the CLI prints its own err
 
 
 def _import_modelzoo():
+    """``modelzoo`` with its families loaded (and so Keras and TensorFlow, whose start-up chatter
+    is silenced); ``modelzoo list`` never calls this."""
     from recipes.cli import import_quietly
 
+    import_quietly("modelzoo.models")
     return import_quietly("modelzoo")
 
 
@@ -24,34 +27,30 @@ def _fmt_int(n) -> str:
     return f"{n:,}" if isinstance(n, int) else "-"
 
 
-def _list_rows(names, stats: bool):
-    modelzoo = _import_modelzoo()
-
-    for i, name in enumerate(names, 1):
-        if stats and sys.stderr.isatty():
-            print(f"\rcounting {name} ({i}/{len(names)})...".ljust(60), end="", file=sys.stderr, flush=True)
-        info = modelzoo.model_info(name, stats=stats)
+def _list_rows(names, rows: dict, stats: bool):
+    for name in names:
+        row = rows[name]
         yield {
             "name": name,
-            "family": info["family"],
-            "params": info.get("params"),
-            "gmacs": info["macs"] / 1e9 if stats else None,
-            "gflops": info["flops"] / 1e9 if stats else None,
-            "input": "x".join(str(d) for d in info["default_input_shape"]),
-            "paper": f"{info['paper'].split(',')[0]} {info['year']}",
+            "family": row["family"],
+            "params": row["params"] if stats else None,
+            "gmacs": row["macs"] / 1e9 if stats else None,
+            "gflops": row["flops"] / 1e9 if stats else None,
+            "input": "x".join(str(d) for d in row["default_input_shape"]),
+            "paper": f"{row['paper'].split(',')[0]} {row['year']}",
         }
-    if stats and sys.stderr.isatty():
-        print("\r".ljust(60) + "\r", end="", file=sys.stderr, flush=True)
 
 
 def cmd_list(args) -> int:
-    modelzoo = _import_modelzoo()
-    from modelzoo.validation import UserError
+    """The table from the recorded counts (``modelzoo.table``): no model is built, no Keras imported."""
+    from modelzoo import registry, table
 
-    names = modelzoo.list_models(args.pattern or None, family=args.family, task=args.task)
+    recorded = table.load()
+    kinds = {name: (row["family"], row["task"]) for name, row in recorded.items()}
+    names = registry.select(kinds, args.pattern or None, family=args.family, task=args.task)
     if not names:
-        raise UserError(f"no model matches {' '.join(args.pattern) or '*'}; try `modelzoo list` with no pattern.")
-    rows = list(_list_rows(names, stats=not args.no_stats))
+        raise registry.UserError(f"no model matches {' '.join(args.pattern) or '*'}; try `modelzoo list` with no pattern.")
+    rows = list(_list_rows(names, recorded, stats=not args.no_stats))
     if args.format == "csv":
         import csv
 
@@ -125,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
     p.add_argument("--family")
     p.add_argument("--task")
-    p.add_argument("--no-stats", action="store_true", help="skip building models to count params/FLOPs")
+    p.add_argument("--no-stats", action="store_true", help="leave out the params and GMACs/GFLOPs columns")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("info", help="one model's card")
@@ -162,7 +161,8 @@ def main(argv=None) -> int:
         return bench_main(argv[1:], prog="modelzoo bench")
     parser = build_parser()
     args = parser.parse_args(argv)
-    _import_modelzoo()
+    if args.command != "list":  # the list reads the recorded table, without Keras
+        _import_modelzoo()
     from modelzoo.validation import UserError
 
     try:

@@ -4,22 +4,15 @@
     >>> modelzoo.list_models("resnet*")
     >>> model = modelzoo.create_model("resnet50", num_classes=10)
     >>> from modelzoo import alexnet
+
+Importing the package imports no Keras: the registry's functions are here at once, and a builder
+(``modelzoo.alexnet``), a family's generic builder (``modelzoo.resnet``) or a submodule
+(``modelzoo.blocks``) is imported on first use (PEP 562), so ``modelzoo list`` answers from the
+recorded table (``modelzoo.table``) without TensorFlow's start-up.
 """
 
-from modelzoo.analysis import count_flops, count_params
-from modelzoo.models.alexnet import alexnet
-from modelzoo.models.bert import bert, bert_base, bert_large, bert_medium, bert_mini, bert_small, bert_tiny
-from modelzoo.models.densenet import densenet, densenet121, densenet169, densenet201
-from modelzoo.models.googlenet import googlenet
-from modelzoo.models.gpt import gpt, gpt2_small, gpt_mini, gpt_small, gpt_tiny
-from modelzoo.models.lenet import lenet5
-from modelzoo.models.mlp import mlp
-from modelzoo.models.nin import nin
-from modelzoo.models.resnet import resnet, resnet18, resnet34, resnet50, resnet101, resnet152
-from modelzoo.models.rnn import gru_classifier, lstm_classifier
-from modelzoo.models.textcnn import textcnn
-from modelzoo.models.vgg import vgg, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
-from modelzoo.models.zfnet import zfnet
+import importlib
+
 from modelzoo.registry import (
     UnknownModelError,
     create_model,
@@ -29,15 +22,40 @@ from modelzoo.registry import (
     model_info,
     register_model,
 )
-from modelzoo.surgery import reset_classifier
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "UnknownModelError", "alexnet", "bert", "bert_base", "bert_large", "bert_medium", "bert_mini", "bert_small",
-    "bert_tiny", "count_flops", "gru_classifier", "lstm_classifier", "textcnn", "count_params", "create_model", "densenet",
-    "densenet121", "densenet169", "densenet201", "get_entry", "googlenet", "gpt", "gpt2_small", "gpt_mini", "gpt_small", "gpt_tiny", "lenet5", "list_families",
-    "list_models", "mlp", "model_info", "nin", "register_model", "reset_classifier", "resnet",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg", "vgg11", "vgg11_bn", "vgg13",
-    "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "zfnet",
-]  # fmt: skip
+_API = {
+    "count_flops": "modelzoo.analysis",
+    "count_params": "modelzoo.analysis",
+    "reset_classifier": "modelzoo.surgery",
+}
+_SUBMODULES = ("analysis", "blocks", "models", "pretrained", "private_keras", "surgery", "table", "validation")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"modelzoo.{name}")
+    if name == "__all__":
+        return _public()
+    if name.startswith("_"):
+        raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")
+    if name in list_models():
+        return get_entry(name).builder
+    if name in list_families():  # a family's generic builder: modelzoo.resnet(depth=...)
+        family = importlib.import_module(f"modelzoo.models.{name}")
+        if hasattr(family, name):
+            return getattr(family, name)
+    raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")
+
+
+def _public() -> list[str]:
+    registry = ["UnknownModelError", "create_model", "get_entry", "list_families", "list_models", "model_info"]
+    families = [f for f in list_families() if hasattr(importlib.import_module(f"modelzoo.models.{f}"), f)]
+    return sorted({*registry, "register_model", *_API, *list_models(), *families})
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_public(), *_SUBMODULES})

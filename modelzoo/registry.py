@@ -6,6 +6,7 @@ for a preset of a generic builder), so a new model touches only its family file 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import fnmatch
 import functools
@@ -194,16 +195,30 @@ def list_models(
 ) -> list[str]:
     """Registered names, sorted; ``pattern`` and ``exclude`` take shell wildcards (``"resnet*"``)."""
     _ensure_loaded()
-    names = sorted(_REGISTRY)
+    kinds = {name: (entry.family, entry.task) for name, entry in _REGISTRY.items()}
+    return select(kinds, pattern, family=family, task=task, exclude=exclude)
+
+
+def select(
+    kinds: dict[str, tuple[str, str]],
+    pattern: str | Iterable[str] | None = None,
+    *,
+    family: str | None = None,
+    task: str | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> list[str]:
+    """The names of ``kinds`` (name -> (family, task)) that ``list_models``' filters keep, sorted:
+    the one filter for the live registry and for the recorded table (``modelzoo list``)."""
+    names = sorted(kinds)
     if family is not None:
-        families = sorted({e.family for e in _REGISTRY.values()})
+        families = sorted({f for f, _ in kinds.values()})
         if family not in families:
             raise UserError(f"unknown family {family!r}; families: {families}." + did_you_mean(family, families))
-        names = [n for n in names if _REGISTRY[n].family == family]
+        names = [n for n in names if kinds[n][0] == family]
     if task is not None:
         if task not in TASKS:
             raise UserError(f"unknown task {task!r}; tasks: {list(TASKS)}.")
-        names = [n for n in names if _REGISTRY[n].task == task]
+        names = [n for n in names if kinds[n][1] == task]
     if pattern is not None:
         patterns = [pattern] if isinstance(pattern, str) else list(pattern)
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
@@ -219,25 +234,22 @@ def list_families() -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _default_stats(name: str) -> dict[str, Any]:
-    from modelzoo.analysis import count_flops, count_params
+def _counted(name: str) -> dict[str, Any]:
+    from modelzoo import table
 
-    model = create_model(name)
-    stats = {**count_params(model), **count_flops(model)}
-    # Plain copies: the model's own entries are Keras-tracked, and the cache would keep every
-    # full-size model it counted alive through them (19.6 GB after the test suite's builds).
-    stats["features"] = [dict(f) for f in getattr(model, "feature_info", [])]
-    stats["num_layers"] = len(model.layers)
-    del model
-    return stats
+    return table.count(name)
 
 
-def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
-    """The model's card: paper, year, default input, and (built once, then cached) params and FLOPs.
+def model_info(name: str, *, stats: bool = True, recount: bool = False) -> dict[str, Any]:
+    """The model's card: paper, year, default input, and its params and FLOPs.
 
     ``macs`` are multiply-accumulates of the default config at its default input, for one sample;
-    ``flops`` = 2 x ``macs``. ``stats=False`` skips the build.
+    ``flops`` = 2 x ``macs``. The counts come from the recorded table (``modelzoo.table``, kept
+    true by the model tests); a model the table lacks (registered by a user), or ``recount=True``,
+    is built and counted once per process. ``stats=False`` leaves the counts out.
     """
+    from modelzoo import table
+
     entry = get_entry(name)
     info = {
         "name": entry.name,
@@ -254,7 +266,9 @@ def model_info(name: str, *, stats: bool = True) -> dict[str, Any]:
         "layout": entry.layout_note,
     }
     if stats:
-        info.update(_default_stats(name))
+        recorded = None if recount else table.load().get(name)
+        counts = _counted(name) if recorded is None else recorded
+        info.update({key: copy.deepcopy(counts[key]) for key in table.COUNTS})
     return info
 
 

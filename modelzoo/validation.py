@@ -10,8 +10,6 @@ import difflib
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 
-import keras
-
 POOLING_CHOICES = (None, "avg", "max")
 
 
@@ -80,6 +78,8 @@ def check_activation(name: str, value) -> str | Callable | None:
         return value
     if not isinstance(value, str):
         raise UserError(f"{name} must be None, an activation name or a callable, got {value!r}.")
+    import keras  # here, so that the registry and listing import no Keras
+
     try:
         keras.activations.get(value)
     except ValueError:
@@ -91,6 +91,8 @@ def check_activation(name: str, value) -> str | Callable | None:
 
 
 def _activation_names() -> list[str]:
+    import keras
+
     return [n for n in dir(keras.activations) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
 
 

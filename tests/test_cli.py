@@ -24,6 +24,26 @@ def test_list_markdown_and_no_stats(capsys):
     assert lines[0].startswith("| name | family |") and len(lines) == 2 + 4
 
 
+def test_list_reads_the_recorded_table_and_builds_no_model():
+    """``modelzoo list`` in a fresh process answers without Keras (so without building a model:
+    nothing can be built without it) and prints every registered model."""
+    code = (
+        "import sys, modelzoo_cli\n"
+        "status = modelzoo_cli.main(['list'])\n"
+        "assert status == 0, status\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not loaded, f'modelzoo list imported {loaded}'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    listed = [line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip() and not line.endswith(".")]
+    import modelzoo
+
+    assert listed == modelzoo.list_models()
+    assert f"{len(listed)} models." in proc.stdout
+
+
 def test_info_prints_a_card(capsys):
     assert modelzoo_cli.main(["info", "lenet5"]) == 0
     out = capsys.readouterr().out

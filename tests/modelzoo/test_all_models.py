@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import modelzoo
+from modelzoo import table
 from modelzoo.registry import get_entry
 
 ALL = modelzoo.list_models()
@@ -99,12 +100,25 @@ def test_registry_is_not_empty():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_default_config_builds_and_is_counted(name):
-    info = modelzoo.model_info(name)
+    """The one full-size build of each model: its counts equal the recorded table's, which
+    ``model_info`` and ``modelzoo list`` read (regenerate with ``python -m modelzoo.table``)."""
+    info = modelzoo.model_info(name, recount=True)
     assert info["params"] == info["trainable_params"] + info["non_trainable_params"] > 0
     assert info["macs"] > 0 and info["flops"] == 2 * info["macs"]
     assert info["uncounted"] == [], f"layers without a MAC rule: {info['uncounted']}"
     assert info["features"], "every model documents its feature stages"
     assert info["paper"] and info["year"] and info["reference"]
+    recorded = table.load()[name]
+    stale = {k: (recorded[k], info[k]) for k in table.COUNTS if recorded[k] != info[k]}
+    assert not stale, f"{name}: modelzoo/table.json is stale (recorded, counted): {stale}; run python -m modelzoo.table"
+
+
+def test_recorded_table_lists_every_model_with_its_card():
+    recorded = table.load()
+    assert sorted(recorded) == ALL, "modelzoo/table.json is stale: run python -m modelzoo.table"
+    for name in ALL:
+        assert {k: recorded[name][k] for k in table.CARD} == table.card(name), name
+        assert modelzoo.model_info(name)["params"] == recorded[name]["params"]
 
 
 @pytest.mark.parametrize("name", RUN)

@@ -1,0 +1,84 @@
+"""The zoo's recorded table: each registered model's card and its counts at the default config.
+
+Counting a model means building it (``vgg19`` has 144 million weights), and listing the whole zoo
+that way took 65 s. Like timm's ``list_models``, listing reads what was recorded instead:
+``table.json`` beside this module holds each model's family, task, paper, default input,
+parameter counts, MACs, layer count and feature stages. ``modelzoo.model_info`` and ``modelzoo
+list`` read it; this module imports no Keras until it counts. The model tests keep it true: the
+card fields are compared with the registry in every run, the counts with a fresh build in the
+slow run (``tests/modelzoo/test_all_models.py``).
+
+Regenerate after adding or changing a model: ``python -m modelzoo.table``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+PATH = Path(__file__).with_name("table.json")
+CARD = ("family", "task", "paper", "year", "default_input_shape")
+COUNTS = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "uncounted", "num_layers", "features")
+
+
+@functools.lru_cache(maxsize=None)
+def load(path: str = str(PATH)) -> dict[str, dict[str, Any]]:
+    """name -> recorded row (tuples restored: input shapes and feature-map shapes); {} without a file."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    for row in rows.values():
+        if row["default_input_shape"] is not None:
+            row["default_input_shape"] = tuple(row["default_input_shape"])
+        for stage in row["features"]:
+            stage["shape"] = tuple(stage["shape"])
+    return rows
+
+
+def card(name: str) -> dict[str, Any]:
+    """The registry's card fields for ``name`` (what the table records besides the counts)."""
+    from modelzoo.registry import get_entry
+
+    entry = get_entry(name)
+    return {key: getattr(entry, key) for key in CARD}
+
+
+def count(name: str) -> dict[str, Any]:
+    """Build ``name`` at its default config and count it (params, MACs, layers, feature stages)."""
+    from modelzoo.analysis import count_flops, count_params
+    from modelzoo.registry import create_model
+
+    model = create_model(name)
+    stats = {**count_params(model), **count_flops(model)}
+    # Plain copies: the model's own entries are Keras-tracked, and keeping them would keep every
+    # full-size model counted alive (19.6 GB after the test suite's builds).
+    stats["features"] = [dict(f) for f in getattr(model, "feature_info", [])]
+    stats["num_layers"] = len(model.layers)
+    del model
+    return stats
+
+
+def row(name: str) -> dict[str, Any]:
+    return {**card(name), **count(name)}
+
+
+def write(path: Path = PATH) -> dict[str, dict[str, Any]]:
+    """Count every registered model and write the table (sorted, one model per line)."""
+    from modelzoo.registry import list_models
+
+    rows = {}
+    for name in list_models():
+        print(f"counting {name}", flush=True)
+        rows[name] = row(name)
+    lines = [f"  {json.dumps(name)}: {json.dumps(values)}" for name, values in rows.items()]
+    Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    load.cache_clear()
+    return rows
+
+
+if __name__ == "__main__":
+    write()
+    print(f"wrote {PATH}")
