@@ -444,8 +444,11 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
 
 
 def _prepare_tfds(builder, name, data_dir, spec):
-    """``download_and_prepare`` (a no-op once prepared); a manual dir without the archives the
-    set needs is one line that names the folder and the files."""
+    """``download_and_prepare`` (a no-op once prepared). When a set built from a manual dir fails
+    to prepare, the archives it needs that are not there are one line naming each; any other
+    preparation error keeps its own first line (a truncated archive is not a missing one). The
+    check follows the failure rather than preceding it, so that ``tfds.testing.mock_data``, which
+    replaces preparation, needs no archives."""
     import tensorflow_datasets as tfds
 
     manual = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"), "downloads", "manual")
@@ -453,11 +456,13 @@ def _prepare_tfds(builder, name, data_dir, spec):
     try:
         builder.download_and_prepare(download_config=config)
     except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if spec.get("manual"):
-            raise DataError(f"TFDS data set {name!r} is not prepared and its manual dir {manual!r} lacks its archives "
-                            f"({', '.join(spec['manual'])}; see README): {first}") from None  # fmt: skip
-        raise DataError(f"cannot prepare TFDS data set {name!r} (downloads are not possible here?): {first}") from None
+        missing = [f for f in spec.get("manual", ()) if not os.path.exists(os.path.join(manual, f))]
+        if missing:
+            raise DataError(f"TFDS data set {name!r} is not prepared and its manual dir {manual!r} lacks "
+                            f"{', '.join(missing)} (see README: Preparing ImageNet).") from None  # fmt: skip
+        first = (str(err).strip().splitlines() or [""])[0]
+        where = f"from {manual!r}" if config else "(downloads are not possible here?)"
+        raise DataError(f"cannot prepare TFDS data set {name!r} {where}: {type(err).__name__}: {first}") from None
 
 
 def _check_fits_in_memory(name, size_bytes):
