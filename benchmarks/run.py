@@ -240,7 +240,7 @@ def _build_text_pair(name: str, settings: Settings):
     zoo = modelzoo.create_model(name, num_classes=2, vocabulary_size=vocab, max_sequence_length=seq, classifier_activation=None)
     cfg = zoo.get_layer("transformer_layer_0")
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=vocab, num_layers=sum(l.name.startswith("transformer_layer_") for l in zoo.layers),
+        vocabulary_size=vocab, num_layers=sum(layer.name.startswith("transformer_layer_") for layer in zoo.layers),
         num_heads=cfg.num_heads, hidden_dim=zoo.get_layer("pooled_dense").units, intermediate_dim=cfg.intermediate_dim,
         max_sequence_length=seq,
     )  # fmt: skip
@@ -428,14 +428,14 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, service) in _stream_sources(Path(tmp), settings, log).items():
             steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
-            def batches(start=0):
+            def batches(start=0, data=data, service=service):
                 return service(lambda shard: data_lib.train_batches(data.train, start_step=start, batch_shard=shard, **kw))
 
             decode = {k: _images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}
             real = batches()
             feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
 
-            def fit(feed, n, warm=2):
+            def fit(feed, n, warm=2, feeds=feeds):
                 clock = _StepClock(warm)
                 model.fit(feeds[feed], steps_per_epoch=warm + n, epochs=1, verbose=0, shuffle=False, callbacks=[clock.callback])
                 return clock.steps_per_s()

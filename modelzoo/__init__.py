@@ -30,6 +30,18 @@ _API = {
     "count_params": "modelzoo.analysis",
     "reset_classifier": "modelzoo.surgery",
 }
+__all__ = [
+    "UnknownModelError",
+    "count_flops",
+    "count_params",
+    "create_model",
+    "get_entry",
+    "list_families",
+    "list_models",
+    "model_info",
+    "register_model",
+    "reset_classifier",
+]  # the builders too, by name: modelzoo.resnet50, from modelzoo import vgg16
 _SUBMODULES = ("analysis", "blocks", "models", "pretrained", "private_keras", "surgery", "table", "validation")
 
 
@@ -38,8 +50,6 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_API[name]), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"modelzoo.{name}")
-    if name == "__all__":
-        return _public()
     if name.startswith("_"):
         raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")
     if name in list_models():
@@ -52,9 +62,8 @@ def __getattr__(name: str):
 
 
 def _public() -> list[str]:
-    registry = ["UnknownModelError", "create_model", "get_entry", "list_families", "list_models", "model_info"]
     families = [f for f in list_families() if hasattr(importlib.import_module(f"modelzoo.models.{f}"), f)]
-    return sorted({*registry, "register_model", *_API, *list_models(), *families})
+    return sorted({*__all__, *list_models(), *families})
 
 
 def __dir__() -> list[str]:

@@ -233,7 +233,7 @@ def list_families() -> list[str]:
     return sorted({e.family for e in _REGISTRY.values()})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _counted(name: str) -> dict[str, Any]:
     from modelzoo import table
 

@@ -23,7 +23,7 @@ CARD = ("family", "task", "paper", "year", "default_input_shape")
 COUNTS = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "uncounted", "num_layers", "features")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(path: str = str(PATH)) -> dict[str, dict[str, Any]]:
     """name -> recorded row (tuples restored: input shapes and feature-map shapes); {} without a file."""
     try:

@@ -64,7 +64,7 @@ class Split:
     y: np.ndarray
     files: bool = False
 
-    def take(self, rows) -> "Split":
+    def take(self, rows) -> Split:
         return dataclasses.replace(self, x=self.x[rows], y=np.asarray(self.y)[rows])
 
     def __len__(self) -> int:
@@ -302,7 +302,7 @@ class Progress:
             print(text, file=self.stream, flush=True)
             self.last = now
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

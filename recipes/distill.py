@@ -18,6 +18,7 @@ from pathlib import Path
 
 from recipes.cli import run, select_backend
 
+
 def distill(cfg, teacher_run) -> dict:
     """Train ``cfg.model`` as a student of the run in ``teacher_run`` through the run loop
     (``recipes.tasks.distill``); return the summary."""

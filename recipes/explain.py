@@ -36,9 +36,9 @@ SWEEP = (0.1, 0.25, 0.5)  # ink thresholds also reported, so that the measure's 
 def _cam_parts(model):
     """(features model, head model): input -> last map before global average pooling; pooled
     vector -> logits. Built once per model, not once per batch."""
-    from modelzoo.validation import UserError
-
     import keras
+
+    from modelzoo.validation import UserError
 
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
     if not pools:
@@ -71,9 +71,9 @@ def _tail(model, tensor):
 
 def cam(model, x, classes):
     """CAM of ``classes`` (one per image) on the last feature map: (N, h, w), and the logits."""
-    from modelzoo.validation import UserError
-
     import numpy as np
+
+    from modelzoo.validation import UserError
 
     features, head = _cam_parts(model)
     maps = np.asarray(features(x, training=False))
@@ -90,9 +90,9 @@ def cam(model, x, classes):
 
 def default_gradcam_layer(model) -> str:
     """The last layer whose output is a feature map with more than one position."""
-    from modelzoo.validation import UserError
-
     import keras
+
+    from modelzoo.validation import UserError
 
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
@@ -128,10 +128,10 @@ def _gradcam_parts(model, layer: str):
 
 def gradcam(model, x, classes, layer: str | None = None):
     """Grad-CAM of ``classes`` at ``layer``: (N, h, w), and the logits."""
-    from modelzoo.validation import UserError
-
     import numpy as np
     import tensorflow as tf
+
+    from modelzoo.validation import UserError
 
     name = layer or default_gradcam_layer(model)
     try:
@@ -149,10 +149,10 @@ def gradcam(model, x, classes, layer: str | None = None):
 def heatmaps(model, x, method: str, classes=None, layer: str | None = None):
     """Maps in [0, 1] at the input's size, with the classes they explain (default: the predicted
     ones) and the model's probabilities."""
-    from modelzoo.validation import UserError
-
     import numpy as np
     import tensorflow as tf
+
+    from modelzoo.validation import UserError
 
     if method not in METHODS:
         raise UserError(f"method {method!r} is unknown; choose from {list(METHODS)}.")
@@ -209,10 +209,9 @@ def save_overlay(image, heat, path, title: str):
 
 def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
     """(name, image, label or None) for each given image file and the first ``test`` test images."""
-    from modelzoo.validation import UserError
-
     import numpy as np
 
+    from modelzoo.validation import UserError
     from recipes import data as data_lib
     from recipes import trainer
     from recipes.predict import _example
@@ -253,10 +252,9 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
             batch_size: int = 64, threshold: float = 0.25) -> dict:  # fmt: skip
     """Write overlay PNGs for ``images`` and the first ``test`` test images; return what was
     measured (also written to ``OUT/explain.json`` when ``test`` > 0)."""
-    from modelzoo.validation import UserError
-
     import numpy as np
 
+    from modelzoo.validation import UserError
     from recipes import trainer
 
     cfg, model = trainer.load_run(run_dir)

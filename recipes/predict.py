@@ -18,10 +18,9 @@ from recipes.cli import run
 
 def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     """Top-``top`` classes for each file (and each string of ``texts``, for text models)."""
-    from modelzoo.validation import UserError
-
     import numpy as np
 
+    from modelzoo.validation import UserError
     from recipes.trainer import load_run
 
     cfg, model = load_run(run_dir)
@@ -46,10 +45,9 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
 def _example(path: Path, shape: tuple, cfg=None):
     """One image or ``.npy`` example, prepared as the run evaluates (its centre crop and
     normalisation, from ``cfg``, the run's config)."""
-    from modelzoo.validation import UserError
-
     import numpy as np
 
+    from modelzoo.validation import UserError
     from recipes import data as data_lib
 
     _check_file(path)

@@ -35,9 +35,8 @@ MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 def stdlib_corpus() -> list[str]:
     """Real English about Python that ships with Python: reference topics and docstrings."""
     import ast
-    import sysconfig
-
     import pydoc_data.topics
+    import sysconfig
 
     from recipes.data import DOC_PACKAGES
 

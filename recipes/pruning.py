@@ -12,6 +12,7 @@ resumed run prunes exactly as an unbroken one.
 from __future__ import annotations
 
 import gzip
+
 import keras
 import numpy as np
 

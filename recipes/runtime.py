@@ -16,8 +16,8 @@ import random
 import keras
 import numpy as np
 
-from modelzoo.validation import UserError
 from modelzoo import private_keras
+from modelzoo.validation import UserError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # What strategy names mean on the backends without tf.distribute (keras.distribution comes with
@@ -147,7 +147,8 @@ class Runtime:
             import tensorflow as tf
 
             strategy, chief, adapt = tf.distribute.get_strategy(), True, False  # a no-op scope
-        from recipes import sharding  # JAX's keras.distribution (None: off, or not JAX with distribution auto)
+        # JAX's keras.distribution (None: off, or not JAX with distribution auto)
+        from recipes import sharding
 
         distribution = sharding.make(cfg.distribution, cfg.model, mesh=cfg.mesh, batch_size=cfg.batch_size)
         replicas = strategy.num_replicas_in_sync

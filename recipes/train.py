@@ -12,7 +12,6 @@ import sys
 
 from recipes.cli import run, select_backend
 
-
 FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "distribution", "mesh", "run_dir",
          "data_path", "data_dir", "data_service", "image_size", "seed")  # fmt: skip
 

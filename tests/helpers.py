@@ -2,9 +2,9 @@
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
-
 
 from recipes.checkpoint import latest_step
 
@@ -20,6 +20,100 @@ def installed(module: str) -> bool:
 def subprocess_env(**extra) -> dict:
     """The environment for a recipe subprocess: this checkout importable, TensorFlow quiet."""
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+# Every process a test starts, in a session (process group) of its own: the teardown of each test
+# (tests/conftest.py) kills what is left of them with all their children.
+_STARTED: list[subprocess.Popen] = []
+
+
+def start(args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` in a new session, registered so that the test's teardown kills it and
+    every process it started (``kill_started``), however the test ends."""
+    proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+    _STARTED.append(proc)
+    return proc
+
+
+def run(args, *, timeout: float, check: bool = False, capture_output: bool = False, **kwargs):
+    """``subprocess.run`` with a required ``timeout``, through ``start``: on a timeout, or when the
+    test is interrupted (pytest-timeout), the whole process group is killed, not only its leader."""
+    if capture_output:
+        kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start(args, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    done = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    if check:
+        done.check_returncode()
+    return done
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group (its children too, even after it has exited) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.communicate(timeout=30)
+    except (ValueError, OSError, subprocess.TimeoutExpired):  # pipes already closed by the test
+        proc.wait(timeout=30)
+
+
+def kill_started() -> list[str]:
+    """Kill every process group ``start`` made; the commands of those still running, for a report."""
+    alive = [" ".join(map(str, p.args))[:200] for p in _STARTED if p.poll() is None]
+    for proc in _STARTED:
+        kill_group(proc)
+    _STARTED.clear()
+    return alive
+
+
+EXIT_MEANINGS = {
+    134: "aborted (SIGABRT): in a JAX multi-process run, a peer died or never started "
+    "(coordination heartbeat or initialization timeout)",
+    -signal.SIGKILL: "killed (SIGKILL)",
+    -signal.SIGABRT: "aborted (SIGABRT)",
+    -signal.SIGSEGV: "crashed (SIGSEGV)",
+}
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    return EXIT_MEANINGS.get(code, f"exit status {code}")
+
+
+def finish_all(procs: list, *, timeout: float, grace: float = 30.0) -> list[str]:
+    """Wait for the processes of one cluster and return their outputs. Once one fails the others
+    get ``grace`` seconds (a peer that cannot go on may only hang) and are then killed, so a dead
+    peer costs seconds, not the heartbeat's minutes; past ``timeout`` every one is killed. Any
+    failure raises, naming each process's exit (134 read as a dead peer) and its output's tail."""
+    outputs: list[str | None] = [None] * len(procs)
+    deadline, failed_at = time.time() + timeout, None
+    while None in outputs:
+        for i, proc in enumerate(procs):
+            if outputs[i] is None:
+                try:
+                    outputs[i] = proc.communicate(timeout=0.2)[0] or ""
+                except subprocess.TimeoutExpired:
+                    pass
+        now = time.time()
+        if failed_at is None and any(p.returncode not in (None, 0) for p in procs):
+            failed_at = now
+        if now > deadline or (failed_at is not None and now > failed_at + grace):
+            for i, proc in enumerate(procs):
+                if outputs[i] is None:
+                    kill_group(proc)
+                    outputs[i] = "(killed by finish_all)"
+    if any(p.returncode for p in procs):
+        report = [f"process {i}: {describe_exit(p.returncode)}\n{str(out)[-2000:]}" for i, (p, out) in enumerate(zip(procs, outputs))]
+        raise AssertionError("a process of the cluster failed:\n" + "\n".join(report))
+    return [str(out) for out in outputs]
 
 
 def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300) -> int | None:

@@ -1,11 +1,11 @@
 """The ``modelzoo`` command: a table, a card, and one-line errors with a non-zero exit."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import modelzoo_cli
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_list_reads_the_recorded_table_and_builds_no_model():
         "assert not loaded, f'modelzoo list imported {loaded}'\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = helpers.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     listed = [line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip() and not line.endswith(".")]
     import modelzoo
@@ -63,7 +63,7 @@ def test_errors_are_one_line_and_exit_2(capsys):
 
 def test_console_entry_point_in_a_fresh_process():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
+    proc = helpers.run(
         [sys.executable, "-m", "modelzoo_cli", "info", "resnet-50"], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 2
@@ -96,7 +96,7 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback():
     # a ValueError that is not a user error (Keras's, TensorFlow's, ours by mistake) is a bug
     code = "import sys; from recipes.cli import run; sys.exit(run('prog', lambda: int('not a number')))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    proc = helpers.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ValueError: invalid literal for int()" in proc.stderr
     assert "prog: error" not in proc.stderr
@@ -108,6 +108,6 @@ def test_recipe_modules_run_directly_keep_errors_one_line():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)
     for module, args in (("recipes.distill", ["/no_run", "mlp"]), ("tuning.search", ["mlp", "--workers", "-1"])):
-        proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300)
+        proc = helpers.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 2
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{module}: error: " in proc.stderr, proc.stderr

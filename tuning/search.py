@@ -267,11 +267,11 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
     resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
     global ``timeout`` ends a stalled search. Returns the chief's exit status.
     """
-    from modelzoo.validation import UserError
-
     import os
     import socket
     import subprocess
+
+    from modelzoo.validation import UserError
 
     args = build_parser().parse_args(argv)
     project_dir = Path(args.results_dir) / (args.project or _default_project(args))

@@ -1,3 +1,17 @@
 """One module per family; importing this package registers every builder."""
 
-from modelzoo.models import alexnet, bert, densenet, googlenet, gpt, lenet, mlp, nin, resnet, rnn, textcnn, vgg, zfnet  # noqa: F401
+from modelzoo.models import (  # noqa: F401
+    alexnet,
+    bert,
+    densenet,
+    googlenet,
+    gpt,
+    lenet,
+    mlp,
+    nin,
+    resnet,
+    rnn,
+    textcnn,
+    vgg,
+    zfnet,
+)

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from recipes import data as data_lib
 from recipes import loop
-from recipes.trainer import (_init_source, batch_options, build_model, compile_model, inherited_layers, load_data,
-                             model_input_shape, per_class_recall)  # fmt: skip
+from recipes.trainer import (
+    _init_source,
+    batch_options,
+    build_model,
+    compile_model,
+    inherited_layers,
+    load_data,
+    model_input_shape,  # fmt: skip
+    per_class_recall,
+)
 
 
 class Classify(loop.Task):

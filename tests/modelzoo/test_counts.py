@@ -109,7 +109,7 @@ def test_alexnet_layers_follow_the_paper():
     assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)
     assert isinstance(model.get_layer("conv1_lrn"), modelzoo.blocks.LocalResponseNormalization)
     bn = modelzoo.alexnet(batch_norm=True)
-    assert not any(isinstance(l, modelzoo.blocks.LocalResponseNormalization) for l in bn.layers)
+    assert not any(isinstance(layer, modelzoo.blocks.LocalResponseNormalization) for layer in bn.layers)
     assert bn.get_layer("conv1_bn")
 
 
@@ -156,8 +156,8 @@ def test_googlenet_matches_table_1():
     model = modelzoo.googlenet()
     for key, cin, (n1, r3, n3, r5, n5, pp) in TABLE_1:
         module = conv(1, cin, n1) + conv(1, cin, r3) + conv(3, r3, n3) + conv(1, cin, r5) + conv(5, r5, n5) + conv(1, cin, pp)
-        layers = [l for l in model.layers if l.name.startswith(f"inception_{key}_")]
-        assert sum(l.count_params() for l in layers) == module, key
+        layers = [layer for layer in model.layers if layer.name.startswith(f"inception_{key}_")]
+        assert sum(layer.count_params() for layer in layers) == module, key
         assert model.get_layer(f"inception_{key}_output").output.shape[-1] == n1 + n3 + n5 + pp
         total += module
     assert model.get_layer("inception_3a_5x5_conv").kernel.shape == (5, 5, 16, 32)  # not torchvision's 3x3

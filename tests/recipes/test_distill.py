@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from recipes import config as config_lib
 import modelzoo
+from recipes import config as config_lib
 from recipes.distill import distill, main
 from recipes.tasks.distill import logits_model as _logits
 from recipes.trainer import train

@@ -5,13 +5,13 @@ of reduction order does through ReLU boundaries and momentum: 1e-7 for the first
 8.8e-4 by step 39 with SGD momentum; the step-level equality is tests/recipes/test_sharding.py's.)"""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests import helpers
 from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 
 TINY_VGG = json.dumps({"width_multiplier": 0.125, "fc_units": 32, "dropout_rate": 0.0})
@@ -30,7 +30,7 @@ VGG = ("--image-size", "32", "--set", "augment=false", "--set", f"model_kwargs={
 def test_a_data_parallel_run_matches_one_device(tmp_path):
     env = subprocess_env(JAX_NUM_CPU_DEVICES="8")
     for name, dist in (("one", "off"), ("dp", "data_parallel")):
-        subprocess.run(_cmd("lenet5", tmp_path / name, dist), env=env, cwd=ROOT, check=True, timeout=600)
+        helpers.run(_cmd("lenet5", tmp_path / name, dist), env=env, cwd=ROOT, check=True, timeout=600)
     one, dp = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("one", "dp"))
     assert dp["distribution"] == "data_parallel" and dp["mesh"] == [8] and one["distribution"] == "off"
     curves = [pd.read_csv(tmp_path / n / "metrics.csv") for n in ("one", "dp")]
@@ -42,14 +42,14 @@ def test_a_data_parallel_run_matches_one_device(tmp_path):
 @pytest.mark.slow
 def test_a_model_parallel_run_killed_mid_epoch_resumes_to_its_bits(tmp_path):
     env = subprocess_env(JAX_NUM_CPU_DEVICES="8")
-    subprocess.run(_cmd("vgg11", tmp_path / "unbroken", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT, check=True, timeout=600)
+    helpers.run(_cmd("vgg11", tmp_path / "unbroken", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT, check=True, timeout=600)
     sharded = json.loads((tmp_path / "unbroken" / "summary.json").read_text())
     assert sharded["distribution"] == "model_parallel" and sharded["mesh"] == [2, 4] and sharded["layout_adjusted"] == {}
-    proc = subprocess.Popen(_cmd("vgg11", tmp_path / "killed", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT)
+    proc = helpers.start(_cmd("vgg11", tmp_path / "killed", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT)
     killed_at = kill_mid_epoch(proc, tmp_path / "killed", sharded["steps_per_epoch"])
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
-    out = subprocess.run(_cmd("vgg11", tmp_path / "killed", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT, capture_output=True,
+    out = helpers.run(_cmd("vgg11", tmp_path / "killed", "model_parallel", "2x4", *VGG), env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=600, check=True).stdout  # fmt: skip
     assert "resuming" in out
     resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
@@ -57,9 +57,9 @@ def test_a_model_parallel_run_killed_mid_epoch_resumes_to_its_bits(tmp_path):
 
 
 def test_a_distribution_off_jax_is_one_line(tmp_path):
-    from recipes.train import main
-
     import keras
+
+    from recipes.train import main
 
     if keras.backend.backend() == "jax":
         pytest.skip("this process runs JAX")

@@ -48,11 +48,11 @@ def test_frozen_backbone_then_unfrozen_at_a_lower_rate(source, tmp_path):
 
     class Watch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            seen[epoch] = {l.name: [np.array(w) for w in l.get_weights()] for l in self.model.layers if l.weights}
+            seen[epoch] = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in self.model.layers if layer.weights}
 
     summary = train(cfg, callbacks=[Watch()])
     assert summary["completed"] and json.loads((tmp_path / "ft" / "summary.json").read_text())["steps"] == summary["steps"]
-    inherited = [n for n in seen[0] if n != "output" and n in {l.name for l in before.layers}]
+    inherited = [n for n in seen[0] if n != "output" and n in {layer.name for layer in before.layers}]
     assert inherited, "no layer came from init_from"
     for name in inherited:  # epoch 1: the backbone exactly as loaded; epoch 2: it moved
         for w, w0 in zip(seen[0][name], before.get_layer(name).get_weights()):

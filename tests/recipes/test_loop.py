@@ -49,7 +49,7 @@ def test_a_failed_mixed_precision_run_leaves_global_state_as_it_was_then_float32
     bad = {"build": {"model_kwargs": {"no_such_argument": 1}}, "data": {"dataset": "csv", "data_path": str(tmp_path / "none.csv")},
            "training": {}}[failure]  # fmt: skip
     cfg = config_lib.resolve("mlp", overrides={**FAST, **bad, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path / "bad")})
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (each failure has its own type; the test is what is restored)
         loop.run(Classify(cfg), callbacks=[ChdirAndFail(tmp_path)] if failure == "training" else [])
     assert _global_state() == before  # policy, Python/NumPy/TensorFlow/Keras seeds and cwd
     summary = train(config_lib.resolve("mlp", overrides={**FAST, "run_dir": str(tmp_path / "good")}))

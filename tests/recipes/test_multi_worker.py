@@ -13,6 +13,7 @@ import sys
 import pandas as pd
 import pytest
 
+from tests import helpers
 from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 
 EPOCHS, BATCH = 3, 32
@@ -41,15 +42,12 @@ def _launch(run_dir, extra=()):
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = subprocess_env(TF_CONFIG=json.dumps(tf_config))
-        procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(helpers.start(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs
 
 
 def _finish(procs, timeout=600):
-    outputs = [p.communicate(timeout=timeout)[0] for p in procs]
-    for p, out in zip(procs, outputs):
-        assert p.returncode == 0, out[-3000:]
-    return outputs
+    return helpers.finish_all(procs, timeout=timeout)  # a failed worker fails the test within seconds
 
 
 def _digests(run_dir):

@@ -9,6 +9,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes.pretrain import MASK_RATE, mask, pretrain, stdlib_corpus
+from tests import helpers
 from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 
 TINY = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
@@ -77,15 +78,15 @@ def test_a_streamed_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights
                 "--set", "checkpoint_every=2", "--set", "verbose=0", "--set", f"model_kwargs={json.dumps(TINY)}"]  # fmt: skip
 
     env = subprocess_env()
-    subprocess.run(cmd(tmp_path / "unbroken"), env=env, cwd=ROOT, check=True, timeout=600)
+    helpers.run(cmd(tmp_path / "unbroken"), env=env, cwd=ROOT, check=True, timeout=600)
     reference = json.loads((tmp_path / "unbroken" / "summary.json").read_text())
     steps_per_epoch = reference["steps"] // 2
-    proc = subprocess.Popen(cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = kill_mid_epoch(proc, tmp_path / "killed", steps_per_epoch)
     first = proc.communicate()[0].decode()
     assert killed_at is not None, "pretraining finished before it could be killed mid-epoch"
     assert "training and" in first and "held-out sequences in 3 files" in first
-    out = subprocess.run(cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = helpers.run(cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
     assert f"resuming {tmp_path / 'killed'} at step" in out and "held-out sequences" not in out  # the count is kept
     resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
     # rows in a (seed, epoch) order, masks seeded by (seed, step), the rows before the step skipped: the unbroken run's bits

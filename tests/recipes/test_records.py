@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 from recipes import config as config_lib
 from recipes import data as data_lib
 from recipes import records, streams, trainer
+from tests import helpers
 from tests.helpers import write_image_folder
 
 PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
@@ -355,7 +356,7 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
     from tests.recipes.test_multi_worker import _free_ports
 
     ports = _free_ports(2)
-    nodes = [subprocess.Popen([sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
+    nodes = [helpers.start([sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
                               env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in ports]  # fmt: skip
     try:
         deadline = time.time() + 120

@@ -3,7 +3,6 @@ devices, in a fresh process (the device count is fixed when JAX starts)."""
 
 import json
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -11,13 +10,14 @@ import pytest
 
 import modelzoo
 from recipes import sharding
+from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 
 
 @pytest.fixture(scope="module")
 def probe():
     env = subprocess_env(JAX_NUM_CPU_DEVICES="8", KERAS_BACKEND="jax")
-    out = subprocess.run([sys.executable, "-m", "tests.recipes.sharding_probe"], env=env, cwd=ROOT, capture_output=True,
+    out = helpers.run([sys.executable, "-m", "tests.recipes.sharding_probe"], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=900)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]

@@ -5,13 +5,13 @@ TFRecords, and as ``imagenet2012`` under ``tfds.testing.mock_data``. Each run is
 the memory measured is the run's alone."""
 
 import json
-import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
 from recipes import records
+from tests import helpers
 from tests.helpers import ROOT, subprocess_env, write_image_folder
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def big_folder(tmp_path_factory):
 
 
 def _train(cmd, run_dir) -> pd.DataFrame:
-    out = subprocess.run(cmd + ["--run-dir", str(run_dir)], env=subprocess_env(), cwd=ROOT, capture_output=True, text=True,
+    out = helpers.run(cmd + ["--run-dir", str(run_dir)], env=subprocess_env(), cwd=ROOT, capture_output=True, text=True,
                          timeout=900)  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     frame = pd.read_csv(run_dir / "metrics.csv")

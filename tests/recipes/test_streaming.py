@@ -7,6 +7,7 @@ import pytest
 from recipes import config as config_lib
 from recipes import data as data_lib
 from recipes import trainer
+from tests import helpers
 from tests.helpers import write_image_folder
 
 PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
@@ -92,7 +93,6 @@ def test_replica_shares_read_disjoint_files_and_rebuild_the_global_batches(folde
 @pytest.mark.slow
 def test_two_workers_stream_their_own_rows_and_follow_a_one_worker_run(folder, tmp_path):
     import json
-    import subprocess
     import sys
 
     import pandas as pd
@@ -107,7 +107,7 @@ def test_two_workers_stream_their_own_rows_and_follow_a_one_worker_run(folder, t
     assert chief["replicas"] == 2 and chief["weights_sha256"] == other["weights_sha256"]
     one = [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(tmp_path / "one"), "--epochs", str(EPOCHS),
            "--batch-size", str(BATCH), "--set", "verbose=0", *data]  # fmt: skip
-    subprocess.run(one, env=subprocess_env(), cwd=ROOT, check=True, timeout=600, capture_output=True)
+    helpers.run(one, env=subprocess_env(), cwd=ROOT, check=True, timeout=600, capture_output=True)
     assert json.loads((tmp_path / "one" / "summary.json").read_text())["replicas"] == 1
     # The same global batches, split in two: the losses of a one-worker run (up to the all-reduce's sums).
     two_losses = pd.read_csv(tmp_path / "two" / "metrics.csv")["loss"].to_numpy()
@@ -133,15 +133,15 @@ def test_sigkill_mid_epoch_of_a_streamed_run_then_resume_matches_an_uninterrupte
                 "--set", f"data_path={folder}", "--set", "streaming=true"]  # fmt: skip
 
     env = subprocess_env()
-    subprocess.run(cmd(tmp_path / "reference"), env=env, check=True, timeout=600, cwd=ROOT, capture_output=True)
+    helpers.run(cmd(tmp_path / "reference"), env=env, check=True, timeout=600, cwd=ROOT, capture_output=True)
     reference = json.loads((tmp_path / "reference" / "summary.json").read_text())
     assert reference["steps_per_epoch"] == train_size // batch
     run = tmp_path / "killed"
-    proc = subprocess.Popen(cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = kill_mid_epoch(proc, run, train_size // batch)
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
-    out = subprocess.run(cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = helpers.run(cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
     assert "resuming" in out
     # Each batch's files are chosen by (seed, epoch) alone and skipped on indices: the same bits.
     assert json.loads((run / "summary.json").read_text())["weights_sha256"] == reference["weights_sha256"]

@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 
 from recipes import config as config_lib
+from recipes.checkpoint import latest_step
 from recipes.evaluate import evaluate
 from recipes.predict import predict
 from recipes.trainer import train
-from recipes.checkpoint import latest_step
+from tests import helpers
 from tests.helpers import ROOT, installed, kill_mid_epoch, subprocess_env
 
 FAST = {"epochs": 2, "batch_size": 64, "learning_rate": 0.05, "checkpoint_every": 5, "verbose": 0}
@@ -78,16 +79,16 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ba
     env = subprocess_env(KERAS_BACKEND="tensorflow")  # --backend decides, whatever the environment says
     steps_per_epoch = 1293 // 32
     reference = tmp_path / "reference"
-    subprocess.run(_cmd_(reference), env=env, check=True, timeout=600, cwd=ROOT)
+    helpers.run(_cmd_(reference), env=env, check=True, timeout=600, cwd=ROOT)
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd_(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(_cmd_(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     killed_at = kill_mid_epoch(proc, run, steps_per_epoch)
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     assert not (run / "summary.json").exists()
 
-    out = subprocess.run(_cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = helpers.run(_cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
     assert "resuming" in out and "at step" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 * steps_per_epoch and summary["backend"] == backend
@@ -101,7 +102,7 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
     cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "mirrored", "--run-dir", str(tmp_path),
            "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0",
            "--set", "jit_compile=true"]  # fmt: skip  (XLA per replica, update outside XLA)
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
+    helpers.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["strategy"] == "mirrored" and summary["replicas"] == 2 and summary["jit_compile"]
     import pandas as pd

@@ -12,6 +12,7 @@ import time
 import pandas as pd
 import pytest
 
+from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ def _check(project):
 
 
 def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
-    out = subprocess.run(_cmd(tmp_path), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = helpers.run(_cmd(tmp_path), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert f"{TRIALS} trials ({TRIALS} completed)" in out.stdout
     project = tmp_path / "mlp_digits_random"
@@ -52,7 +53,7 @@ def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
 
 def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     project = tmp_path / "mlp_digits_random"
-    proc = subprocess.Popen(_cmd(tmp_path), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = helpers.start(_cmd(tmp_path), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed, deadline = None, time.time() + 300
     while time.time() < deadline and proc.poll() is None and killed is None:
         launcher = project / "launcher.json"

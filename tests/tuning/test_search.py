@@ -12,6 +12,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes.trainer import train
+from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 from tuning import search as search_lib
 from tuning.hypermodel import MedianStop, write_record
@@ -126,7 +127,7 @@ def _cmd(results, trials):
 @pytest.mark.slow
 def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     project = tmp_path / "mlp_digits_random"
-    proc = subprocess.Popen(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill inside the third trial, after a checkpoint
         if list(project.glob("trial_2/run/checkpoints/ckpt-*.npz")):
@@ -136,7 +137,7 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     proc.wait()
     records = {p.parent.name: json.loads(p.read_text()) for p in project.glob("trial_*/record.json")}
     assert sorted(records) == ["trial_0", "trial_1"], "the search was not killed inside trial 2"
-    out = subprocess.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = helpers.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "resuming" in out.stdout  # trial 2 continued from its own checkpoint
     frame = pd.read_csv(project / "trials.csv")
@@ -144,7 +145,7 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     for name, record in records.items():  # finished trials were kept, not redone
         assert json.loads((project / name / "record.json").read_text())["ended_at"] == record["ended_at"]
     # and a finished search is not run again (keras-tuner would retrain its last trial)
-    again = subprocess.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    again = helpers.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "Running Trial" not in again.stdout
     assert len(pd.read_csv(project / "trials.csv")) == 5
 
