@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -57,6 +59,24 @@ def _fresh_keras_per_module():
     keras.backend.clear_session()
     gc.collect()
     gc.freeze()
+
+
+_OWN_JAX_CACHE = []
+
+
+def pytest_configure(config):
+    """The session's JAX compilation cache folder (``tests.helpers.subprocess_env``), made once by
+    the process that starts the session; xdist's workers and child test runs inherit it."""
+    from tests.helpers import JAX_CACHE
+
+    if JAX_CACHE not in os.environ:
+        os.environ[JAX_CACHE] = tempfile.mkdtemp(prefix="modelzoo-tests-jax-cache-")
+        _OWN_JAX_CACHE.append(os.environ[JAX_CACHE])
+
+
+def pytest_unconfigure(config):
+    for path in _OWN_JAX_CACHE:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -17,9 +17,21 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def subprocess_env(**extra) -> dict:
-    """The environment for a recipe subprocess: this checkout importable, TensorFlow quiet."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+JAX_CACHE = "MODELZOO_TESTS_JAX_CACHE"  # the session's cache folder (tests/conftest.py makes it)
+
+
+def subprocess_env(*, compile_cache: bool = True, **extra) -> dict:
+    """The environment for a recipe subprocess: this checkout importable, TensorFlow quiet, and
+    JAX's persistent compilation cache in the session's folder, so that a command run several
+    times (unbroken, killed, resumed) compiles once: a model-parallel vgg11 run 25.4 s -> 17.0 s
+    the second time here, with the same weights' digest."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if compile_cache and os.environ.get(JAX_CACHE):
+        env.update(JAX_COMPILATION_CACHE_DIR=os.environ[JAX_CACHE], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+                   # a size limit turns on the cache's file lock: a cluster's processes compile at once
+                   JAX_COMPILATION_CACHE_MAX_SIZE=str(4 * 2**30))  # fmt: skip
+    return {**env, **extra}
 
 
 # Every process a test starts, in a session (process group) of its own: the teardown of each test

@@ -40,7 +40,7 @@ def test_model_suite_passes_on_backend(backend, tmp_path):
     # Compiling is most of JAX's time here, running little: LLVM at -O0 cut densenet121's build,
     # first train step and first predict from 11.4, 28.8, 3.6 s to 7.3, 20.0, 2.0 s.
     xla_flags = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
-    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=xla_flags)
+    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=xla_flags, compile_cache=False)  # one process: nothing to share
     done = helpers.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840)
     tail = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail

@@ -59,3 +59,23 @@ def test_a_dead_peer_fails_the_cluster_in_seconds_naming_the_exit():
         raise AssertionError("finish_all passed a cluster whose process aborted")
     assert "process 1: aborted (SIGABRT)" in message and "process 0: killed (SIGKILL)" in message, message
     assert hang.returncode == -9 and describe_exit(134).startswith("aborted (SIGABRT): in a JAX multi-process run")
+
+
+def test_jax_processes_share_the_sessions_compilation_cache():
+    import os
+
+    from tests.helpers import JAX_CACHE
+
+    cache = os.environ[JAX_CACHE]
+    nonce = os.getpid() % 1000 + 2  # a program no earlier test compiled: the first process cannot hit
+    program = textwrap.dedent(f"""
+        import jax, jax.numpy as jnp
+        x, hits = jnp.arange(7.0), []
+        jax.monitoring.register_event_listener(lambda event, **_: hits.append(event.endswith("/compilation_cache/cache_hits")))
+        print(float(jax.jit(lambda x: (x * {nonce} + 1).sum())(x)), any(hits))
+    """)  # fmt: skip
+    env = subprocess_env(JAX_PLATFORMS="cpu")
+    outs = [run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120, check=True) for _ in range(2)]
+    assert [o.stdout.strip() for o in outs] == [f"{21.0 * nonce + 7} False", f"{21.0 * nonce + 7} True"]  # compiled by the first, read by the second
+    assert any(name.endswith("-cache") for name in os.listdir(cache)), os.listdir(cache)
+    assert "JAX_COMPILATION_CACHE_DIR" not in subprocess_env(compile_cache=False)

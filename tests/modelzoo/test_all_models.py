@@ -27,7 +27,8 @@ def representatives() -> list[str]:
     """What the JAX and PyTorch model suites run: each family's smallest model (by parameters at
     its default config) and each other block a family builds (``EXTRA_PATHS``). The variants left
     out differ from these only in depth, width or stage counts, which are the same ops in another
-    number (their graphs, counts and training are TensorFlow's run)."""
+    number (their graphs and counts are checked on every backend, their forward pass and features
+    on TensorFlow)."""
     smallest = {}
     for name in RUN:
         family, params = get_entry(name).family, table.load()[name]["params"]
@@ -38,8 +39,12 @@ def representatives() -> list[str]:
 
 # Blocks a family's smallest model lacks: ResNet's bottleneck, VGG with batch norm, the LSTM cell.
 EXTRA_PATHS = ("resnet50", "vgg11_bn", "lstm_classifier")
-# TensorFlow runs every model; the other backends their representatives (tests/test_backends.py).
-HERE = RUN if keras.backend.backend() == "tensorflow" else representatives()
+REPRESENTATIVES = representatives()
+# The forward pass runs every model on TensorFlow; the other backends run their representatives
+# (tests/test_backends.py). Training steps and save/load run the representatives on every backend:
+# the variants left out train and save through the same layers (their graphs are built and counted
+# above, their forward pass and features run on TensorFlow).
+HERE = RUN if keras.backend.backend() == "tensorflow" else REPRESENTATIVES
 NUM_CLASSES = 3
 _cache = {}
 
@@ -153,7 +158,7 @@ def test_forward_pass_at_smallest_legal_input(name):
     assert np.isfinite(y).all()
 
 
-@pytest.mark.parametrize("name", HERE)
+@pytest.mark.parametrize("name", REPRESENTATIVES)
 def test_training_steps_lower_the_loss(name):
     # Eager steps on TensorFlow and PyTorch: tracing graph-mode fit for deep nets costs more than
     # the steps themselves (graph mode is covered by the recipes' tests); jitted on JAX, where eager
@@ -170,7 +175,7 @@ def test_training_steps_lower_the_loss(name):
     assert np.isfinite(losses).all() and after < before, f"{name}: loss {before:.4f} -> {after:.4f}"
 
 
-@pytest.mark.parametrize("name", HERE)
+@pytest.mark.parametrize("name", REPRESENTATIVES)
 def test_keras_save_and_safe_load_give_identical_outputs(name, tmp_path):
     model = small_model(name)
     x, _ = batch(name, 2)

@@ -60,6 +60,7 @@ def _rows(ds):
     return [x["token_ids"].numpy() for x, _, _ in ds]
 
 
+@pytest.mark.slow
 def test_a_streamed_corpus_holds_out_per_file_and_resumes_exactly(text_folder, tmp_path):
     task, steps = _task(tmp_path, dataset="text_files", data_path=str(text_folder), streaming=True)
     stream, counted = task.stream, task.counted
@@ -121,6 +122,7 @@ def test_in_memory_corpora_resume_exactly_and_streaming_auto_chooses_by_size(tex
         corpus_lib.streamed_source("wikipeda", streaming=True)
 
 
+@pytest.mark.slow
 def test_a_tfds_text_set_streams_from_its_prepared_files(tmp_path):
     data_dir = str(tmp_path / "tfds")
     TinyCorpus(data_dir=data_dir).download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=3))

@@ -323,6 +323,7 @@ def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbrok
     assert _digests(run)[0]["weights_sha256"] == _digests(two_worker_run[0])[0]["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp_path):
     from recipes.train import main
 

@@ -32,7 +32,7 @@ def test_word_piece_tokens_pad_with_zero_and_frame_bert_inputs():
         assert row[np.argmax(row == 0) - 1] == vocab.index("[SEP]")
 
 
-@pytest.mark.parametrize("model", ["textcnn", "bert_tiny"])
+@pytest.mark.parametrize("model", ["textcnn", pytest.param("bert_tiny", marks=pytest.mark.slow)])
 def test_text_models_train_into_a_run_folder(model, tmp_path):
     overrides = {"epochs": 1, "batch_size": 32, "sequence_length": 32, "vocabulary_size": 400, "verbose": 0,
                  "optimizer": "adam", "learning_rate": 0.002, "run_dir": str(tmp_path)}  # fmt: skip
