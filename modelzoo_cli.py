@@ -1,6 +1,7 @@
 """The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` / ``pretrain`` /
-``finetune`` / ``distill`` / ``quantize`` / ``explain`` / ``records`` (the recipes' CLIs), ``tune`` (the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package so that it can dispatch to
-``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
+``finetune`` / ``distill`` / ``quantize`` / ``explain`` / ``records`` (the recipes' CLIs), ``tune``
+(the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package
+so that it can dispatch to ``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
 
 Errors print one line (``modelzoo: error: ...``) and exit with status 2, never a traceback.
 """
@@ -49,7 +50,9 @@ def cmd_list(args) -> int:
     kinds = {name: (row["family"], row["task"]) for name, row in recorded.items()}
     names = registry.select(kinds, args.pattern or None, family=args.family, task=args.task)
     if not names:
-        raise registry.UserError(f"no model matches {' '.join(args.pattern) or '*'}; try `modelzoo list` with no pattern.")
+        raise registry.UserError(
+            f"no model matches {' '.join(args.pattern) or '*'}; try `modelzoo list` with no pattern."
+        )
     rows = list(_list_rows(names, recorded, stats=not args.no_stats))
     if args.format == "csv":
         import csv
@@ -60,11 +63,17 @@ def cmd_list(args) -> int:
         return 0
     headers = ["name", "family", "params", "GMACs", "GFLOPs", "input", "paper"]
     table = [
-        [r["name"], r["family"], _fmt_int(r["params"]),
-         "-" if r["gmacs"] is None else f"{r['gmacs']:.4g}",
-         "-" if r["gflops"] is None else f"{r['gflops']:.4g}", r["input"], r["paper"]]
+        [
+            r["name"],
+            r["family"],
+            _fmt_int(r["params"]),
+            "-" if r["gmacs"] is None else f"{r['gmacs']:.4g}",
+            "-" if r["gflops"] is None else f"{r['gflops']:.4g}",
+            r["input"],
+            r["paper"],
+        ]
         for r in rows
-    ]  # fmt: skip
+    ]
     if args.format == "markdown":
         print("| " + " | ".join(headers) + " |")
         print("|" + "|".join("---" for _ in headers) + "|")
@@ -73,12 +82,19 @@ def cmd_list(args) -> int:
         return 0
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     right = {2, 3, 4}
-    line = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells):
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     print(line(headers))
     print(line(["-" * w for w in widths]))
     for row in table:
         print(line(row))
-    print(f"\n{len(rows)} models. MACs: multiply-accumulates per image at the default input; FLOPs = 2 x MACs.")
+    print(
+        f"\n{len(rows)} models. MACs: multiply-accumulates per image at the default input; FLOPs = 2 x MACs."
+    )
     return 0
 
 
@@ -102,7 +118,10 @@ def cmd_info(args) -> int:
     if info["features"]:
         print("  feature stages (features_only=True, out_indices=...):")
         for f in info["features"]:
-            print(f"    [{f['index']}] {f['layer']:<28} channels={f['channels']:<5} reduction={f['reduction']}  shape={f['shape']}")
+            print(
+                f"    [{f['index']}] {f['layer']:<28} channels={f['channels']:<5} "
+                f"reduction={f['reduction']}  shape={f['shape']}"
+            )
     if args.summary:
         modelzoo.create_model(args.name).summary(line_length=110)
     return 0
@@ -114,11 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model: modelzoo train MODEL [options] (see modelzoo train --help)")
     sub.add_parser("pretrain", help="masked-LM pretraining of a BERT: modelzoo pretrain bert_tiny [options]")
     sub.add_parser("finetune", help="fine-tune a pretraining run: modelzoo finetune RUN_DIR [options]")
-    sub.add_parser("distill", help="distil a run into a smaller model: modelzoo distill TEACHER_RUN STUDENT [options]")
-    sub.add_parser("quantize", help="post-training quantization of a run: modelzoo quantize RUN_DIR [--mode int8]")
-    sub.add_parser("explain", help="CAM / Grad-CAM heat maps over images: modelzoo explain RUN_DIR IMAGE... [--test N]")
-    sub.add_parser("records", help="write an image folder or TFDS set as sharded TFRecords: modelzoo records SOURCE OUT")
-    sub.add_parser("tune", help="search hyperparameters: modelzoo tune MODEL [--tuner hyperband ...] (see modelzoo tune --help)")
+    sub.add_parser(
+        "distill", help="distil a run into a smaller model: modelzoo distill TEACHER_RUN STUDENT [options]"
+    )
+    sub.add_parser(
+        "quantize", help="post-training quantization of a run: modelzoo quantize RUN_DIR [--mode int8]"
+    )
+    sub.add_parser(
+        "explain", help="CAM / Grad-CAM heat maps over images: modelzoo explain RUN_DIR IMAGE... [--test N]"
+    )
+    sub.add_parser(
+        "records", help="write an image folder or TFDS set as sharded TFRecords: modelzoo records SOURCE OUT"
+    )
+    sub.add_parser(
+        "tune",
+        help="search hyperparameters: modelzoo tune MODEL [--tuner hyperband ...] (see modelzoo tune --help)",
+    )
     sub.add_parser("bench", help="zoo vs keras.applications throughput table (see modelzoo bench --help)")
     p = sub.add_parser("list", help="table of registered models (name, family, params, GFLOPs, paper)")
     p.add_argument("pattern", nargs="*", help="shell wildcards, e.g. 'resnet*' 'vgg1?'")
@@ -144,7 +174,14 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
-    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"], ["explain"], ["records"]):  # those recipes' own command lines
+    if argv[:1] in (
+        ["pretrain"],
+        ["finetune"],
+        ["quantize"],
+        ["distill"],
+        ["explain"],
+        ["records"],
+    ):  # those recipes' own command lines
         _import_modelzoo()
         import importlib
 

@@ -81,18 +81,52 @@ class Settings:
 
 def settings_for(mode: str, accelerator: str) -> Settings:
     if mode == "tiny":  # for tests: does the harness run and make a well-formed table
-        return Settings(batch_size=2, image_size=32, repeats=1, steps=1, matmul_size=256, pairs=("resnet50",),
-                        text_pairs=("bert_tiny",), text_batch_size=2, sequence_length=16, pipeline=("lenet5",),
-                        pipeline_seconds=0.5, stream_set=(3, 24, 32), stream_model="lenet5", stream_batch=8,
-                        corpus_mb=0.4, corpus_files=2, corpus_batch=8, sharded=(("bert_tiny", 4),))  # fmt: skip
+        return Settings(
+            batch_size=2,
+            image_size=32,
+            repeats=1,
+            steps=1,
+            matmul_size=256,
+            pairs=("resnet50",),
+            text_pairs=("bert_tiny",),
+            text_batch_size=2,
+            sequence_length=16,
+            pipeline=("lenet5",),
+            pipeline_seconds=0.5,
+            stream_set=(3, 24, 32),
+            stream_model="lenet5",
+            stream_batch=8,
+            corpus_mb=0.4,
+            corpus_files=2,
+            corpus_batch=8,
+            sharded=(("bert_tiny", 4),),
+        )
     if mode == "quick":
-        return Settings(batch_size=8, image_size=96, repeats=4, steps=3, matmul_size=2048, pipeline_seconds=3.0,
-                        text_batch_size=4, sequence_length=128)  # fmt: skip
+        return Settings(
+            batch_size=8,
+            image_size=96,
+            repeats=4,
+            steps=3,
+            matmul_size=2048,
+            pipeline_seconds=3.0,
+            text_batch_size=4,
+            sequence_length=128,
+        )
     if accelerator == "cpu":
         return Settings(batch_size=16, image_size=224, repeats=5, steps=5, matmul_size=4096)
     precision = "mixed_bfloat16" if accelerator == "tpu" else "mixed_float16"
-    return Settings(batch_size=64, image_size=224, repeats=5, steps=20, matmul_size=8192, precision=precision,
-                    jit_compile=True, pipeline_seconds=10.0, text_batch_size=32, sequence_length=512)  # fmt: skip
+    return Settings(
+        batch_size=64,
+        image_size=224,
+        repeats=5,
+        steps=20,
+        matmul_size=8192,
+        precision=precision,
+        jit_compile=True,
+        pipeline_seconds=10.0,
+        text_batch_size=32,
+        sequence_length=512,
+    )
 
 
 def accelerator() -> str:
@@ -162,7 +196,9 @@ class Subject:
     count the same architecture, so the zoo model's count serves for both).
     """
 
-    def __init__(self, label: str, model, x, y, settings: Settings, flops: int | None = None, from_logits: bool = False):
+    def __init__(
+        self, label: str, model, x, y, settings: Settings, flops: int | None = None, from_logits: bool = False
+    ):
         import keras
         import tensorflow as tf
 
@@ -173,7 +209,12 @@ class Subject:
         self.flops = modelzoo.count_flops(model)["flops"] if flops is None else flops
         self.params = model.count_params()
         loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, metrics=[], jit_compile=settings.jit_compile)  # fmt: skip
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss=loss,
+            metrics=[],
+            jit_compile=settings.jit_compile,
+        )
         # (metrics=[]: keras-hub's Task.compile would otherwise add its own accuracy metric)
         self._infer = tf.function(lambda x: model(x, training=False), jit_compile=settings.jit_compile)
         self.infer_step()  # compile both before timing
@@ -225,7 +266,9 @@ def _build_pair(name: str, settings: Settings):
     y = _labels(settings.batch_size, 1000)
     zoo = modelzoo.create_model(name, num_classes=1000, input_shape=shape)
     ref = getattr(keras.applications, PAIRS[name])(weights=None, input_shape=shape, classes=1000)
-    return Subject(name, zoo, x, y, settings), Subject(f"keras.applications.{PAIRS[name]}", ref, x, y, settings)
+    return Subject(name, zoo, x, y, settings), Subject(
+        f"keras.applications.{PAIRS[name]}", ref, x, y, settings
+    )
 
 
 def _build_text_pair(name: str, settings: Settings):
@@ -237,13 +280,18 @@ def _build_text_pair(name: str, settings: Settings):
     import modelzoo
 
     vocab, seq, n = 30522, settings.sequence_length, settings.text_batch_size
-    zoo = modelzoo.create_model(name, num_classes=2, vocabulary_size=vocab, max_sequence_length=seq, classifier_activation=None)
+    zoo = modelzoo.create_model(
+        name, num_classes=2, vocabulary_size=vocab, max_sequence_length=seq, classifier_activation=None
+    )
     cfg = zoo.get_layer("transformer_layer_0")
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=vocab, num_layers=sum(layer.name.startswith("transformer_layer_") for layer in zoo.layers),
-        num_heads=cfg.num_heads, hidden_dim=zoo.get_layer("pooled_dense").units, intermediate_dim=cfg.intermediate_dim,
+        vocabulary_size=vocab,
+        num_layers=sum(layer.name.startswith("transformer_layer_") for layer in zoo.layers),
+        num_heads=cfg.num_heads,
+        hidden_dim=zoo.get_layer("pooled_dense").units,
+        intermediate_dim=cfg.intermediate_dim,
         max_sequence_length=seq,
-    )  # fmt: skip
+    )
     ref = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
     rng = np.random.default_rng(0)
     x = {
@@ -253,7 +301,9 @@ def _build_text_pair(name: str, settings: Settings):
     }
     y = _labels(n, 2)
     zoo_subject = Subject(name, zoo, x, y, settings, from_logits=True)
-    ref_subject = Subject("keras_hub.BertTextClassifier", ref, x, y, settings, flops=zoo_subject.flops, from_logits=True)
+    ref_subject = Subject(
+        "keras_hub.BertTextClassifier", ref, x, y, settings, flops=zoo_subject.flops, from_logits=True
+    )
     return zoo_subject, ref_subject
 
 
@@ -286,18 +336,20 @@ def bench_pair(name: str, settings: Settings, peak: float, log=print) -> list[di
     for subject in (zoo, ref):
         infer = subject.batch_size / min(times[(subject.label, "infer")])
         train = subject.batch_size / min(times[(subject.label, "train")])
-        rows.append({
-            "model": subject.label,
-            "pair": name,
-            "input": subject.describe_input(),
-            "params": subject.params,
-            "gflops_per_sample": subject.flops / 1e9,
-            "infer_samples_per_s": infer,
-            "train_samples_per_s": train,
-            "infer_peak_share": subject.flops * infer / peak,
-            "train_peak_share": 3 * subject.flops * train / peak,
-            "peak_memory_mb_both": memory,
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": subject.label,
+                "pair": name,
+                "input": subject.describe_input(),
+                "params": subject.params,
+                "gflops_per_sample": subject.flops / 1e9,
+                "infer_samples_per_s": infer,
+                "train_samples_per_s": train,
+                "infer_peak_share": subject.flops * infer / peak,
+                "train_peak_share": 3 * subject.flops * train / peak,
+                "peak_memory_mb_both": memory,
+            }
+        )
     for key in ("infer_samples_per_s", "train_samples_per_s"):
         ratio = rows[0][key] / rows[1][key]
         rows[0][key.replace("samples_per_s", "ratio")] = ratio
@@ -317,13 +369,22 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     keras.backend.clear_session()
     cfg = config_lib.resolve(recipe)
     data, pre = trainer.load_data(cfg)
-    model = __import__("modelzoo").create_model(cfg.model, num_classes=data.num_classes, **trainer.model_shape_kwargs(data, pre))
+    model = __import__("modelzoo").create_model(
+        cfg.model, num_classes=data.num_classes, **trainer.model_shape_kwargs(data, pre)
+    )
     outputs = len(model.outputs)
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=["categorical_crossentropy"] * outputs, jit_compile=settings.jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=["categorical_crossentropy"] * outputs,
+        jit_compile=settings.jit_compile,
+    )
     kw = trainer.batch_options(data, pre, outputs)
     real = data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=1, seed=cfg.seed, **kw)
     cached = tf.data.Dataset.from_tensors(next(iter(real))).repeat()
-    feeds = {"pipeline": real.repeat(), "cached": cached}  # each fit starts its own iterator, both sides alike
+    feeds = {
+        "pipeline": real.repeat(),
+        "cached": cached,
+    }  # each fit starts its own iterator, both sides alike
 
     def run(feed, steps):
         start = time.perf_counter()
@@ -364,9 +425,12 @@ def _stream_sources(root: Path, settings: Settings, log=print) -> dict:
     records.write_records(str(folder), root / "tfrecords", shards=16)
     plain = streams.through_service(None)
     tfrec = data_lib.load("tfrecord", path=str(root / "tfrecords"))
-    return {"folder": (data_lib.load("folder", path=str(folder), streaming=True), plain), "tfrecord": (tfrec, plain),
-            "tfrecord, tf.data service": (tfrec, streams.through_service("local")),
-            "tfrecord, tf.data service x2": (tfrec, streams.through_service("local", 2))}  # fmt: skip
+    return {
+        "folder": (data_lib.load("folder", path=str(folder), streaming=True), plain),
+        "tfrecord": (tfrec, plain),
+        "tfrecord, tf.data service": (tfrec, streams.through_service("local")),
+        "tfrecord, tf.data service x2": (tfrec, streams.through_service("local", 2)),
+    }
 
 
 def _images_per_s(ds, batches: int, threads: int, repeats: int) -> float:
@@ -423,13 +487,22 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     kw = dict(batch_size=settings.stream_batch, epochs=2, seed=0, pre=pre, num_classes=classes)
     keras.backend.clear_session()
     model = modelzoo.create_model(settings.stream_model, num_classes=classes, input_shape=(size, size, 3))
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=settings.jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss="categorical_crossentropy",
+        jit_compile=settings.jit_compile,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, service) in _stream_sources(Path(tmp), settings, log).items():
             steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
+
             def batches(start=0, data=data, service=service):
-                return service(lambda shard: data_lib.train_batches(data.train, start_step=start, batch_shard=shard, **kw))
+                return service(
+                    lambda shard: data_lib.train_batches(
+                        data.train, start_step=start, batch_shard=shard, **kw
+                    )
+                )
 
             decode = {k: _images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}
             real = batches()
@@ -437,11 +510,20 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
 
             def fit(feed, n, warm=2, feeds=feeds):
                 clock = _StepClock(warm)
-                model.fit(feeds[feed], steps_per_epoch=warm + n, epochs=1, verbose=0, shuffle=False, callbacks=[clock.callback])
+                model.fit(
+                    feeds[feed],
+                    steps_per_epoch=warm + n,
+                    epochs=1,
+                    verbose=0,
+                    shuffle=False,
+                    callbacks=[clock.callback],
+                )
                 return clock.steps_per_s()
 
             fit("stream", 2), fit("cached", 2)
-            n = max(3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3))))  # longer: streams vary
+            n = max(
+                3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3)))
+            )  # longer: streams vary
             rates = {"stream": [], "cached": []}
             for r in range(settings.repeats):
                 for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
@@ -452,11 +534,22 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
                 next(iter(batches(at)))
                 waits[at] = time.perf_counter() - start
             log(f"  streaming {name}: done")
-            rows.append({"source": name, "images": len(data.train), "input": f"{size}x{size}x3", "model": settings.stream_model,
-                         "batch_size": settings.stream_batch, "decode_images_per_s_1_core": decode[1],
-                         "decode_images_per_s_2_cores": decode[2], "stream_steps_per_s": max(rates["stream"]),
-                         "cached_steps_per_s": max(rates["cached"]), "streaming_ratio": max(rates["stream"]) / max(rates["cached"]),
-                         "first_batch_s": waits[0], "first_batch_at_90pct_s": waits[int(0.9 * steps)]})  # fmt: skip
+            rows.append(
+                {
+                    "source": name,
+                    "images": len(data.train),
+                    "input": f"{size}x{size}x3",
+                    "model": settings.stream_model,
+                    "batch_size": settings.stream_batch,
+                    "decode_images_per_s_1_core": decode[1],
+                    "decode_images_per_s_2_cores": decode[2],
+                    "stream_steps_per_s": max(rates["stream"]),
+                    "cached_steps_per_s": max(rates["cached"]),
+                    "streaming_ratio": max(rates["stream"]) / max(rates["cached"]),
+                    "first_batch_s": waits[0],
+                    "first_batch_at_90pct_s": waits[int(0.9 * steps)],
+                }
+            )
     return rows
 
 
@@ -467,8 +560,13 @@ def in_fresh_process(probe: str, args: tuple, **env) -> dict:
     import subprocess
 
     code = f"import json; from benchmarks.run import {probe}; print(json.dumps({probe}(*{args!r})))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+    )
     if out.returncode:
         raise RuntimeError(f"{probe}{args} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -491,7 +589,9 @@ def write_corpus(root: Path, megabytes: float, files: int) -> Path:
     return root
 
 
-def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: int, seconds: float, repeats: int) -> dict:
+def corpus_probe(
+    folder: str, streaming: bool, timed: bool, model: str, batch: int, seconds: float, repeats: int
+) -> dict:
     """In a fresh process (``bench_corpus`` runs it): prepare the masked-LM task on ``folder``;
     its peak RSS; with ``timed``, the first batch's wait at the start and at 90% of an epoch,
     sequences/s of the pipeline alone, and the training steps/s streamed and on one cached batch."""
@@ -505,13 +605,26 @@ def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: i
     from recipes.tasks.masked_lm import MaskedLM
 
     run_dir = Path(tempfile.mkdtemp())
-    cfg = config_lib.resolve(model, overrides={"dataset": "text_files", "data_path": folder, "streaming": streaming, "epochs": 1,
-                                               "batch_size": batch, "vocabulary_size": 2000, "run_dir": str(run_dir)})  # fmt: skip
+    cfg = config_lib.resolve(
+        model,
+        overrides={
+            "dataset": "text_files",
+            "data_path": folder,
+            "streaming": streaming,
+            "epochs": 1,
+            "batch_size": batch,
+            "vocabulary_size": 2000,
+            "run_dir": str(run_dir),
+        },
+    )
     start = time.perf_counter()
     task = MaskedLM(cfg)
     steps = task.prepare(None, run_dir)
-    row = {"prepare_s": time.perf_counter() - start, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-           "train_sequences": task.n_train}  # fmt: skip
+    row = {
+        "prepare_s": time.perf_counter() - start,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "train_sequences": task.n_train,
+    }
     if not timed:
         return row
     for at, key in ((0, "first_batch_s"), (int(0.9 * steps), "first_batch_at_90pct_s")):
@@ -519,7 +632,10 @@ def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: i
         next(iter(task.batches_from(at)))
         row[key] = time.perf_counter() - start
     n = min(steps - 1, 50)
-    row["sequences_per_s"] = max(_images_per_s(task.batches_from(0).map(lambda x, t, w: (x["token_ids"],)), n, 2, 1) for _ in range(repeats))
+    row["sequences_per_s"] = max(
+        _images_per_s(task.batches_from(0).map(lambda x, t, w: (x["token_ids"],)), n, 2, 1)
+        for _ in range(repeats)
+    )
     with Runtime.create(cfg) as runtime:
         model = task.model = task.build(runtime, run_dir, steps)
         real = task.batches_from(0)
@@ -527,7 +643,14 @@ def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: i
 
         def fit(feed, k, warm=2):
             clock = _StepClock(warm)
-            model.fit(feeds[feed], steps_per_epoch=warm + k, epochs=1, verbose=0, shuffle=False, callbacks=[clock.callback])
+            model.fit(
+                feeds[feed],
+                steps_per_epoch=warm + k,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[clock.callback],
+            )
             return clock.steps_per_s()
 
         k = max(3, min(steps // 3, round(seconds * fit("cached", 3))))
@@ -535,8 +658,11 @@ def corpus_probe(folder: str, streaming: bool, timed: bool, model: str, batch: i
         for r in range(repeats):
             for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
                 rates[feed].append(fit(feed, k))
-    row.update(stream_steps_per_s=max(rates["stream"]), cached_steps_per_s=max(rates["cached"]),
-               streaming_ratio=max(rates["stream"]) / max(rates["cached"]))  # fmt: skip
+    row.update(
+        stream_steps_per_s=max(rates["stream"]),
+        cached_steps_per_s=max(rates["cached"]),
+        streaming_ratio=max(rates["stream"]) / max(rates["cached"]),
+    )
     return row
 
 
@@ -551,13 +677,26 @@ def bench_corpus(settings: Settings, log=print) -> list[dict]:
         sizes = (settings.corpus_mb / 4, settings.corpus_mb)
         folders = {mb: str(write_corpus(Path(tmp) / f"{mb}", mb, settings.corpus_files)) for mb in sizes}
         for streaming in (False, True):
-            row = {"corpus": "streamed" if streaming else "in memory", "files": settings.corpus_files, "model": settings.corpus_model,
-                   "batch_size": settings.corpus_batch}  # fmt: skip
+            row = {
+                "corpus": "streamed" if streaming else "in memory",
+                "files": settings.corpus_files,
+                "model": settings.corpus_model,
+                "batch_size": settings.corpus_batch,
+            }
             for mb in sizes:
-                args = (folders[mb], streaming, mb == sizes[-1], settings.corpus_model, settings.corpus_batch,
-                        settings.pipeline_seconds, settings.repeats)  # fmt: skip
+                args = (
+                    folders[mb],
+                    streaming,
+                    mb == sizes[-1],
+                    settings.corpus_model,
+                    settings.corpus_batch,
+                    settings.pipeline_seconds,
+                    settings.repeats,
+                )
                 probe = in_fresh_process("corpus_probe", args)
-                row["peak_rss_gb_full" if mb == sizes[-1] else "peak_rss_gb_quarter"] = probe.pop("peak_rss_gb")
+                row["peak_rss_gb_full" if mb == sizes[-1] else "peak_rss_gb_quarter"] = probe.pop(
+                    "peak_rss_gb"
+                )
                 row.update(probe if mb == sizes[-1] else {})
             row["megabytes"] = sizes[-1]
             log(f"  corpus {row['corpus']}: done")
@@ -590,10 +729,21 @@ def bench_sharding(settings: Settings, log=print) -> list[dict]:
     """Parameter memory per device of model-parallel layouts, beside data parallel's (100%)."""
     rows = []
     for model, devices in settings.sharded:
-        probe = in_fresh_process("shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
-        rows.append({"model": model, "layout": modelzoo_layout_note(model), "mesh": f"1x{devices}", "params_mb": probe["params_mb"],
-                     "device_mb": probe["device_mb"], "model_parallel_share": probe["device_mb"] / probe["params_mb"],
-                     "data_parallel_share": 1.0, "split_otherwise": len(probe["adjusted"])})  # fmt: skip
+        probe = in_fresh_process(
+            "shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices)
+        )
+        rows.append(
+            {
+                "model": model,
+                "layout": modelzoo_layout_note(model),
+                "mesh": f"1x{devices}",
+                "params_mb": probe["params_mb"],
+                "device_mb": probe["device_mb"],
+                "model_parallel_share": probe["device_mb"] / probe["params_mb"],
+                "data_parallel_share": 1.0,
+                "split_otherwise": len(probe["adjusted"]),
+            }
+        )
         log(f"  sharding {model}: done")
     return rows
 
@@ -618,20 +768,52 @@ def markdown(frame, floatfmt: dict) -> str:
         return f"{v:,}" if isinstance(v, int) else str(v)
 
     cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if c in floatfmt else "---" for c in cols) + "|"]
+    lines = [
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join("---:" if c in floatfmt else "---" for c in cols) + "|",
+    ]
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(cell(c, row[c]) for c in cols) + " |")
     return "\n".join(lines)
 
 
-PAIR_FORMAT = {"gflops_per_sample": ".3f", "infer_samples_per_s": ".2f", "train_samples_per_s": ".2f", "infer_ratio": ".2f",
-               "train_ratio": ".2f", "infer_peak_share": ".0%", "train_peak_share": ".0%", "peak_memory_mb_both": ".0f"}  # fmt: skip
+PAIR_FORMAT = {
+    "gflops_per_sample": ".3f",
+    "infer_samples_per_s": ".2f",
+    "train_samples_per_s": ".2f",
+    "infer_ratio": ".2f",
+    "train_ratio": ".2f",
+    "infer_peak_share": ".0%",
+    "train_peak_share": ".0%",
+    "peak_memory_mb_both": ".0f",
+}
 PIPE_FORMAT = {"pipeline_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "pipeline_ratio": ".2f"}
-STREAM_FORMAT = {"decode_images_per_s_1_core": ".0f", "decode_images_per_s_2_cores": ".0f", "stream_steps_per_s": ".2f",
-                 "cached_steps_per_s": ".2f", "streaming_ratio": ".2f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f"}
-CORPUS_FORMAT = {"peak_rss_gb_quarter": ".3f", "peak_rss_gb_full": ".3f", "prepare_s": ".1f", "first_batch_s": ".2f", "first_batch_at_90pct_s": ".2f", "sequences_per_s": ".0f",
-                 "stream_steps_per_s": ".2f", "cached_steps_per_s": ".2f", "streaming_ratio": ".2f"}
-SHARD_FORMAT = {"params_mb": ".1f", "device_mb": ".1f", "model_parallel_share": ".1%", "data_parallel_share": ".0%"}
+STREAM_FORMAT = {
+    "decode_images_per_s_1_core": ".0f",
+    "decode_images_per_s_2_cores": ".0f",
+    "stream_steps_per_s": ".2f",
+    "cached_steps_per_s": ".2f",
+    "streaming_ratio": ".2f",
+    "first_batch_s": ".2f",
+    "first_batch_at_90pct_s": ".2f",
+}
+CORPUS_FORMAT = {
+    "peak_rss_gb_quarter": ".3f",
+    "peak_rss_gb_full": ".3f",
+    "prepare_s": ".1f",
+    "first_batch_s": ".2f",
+    "first_batch_at_90pct_s": ".2f",
+    "sequences_per_s": ".0f",
+    "stream_steps_per_s": ".2f",
+    "cached_steps_per_s": ".2f",
+    "streaming_ratio": ".2f",
+}
+SHARD_FORMAT = {
+    "params_mb": ".1f",
+    "device_mb": ".1f",
+    "model_parallel_share": ".1%",
+    "data_parallel_share": ".0%",
+}
 SECTIONS = ("pairs", "pipeline", "streaming", "corpus", "sharding")
 
 
@@ -659,53 +841,75 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, 
         peak = result["peak_flops"] = matmul_peak(settings.matmul_size, dtype=compute_dtype)
         log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
         names = (*settings.pairs, *settings.text_pairs)
-        result["pairs"] = pd.DataFrame([row for name in names for row in bench_pair(name, settings, peak, log)])
+        result["pairs"] = pd.DataFrame(
+            [row for name in names for row in bench_pair(name, settings, peak, log)]
+        )
         result["pairs"].to_csv(out / "results.csv", index=False)
-        parts.append(markdown(result["pairs"], PAIR_FORMAT) + "\n\nRatios are zoo / reference samples per second, in the "
-                     "same run. Peak share = FLOPs per sample x samples/s / matmul peak (training counted as 3x the "
-                     "forward FLOPs).")  # fmt: skip
+        parts.append(
+            markdown(result["pairs"], PAIR_FORMAT)
+            + "\n\nRatios are zoo / reference samples per second, in the "
+            "same run. Peak share = FLOPs per sample x samples/s / matmul peak (training counted as 3x the "
+            "forward FLOPs)."
+        )
     keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision
     if "pipeline" in sections:
-        result["pipeline"] = pd.DataFrame([bench_pipeline(recipe, settings, log) for recipe in settings.pipeline])
+        result["pipeline"] = pd.DataFrame(
+            [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
+        )
         result["pipeline"].to_csv(out / "pipeline.csv", index=False)
-        parts.append(markdown(result["pipeline"], PIPE_FORMAT) + "\n\nPipeline ratio = steps/s with the recipe's tf.data "
-                     "pipeline / steps/s on one cached batch.")  # fmt: skip
+        parts.append(
+            markdown(result["pipeline"], PIPE_FORMAT)
+            + "\n\nPipeline ratio = steps/s with the recipe's tf.data "
+            "pipeline / steps/s on one cached batch."
+        )
     if "streaming" in sections:
         result["streaming"] = pd.DataFrame(bench_streaming(settings, log))
         result["streaming"].to_csv(out / "streaming.csv", index=False)
         classes, per_class, size = settings.stream_set
-        parts.append(markdown(result["streaming"], STREAM_FORMAT) + f"\n\nStreaming: {classes * per_class:,} generated "
-                     f"{size}x{size} JPEGs in {classes} class folders (72% train), crop and flip; decode = images/s of the "
-                     "training pipeline alone on a private pool of 1 or 2 threads; streaming ratio = steps/s streamed / "
-                     "steps/s on one cached batch; first batch = seconds from building the pipeline to its first batch, "
-                     "from the start and resumed at 90% of an epoch.")  # fmt: skip
+        parts.append(
+            markdown(result["streaming"], STREAM_FORMAT)
+            + f"\n\nStreaming: {classes * per_class:,} generated "
+            f"{size}x{size} JPEGs in {classes} class folders (72% train), crop and flip; decode = images/s of the "
+            "training pipeline alone on a private pool of 1 or 2 threads; streaming ratio = steps/s streamed / "
+            "steps/s on one cached batch; first batch = seconds from building the pipeline to its first batch, "
+            "from the start and resumed at 90% of an epoch."
+        )
     if "corpus" in sections:
         result["corpus"] = pd.DataFrame(bench_corpus(settings, log))
         result["corpus"].to_csv(out / "corpus.csv", index=False)
-        parts.append(markdown(result["corpus"], CORPUS_FORMAT) + f"\n\nCorpus: the stdlib corpus repeated to "
-                     f"{settings.corpus_mb:g} MB in {settings.corpus_files} .txt files, masked-LM pretraining of "
-                     f"{settings.corpus_model} (128 tokens); peak RSS of a fresh process that prepares the corpus, at a "
-                     "quarter of the size and at full size (held in memory, it grows with the text; streamed, it does "
-                     "not); prepare = vocabulary, tokenizing (in memory) or the counting pass (streamed); first batch "
-                     "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
-                     "streaming ratio = training steps/s / steps/s on one cached batch.")  # fmt: skip
+        parts.append(
+            markdown(result["corpus"], CORPUS_FORMAT) + f"\n\nCorpus: the stdlib corpus repeated to "
+            f"{settings.corpus_mb:g} MB in {settings.corpus_files} .txt files, masked-LM pretraining of "
+            f"{settings.corpus_model} (128 tokens); peak RSS of a fresh process that prepares the corpus, at a "
+            "quarter of the size and at full size (held in memory, it grows with the text; streamed, it does "
+            "not); prepare = vocabulary, tokenizing (in memory) or the counting pass (streamed); first batch "
+            "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
+            "streaming ratio = training steps/s / steps/s on one cached batch."
+        )
     if "sharding" in sections:
         result["sharding"] = pd.DataFrame(bench_sharding(settings, log))
         result["sharding"].to_csv(out / "sharding.csv", index=False)
-        parts.append(markdown(result["sharding"], SHARD_FORMAT) + "\n\nSharding: each model built (not trained) under "
-                     "model_parallel on a 1xN mesh of N simulated JAX CPU devices; device = parameter MB on the fullest "
-                     "device, measured from the shards; data parallel holds every parameter on every device (100%). "
-                     "Split otherwise = variables whose laid-out dimension N does not divide, split along another "
-                     "dimension (BERT's 30,522-token embedding: by its hidden columns).")  # fmt: skip
+        parts.append(
+            markdown(result["sharding"], SHARD_FORMAT) + "\n\nSharding: each model built (not trained) under "
+            "model_parallel on a 1xN mesh of N simulated JAX CPU devices; device = parameter MB on the fullest "
+            "device, measured from the shards; data parallel holds every parameter on every device (100%). "
+            "Split otherwise = variables whose laid-out dimension N does not divide, split along another "
+            "dimension (BERT's 30,522-token embedding: by its hidden columns)."
+        )
     header = (
         f"Measured with `python -m benchmarks.run --mode {mode}"
         + (f" --only {' '.join(sections)}" if tuple(sections) != SECTIONS else "")
         + f"`: images batch {settings.batch_size} at {settings.image_size}x{settings.image_size}x3, text batch "
         f"{settings.text_batch_size} of {settings.sequence_length} tokens, {settings.precision}, XLA "
-        f"{'on' if settings.jit_compile else 'off'}, best of {settings.repeats} interleaved rounds of {settings.steps} steps.\n"
+        f"{'on' if settings.jit_compile else 'off'}, best of {settings.repeats} interleaved rounds of "
+        f"{settings.steps} steps.\n"
         f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu']}; TensorFlow {info['tensorflow']}, "
         f"Keras {info['keras']}, Python {info['python']}."
-        + (f" Matmul peak: {peak / 1e9:.1f} GFLOP/s (best square matmul up to {settings.matmul_size})." if peak else "")
+        + (
+            f" Matmul peak: {peak / 1e9:.1f} GFLOP/s (best square matmul up to {settings.matmul_size})."
+            if peak
+            else ""
+        )
         + "\n"
     )
     text = header + "\n" + "\n\n".join(parts) + "\n"
@@ -716,11 +920,23 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, 
 
 
 def main(argv=None, prog="python -m benchmarks.run") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Zoo vs reference throughput, hardware and pipeline efficiency.")
-    p.add_argument("--mode", choices=("tiny", "quick", "full"), default="quick",
-                   help="quick: ~10 min on 2 CPU cores; full: GPU/TPU host sizes; tiny: a smoke test")  # fmt: skip
-    p.add_argument("--out", default="benchmarks/results", help="folder for results.csv, pipeline.csv, streaming.csv, results.md")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Zoo vs reference throughput, hardware and pipeline efficiency."
+    )
+    p.add_argument(
+        "--mode",
+        choices=("tiny", "quick", "full"),
+        default="quick",
+        help="quick: ~10 min on 2 CPU cores; full: GPU/TPU host sizes; tiny: a smoke test",
+    )
+    p.add_argument(
+        "--out",
+        default="benchmarks/results",
+        help="folder for results.csv, pipeline.csv, streaming.csv, results.md",
+    )
+    p.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections"
+    )
     args = p.parse_args(argv)
     from recipes.cli import run as run_cli
 

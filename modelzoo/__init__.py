@@ -42,7 +42,16 @@ __all__ = [
     "register_model",
     "reset_classifier",
 ]  # the builders too, by name: modelzoo.resnet50, from modelzoo import vgg16
-_SUBMODULES = ("analysis", "blocks", "models", "pretrained", "private_keras", "surgery", "table", "validation")
+_SUBMODULES = (
+    "analysis",
+    "blocks",
+    "models",
+    "pretrained",
+    "private_keras",
+    "surgery",
+    "table",
+    "validation",
+)
 
 
 def __getattr__(name: str):

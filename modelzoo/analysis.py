@@ -21,7 +21,11 @@ def count_params(model: keras.Model) -> dict[str, int]:
     """Trainable, non-trainable (e.g. batch-norm moving statistics) and total parameters."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    return {"params": trainable + non_trainable, "trainable_params": trainable, "non_trainable_params": non_trainable}
+    return {
+        "params": trainable + non_trainable,
+        "trainable_params": trainable,
+        "non_trainable_params": non_trainable,
+    }
 
 
 def _prod(dims) -> int:

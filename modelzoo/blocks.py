@@ -219,18 +219,25 @@ def fc_head(
 # so the pair needs one all-reduce; fc8 and the convolutions (small kernels, large activations)
 # are replicated.
 FC678_LAYOUT = {"fc6/kernel": (None, "model"), "fc6/bias": ("model",), "fc7/kernel": ("model", None)}
-FC678_LAYOUT_NOTE = "fc6/fc7 split over 'model' (column then row: one all-reduce); convolutions and fc8 replicated"
-CONV_LAYOUT_NOTE = ("data parallel only: no model-parallel layout (convolution kernels are small beside their "
-                    "activations, so splitting output channels would move activations at every layer; the whole "
-                    "model fits one device); under model_parallel its weights are replicated over 'model'")  # fmt: skip
+FC678_LAYOUT_NOTE = (
+    "fc6/fc7 split over 'model' (column then row: one all-reduce); convolutions and fc8 replicated"
+)
+CONV_LAYOUT_NOTE = (
+    "data parallel only: no model-parallel layout (convolution kernels are small beside their "
+    "activations, so splitting output channels would move activations at every layer; the whole "
+    "model fits one device); under model_parallel its weights are replicated over 'model'"
+)
 
 
 def fc678_head(args: ModelArgs, fc_units: int) -> Callable:
     """The AlexNet/ZFNet/VGG classifier: fc6 and fc7 of ``fc_units`` with dropout, fc8 logits."""
     return lambda x: fc_head(
-        x, units=(fc_units, fc_units), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
+        x,
+        units=(fc_units, fc_units),
+        num_classes=args.num_classes,
+        dropout_rate=args.dropout_rate,
         names=("fc6", "fc7", "fc8"),
-    )  # fmt: skip
+    )
 
 
 def gap_head(args: ModelArgs, name: str = "fc") -> Callable:
@@ -279,4 +286,10 @@ class LocalResponseNormalization(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+        }

@@ -29,10 +29,15 @@ from modelzoo.validation import UserError
 
 # zoo name -> keras.applications constructor with published ImageNet weights
 IMAGENET = {
-    "vgg16": "VGG16", "vgg19": "VGG19",
-    "resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
-    "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
-}  # fmt: skip
+    "vgg16": "VGG16",
+    "vgg19": "VGG19",
+    "resnet50": "ResNet50",
+    "resnet101": "ResNet101",
+    "resnet152": "ResNet152",
+    "densenet121": "DenseNet121",
+    "densenet169": "DenseNet169",
+    "densenet201": "DenseNet201",
+}
 VGG_HEAD = {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"}
 
 
@@ -45,11 +50,15 @@ def load(model: keras.Model, name: str, weights) -> keras.Model:
             raise UserError(f"no ImageNet weights for {name!r}; they exist for: {', '.join(IMAGENET)}.")
         fresh = from_keras_applications(model, imagenet_reference(name, model), name)
         if fresh:
-            print(f"{name}: ImageNet weights loaded; {', '.join(fresh)} freshly initialised (input or classes differ).")
+            print(
+                f"{name}: ImageNet weights loaded; {', '.join(fresh)} freshly initialised (input or classes differ)."
+            )
         return model
     path = Path(str(weights))
     if not path.is_file():
-        raise UserError(f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist.")
+        raise UserError(
+            f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist."
+        )
     if path.suffix == ".keras":
         source = keras.saving.load_model(path, safe_mode=True, compile=False)
         copied = copy_matching(model, source)
@@ -85,16 +94,29 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     family = "vgg" if name.startswith("vgg") else "resnet" if name.startswith("resnet") else "densenet"
     ours, theirs = _weighted(model), {layer.name: layer for layer in _weighted(reference)}
     if family == "densenet":  # same layers in the same build order, other names
-        pairs = list(zip(ours, _weighted(reference))) + [(layer, None) for layer in ours[len(_weighted(reference)):]]
+        pairs = list(zip(ours, _weighted(reference))) + [
+            (layer, None) for layer in ours[len(_weighted(reference)) :]
+        ]
     else:
         rename = VGG_HEAD if family == "vgg" else {"fc": "predictions"}
         pairs = [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
     fresh, biases = [], {}
     for target, source in pairs:
         values = None if source is None else source.get_weights()
-        if family == "resnet" and values and isinstance(target, keras.layers.Conv2D) and len(values) == 2 and not target.use_bias:
+        if (
+            family == "resnet"
+            and values
+            and isinstance(target, keras.layers.Conv2D)
+            and len(values) == 2
+            and not target.use_bias
+        ):
             values, biases[target.name] = values[:1], values[1]  # folded into the next batch norm
-        if family == "resnet" and values and target.name.endswith("_bn") and target.name[:-3] + "_conv" in biases:
+        if (
+            family == "resnet"
+            and values
+            and target.name.endswith("_bn")
+            and target.name[:-3] + "_conv" in biases
+        ):
             gamma, beta, mean, var = values
             values = [gamma, beta, mean - biases.pop(target.name[:-3] + "_conv"), var]
         shapes = [tuple(w.shape) for w in target.weights]
@@ -102,8 +124,14 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
             if isinstance(target, keras.layers.Dense):
                 fresh.append(target.name)  # classifier layers: kept fresh (another input size or label set)
                 continue
-            found = "no counterpart" if source is None else f"shapes {[np.shape(v) for v in values]} in {source.name!r}"
-            raise UserError(f"layer {target.name!r} of {name!r} ({shapes}) has {found} in keras.applications.{reference.name}.")
+            found = (
+                "no counterpart"
+                if source is None
+                else f"shapes {[np.shape(v) for v in values]} in {source.name!r}"
+            )
+            raise UserError(
+                f"layer {target.name!r} of {name!r} ({shapes}) has {found} in keras.applications.{reference.name}."
+            )
         target.set_weights(values)
     if biases:
         raise UserError(f"conv biases with no batch norm to fold them into: {sorted(biases)}.")
@@ -116,7 +144,9 @@ def matching_layers(model: keras.Model, source: keras.Model) -> list[tuple]:
     pairs = []
     for layer in _weighted(model):
         other = theirs.get(layer.name)
-        if other is not None and [tuple(w.shape) for w in other.weights] == [tuple(w.shape) for w in layer.weights]:
+        if other is not None and [tuple(w.shape) for w in other.weights] == [
+            tuple(w.shape) for w in layer.weights
+        ]:
             pairs.append((layer, other))
     return pairs
 

@@ -50,7 +50,9 @@ def layer_calls(layer) -> list[tuple[list, list]]:
     For a layer called more than once (a shared layer) the public ``layer.input`` / ``layer.output``
     silently give the first call only, and Keras 3 dropped ``get_input_at`` / ``get_output_at``
     (keras-team/keras#23238, open); the private ``_inbound_nodes`` list every call (#20267)."""
-    return [(list(node.input_tensors), list(node.output_tensors)) for node in getattr(layer, "_inbound_nodes", [])]
+    return [
+        (list(node.input_tensors), list(node.output_tensors)) for node in getattr(layer, "_inbound_nodes", [])
+    ]
 
 
 # Keras 3's TensorFlow trainer under several replicas (keras-team/keras#20585, #19246): the
@@ -66,7 +68,9 @@ def bind_trainer_hooks(model, **methods) -> None:
 
     for name, function in methods.items():
         if name not in TRAINER_HOOKS or not callable(getattr(type(model), name, None)):
-            raise RuntimeError(f"Keras trainer hook {name!r} is not one of {TRAINER_HOOKS} on this Keras version.")
+            raise RuntimeError(
+                f"Keras trainer hook {name!r} is not one of {TRAINER_HOOKS} on this Keras version."
+            )
         setattr(model, name, types.MethodType(function, model))
 
 

@@ -55,7 +55,9 @@ class ModelEntry:
 
     @property
     def layout_note(self) -> str:
-        return getattr(_family_module(self.family), "LAYOUT_NOTE", "data parallel only: no model-parallel layout")
+        return getattr(
+            _family_module(self.family), "LAYOUT_NOTE", "data parallel only: no model-parallel layout"
+        )
 
     @property
     def keywords(self) -> tuple[str, ...]:
@@ -159,7 +161,8 @@ def get_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model {name!r}." + did_you_mean(name, _REGISTRY)
+            f"unknown model {name!r}."
+            + did_you_mean(name, _REGISTRY)
             + " Use modelzoo.list_models() to see every registered name."
         ) from None
 
@@ -175,7 +178,8 @@ def create_model(name: str, weights=None, **overrides):
     for key in overrides:
         if key not in allowed:
             raise UserError(
-                f"{name} got an unknown keyword {key!r}." + did_you_mean(key, allowed)
+                f"{name} got an unknown keyword {key!r}."
+                + did_you_mean(key, allowed)
                 + f" Allowed: {', '.join(allowed)}."
             )
     model = entry.builder(**overrides)
@@ -213,7 +217,9 @@ def select(
     if family is not None:
         families = sorted({f for f, _ in kinds.values()})
         if family not in families:
-            raise UserError(f"unknown family {family!r}; families: {families}." + did_you_mean(family, families))
+            raise UserError(
+                f"unknown family {family!r}; families: {families}." + did_you_mean(family, families)
+            )
         names = [n for n in names if kinds[n][0] == family]
     if task is not None:
         if task not in TASKS:

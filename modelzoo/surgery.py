@@ -40,7 +40,9 @@ def reset_classifier(model: keras.Model, num_classes: int, classifier_activation
             if layer is classifier:
                 key = "units" if "units" in config else "filters"
                 if key not in config:
-                    raise v.UserError(f"classifier layer {layer.name!r} ({type(layer).__name__}) has no units or filters.")
+                    raise v.UserError(
+                        f"classifier layer {layer.name!r} ({type(layer).__name__}) has no units or filters."
+                    )
                 config[key] = num_classes
             elif layer is pred and classifier_activation != "keep":
                 config["activation"] = classifier_activation or "linear"
@@ -67,4 +69,3 @@ def classifier_layers(model: keras.Model) -> list[str]:
     output): what a new label set replaces."""
     preds = [p for p in map(private_keras.producer, model.outputs) if p.name.endswith("predictions")]
     return [_classifier_chain(pred)[-1].name for pred in preds]
-

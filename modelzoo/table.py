@@ -20,7 +20,16 @@ from typing import Any
 
 PATH = Path(__file__).with_name("table.json")
 CARD = ("family", "task", "paper", "year", "default_input_shape")
-COUNTS = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "uncounted", "num_layers", "features")
+COUNTS = (
+    "params",
+    "trainable_params",
+    "non_trainable_params",
+    "macs",
+    "flops",
+    "uncounted",
+    "num_layers",
+    "features",
+)
 
 
 @functools.cache

@@ -93,7 +93,11 @@ def check_activation(name: str, value) -> str | Callable | None:
 def _activation_names() -> list[str]:
     import keras
 
-    return [n for n in dir(keras.activations) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
+    return [
+        n
+        for n in dir(keras.activations)
+        if not n.startswith("_") and n not in ("get", "serialize", "deserialize")
+    ]
 
 
 def check_int_tuple(name: str, value, *, minimum: int = 1, length: int | None = None) -> tuple[int, ...]:

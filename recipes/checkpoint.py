@@ -49,7 +49,9 @@ class TrainingState:
     """The checkpoints of one run: ``model`` and ``optimizer`` variables, and ``extras`` (objects
     with ``state() -> dict`` and ``load_state(dict)``), in ``directory``."""
 
-    def __init__(self, directory, model, optimizer, extras: dict | None = None, *, write: bool = True, keep: int = 2):
+    def __init__(
+        self, directory, model, optimizer, extras: dict | None = None, *, write: bool = True, keep: int = 2
+    ):
         self.directory, self.write, self.keep = Path(directory), write, keep
         self.groups = {"model": _model_variables(model), "optimizer": list(optimizer.variables)}
         self.extras = dict(extras or {})
@@ -91,20 +93,26 @@ class TrainingState:
         with np.load(path) as saved:
             written = str(saved["backend"])
             if written != keras.backend.backend():
-                raise UserError(f"checkpoint {str(path)!r} was written on the {written!r} backend; this run is on "
-                                f"{keras.backend.backend()!r}: resume it with --backend {written}.")  # fmt: skip
+                raise UserError(
+                    f"checkpoint {str(path)!r} was written on the {written!r} backend; this run is on "
+                    f"{keras.backend.backend()!r}: resume it with --backend {written}."
+                )
             for group, variables in self.groups.items():
                 count = sum(1 for k in saved.files if k.startswith(f"{group}/"))
                 if count != len(variables):
-                    raise UserError(f"checkpoint {str(path)!r} holds {count} {group} variables; this run's {group} has "
-                                    f"{len(variables)}: it belongs to another model or config.")  # fmt: skip
+                    raise UserError(
+                        f"checkpoint {str(path)!r} holds {count} {group} variables; this run's {group} has "
+                        f"{len(variables)}: it belongs to another model or config."
+                    )
                 for i, v in enumerate(variables):
                     value = saved[f"{group}/{i:05d}"]
                     if tuple(value.shape) != tuple(v.shape):
-                        raise UserError(f"checkpoint {str(path)!r}: {group} variable {v.path} has shape {value.shape}, "
-                                        f"the run's has {tuple(v.shape)}.")  # fmt: skip
+                        raise UserError(
+                            f"checkpoint {str(path)!r}: {group} variable {v.path} has shape {value.shape}, "
+                            f"the run's has {tuple(v.shape)}."
+                        )
                     v.assign(value)
             for name, extra in self.extras.items():
                 prefix = f"extra/{name}/"
-                extra.load_state({k[len(prefix):]: saved[k] for k in saved.files if k.startswith(prefix)})
+                extra.load_state({k[len(prefix) :]: saved[k] for k in saved.files if k.startswith(prefix)})
         return step

@@ -16,21 +16,58 @@ SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("crossentropy", "focal")
 BACKENDS = ("tensorflow", "jax", "torch")
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": LOSSES, "mixed_precision": PRECISIONS, "backend": BACKENDS,
-           "streaming": (True, False, "auto"), "bad_images": ("stop", "skip"),
-           "distribution": ("auto", "off", "data_parallel", "model_parallel"),
-           "crop_mode": ("pad", "random_resized", "scale_jitter"), "normalize": ("none", "imagenet_mean", "imagenet_mean_std")}  # fmt: skip
+CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "loss": LOSSES,
+    "mixed_precision": PRECISIONS,
+    "backend": BACKENDS,
+    "streaming": (True, False, "auto"),
+    "bad_images": ("stop", "skip"),
+    "distribution": ("auto", "off", "data_parallel", "model_parallel"),
+    "crop_mode": ("pad", "random_resized", "scale_jitter"),
+    "normalize": ("none", "imagenet_mean", "imagenet_mean_std"),
+}
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
-    **{name: (0, None, False, None) for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")},
-    **{name: (1, None, True, None) for name in ("batch_size", "epochs", "checkpoint_every", "early_stopping_patience", "image_size",
-                                                "data_service_workers")},
-    **{name: (0, None, True, None) for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")},
-    "sequence_length": (4, None, True, None), "vocabulary_size": (16, None, True, None),
-    "crop_padding": (0, 0.5, True, False), "label_smoothing": (0, 1, True, False), "prune_sparsity": (0, 1, True, False),
-    "train_fraction": (0, 1, False, True), "distill_weight": (0, 1, True, True), "eval_crop": (0, 1, False, True),
-}  # fmt: skip
-OPTIONAL = ("backend", "clipnorm", "early_stopping_patience", "image_size", "memory_budget_gb", "data_service", "eval_crop", "mesh")  # null allowed
+    **{
+        name: (0, None, False, None)
+        for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")
+    },
+    **{
+        name: (1, None, True, None)
+        for name in (
+            "batch_size",
+            "epochs",
+            "checkpoint_every",
+            "early_stopping_patience",
+            "image_size",
+            "data_service_workers",
+        )
+    },
+    **{
+        name: (0, None, True, None)
+        for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")
+    },
+    "sequence_length": (4, None, True, None),
+    "vocabulary_size": (16, None, True, None),
+    "crop_padding": (0, 0.5, True, False),
+    "label_smoothing": (0, 1, True, False),
+    "prune_sparsity": (0, 1, True, False),
+    "train_fraction": (0, 1, False, True),
+    "distill_weight": (0, 1, True, True),
+    "eval_crop": (0, 1, False, True),
+}
+OPTIONAL = (
+    "backend",
+    "clipnorm",
+    "early_stopping_patience",
+    "image_size",
+    "memory_budget_gb",
+    "data_service",
+    "eval_crop",
+    "mesh",
+)  # null allowed
 
 
 def _within(value, low, high, low_in, high_in) -> bool:
@@ -50,21 +87,36 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None  # TFDS data directory
-    data_service: str | None = None  # "local" or "grpc://HOST:PORT,...": the training pipeline in tf.data service workers
-    data_service_workers: int = 1  # "local": this many workers, each building every n-th batch (the order stays exact)
+    data_service: str | None = (
+        None  # "local" or "grpc://HOST:PORT,...": the training pipeline in tf.data service workers
+    )
+    data_service_workers: int = (
+        1  # "local": this many workers, each building every n-th batch (the order stays exact)
+    )
     data_path: str | None = None  # folder or CSV file
     label_column: str = "label"
     text_column: str | None = None  # csv: the column holding text (a text classification table)
     image_size: int | None = None  # None: the model's smallest legal input, at least the data's size
     augment: bool = True  # the paper's augmentation where it has one (random crop, flip if the labels allow)
     crop_padding: float = 0.125  # augmentation strength: random crops after padding each side by this share
-    crop_mode: str = "pad"  # "pad" (above), or the ImageNet papers' "random_resized" (Inception/ResNet) or "scale_jitter" (VGG)
-    scale_range: list | None = None  # random_resized: area share (default [0.08, 1]); scale_jitter: shorter side (default [256, 512])
-    eval_crop: float | None = None  # evaluation: resize the shorter side to image_size / eval_crop, centre crop (0.875: 224 of 256)
-    normalize: str = "none"  # "imagenet_mean" (AlexNet, VGG) or "imagenet_mean_std" (ResNet recipes), on [0, 1] images
-    streaming: bool | str = "auto"  # image sets and pretraining corpora: stream the files (true), hold in memory (false), or by size
+    # "pad" (above), or the ImageNet papers' "random_resized" (Inception/ResNet) or "scale_jitter" (VGG)
+    crop_mode: str = "pad"
+    scale_range: list | None = (
+        None  # random_resized: area share (default [0.08, 1]); scale_jitter: shorter side (default [256, 512])
+    )
+    eval_crop: float | None = (
+        None  # evaluation: resize the shorter side to image_size / eval_crop, centre crop (0.875: 224 of 256)
+    )
+    normalize: str = (
+        "none"  # "imagenet_mean" (AlexNet, VGG) or "imagenet_mean_std" (ResNet recipes), on [0, 1] images
+    )
+    streaming: bool | str = (
+        "auto"  # image sets and pretraining corpora: stream the files (true), hold in memory (false), or by size
+    )
     memory_budget_gb: float | None = None  # streaming "auto": the in-memory limit (None: a quarter of RAM)
-    bad_images: str = "stop"  # image folders: a file that does not decode stops the run (one line) or is skipped, counted
+    bad_images: str = (
+        "stop"  # image folders: a file that does not decode stops the run (one line) or is skipped, counted
+    )
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
     vocabulary_file: str | None = None  # text: a WordPiece vocab.txt to use instead (e.g. a published BERT's)
@@ -85,29 +137,46 @@ class TrainConfig:
     prune_sparsity: float = 0.0  # magnitude pruning of every kernel to this share of zeros (0: off)
     prune_begin_epoch: float = 0.0  # pruning starts here...
     prune_end_epoch: float | None = None  # ...and reaches its target here (None: at 3/4 of the epochs)
-    class_fraction: dict | None = None  # {class: share} of its training examples kept: a deliberately imbalanced split
-    train_fraction: float = 1.0  # keep this share of every class's training examples (a low-label regime; val/test untouched)
-    class_weight: str | list | None = None  # "balanced" (n / (k * n_class), from the training labels) or one weight per class
+    class_fraction: dict | None = (
+        None  # {class: share} of its training examples kept: a deliberately imbalanced split
+    )
+    train_fraction: float = (
+        1.0  # keep this share of every class's training examples (a low-label regime; val/test untouched)
+    )
+    class_weight: str | list | None = (
+        None  # "balanced" (n / (k * n_class), from the training labels) or one weight per class
+    )
     l1: float = 0.0  # L1 penalty on every Dense/Conv kernel (added to the loss)
     l2: float = 0.0  # L2 penalty on every Dense/Conv kernel (coupled; weight_decay is the decoupled kind)
     input_noise: float = 0.0  # std of Gaussian noise added to the (scaled) inputs while training
     clipnorm: float | None = None
     mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
     jit_compile: bool | None = None  # None: XLA on GPU/TPU, not on CPU (slower there for small nets)
-    backend: str | None = None  # tensorflow, jax or torch; None: the one Keras runs on (KERAS_BACKEND, default tensorflow)
+    backend: str | None = (
+        None  # tensorflow, jax or torch; None: the one Keras runs on (KERAS_BACKEND, default tensorflow)
+    )
     strategy: str = "auto"
     num_gpus: int | None = None
     devices: list | None = None
     tpu: str | None = None
-    distribution: str = "auto"  # JAX keras.distribution: off, data_parallel, model_parallel (auto: data parallel on several GPUs/TPU cores)
-    mesh: str | None = None  # model_parallel: "BATCHxMODEL" devices (e.g. "2x4"); None: every device on the batch axis
+    # JAX keras.distribution: off, data_parallel, model_parallel (auto: data parallel on several GPUs/TPU cores)
+    distribution: str = "auto"
+    mesh: str | None = (
+        None  # model_parallel: "BATCHxMODEL" devices (e.g. "2x4"); None: every device on the batch axis
+    )
     early_stopping_patience: int | None = None
-    classes: list | None = None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
+    classes: list | None = (
+        None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
+    )
     freeze_epochs: int = 0  # fine-tuning: first train only the layers init_from did not provide...
     unfreeze_lr_scale: float = 0.1  # ...then every layer, at the learning rate times this
-    temperature: float = 4.0  # distillation: the teacher's and student's logits are divided by this (Hinton et al. 2015)
+    temperature: float = (
+        4.0  # distillation: the teacher's and student's logits are divided by this (Hinton et al. 2015)
+    )
     distill_weight: float = 0.9  # distillation: weight of the soft-target loss; the labels get 1 minus it
-    init_from: str | None = None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
+    init_from: str | None = (
+        None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
+    )
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
     seed: int = 0
     run_dir: str | None = None  # default: runs/<model>_<dataset>
@@ -119,6 +188,7 @@ class TrainConfig:
     def validate(self, recipe: str | None = None) -> TrainConfig:
         """Raise ``UserError`` naming the first bad field (or, given ``recipe``, the first field set
         that the recipe does not take); return self."""
+
         def bad(field, value, allowed):
             raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
 
@@ -139,24 +209,45 @@ class TrainConfig:
         if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
             bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
         if self.freeze_epochs and not self.init_from:
-            bad("freeze_epochs", self.freeze_epochs, "freezing needs init_from (the layers it provides are the ones frozen)")
+            bad(
+                "freeze_epochs",
+                self.freeze_epochs,
+                "freezing needs init_from (the layers it provides are the ones frozen)",
+            )
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
-            bad("prune_end_epoch", self.prune_end_epoch, f"must not come before prune_begin_epoch={self.prune_begin_epoch}")
-        if self.scale_range is not None and not (isinstance(self.scale_range, list) and len(self.scale_range) == 2 and
-                                                 all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range) and
-                                                 self.scale_range[0] <= self.scale_range[1]):  # fmt: skip
+            bad(
+                "prune_end_epoch",
+                self.prune_end_epoch,
+                f"must not come before prune_begin_epoch={self.prune_begin_epoch}",
+            )
+        if self.scale_range is not None and not (
+            isinstance(self.scale_range, list)
+            and len(self.scale_range) == 2
+            and all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range)
+            and self.scale_range[0] <= self.scale_range[1]
+        ):
             bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
         if self.scale_range and self.crop_mode == "random_resized" and self.scale_range[1] > 1:
             bad("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
-        if self.scale_range and self.crop_mode == "scale_jitter" and not all(isinstance(v, int) for v in self.scale_range):
-            bad("scale_range", self.scale_range, "with crop_mode scale_jitter, whole pixels (the shorter side's range)")
+        if (
+            self.scale_range
+            and self.crop_mode == "scale_jitter"
+            and not all(isinstance(v, int) for v in self.scale_range)
+        ):
+            bad(
+                "scale_range",
+                self.scale_range,
+                "with crop_mode scale_jitter, whole pixels (the shorter side's range)",
+            )
         if self.data_service not in (None, "local"):
             from recipes.streams import service_targets
 
             service_targets(self.data_service)
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
             bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
-        if isinstance(self.class_weight, list) and not all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weight):
+        if isinstance(self.class_weight, list) and not all(
+            isinstance(w, (int, float)) and w >= 0 for w in self.class_weight
+        ):
             bad("class_weight", self.class_weight, "weights must be numbers >= 0")
         if self.schedule == "step" and not self.step_epochs:
             bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
@@ -172,11 +263,15 @@ class TrainConfig:
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, f.name, float(value))
                 continue
-            if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            if kind is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            ):
                 alternatives = _union_types(f.type)
                 if not any(isinstance(value, k) for k in alternatives):
-                    raise UserError(f"config field {f.name}={value!r} is invalid: expected "
-                                    f"{' or '.join(k.__name__ for k in alternatives)}.")  # fmt: skip
+                    raise UserError(
+                        f"config field {f.name}={value!r} is invalid: expected "
+                        f"{' or '.join(k.__name__ for k in alternatives)}."
+                    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,7 +279,14 @@ class TrainConfig:
 
 def _base_type(annotation: str):
     text = str(annotation)
-    for name, kind in (("bool", bool), ("int", int), ("float", float), ("str", str), ("dict", dict), ("list", list)):
+    for name, kind in (
+        ("bool", bool),
+        ("int", int),
+        ("float", float),
+        ("str", str),
+        ("dict", dict),
+        ("list", list),
+    ):
         if text.split("|")[0].strip() == name:
             return kind
     return None
@@ -201,19 +303,74 @@ FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # The config in parts: every field belongs to exactly one, and a recipe takes some of them.
 PARTS = {
     "model": ("model", "model_kwargs"),
-    "data": ("dataset", "data_dir", "data_path", "batch_size", "data_service", "data_service_workers", "streaming",
-             "memory_budget_gb"),
+    "data": (
+        "dataset",
+        "data_dir",
+        "data_path",
+        "batch_size",
+        "data_service",
+        "data_service_workers",
+        "streaming",
+        "memory_budget_gb",
+    ),
     "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": ("image_size", "augment", "crop_padding", "crop_mode", "scale_range", "eval_crop", "normalize", "bad_images"),
+    "images": (
+        "image_size",
+        "augment",
+        "crop_padding",
+        "crop_mode",
+        "scale_range",
+        "eval_crop",
+        "normalize",
+        "bad_images",
+    ),
     "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
-    "optimization": ("epochs", "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "schedule",
-                     "warmup_epochs", "step_epochs", "step_gamma", "clipnorm", "early_stopping_patience"),
-    "runtime": ("backend", "mixed_precision", "jit_compile", "strategy", "num_gpus", "devices", "tpu", "distribution", "mesh",
-                "checkpoint_every", "seed", "run_dir", "verbose"),
-    "classification": ("loss", "focal_gamma", "label_smoothing", "class_weight", "l1", "l2", "input_noise", "prune_sparsity",
-                       "prune_begin_epoch", "prune_end_epoch", "init_from", "freeze_epochs", "unfreeze_lr_scale"),
+    "optimization": (
+        "epochs",
+        "optimizer",
+        "learning_rate",
+        "momentum",
+        "nesterov",
+        "weight_decay",
+        "schedule",
+        "warmup_epochs",
+        "step_epochs",
+        "step_gamma",
+        "clipnorm",
+        "early_stopping_patience",
+    ),
+    "runtime": (
+        "backend",
+        "mixed_precision",
+        "jit_compile",
+        "strategy",
+        "num_gpus",
+        "devices",
+        "tpu",
+        "distribution",
+        "mesh",
+        "checkpoint_every",
+        "seed",
+        "run_dir",
+        "verbose",
+    ),
+    "classification": (
+        "loss",
+        "focal_gamma",
+        "label_smoothing",
+        "class_weight",
+        "l1",
+        "l2",
+        "input_noise",
+        "prune_sparsity",
+        "prune_begin_epoch",
+        "prune_end_epoch",
+        "init_from",
+        "freeze_epochs",
+        "unfreeze_lr_scale",
+    ),
     "distillation": ("temperature", "distill_weight"),
-}  # fmt: skip
+}
 COMMON = ("model", "data", "optimization", "runtime")
 RECIPES = {
     "train": (*COMMON, "labels", "images", "text", "classification"),  # finetune and tuning trials too
@@ -226,7 +383,9 @@ DEFAULTS = TrainConfig()
 def recipe_fields(recipe: str) -> list[str]:
     """The config fields ``recipe`` takes, in the dataclass's order."""
     if recipe not in RECIPES:
-        raise UserError(f"recipe must be one of {list(RECIPES)}, got {recipe!r}." + did_you_mean(recipe, RECIPES))
+        raise UserError(
+            f"recipe must be one of {list(RECIPES)}, got {recipe!r}." + did_you_mean(recipe, RECIPES)
+        )
     taken = {name for part in RECIPES[recipe] for name in PARTS[part]}
     return [f.name for f in dataclasses.fields(TrainConfig) if f.name in taken]
 
@@ -238,14 +397,20 @@ def check_applies(cfg: TrainConfig, recipe: str) -> None:
         value = getattr(cfg, f.name)
         if f.name not in taken and value != getattr(DEFAULTS, f.name):
             parts = ", ".join(RECIPES[recipe])
-            raise UserError(f"{recipe} does not apply config field {f.name}={value!r} (it takes the {parts} fields); "
-                            f"leave it at {getattr(DEFAULTS, f.name)!r}.")  # fmt: skip
+            raise UserError(
+                f"{recipe} does not apply config field {f.name}={value!r} (it takes the {parts} fields); "
+                f"leave it at {getattr(DEFAULTS, f.name)!r}."
+            )
 
 
 def from_dict(values: dict, source: str = "config") -> TrainConfig:
     unknown = sorted(set(values) - FIELDS)
     if unknown:
-        raise UserError(f"{source}: unknown field {unknown[0]!r}." + did_you_mean(unknown[0], FIELDS) + f" Fields: {', '.join(sorted(FIELDS))}.")
+        raise UserError(
+            f"{source}: unknown field {unknown[0]!r}."
+            + did_you_mean(unknown[0], FIELDS)
+            + f" Fields: {', '.join(sorted(FIELDS))}."
+        )
     return TrainConfig(**values)
 
 
@@ -303,4 +468,3 @@ def save(config: TrainConfig, path, recipe: str | None = None) -> None:
     if recipe is not None:
         values = {name: values[name] for name in recipe_fields(recipe)}
     Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
-

@@ -34,7 +34,9 @@ from recipes import data as data_lib
 from recipes import streams
 from recipes.data import DataError
 
-MEMORY_PER_TEXT_BYTE = 16  # the in-memory path's peak bytes per byte of text (measured 15.5: benchmarks, corpus)
+MEMORY_PER_TEXT_BYTE = (
+    16  # the in-memory path's peak bytes per byte of text (measured 15.5: benchmarks, corpus)
+)
 VOCABULARY_SAMPLE = 16 * 2**20  # bytes of text (16 MB: about a minute of keras-hub's learner on 2 cores)
 SAMPLE_FILES = 64
 HELD_OUT = 4096  # validation rows at most
@@ -55,13 +57,17 @@ class Source:
 def text_files(path) -> Source:
     """A ``.txt`` file, or every ``.txt`` file under a folder (sorted)."""
     if not path or not Path(path).exists():
-        raise DataError(f"corpus 'text_files' needs data_path (a .txt file or a folder of them), got {path!r}.")
+        raise DataError(
+            f"corpus 'text_files' needs data_path (a .txt file or a folder of them), got {path!r}."
+        )
     path = Path(path)
     files = [path] if path.is_file() else sorted(path.rglob("*.txt"))
     files = [f for f in files if f.stat().st_size]
     if not files:
         raise DataError(f"data_path {str(path)!r} holds no text (.txt files).")
-    return Source(str(path), [str(f) for f in files], tf.data.TextLineDataset, sum(f.stat().st_size for f in files))
+    return Source(
+        str(path), [str(f) for f in files], tf.data.TextLineDataset, sum(f.stat().st_size for f in files)
+    )
 
 
 def tfds_text(builder, name: str) -> Source:
@@ -69,13 +75,17 @@ def tfds_text(builder, name: str) -> Source:
     builder's feature parser; TFDS's size of the set."""
     info = builder.info
     if TFDS_TEXT_KEY not in info.features:
-        raise DataError(f"TFDS data set {name!r} has no {TFDS_TEXT_KEY!r} feature to pretrain on (it has {list(info.features)}).")
+        raise DataError(
+            f"TFDS data set {name!r} has no {TFDS_TEXT_KEY!r} feature to pretrain on (it has {list(info.features)})."
+        )
     try:
         files = [str(fi.filename) for fi in info.splits["train"].file_instructions]
     except (KeyError, ValueError, AttributeError):
         files = []
     if not files or str(getattr(info, "file_format", "tfrecord")).split(".")[-1].lower() != "tfrecord":
-        raise DataError(f"TFDS corpus {name!r}: its train split has no TFRecord files to stream (set streaming: false).")
+        raise DataError(
+            f"TFDS corpus {name!r}: its train split has no TFRecord files to stream (set streaming: false)."
+        )
     features = info.features
 
     def lines(file):
@@ -88,7 +98,9 @@ def vocabulary_sample(source: Source) -> list[str]:
     """The lines the vocabulary is learned from: the first ``VOCABULARY_SAMPLE`` bytes of text,
     interleaved over the first ``SAMPLE_FILES`` files, in a fixed order."""
     files = source.files[:SAMPLE_FILES]
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(source.lines, cycle_length=len(files), block_length=1)
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        source.lines, cycle_length=len(files), block_length=1
+    )
     lines, size = [], 0
     for line in ds.filter(lambda t: tf.strings.length(tf.strings.strip(t)) > 0).as_numpy_iterator():
         lines.append(line.decode("utf-8", errors="replace"))
@@ -106,8 +118,11 @@ def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
     cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
 
     def rows(file):
-        tokens = source.lines(file).batch(256).map(lambda t: tokenizer(t).flat_values, num_parallel_calls=tf.data.AUTOTUNE,
-                                                   deterministic=True)  # fmt: skip
+        tokens = (
+            source.lines(file)
+            .batch(256)
+            .map(lambda t: tokenizer(t).flat_values, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        )
         body = tokens.rebatch(sequence_length - 2, drop_remainder=True)
         return body.map(lambda r: tf.concat([[cls], r, [sep]], 0)).enumerate()
 
@@ -132,7 +147,9 @@ def count(source: Source, rows, vocabulary_size: int) -> dict:
     counts, and the first ``HELD_OUT`` held-out rows (file after file)."""
     train, held, kept = [], [], []
     tokens = np.zeros(vocabulary_size, "int64")
-    with data_lib.Progress(f"counting the sequences of {source.name}", len(source.files), "files") as progress:
+    with data_lib.Progress(
+        f"counting the sequences of {source.name}", len(source.files), "files"
+    ) as progress:
         for n, file in enumerate(source.files):
             n_train = n_held = 0
             for index, batch in rows(tf.constant(file)).batch(4096).prefetch(2).as_numpy_iterator():
@@ -146,10 +163,12 @@ def count(source: Source, rows, vocabulary_size: int) -> dict:
             held.append(n_held)
             progress.update(n + 1, f"{sum(train):,} training sequences")
     held_rows = np.concatenate(kept)[:HELD_OUT] if kept else np.zeros((0, 0), "int32")
-    print(f"counted {source.name}: {sum(train):,} training and {sum(held):,} held-out sequences in {len(source.files)} files "
-          f"(kept in the run folder's corpus.json)")  # fmt: skip
-    return {"train_rows": train, "held_rows": held, "token_counts": tokens.tolist(),
-            "held_out": held_rows}  # fmt: skip
+    print(
+        f"counted {source.name}: {sum(train):,} training and {sum(held):,} held-out sequences in "
+        f"{len(source.files)} files "
+        f"(kept in the run folder's corpus.json)"
+    )
+    return {"train_rows": train, "held_rows": held, "token_counts": tokens.tolist(), "held_out": held_rows}
 
 
 def _key(source: Source, vocabulary: list[str], sequence_length: int) -> dict:
@@ -165,13 +184,17 @@ def load_count(run_dir: Path, source: Source, vocabulary: list[str], sequence_le
     if not path.is_file() or not (run_dir / "held_out.npy").is_file():
         return None
     kept = json.loads(path.read_text())
-    if {k: kept.get(k) for k in ("files", "sequence_length", "vocabulary_sha256")} != _key(source, vocabulary, sequence_length):
+    if {k: kept.get(k) for k in ("files", "sequence_length", "vocabulary_sha256")} != _key(
+        source, vocabulary, sequence_length
+    ):
         return None
     kept["held_out"] = np.load(run_dir / "held_out.npy")
     return kept
 
 
-def save_count(run_dir: Path, counted: dict, source: Source, vocabulary: list[str], sequence_length: int) -> None:
+def save_count(
+    run_dir: Path, counted: dict, source: Source, vocabulary: list[str], sequence_length: int
+) -> None:
     np.save(run_dir / "held_out.npy", counted["held_out"])
     kept = {k: v for k, v in counted.items() if k != "held_out"}
     (run_dir / "corpus.json").write_text(json.dumps({**kept, **_key(source, vocabulary, sequence_length)}))
@@ -188,18 +211,24 @@ def tfds_builder(name: str, data_dir: str | None):
     except Exception:  # tfds raises DatasetNotFoundError and others
         from modelzoo.validation import did_you_mean
 
-        raise DataError(f"pretraining corpus must be one of {list(CORPORA)} or a TFDS text set, got {name!r}."
-                        + did_you_mean(name, CORPORA)) from None  # fmt: skip
+        raise DataError(
+            f"pretraining corpus must be one of {list(CORPORA)} or a TFDS text set, got {name!r}."
+            + did_you_mean(name, CORPORA)
+        ) from None
     data_lib._prepare_tfds(builder, name, data_dir, {})
     return builder
 
 
-def streamed_source(name: str, *, data_dir=None, path=None, streaming="auto", memory_budget_gb=None) -> Source | None:
+def streamed_source(
+    name: str, *, data_dir=None, path=None, streaming="auto", memory_budget_gb=None
+) -> Source | None:
     """The corpus to stream, or None to hold it in memory (``streaming`` false, or ``auto`` with
     its text times ``MEMORY_PER_TEXT_BYTE`` within the memory budget)."""
     if name == "stdlib_corpus":
         if streaming is True:
-            raise DataError("corpus 'stdlib_corpus' is built in memory; streaming: true is for text_files and TFDS corpora.")
+            raise DataError(
+                "corpus 'stdlib_corpus' is built in memory; streaming: true is for text_files and TFDS corpora."
+            )
         return None
     if streaming is False:
         return None

@@ -43,8 +43,13 @@ TFDS = {
     "cifar100": dict(kind="image", flip=True),
     # no labelled test split: validation becomes the test split, validation is carved from train
     "imagenette": dict(kind="image", flip=True, val_split="validation", test_split=None),
-    "imagenet2012": dict(kind="image", flip=True, val_split="validation", test_split=None,
-                         manual=("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")),
+    "imagenet2012": dict(
+        kind="image",
+        flip=True,
+        val_split="validation",
+        test_split=None,
+        manual=("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+    ),
     "imdb_reviews": dict(kind="text", key="text"),
     "glue/sst2": dict(kind="text", key="sentence", val_split="validation", test_split=None),
 }
@@ -116,7 +121,9 @@ def load(
     if name in EMBEDDED:
         return _embedded(name, val_fraction, test_fraction, seed)
     if name == "folder":
-        return _folder(_need_path(name, path), val_fraction, test_fraction, seed, streaming, memory_budget_gb, bad_images)
+        return _folder(
+            _need_path(name, path), val_fraction, test_fraction, seed, streaming, memory_budget_gb, bad_images
+        )
     if name == "csv":
         return _csv(_need_path(name, path), label_column, val_fraction, test_fraction, seed, text_column)
     if name == "tfrecord":
@@ -124,7 +131,9 @@ def load(
 
         path = _need_path(name, path)
         if streaming is False:
-            raise DataError("dataset 'tfrecord' always streams its files; streaming: false is for folders and TFDS sets.")
+            raise DataError(
+                "dataset 'tfrecord' always streams its files; streaming: false is for folders and TFDS sets."
+            )
         return streams.load_records(path, val_fraction, test_fraction, seed, memory_budget(memory_budget_gb))
     return _tfds(name, data_dir, val_fraction, seed, streaming, memory_budget_gb)
 
@@ -220,8 +229,10 @@ def _csv(path: Path, label_column, val_fraction, test_fraction, seed, text_colum
     labels = frame.pop(label_column).astype("category")
     if text_column is not None:  # a text classification table: one text column, one label column
         if text_column not in frame.columns:
-            raise DataError(f"CSV {str(path)!r} has no text column {text_column!r}; columns: {list(frame.columns)}."
-                            + did_you_mean(text_column, frame.columns))  # fmt: skip
+            raise DataError(
+                f"CSV {str(path)!r} has no text column {text_column!r}; columns: {list(frame.columns)}."
+                + did_you_mean(text_column, frame.columns)
+            )
         x = np.empty(len(frame), dtype=object)
         x[:] = frame[text_column].fillna("").astype(str).tolist()
         y = labels.cat.codes.to_numpy().astype("int64")
@@ -246,23 +257,39 @@ def memory_budget(gigabytes: float | None = None) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-def _folder(path: Path, val_fraction, test_fraction, seed, streaming="auto", memory_budget_gb=None, bad_images="stop") -> Data:
+def _folder(
+    path: Path, val_fraction, test_fraction, seed, streaming="auto", memory_budget_gb=None, bad_images="stop"
+) -> Data:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     texts = [(f, i) for i, c in enumerate(classes) for f in sorted((path / c).rglob("*.txt"))]
     if texts:  # plain text files, one sub-folder per class: text classification
         x = np.empty(len(texts), dtype=object)
         x[:] = [f.read_text(encoding="utf-8", errors="replace") for f, _ in texts]
         y = np.asarray([i for _, i in texts], dtype="int64")
-        return Data(path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes)
+        return Data(
+            path.name, "text", *_split(x, y, val_fraction, test_fraction, seed), len(classes), classes
+        )
     files, labels = _list_images(path, classes)
     files, labels, skipped = drop_corrupt(files, labels, bad_images, where=f"folder {str(path)!r}")
     first = _decode(files[0])  # its size sets the estimate; kept if the images stay in memory
     decoded = len(files) * first.size * 4  # float32, at the first image's size
     if streaming is True or (streaming == "auto" and decoded > memory_budget(memory_budget_gb)):
         x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
-        train, val, test = (dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed))
-        return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, encoded_shape=first.shape,
-                    skipped=skipped)  # fmt: skip
+        train, val, test = (
+            dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed)
+        )
+        return Data(
+            path.name,
+            "image",
+            train,
+            val,
+            test,
+            len(classes),
+            classes,
+            flip_ok=True,
+            encoded_shape=first.shape,
+            skipped=skipped,
+        )
     images = [first, *(_decode(f) for f in files[1:])]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
@@ -327,8 +354,10 @@ def _list_images(path: Path, classes: list[str]) -> tuple[list[str], list[int]]:
             f"folder {str(path)!r} has no images ({', '.join(IMAGE_EXTENSIONS)}) or .txt files in class sub-folders."
         )
     if empty:
-        raise DataError(f"folder {str(path)!r}: class folder(s) {', '.join(map(repr, empty))} hold no images "
-                        f"({', '.join(IMAGE_EXTENSIONS)}).")  # fmt: skip
+        raise DataError(
+            f"folder {str(path)!r}: class folder(s) {', '.join(map(repr, empty))} hold no images "
+            f"({', '.join(IMAGE_EXTENSIONS)})."
+        )
     return files, labels
 
 
@@ -343,7 +372,9 @@ def find_corrupt(files: list[str]) -> list[int]:
     def decodes(i):
         return i, tf.size(tf.io.decode_image(tf.io.read_file(names[i]), expand_animations=False))
 
-    ds = tf.data.Dataset.range(len(files)).map(decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = tf.data.Dataset.range(len(files)).map(
+        decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
+    )
     ok = np.zeros(len(files), bool)
     with Progress("checking that every image decodes", len(files), "images") as progress:
         for i, _ in ds.ignore_errors().batch(1024):
@@ -363,13 +394,18 @@ def drop_corrupt(files, labels, policy: str, *, where: str):
     names = [files[i] for i in bad]
     shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     if policy == "stop":
-        raise DataError(f"{where}: {len(names)} image file(s) do not decode: {shown}; remove them or set bad_images: skip.")
+        raise DataError(
+            f"{where}: {len(names)} image file(s) do not decode: {shown}; remove them or set bad_images: skip."
+        )
     print(f"{where}: leaving out {len(names)} image file(s) that do not decode: {shown}")
     drop = set(bad)
     keep = [i for i in range(len(files)) if i not in drop]
     lost = sorted({labels[i] for i in bad} - {labels[i] for i in keep})
     if lost:  # a class whose every image is bad would silently never occur
-        raise DataError(f"{where}: every image of class index(es) {lost} fails to decode (e.g. {names[0]!r}); nothing to learn them from.")
+        raise DataError(
+            f"{where}: every image of class index(es) {lost} fails to decode (e.g. {names[0]!r}); nothing "
+            "to learn them from."
+        )
     return [files[i] for i in keep], [labels[i] for i in keep], names
 
 
@@ -385,7 +421,8 @@ def _tfds_builder(name, data_dir):
         return tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # tfds raises DatasetNotFoundError and others
         raise DataError(
-            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, csv, tfrecord; "
+            f"unknown data set {name!r} ({type(err).__name__}). Built in: {', '.join(EMBEDDED)}, folder, "
+            "csv, tfrecord; "
             f"TFDS: {', '.join(TFDS)}." + did_you_mean(name, [*EMBEDDED, *TFDS])
         ) from None
 
@@ -414,7 +451,9 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     size, budget = int(info.dataset_size or 0), memory_budget(memory_budget_gb)
     if streaming is True or (streaming == "auto" and size > budget):
         if kind != "image" or key != "image":
-            raise DataError(f"TFDS data set {name!r} holds {kind}; only image sets stream (set streaming: false).")
+            raise DataError(
+                f"TFDS data set {name!r} holds {kind}; only image sets stream (set streaming: false)."
+            )
         from recipes import streams
 
         return streams.load_tfds(builder, name, spec, val_fraction, budget)
@@ -426,19 +465,26 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
         encoded_shape = (None, None, info.features[key].shape[-1] or 3)
     splits = {"train": "train", "val": spec.get("val_split"), "test": spec.get("test_split", "test")}
     try:
-        arrays = {k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, kind == "text")
-                  for k, v in splits.items() if v}  # fmt: skip
+        arrays = {
+            k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, kind == "text")
+            for k, v in splits.items()
+            if v
+        }
     except DataError:
         raise
     except Exception as err:
         raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
-    if "test" not in arrays:  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
+    if (
+        "test" not in arrays
+    ):  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
         arrays["test"] = arrays.pop("val")
     if "val" not in arrays:
         arrays["train"], arrays["val"] = _hold_out(*arrays["train"], val_fraction, seed)
     label_info = info.features[label_key]
     num_classes = int(label_info.num_classes)
-    names = list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]
+    names = (
+        list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]
+    )
     train, val, test = (Split(*arrays[k]) for k in ("train", "val", "test"))
     return Data(name, kind, train, val, test, num_classes, names, spec.get("flip", False), encoded_shape)
 
@@ -458,11 +504,15 @@ def _prepare_tfds(builder, name, data_dir, spec):
     except Exception as err:
         missing = [f for f in spec.get("manual", ()) if not os.path.exists(os.path.join(manual, f))]
         if missing:
-            raise DataError(f"TFDS data set {name!r} is not prepared and its manual dir {manual!r} lacks "
-                            f"{', '.join(missing)} (see README: Preparing ImageNet).") from None  # fmt: skip
+            raise DataError(
+                f"TFDS data set {name!r} is not prepared and its manual dir {manual!r} lacks "
+                f"{', '.join(missing)} (see README: Preparing ImageNet)."
+            ) from None
         first = (str(err).strip().splitlines() or [""])[0]
         where = f"from {manual!r}" if config else "(downloads are not possible here?)"
-        raise DataError(f"cannot prepare TFDS data set {name!r} {where}: {type(err).__name__}: {first}") from None
+        raise DataError(
+            f"cannot prepare TFDS data set {name!r} {where}: {type(err).__name__}: {first}"
+        ) from None
 
 
 def _check_fits_in_memory(name, size_bytes):
@@ -506,7 +556,9 @@ def read_vocabulary(path) -> list[str]:
     while vocabulary and not vocabulary[-1]:
         vocabulary.pop()
     if not vocabulary or vocabulary[0] != "[PAD]":
-        raise DataError(f"vocabulary file {str(path)!r} must start with [PAD] (id 0 pads); it starts with {vocabulary[:1]}.")
+        raise DataError(
+            f"vocabulary file {str(path)!r} must start with [PAD] (id 0 pads); it starts with {vocabulary[:1]}."
+        )
     missing = [t for t in SPECIAL_TOKENS if t not in vocabulary]
     if missing:
         raise DataError(f"vocabulary file {str(path)!r} lacks the special tokens {missing}.")
@@ -534,9 +586,12 @@ def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep
     ``[CLS] ... [SEP]`` around them for BERT. Done once: a training step only gathers rows."""
     encode = text_encoder(vocabulary, sequence_length, cls_sep=cls_sep)
     return dataclasses.replace(
-        data, train=Split(encode(data.train.x), data.train.y), val=Split(encode(data.val.x), data.val.y),
-        test=Split(encode(data.test.x), data.test.y), vocabulary=list(vocabulary),
-    )  # fmt: skip
+        data,
+        train=Split(encode(data.train.x), data.train.y),
+        val=Split(encode(data.val.x), data.val.y),
+        test=Split(encode(data.test.x), data.test.y),
+        vocabulary=list(vocabulary),
+    )
 
 
 def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False):
@@ -587,7 +642,9 @@ class Preprocess:
     # above; "random_resized" Szegedy et al. 2015's (area, aspect 3/4-4/3; Goyal et al. 2017, ResNet
     # recipes); "scale_jitter" Simonyan & Zisserman 2014's (shorter side random in scale_range, then crop).
     crop_mode: str = "pad"
-    scale_range: tuple | None = None  # random_resized: area share (default 0.08-1); scale_jitter: pixels (256-512)
+    scale_range: tuple | None = (
+        None  # random_resized: area share (default 0.08-1); scale_jitter: pixels (256-512)
+    )
     eval_crop: float | None = None  # evaluation: shorter side to image_size / eval_crop, then the centre crop
     mean: tuple | None = None  # per-channel mean subtracted from [0, 1] images (then divided by std)
     std: tuple | None = None
@@ -605,22 +662,37 @@ def _paper_crop(x, pre: Preprocess, seed):
     """One training image (encoded bytes or pixels) cropped as ``pre.crop_mode`` says, resized to
     ``image_size``, in [0, 1]; ``seed`` (``example_seed``: run seed, step, row) makes the draw a
     function of where the example falls in the run, so a resumed run crops it the same way."""
-    image = tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False) if x.dtype == tf.string else x
+    image = (
+        tf.io.decode_image(x, channels=pre.channels or 3, expand_animations=False)
+        if x.dtype == tf.string
+        else x
+    )
     image = tf.image.convert_image_dtype(image, tf.float32)
     shape = tf.shape(image)
     if pre.crop_mode == "random_resized":
         area = pre.scale_range or (0.08, 1.0)
         begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            shape, tf.zeros([1, 0, 4]), seed=seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
-            area_range=area, max_attempts=10, use_image_if_no_bounding_boxes=True)  # fmt: skip
-        return tf.ensure_shape(tf.image.resize(tf.slice(image, begin, size), pre.image_size), [*pre.image_size, image.shape[-1]])
+            shape,
+            tf.zeros([1, 0, 4]),
+            seed=seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=area,
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return tf.ensure_shape(
+            tf.image.resize(tf.slice(image, begin, size), pre.image_size), [*pre.image_size, image.shape[-1]]
+        )
     low, high = pre.scale_range or (256, 512)
     size_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     side = tf.random.stateless_uniform([], seed=size_seed, minval=low, maxval=high + 1, dtype=tf.int32)
     image = _shorter_side(image, tf.maximum(side, max(pre.image_size)))
     channels = image.shape[-1]
-    return tf.ensure_shape(tf.image.stateless_random_crop(image, [*pre.image_size, tf.shape(image)[-1]], seed=crop_seed),
-                           [*pre.image_size, channels])  # fmt: skip
+    return tf.ensure_shape(
+        tf.image.stateless_random_crop(image, [*pre.image_size, tf.shape(image)[-1]], seed=crop_seed),
+        [*pre.image_size, channels],
+    )
 
 
 def example_seed(seed, step, row):
@@ -739,25 +811,57 @@ def train_batches(
     if getattr(split, "streamed", False):  # record files (TFRecord, TFDS): recipes.streams
         from recipes import streams
 
-        return streams.record_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed,
-                                      replicas=replicas, batch_shard=batch_shard, pre=pre, num_classes=num_classes,
-                                      label_fn=label_fn, class_weights=class_weights)  # fmt: skip
+        return streams.record_batches(
+            split,
+            batch_size=batch_size,
+            epochs=epochs,
+            start_step=start_step,
+            seed=seed,
+            replicas=replicas,
+            batch_shard=batch_shard,
+            pre=pre,
+            num_classes=num_classes,
+            label_fn=label_fn,
+            class_weights=class_weights,
+        )
     indices, per = batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
     if batch_shard:
         indices = indices.shard(*batch_shard)
     y = tf.constant(split.y)
-    resident = _resident(split.x, pre) if not (pre.crop and pre.crop_mode != "pad") else None  # paper crops: per image
-    finish = batch_finisher(seed=seed, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn,
-                            class_weights=class_weights)  # fmt: skip
+    resident = (
+        _resident(split.x, pre) if not (pre.crop and pre.crop_mode != "pad") else None
+    )  # paper crops: per image
+    finish = batch_finisher(
+        seed=seed,
+        batch_size=batch_size,
+        pre=pre,
+        num_classes=num_classes,
+        label_fn=label_fn,
+        class_weights=class_weights,
+    )
     if resident is not None:  # one map per batch: gather, augment, label
-        ds = indices.map(lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = indices.map(
+            lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
         x = tf.constant(split.x)
-        images = indices.map(lambda i, step, first: (i, tf.fill([per], step), first + tf.range(per, dtype=tf.int64))).unbatch()
-        images = images.map(lambda i, step, row: prepare_train(_read(tf.gather(x, i), split), pre, example_seed(seed, step, row)),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
+        images = indices.map(
+            lambda i, step, first: (i, tf.fill([per], step), first + tf.range(per, dtype=tf.int64))
+        ).unbatch()
+        images = images.map(
+            lambda i, step, row: prepare_train(
+                _read(tf.gather(x, i), split), pre, example_seed(seed, step, row)
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         ds = tf.data.Dataset.zip(images.batch(per), indices)
-        ds = ds.map(lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(
+            lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -768,7 +872,9 @@ def batch_finisher(*, seed, batch_size, pre, num_classes=None, label_fn=None, cl
     weights = None if class_weights is None else tf.constant(np.asarray(class_weights, "float32"))
 
     def finish(images, labels, step, first):
-        images = _augment_batch(images, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]), pre, batch_size, first)
+        images = _augment_batch(
+            images, tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]), pre, batch_size, first
+        )
         out = (_features(images, pre), _label(labels, num_classes, label_fn))
         if weights is None:
             return out
@@ -786,7 +892,9 @@ def replica_shares(batch_size: int, replicas=None) -> tuple[int, list[int], int]
     return num_replicas, list(ids), batch_size // num_replicas
 
 
-def batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None) -> tf.data.Dataset:
+def batch_rows(
+    n: int, batch_size: int, epochs: int, start_step: int, seed: int, replicas=None
+) -> tf.data.Dataset:
     """(example indices of a batch, its global step, its first row in the global batch) from
     ``start_step`` on; with ``replicas`` (number, ids), each global batch's shares for those ids,
     one after another. One epoch's permutation at a time: memory does not grow with epochs x n."""
@@ -795,8 +903,13 @@ def batch_rows(n: int, batch_size: int, epochs: int, start_step: int, seed: int,
     local = len(ids)
 
     def one_epoch(epoch):  # a graph, not a Python call: a tf.data service worker can run it
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        rows = tf.reshape(tf.gather(tf.reshape(order[: steps * batch_size], [steps, num_replicas, per]), ids, axis=1), [-1, per])
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+        )
+        rows = tf.reshape(
+            tf.gather(tf.reshape(order[: steps * batch_size], [steps, num_replicas, per]), ids, axis=1),
+            [-1, per],
+        )
         step_ids = epoch * steps + tf.repeat(tf.range(steps, dtype=tf.int64), local)
         firsts = tf.tile(tf.constant(np.asarray(ids, "int64") * per), [steps])
         return tf.data.Dataset.from_tensor_slices((rows, step_ids, firsts))
@@ -817,21 +930,34 @@ def _resident(x: np.ndarray, pre: Preprocess):
     shape = (*pre.image_size, pre.channels or x.shape[-1]) if pre.image_size and x.ndim == 4 else x.shape[1:]
     if len(x) * int(np.prod(shape)) * 4 > RESIDENT_BYTES:
         return None
-    return _prepare(tf.constant(x), pre) if x.ndim == 4 else tf.constant(x, dtype=tf.float32 if x.dtype == np.uint8 else x.dtype)
+    return (
+        _prepare(tf.constant(x), pre)
+        if x.ndim == 4
+        else tf.constant(x, dtype=tf.float32 if x.dtype == np.uint8 else x.dtype)
+    )
 
 
-def eval_batches(split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None):
+def eval_batches(
+    split: Split, *, batch_size: int, pre: Preprocess = Preprocess(), num_classes=None, label_fn=None
+):
     """Validation/test batches in a fixed order, preprocessed once and cached (streamed files are
     read again each time: a cache would hold the whole split); unweighted (class weights shape
     training only, so validation loss stays comparable across settings)."""
     if getattr(split, "streamed", False):
         from recipes import streams
 
-        return streams.eval_records(split, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn)
+        return streams.eval_records(
+            split, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn
+        )
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    ds = ds.map(lambda a, b: (_features(_prepare(_read(a, split), pre, evaluation=True), pre), _label(b, num_classes, label_fn)),
-                num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    ds = ds.map(
+        lambda a, b: (
+            _features(_prepare(_read(a, split), pre, evaluation=True), pre),
+            _label(b, num_classes, label_fn),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return (ds if split.files else ds.cache()).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -18,9 +18,15 @@ def serve(port: int, host: str | None = None) -> None:
 
     service = tf.data.experimental.service
     dispatcher = service.DispatchServer(service.DispatcherConfig(port=port))
-    worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=f"localhost:{port}",
-                                                       worker_address=f"{host or socket.gethostname()}:%port%"))  # fmt: skip
-    print(f"tf.data service: dispatcher grpc://{host or socket.gethostname()}:{port} with one worker; Ctrl-C stops it", flush=True)
+    worker = service.WorkerServer(
+        service.WorkerConfig(
+            dispatcher_address=f"localhost:{port}", worker_address=f"{host or socket.gethostname()}:%port%"
+        )
+    )
+    print(
+        f"tf.data service: dispatcher grpc://{host or socket.gethostname()}:{port} with one worker; Ctrl-C stops it",
+        flush=True,
+    )
     try:
         dispatcher.join()
     finally:
@@ -28,8 +34,12 @@ def serve(port: int, host: str | None = None) -> None:
 
 
 def main(argv=None, prog="python -m recipes.dataservice") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Run a tf.data service dispatcher and one worker on this host.")
-    p.add_argument("--port", type=int, required=True, help="the dispatcher's port (the worker picks a free one)")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Run a tf.data service dispatcher and one worker on this host."
+    )
+    p.add_argument(
+        "--port", type=int, required=True, help="the dispatcher's port (the worker picks a free one)"
+    )
     p.add_argument("--host", help="the name other hosts reach this one by (default: this host's name)")
     args = p.parse_args(argv)
     try:

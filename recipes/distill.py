@@ -33,12 +33,21 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     select_backend(argv)
-    parser = build_parser(prog, positional="the teacher's run folder",
-                          description="Distil a finished run (the teacher) into a zoo model (the student).")  # fmt: skip
+    parser = build_parser(
+        prog,
+        positional="the teacher's run folder",
+        description="Distil a finished run (the teacher) into a zoo model (the student).",
+    )
     parser.add_argument("student", help="the student: a registered model name")
-    parser.add_argument("--temperature", type=float, help="softens both models' logits (config field temperature, default 4)")
-    parser.add_argument("--distill-weight", dest="distill_weight", type=float,
-                        help="weight of the distillation loss; the labels get 1 minus it (default 0.9)")  # fmt: skip
+    parser.add_argument(
+        "--temperature", type=float, help="softens both models' logits (config field temperature, default 4)"
+    )
+    parser.add_argument(
+        "--distill-weight",
+        dest="distill_weight",
+        type=float,
+        help="weight of the distillation loss; the labels get 1 minus it (default 0.9)",
+    )
     args = parser.parse_args(argv)
 
     def go():
@@ -52,7 +61,13 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
         from recipes.tasks.distill import SAME_SPLIT
 
         overrides = {field: taught.get(field) for field in SAME_SPLIT if field in taught}
-        overrides.update({k: getattr(args, k) for k in (*FLAGS, "temperature", "distill_weight") if getattr(args, k) is not None})
+        overrides.update(
+            {
+                k: getattr(args, k)
+                for k in (*FLAGS, "temperature", "distill_weight")
+                if getattr(args, k) is not None
+            }
+        )
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         overrides.setdefault("run_dir", str(teacher.parent / f"{args.student}_distilled_from_{teacher.name}"))
         distill(config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher)

@@ -43,9 +43,13 @@ def adapt(model, strategy, *, element_spec, jit_compile: bool) -> None:
     Call after ``compile`` (with ``jit_compile=False``: the whole-step XLA is what breaks).
     """
     model._zoo_element_spec = element_spec
-    private_keras.bind_trainer_hooks(model, _maybe_symbolic_build=_symbolic_build_from_spec, _make_function=_make_function)
+    private_keras.bind_trainer_hooks(
+        model, _maybe_symbolic_build=_symbolic_build_from_spec, _make_function=_make_function
+    )
     if jit_compile:
-        model._zoo_grads = tf.function(types.MethodType(_forward_backward, model), jit_compile=True, reduce_retracing=True)
+        model._zoo_grads = tf.function(
+            types.MethodType(_forward_backward, model), jit_compile=True, reduce_retracing=True
+        )
         model.train_step = types.MethodType(_train_step_xla_per_replica, model)
 
 
@@ -73,7 +77,9 @@ def _reduce_logs(values, strategy):
 def _make_function(self, step_function):
     """One step per call on a distributed iterator (read inside the graph), logs reduced as scalars."""
     if self.steps_per_execution != 1:  # keras-team/keras 19246
-        raise UserError(f"steps_per_execution={self.steps_per_execution} is not supported with several replicas; use 1.")
+        raise UserError(
+            f"steps_per_execution={self.steps_per_execution} is not supported with several replicas; use 1."
+        )
     strategy = self.distribute_strategy
 
     def one_step(data):
@@ -110,6 +116,8 @@ def _train_step_xla_per_replica(self, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     loss, y_pred, grads = self._zoo_grads(x, y, sample_weight)
     batch = tf.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
-    private_keras.loss_tracker(self).update_state(private_keras.unscale_loss_for_distribution(loss), sample_weight=batch)
+    private_keras.loss_tracker(self).update_state(
+        private_keras.unscale_loss_for_distribution(loss), sample_weight=batch
+    )
     self.optimizer.apply_gradients(zip(grads, self.trainable_weights))  # cross-replica, outside XLA
     return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

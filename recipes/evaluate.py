@@ -15,10 +15,15 @@ def evaluate(run_dir) -> dict:
 
     cfg, model = load_run(run_dir)
     data, pre = load_data(cfg)
-    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs)))
+    test = data_lib.eval_batches(
+        data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
+    )
     results = model.evaluate(test, verbose=0, return_dict=True)
     recall = per_class_recall(model, test, data.class_names)
-    return {k: float(v) for k, v in results.items()} | {"num_test": len(data.test), "recall_per_class": recall}
+    return {k: float(v) for k, v in results.items()} | {
+        "num_test": len(data.test),
+        "recall_per_class": recall,
+    }
 
 
 def main(argv=None) -> int:

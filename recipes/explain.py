@@ -42,8 +42,10 @@ def _cam_parts(model):
 
     pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
     if not pools:
-        raise UserError(f"CAM needs a model that ends in global average pooling; {model.name!r} has none "
-                         "(use --method gradcam).")  # fmt: skip
+        raise UserError(
+            f"CAM needs a model that ends in global average pooling; {model.name!r} has none "
+            "(use --method gradcam)."
+        )
     pool = pools[-1]
     return keras.Model(model.input, pool.input), _tail(model, pool.output)
 
@@ -80,9 +82,13 @@ def cam(model, x, classes):
     n, h, w, c = maps.shape
     per_position = np.asarray(head(maps.reshape(n * h * w, c), training=False)).reshape(n, h, w, -1)
     logits = np.asarray(head(maps.mean(axis=(1, 2)), training=False))
-    if not np.allclose(per_position.mean(axis=(1, 2)), logits, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(logits).max())):
-        raise UserError(f"the layers after global average pooling in {model.name!r} are not affine, so CAM does not "
-                         "apply (use --method gradcam).")  # fmt: skip
+    if not np.allclose(
+        per_position.mean(axis=(1, 2)), logits, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(logits).max())
+    ):
+        raise UserError(
+            f"the layers after global average pooling in {model.name!r} are not affine, so CAM does not "
+            "apply (use --method gradcam)."
+        )
     bias = np.asarray(head(np.zeros((1, c), "float32"), training=False))[0]
     scores = per_position - bias  # the paper's sum_k w_k^c f_k(x, y)
     return scores[np.arange(n), :, :, classes], logits
@@ -100,7 +106,9 @@ def default_gradcam_layer(model) -> str:
         shape = layer.output.shape
         if shape and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
             return layer.name
-    raise UserError(f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net.")
+    raise UserError(
+        f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net."
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -141,7 +149,9 @@ def gradcam(model, x, classes, layer: str | None = None):
         from modelzoo.validation import did_you_mean
 
         raise UserError(f"no layer {name!r} in {model.name!r}." + did_you_mean(name, names)) from None
-    maps, grads, logits = _gradcam_parts(model, target.name)(tf.convert_to_tensor(x), tf.convert_to_tensor(classes))
+    maps, grads, logits = _gradcam_parts(model, target.name)(
+        tf.convert_to_tensor(x), tf.convert_to_tensor(classes)
+    )
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     return np.maximum(np.asarray(tf.reduce_sum(weights * maps, axis=-1)), 0.0), np.asarray(logits)
 
@@ -221,7 +231,9 @@ def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
         data, pre = trainer.load_data(cfg)
         batches = data_lib.eval_batches(data.test, batch_size=batch_size, pre=pre)
         xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
-        rows += [(f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))]
+        rows += [
+            (f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))
+        ]
     if not rows:
         raise UserError("nothing to explain: give IMAGE files or --test N.")
     return rows
@@ -238,18 +250,32 @@ def _explain_with(model, method, rows, x_all, layer, names, out, batch_size, thr
         all_maps.append(maps)
         for (stem, image, label), heat, c, p in zip(chunk, maps, classes, probs):
             truth = "" if label is None else f", true {names[label]}"
-            save_overlay(image, heat, out / f"{stem}_{method}.png", f"{method}: {names[c]} ({p[c]:.2f}){truth}")
+            save_overlay(
+                image, heat, out / f"{stem}_{method}.png", f"{method}: {names[c]} ({p[c]:.2f}){truth}"
+            )
             pngs += 1
     all_maps = np.concatenate(all_maps)
-    result = {"pngs": pngs, "peak_on_bright": float(np.mean(peak_on(all_maps, bright(x_all, threshold)))),
-              "by_threshold": {str(t): float(np.mean(peak_on(all_maps, bright(x_all, t)))) for t in SWEEP}}  # fmt: skip
+    result = {
+        "pngs": pngs,
+        "peak_on_bright": float(np.mean(peak_on(all_maps, bright(x_all, threshold)))),
+        "by_threshold": {str(t): float(np.mean(peak_on(all_maps, bright(x_all, t)))) for t in SWEEP},
+    }
     if method == "gradcam":
         result["layer"] = layer
     return result
 
 
-def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer: str | None = None,
-            batch_size: int = 64, threshold: float = 0.25) -> dict:  # fmt: skip
+def explain(
+    run_dir,
+    images=(),
+    *,
+    methods=None,
+    test: int = 0,
+    out=None,
+    layer: str | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.25,
+) -> dict:
     """Write overlay PNGs for ``images`` and the first ``test`` test images; return what was
     measured (also written to ``OUT/explain.json`` when ``test`` > 0)."""
     import numpy as np
@@ -260,7 +286,9 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
     cfg, model = trainer.load_run(run_dir)
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
-        raise UserError(f"explain needs an image model; {cfg.model!r} in {str(run_dir)!r} takes inputs of shape {shape}.")
+        raise UserError(
+            f"explain needs an image model; {cfg.model!r} in {str(run_dir)!r} takes inputs of shape {shape}."
+        )
     layer = layer or default_gradcam_layer(model)
     if methods is None:  # CAM where the model has the pooled head it needs; Grad-CAM always
         methods = [m for m in METHODS if m != "cam" or _has_cam(model)]
@@ -272,10 +300,18 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
     out = Path(out or Path(run_dir) / "explain")
     out.mkdir(parents=True, exist_ok=True)
     rows = _rows(cfg, images, shape, test, batch_size)
-    report = {"run_dir": str(run_dir), "model": cfg.model, "images": len(rows), "out": str(out), "methods": {}}
+    report = {
+        "run_dir": str(run_dir),
+        "model": cfg.model,
+        "images": len(rows),
+        "out": str(out),
+        "methods": {},
+    }
     x_all = np.stack([x for _, x, _ in rows])
     for method in methods:
-        report["methods"][method] = _explain_with(model, method, rows, x_all, layer, names, out, batch_size, threshold)
+        report["methods"][method] = _explain_with(
+            model, method, rows, x_all, layer, names, out, batch_size, threshold
+        )
     report["bright_share"] = float(bright(x_all, threshold).mean())
     report["threshold"] = threshold
     report["bright_share_by_threshold"] = {str(t): float(bright(x_all, t).mean()) for t in SWEEP}
@@ -285,22 +321,44 @@ def explain(run_dir, images=(), *, methods=None, test: int = 0, out=None, layer:
 
 
 def main(argv=None, prog="python -m recipes.explain") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="CAM and Grad-CAM heat maps of a run's model, as PNG overlays.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="CAM and Grad-CAM heat maps of a run's model, as PNG overlays."
+    )
     p.add_argument("run_dir", help="a finished run folder")
     p.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...) or .npy examples")
-    p.add_argument("--test", type=int, default=0, help="also explain the first N test images and measure where the peaks fall")
-    p.add_argument("--method", choices=(*METHODS, "both"), help="default: CAM where the model ends in global average "
-                   "pooling, and Grad-CAM")  # fmt: skip
-    p.add_argument("--layer", help="Grad-CAM's layer (default: the last feature map with more than one position)")
+    p.add_argument(
+        "--test",
+        type=int,
+        default=0,
+        help="also explain the first N test images and measure where the peaks fall",
+    )
+    p.add_argument(
+        "--method",
+        choices=(*METHODS, "both"),
+        help="default: CAM where the model ends in global average pooling, and Grad-CAM",
+    )
+    p.add_argument(
+        "--layer", help="Grad-CAM's layer (default: the last feature map with more than one position)"
+    )
     p.add_argument("--out", help="folder for the PNGs (default: RUN_DIR/explain)")
-    p.add_argument("--threshold", type=float, default=0.25, help="bright pixels: above this share of each image's range")
+    p.add_argument(
+        "--threshold", type=float, default=0.25, help="bright pixels: above this share of each image's range"
+    )
     args = p.parse_args(argv)
 
     def go():
-        report = explain(args.run_dir, args.images, methods=METHODS if args.method == "both" else args.method,
-                         test=args.test, out=args.out, layer=args.layer, threshold=args.threshold)  # fmt: skip
+        report = explain(
+            args.run_dir,
+            args.images,
+            methods=METHODS if args.method == "both" else args.method,
+            test=args.test,
+            out=args.out,
+            layer=args.layer,
+            threshold=args.threshold,
+        )
         for method, r in report["methods"].items():
-            where = f"; peak on bright pixels in {r['peak_on_bright']:.1%} of images (bright share {report['bright_share']:.1%})"
+            bright = f"(bright share {report['bright_share']:.1%})"
+            where = f"; peak on bright pixels in {r['peak_on_bright']:.1%} of images {bright}"
             print(f"{method}: {r['pngs']} PNGs in {report['out']}" + (where if args.test else ""))
 
     return run(prog, go)

@@ -20,8 +20,11 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     select_backend(argv)
-    parser = build_parser(prog, positional="the pretraining run folder (its config names the model)",
-                          description="Fine-tune a pretrained run folder on a labelled data set.")  # fmt: skip
+    parser = build_parser(
+        prog,
+        positional="the pretraining run folder (its config names the model)",
+        description="Fine-tune a pretrained run folder on a labelled data set.",
+    )
     args = parser.parse_args(argv)
 
     def go():
@@ -33,11 +36,17 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
         if not (source / "config.yaml").is_file() or not (source / "model.keras").is_file():
             raise UserError(f"{str(source)!r} is not a finished run folder (config.yaml and model.keras).")
         pretrained = config_lib.load_yaml(source / "config.yaml")
-        overrides = {"init_from": str(source), "sequence_length": pretrained.get("sequence_length", 128),
-                     "model_kwargs": pretrained.get("model_kwargs", {}), "dataset": "stdlib_docs"}  # fmt: skip
+        overrides = {
+            "init_from": str(source),
+            "sequence_length": pretrained.get("sequence_length", 128),
+            "model_kwargs": pretrained.get("model_kwargs", {}),
+            "dataset": "stdlib_docs",
+        }
         overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
-        overrides.setdefault("run_dir", str(source.parent / f"{source.name}_finetune_{overrides['dataset'].replace('/', '_')}"))
+        overrides.setdefault(
+            "run_dir", str(source.parent / f"{source.name}_finetune_{overrides['dataset'].replace('/', '_')}")
+        )
         train(config_lib.resolve(pretrained["model"], config_file=args.config, overrides=overrides))
 
     return run(prog, go)

@@ -151,7 +151,9 @@ class StepCheckpoint(keras.callbacks.Callback):
             self._step()
             self.training_state.save()
 
-    def on_epoch_end(self, epoch, logs=None):  # again: early stopping has counted this epoch since its last step
+    def on_epoch_end(
+        self, epoch, logs=None
+    ):  # again: early stopping has counted this epoch since its last step
         self._step()
         self.training_state.save(again=True)
 
@@ -191,13 +193,16 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         task.write_files(run_dir)
     model = task.model = model or task.build(rt, run_dir, steps)
     tracker = EarlyStop(cfg.early_stopping_patience)
-    state = ckpt_lib.TrainingState(run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker},
-                                   write=rt.chief)  # fmt: skip
+    state = ckpt_lib.TrainingState(
+        run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker}, write=rt.chief
+    )
     start = resume(state, run_dir, steps)
     if rt.adapt:
         from recipes import distributed
 
-        distributed.adapt(model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit)
+        distributed.adapt(
+            model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit
+        )
     train_dist = rt.distribution
     if train_dist is not None:  # evaluation replicates the batch (a partial one too); training splits it
         from recipes import sharding
@@ -209,8 +214,13 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         keras.distribution.set_distribution(train_dist)
     # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
     # update, then the checkpoint (so it holds both), the logs, the caller's.
-    every = [*task.callbacks(steps), tracker, StepCheckpoint(state, cfg.checkpoint_every), *log_callbacks(rt, run_dir),
-             *callbacks]  # fmt: skip
+    every = [
+        *task.callbacks(steps),
+        tracker,
+        StepCheckpoint(state, cfg.checkpoint_every),
+        *log_callbacks(rt, run_dir),
+        *callbacks,
+    ]
     val, started = task.validation(), time.time()
     for until, setup in task.phases(rt):
         start = state.step
@@ -218,16 +228,40 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
             continue
         if setup:
             setup()
-        fit_resumable(model, cfg, per_replica(rt, task), start, steps, val, every, stop=lambda: tracker.exhausted, until=until)
+        fit_resumable(
+            model,
+            cfg,
+            per_replica(rt, task),
+            start,
+            steps,
+            val,
+            every,
+            stop=lambda: tracker.exhausted,
+            until=until,
+        )
     seconds = time.time() - started
     if train_dist is not None:
         keras.distribution.set_distribution(sharding.evaluation(train_dist))
     final, report = task.report(rt)
-    summary = {"model": cfg.model, "dataset": cfg.dataset, "completed": True, "early_stopped": tracker.exhausted,
-               "steps": state.step, "steps_per_epoch": steps, "epochs": cfg.epochs,
-               "train_seconds_this_process": round(seconds, 2), **report, "backend": rt.backend, "precision": rt.policy,
-               "jit_compile": rt.jit, "strategy": rt.strategy_name, "replicas": rt.replicas, **_distribution(rt),
-               "params": modelzoo.count_params(final)["params"], "weights_sha256": weights_digest(final)}  # fmt: skip
+    summary = {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "completed": True,
+        "early_stopped": tracker.exhausted,
+        "steps": state.step,
+        "steps_per_epoch": steps,
+        "epochs": cfg.epochs,
+        "train_seconds_this_process": round(seconds, 2),
+        **report,
+        "backend": rt.backend,
+        "precision": rt.policy,
+        "jit_compile": rt.jit,
+        "strategy": rt.strategy_name,
+        "replicas": rt.replicas,
+        **_distribution(rt),
+        "params": modelzoo.count_params(final)["params"],
+        "weights_sha256": weights_digest(final),
+    }
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
@@ -251,17 +285,25 @@ def per_replica(rt: Runtime, task):
     serve = through_service(getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1))
     split = task.files_split()
     if not (rt.adapt and split is not None):
-        return lambda step: serve(lambda shard: task.batches_from(step, **({"shard": shard} if shard else {})))
+        return lambda step: serve(
+            lambda shard: task.batches_from(step, **({"shard": shard} if shard else {}))
+        )
     strategy = rt.strategy
     total = strategy.num_replicas_in_sync
-    print(f"streaming {len(split)} training examples over {total} replicas: each input pipeline reads only its "
-          "replicas' rows or files")  # fmt: skip
+    print(
+        f"streaming {len(split)} training examples over {total} replicas: each input pipeline reads only its "
+        "replicas' rows or files"
+    )
 
     def batches_from(step):
         def pipeline(context):
             local = total // context.num_input_pipelines
             ids = list(range(context.input_pipeline_id * local, (context.input_pipeline_id + 1) * local))
-            return serve(lambda shard: task.batches_from(step, replicas=(total, ids), **({"shard": shard} if shard else {})))
+            return serve(
+                lambda shard: task.batches_from(
+                    step, replicas=(total, ids), **({"shard": shard} if shard else {})
+                )
+            )
 
         return strategy.distribute_datasets_from_function(pipeline)
 
@@ -274,7 +316,9 @@ def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
     start = state.step
     if start:
         epoch, skip = divmod(start, steps)
-        how = "resuming" if restored is not None else "continuing the given model's training"  # e.g. a Hyperband parent
+        how = (
+            "resuming" if restored is not None else "continuing the given model's training"
+        )  # e.g. a Hyperband parent
         print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
     return start
 
@@ -295,10 +339,16 @@ class MemoryLog(keras.callbacks.Callback):
 def log_callbacks(rt: Runtime, run_dir: Path) -> list:
     if not rt.chief:
         return []
-    return [MemoryLog(), keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True), keras.callbacks.TensorBoard(str(run_dir / "logs"))]
+    return [
+        MemoryLog(),
+        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+    ]
 
 
-def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None) -> None:
+def fit_resumable(
+    model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None
+) -> None:
     """``fit`` from optimizer step ``start`` to epoch ``until`` (default ``cfg.epochs``): first
     the rest of an interrupted epoch (its remaining batches only), then whole epochs.
     ``batches_from(step)`` yields every batch from ``step`` on (Keras keeps one iterator across
@@ -307,11 +357,15 @@ def fit_resumable(model, cfg, batches_from, start: int, steps: int, val_ds, call
     fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
     epoch, skip = divmod(start, steps)
     if skip and not stop():
-        model.fit(batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit)
+        model.fit(
+            batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit
+        )
         epoch += 1
     until = cfg.epochs if until is None else until
     if epoch < until and not model.stop_training and not stop():
-        model.fit(batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit)
+        model.fit(
+            batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit
+        )
 
 
 def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:

@@ -30,7 +30,9 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     if vocab_file.is_file():
         inputs = _text_inputs(model, vocab_file, files, texts)
     elif texts:
-        raise UserError(f"--text needs a text model; {cfg.model!r} in {str(run_dir)!r} was trained on {cfg.dataset!r}.")
+        raise UserError(
+            f"--text needs a text model; {cfg.model!r} in {str(run_dir)!r} was trained on {cfg.dataset!r}."
+        )
     else:
         inputs = [(str(f), _example(Path(f), tuple(model.inputs[0].shape[1:]), cfg)[None]) for f in files]
     rows = []
@@ -38,7 +40,12 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
         probs = model.predict(x, verbose=0)
         probs = np.asarray(probs[0] if isinstance(probs, list) else probs)[0]
         best = np.argsort(probs)[::-1][:top]
-        rows.append({"file": label, "top": [{"class": names[i], "probability": round(float(probs[i]), 4)} for i in best]})
+        rows.append(
+            {
+                "file": label,
+                "top": [{"class": names[i], "probability": round(float(probs[i]), 4)} for i in best],
+            }
+        )
     return rows
 
 
@@ -56,13 +63,20 @@ def _example(path: Path, shape: tuple, cfg=None):
     elif path.suffix.lower() in data_lib.IMAGE_EXTENSIONS:
         x = data_lib._decode(str(path))
     else:
-        raise UserError(f"{str(path)!r}: expected an image ({', '.join(data_lib.IMAGE_EXTENSIONS)}) or a .npy file.")
+        raise UserError(
+            f"{str(path)!r}: expected an image ({', '.join(data_lib.IMAGE_EXTENSIONS)}) or a .npy file."
+        )
     if len(shape) == 3:
         if x.ndim == 2:
             x = x[..., None]
         mean, std = data_lib.NORMALIZE[getattr(cfg, "normalize", "none")] if shape[-1] == 3 else (None, None)
-        pre = data_lib.Preprocess(image_size=shape[:2], channels=shape[-1], eval_crop=getattr(cfg, "eval_crop", None),
-                                  mean=mean, std=std)  # fmt: skip
+        pre = data_lib.Preprocess(
+            image_size=shape[:2],
+            channels=shape[-1],
+            eval_crop=getattr(cfg, "eval_crop", None),
+            mean=mean,
+            std=std,
+        )
         x = data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre).numpy()
     if tuple(x.shape) != shape:
         raise UserError(f"{str(path)!r} has shape {tuple(x.shape)}; the model takes {shape}.")
@@ -111,7 +125,9 @@ def main(argv=None) -> int:
 
     def show():
         for row in predict(args.run_dir, args.files, args.top, texts=args.text):
-            print(row["file"] + ": " + ", ".join(f"{t['class']} ({t['probability']:.3f})" for t in row["top"]))
+            print(
+                row["file"] + ": " + ", ".join(f"{t['class']} ({t['probability']:.3f})" for t in row["top"])
+            )
 
     return run(p.prog, show)
 

@@ -44,7 +44,11 @@ def stdlib_corpus() -> list[str]:
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root).parts
-        if parts[0] in DOC_PACKAGES or parts[0] in ("test", "idlelib", "site-packages", "lib2to3") or "tests" in parts:
+        if (
+            parts[0] in DOC_PACKAGES
+            or parts[0] in ("test", "idlelib", "site-packages", "lib2to3")
+            or "tests" in parts
+        ):
             continue
         try:
             tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
@@ -62,10 +66,13 @@ WIKIPEDIA = "wikipedia/20230601.en"
 CORPORA = ("stdlib_corpus", "wikipedia", "text_files")
 
 
-def load_corpus(name: str, *, data_dir: str | None = None, path: str | None = None, max_documents: int = 200_000) -> list[str]:
+def load_corpus(
+    name: str, *, data_dir: str | None = None, path: str | None = None, max_documents: int = 200_000
+) -> list[str]:
     """Unlabelled text by name, in memory: the embedded ``stdlib_corpus``; ``wikipedia`` or another
-    TFDS text set (its builder's ``train`` split; at most ``max_documents`` documents); ``text_files`` (``path``: a ``.txt`` file or a
-    folder of them, one document per blank-line-separated paragraph)."""
+    TFDS text set (its builder's ``train`` split; at most ``max_documents`` documents);
+    ``text_files`` (``path``: a ``.txt`` file or a folder of them, one document per
+    blank-line-separated paragraph)."""
     from recipes.data import DataError
 
     if name == "stdlib_corpus":
@@ -74,7 +81,12 @@ def load_corpus(name: str, *, data_dir: str | None = None, path: str | None = No
 
     if name == "text_files":
         files = corpus.text_files(path).files
-        docs = [p.strip() for f in files for p in Path(f).read_text(encoding="utf-8", errors="replace").split("\n\n") if p.strip()]
+        docs = [
+            p.strip()
+            for f in files
+            for p in Path(f).read_text(encoding="utf-8", errors="replace").split("\n\n")
+            if p.strip()
+        ]
         if not docs:
             raise DataError(f"data_path {path!r} holds no text.")
         return docs
@@ -104,14 +116,20 @@ def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
     body = sequence_length - 2
     if len(stream) < 2 * body:
-        raise DataError(f"the corpus holds {len(stream)} tokens; pretraining needs at least two sequences of "
-                        f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP]).")  # fmt: skip
+        raise DataError(
+            f"the corpus holds {len(stream)} tokens; pretraining needs at least two sequences of "
+            f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP])."
+        )
     rows = stream[: len(stream) // body * body].reshape(-1, body)
     cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
-    return np.concatenate([np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1)
+    return np.concatenate(
+        [np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1
+    )
 
 
-def mask(ids, seed, *, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int, rows=None):
+def mask(
+    ids, seed, *, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int, rows=None
+):
     """BERT's masking of a batch of token-id rows (int32 ``[n, length]``), in the graph: inputs,
     positions, targets and weights. Drawn from the stateless ``seed`` (two integers) for a global
     batch of ``rows=(total, first)`` rows of which these are rows ``first`` on (default: the whole
@@ -131,11 +149,18 @@ def mask(ids, seed, *, vocabulary_size: int, special: list[int], mask_id: int, m
     scores = tf.where(is_special, 2.0, draw(0, length))  # never chosen
     positions = tf.argsort(scores, axis=1, stable=True)[:, :max_predictions]
     wanted = tf.maximum(1.0, tf.round(tf.reduce_sum(tf.cast(~is_special, tf.float32), axis=1) * MASK_RATE))
-    weights = tf.cast(tf.range(max_predictions, dtype=tf.float32)[None] < tf.minimum(wanted, max_predictions)[:, None], tf.float32)
+    weights = tf.cast(
+        tf.range(max_predictions, dtype=tf.float32)[None] < tf.minimum(wanted, max_predictions)[:, None],
+        tf.float32,
+    )
     targets = tf.gather(ids, positions, batch_dims=1)
     action = draw(1, max_predictions)
     random_tokens = draw(2, max_predictions, minval=len(special), maxval=vocabulary_size, dtype=tf.int32)
-    replaced = tf.where(action < MASK_TOKEN_RATE, mask_id, tf.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets))
+    replaced = tf.where(
+        action < MASK_TOKEN_RATE,
+        mask_id,
+        tf.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets),
+    )
     at = tf.stack([tf.repeat(tf.range(n)[:, None], max_predictions, axis=1), positions], axis=-1)
     inputs = tf.tensor_scatter_nd_update(ids, at, tf.where(weights > 0, replaced, targets))
     return inputs, positions, targets, weights
@@ -160,8 +185,16 @@ def main(argv=None, prog="python -m recipes.pretrain") -> int:
         from recipes import config as config_lib
         from recipes.train import FLAGS
 
-        overrides = {"dataset": "stdlib_corpus", "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.01,
-                     "schedule": "cosine", "warmup_epochs": 1, "epochs": 10, "batch_size": 32}  # fmt: skip
+        overrides = {
+            "dataset": "stdlib_corpus",
+            "optimizer": "adamw",
+            "learning_rate": 1e-3,
+            "weight_decay": 0.01,
+            "schedule": "cosine",
+            "warmup_epochs": 1,
+            "epochs": 10,
+            "batch_size": 32,
+        }
         overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         overrides.setdefault("run_dir", str(Path("runs") / f"{args.model}_pretrain"))

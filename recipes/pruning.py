@@ -21,8 +21,11 @@ from recipes.trainer import KERNEL_LAYERS
 
 
 def prunable_kernels(model: keras.Model) -> list:
-    return [layer.kernel for layer in private_keras.all_layers(model)
-            if isinstance(layer, KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None]  # fmt: skip
+    return [
+        layer.kernel
+        for layer in private_keras.all_layers(model)
+        if isinstance(layer, KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None
+    ]
 
 
 def target_sparsity(step: int, final: float, begin: int, end: int) -> float:
@@ -41,7 +44,12 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def __init__(self, final_sparsity: float, begin_step: int, end_step: int, frequency: int = 10):
         super().__init__()
-        self.final, self.begin, self.end, self.frequency = final_sparsity, begin_step, end_step, max(1, frequency)
+        self.final, self.begin, self.end, self.frequency = (
+            final_sparsity,
+            begin_step,
+            end_step,
+            max(1, frequency),
+        )
         self.masks = None
 
     def _rank(self, sparsity: float):
@@ -71,7 +79,12 @@ class MagnitudePruning(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if step < self.begin:
             return
-        if step <= self.end and (step - self.begin) % self.frequency == 0 or step == self.end or self.masks is None:
+        if (
+            step <= self.end
+            and (step - self.begin) % self.frequency == 0
+            or step == self.end
+            or self.masks is None
+        ):
             self._rank(target_sparsity(step, self.final, self.begin, self.end))
         self._apply()
 

@@ -32,11 +32,15 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     from recipes.trainer import batch_options, load_data, load_run
 
     if mode not in MODES:
-        raise UserError(f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES))
+        raise UserError(
+            f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES)
+        )
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, compile=False)  # weights only: no optimizer state
     data, pre = load_data(cfg)
-    test = data_lib.eval_batches(data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs)))
+    test = data_lib.eval_batches(
+        data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
+    )
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     before = model.evaluate(test, verbose=0, return_dict=True)
     with tempfile.TemporaryDirectory() as tmp:  # the float model saved the same way, for a fair size ratio
@@ -47,10 +51,15 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         model.quantize(mode)
-    quantized = sorted(layer.name for layer in private_keras.all_layers(model)
-                       if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name)  # fmt: skip
+    quantized = sorted(
+        layer.name
+        for layer in private_keras.all_layers(model)
+        if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name
+    )
     if not quantized:
-        raise UserError(f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...).")
+        raise UserError(
+            f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...)."
+        )
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     after = model.evaluate(test, verbose=0, return_dict=True)
     out = run_dir / f"quantized_{mode}.keras"
@@ -58,19 +67,28 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     keras.saving.load_model(out, safe_mode=True, compile=False)  # it must load as it is served
     new_size = out.stat().st_size
     report = {
-        "mode": mode, "test_accuracy_before": float(before["accuracy"]), "test_accuracy_after": float(after["accuracy"]),
+        "mode": mode,
+        "test_accuracy_before": float(before["accuracy"]),
+        "test_accuracy_after": float(after["accuracy"]),
         "accuracy_change_points": 100 * float(after["accuracy"] - before["accuracy"]),
-        "float_bytes": size, "quantized_bytes": new_size, "size_ratio": new_size / size,
-        "layers_quantized": quantized, "file": str(out),
-    }  # fmt: skip
+        "float_bytes": size,
+        "quantized_bytes": new_size,
+        "size_ratio": new_size / size,
+        "layers_quantized": quantized,
+        "file": str(out),
+    }
     (run_dir / f"quantize_{mode}.json").write_text(json.dumps(report, indent=2))
-    print(f"{mode}: test accuracy {report['test_accuracy_before']:.4f} -> {report['test_accuracy_after']:.4f}; "
-          f"{size:,} -> {new_size:,} bytes ({report['size_ratio']:.2f}x); {len(quantized)} layers; {out}")  # fmt: skip
+    print(
+        f"{mode}: test accuracy {report['test_accuracy_before']:.4f} -> {report['test_accuracy_after']:.4f}; "
+        f"{size:,} -> {new_size:,} bytes ({report['size_ratio']:.2f}x); {len(quantized)} layers; {out}"
+    )
     return report
 
 
 def main(argv=None, prog="python -m recipes.quantize") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Post-training quantization of a run's model (Keras model.quantize).")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Post-training quantization of a run's model (Keras model.quantize)."
+    )
     p.add_argument("run_dir")
     p.add_argument("--mode", default="int8", help=f"one of {', '.join(MODES)}")
     args = p.parse_args(argv)

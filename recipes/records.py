@@ -20,8 +20,15 @@ from pathlib import Path
 from recipes.cli import run
 
 
-def write_records(source: str, out, *, shards: int = 16, data_dir: str | None = None, seed: int = 0,
-                  bad_images: str = "stop") -> dict:  # fmt: skip
+def write_records(
+    source: str,
+    out,
+    *,
+    shards: int = 16,
+    data_dir: str | None = None,
+    seed: int = 0,
+    bad_images: str = "stop",
+) -> dict:
     """Write ``source`` as TFRecord shards under ``out``; the ``records.json`` index it wrote."""
     import numpy as np
     import tensorflow as tf
@@ -38,7 +45,9 @@ def write_records(source: str, out, *, shards: int = 16, data_dir: str | None = 
         path = Path(source)
         classes = sorted(p.name for p in path.iterdir() if p.is_dir())
         files, labels = data_lib._list_images(path, classes)
-        files, labels, index["skipped"] = data_lib.drop_corrupt(files, labels, bad_images, where=f"folder {source!r}")
+        files, labels, index["skipped"] = data_lib.drop_corrupt(
+            files, labels, bad_images, where=f"folder {source!r}"
+        )
         order = np.random.RandomState(seed).permutation(len(files))
         examples = ((tf.io.read_file(files[i]).numpy(), labels[i]) for i in order)
         index["counts"] = streams.write_shards(out, "train", examples, len(files), shards)
@@ -67,12 +76,18 @@ def _write_tfds(name, out, shards, data_dir) -> dict:
             print(f"skipping split {split!r}: it has no labels")
             continue
         examples = ((ex["image"], int(ex["label"])) for ex in tfds.as_numpy(ds))
-        counts.update(streams.write_shards(out, "validation" if split == "valid" else split, examples, int(info.num_examples), shards))
+        counts.update(
+            streams.write_shards(
+                out, "validation" if split == "valid" else split, examples, int(info.num_examples), shards
+            )
+        )
     names = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
     return {"counts": counts, "class_names": names}
 
 
-def write_synthetic_folder(root, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg") -> Path:
+def write_synthetic_folder(
+    root, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg"
+) -> Path:
     """An ImageNet-layout folder (one sub-folder of images per class) of generated images whose
     classes are learnable: class c is bright in channel c mod 3, noise elsewhere. For trying and
     measuring streaming without a download (the tests and the benchmark use it)."""
@@ -92,20 +107,34 @@ def write_synthetic_folder(root, *, classes: int = 3, per_class: int = 20, size:
 
 
 def main(argv=None, prog="python -m recipes.records") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Write an image folder or a TFDS image set as sharded TFRecords.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Write an image folder or a TFDS image set as sharded TFRecords."
+    )
     p.add_argument("source", help="an ImageNet-layout folder (one sub-folder per class) or a TFDS name")
     p.add_argument("out", help="folder for the TFRecord files and records.json")
-    p.add_argument("--shards", type=int, default=16, help="files per split (default 16; ImageNet: 1024 train)")
+    p.add_argument(
+        "--shards", type=int, default=16, help="files per split (default 16; ImageNet: 1024 train)"
+    )
     p.add_argument("--data-dir", help="TFDS data directory")
     p.add_argument("--seed", type=int, default=0, help="the order examples are dealt to the shards")
-    p.add_argument("--bad-images", choices=("stop", "skip"), default="stop", help="a folder's image that does not decode")
+    p.add_argument(
+        "--bad-images", choices=("stop", "skip"), default="stop", help="a folder's image that does not decode"
+    )
     args = p.parse_args(argv)
 
     def go():
-        index = write_records(args.source, args.out, shards=args.shards, data_dir=args.data_dir, seed=args.seed,
-                              bad_images=args.bad_images)  # fmt: skip
-        print(f"wrote {sum(index['counts'].values()):,} examples in {len(index['counts'])} files to {args.out}"
-              + (f"; left out {len(index['skipped'])} that do not decode" if index["skipped"] else ""))  # fmt: skip
+        index = write_records(
+            args.source,
+            args.out,
+            shards=args.shards,
+            data_dir=args.data_dir,
+            seed=args.seed,
+            bad_images=args.bad_images,
+        )
+        print(
+            f"wrote {sum(index['counts'].values()):,} examples in {len(index['counts'])} files to {args.out}"
+            + (f"; left out {len(index['skipped'])} that do not decode" if index["skipped"] else "")
+        )
 
     return run(prog, go)
 

@@ -58,8 +58,10 @@ def check_backend(wanted: str | None) -> str:
     when first imported, so a run cannot switch it."""
     actual = backend()
     if wanted not in (None, actual):
-        raise UserError(f"config field backend={wanted!r}, but Keras already runs on {actual!r} (it is chosen when Keras is "
-                        f"first imported): run the command with --backend {wanted}, or set KERAS_BACKEND={wanted}.")  # fmt: skip
+        raise UserError(
+            f"config field backend={wanted!r}, but Keras already runs on {actual!r} (it is chosen when Keras is "
+            f"first imported): run the command with --backend {wanted}, or set KERAS_BACKEND={wanted}."
+        )
     return actual
 
 
@@ -141,8 +143,10 @@ class Runtime:
             strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
             chief, adapt = is_chief(strategy), distributed.needs_adapting(strategy)
         elif cfg.strategy not in SINGLE_DEVICE:
-            raise UserError(f"config field strategy={cfg.strategy!r} needs the tensorflow backend (tf.distribute); on {name!r} "
-                            f"use one of {list(SINGLE_DEVICE)}.")  # fmt: skip
+            raise UserError(
+                f"config field strategy={cfg.strategy!r} needs the tensorflow backend (tf.distribute); on {name!r} "
+                f"use one of {list(SINGLE_DEVICE)}."
+            )
         else:
             import tensorflow as tf
 
@@ -153,10 +157,14 @@ class Runtime:
         distribution = sharding.make(cfg.distribution, cfg.model, mesh=cfg.mesh, batch_size=cfg.batch_size)
         replicas = strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
-            raise UserError(f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas.")
+            raise UserError(
+                f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas."
+            )
         device = accelerator()
         jit = cfg.jit_compile if cfg.jit_compile is not None else default_jit(name, device)
-        return cls(name, strategy, chief, replicas, precision_policy(cfg), bool(jit), adapt, cfg.seed, distribution)
+        return cls(
+            name, strategy, chief, replicas, precision_policy(cfg), bool(jit), adapt, cfg.seed, distribution
+        )
 
     def __enter__(self) -> Runtime:
         self._saved.append(GlobalState())

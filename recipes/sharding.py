@@ -44,8 +44,10 @@ def parse_mesh(mesh: str | None, devices: int) -> tuple[int, int]:
         raise UserError(f"mesh={mesh!r} is invalid: give BATCHxMODEL, two positive integers (e.g. 2x4).")
     batch, model = (int(p) for p in parts)
     if batch * model != devices:
-        raise UserError(f"mesh={mesh!r} has {batch * model} devices; this run has {devices} "
-                        f"({keras.backend.backend()} devices: {devices}, e.g. --mesh {devices}x1).")  # fmt: skip
+        raise UserError(
+            f"mesh={mesh!r} has {batch * model} devices; this run has {devices} "
+            f"({keras.backend.backend()} devices: {devices}, e.g. --mesh {devices}x1)."
+        )
     return batch, model
 
 
@@ -80,25 +82,36 @@ def make(name: str, model: str, *, mesh: str | None = None, batch_size: int):
     if name not in DISTRIBUTIONS:
         from modelzoo.validation import did_you_mean
 
-        raise UserError(f"distribution={name!r} is invalid: one of {list(DISTRIBUTIONS)}." + did_you_mean(name, DISTRIBUTIONS))
+        raise UserError(
+            f"distribution={name!r} is invalid: one of {list(DISTRIBUTIONS)}."
+            + did_you_mean(name, DISTRIBUTIONS)
+        )
     backend = keras.backend.backend()
     if name == "auto":  # several GPUs or TPU cores on JAX: data parallel over all of them
         name = "data_parallel" if backend == "jax" and _accelerators() > 1 else "off"
     if name == "off":
         return None
     if backend != "jax":
-        raise UserError(f"distribution={name!r} needs the jax backend (Keras {keras.__version__} implements keras.distribution "
-                        f"for JAX only), not {backend!r}: run with --backend jax, or use strategy: mirrored or "
-                        "multi_worker_mirrored on tensorflow.")  # fmt: skip
+        raise UserError(
+            f"distribution={name!r} needs the jax backend (Keras {keras.__version__} implements keras.distribution "
+            f"for JAX only), not {backend!r}: run with --backend jax, or use strategy: mirrored or "
+            "multi_worker_mirrored on tensorflow."
+        )
     devices = keras.distribution.list_devices()
     batch, width = parse_mesh(mesh, len(devices))
     if name == "data_parallel" and width != 1:
-        raise UserError(f"distribution 'data_parallel' puts every device on the batch axis; mesh={mesh!r} has a model axis "
-                        f"of {width}: use model_parallel, or --mesh {len(devices)}x1.")  # fmt: skip
+        raise UserError(
+            f"distribution 'data_parallel' puts every device on the batch axis; mesh={mesh!r} has a model axis "
+            f"of {width}: use model_parallel, or --mesh {len(devices)}x1."
+        )
     if batch_size % batch:
-        raise UserError(f"batch_size={batch_size} must be divisible by the mesh's batch axis ({batch} devices).")
+        raise UserError(
+            f"batch_size={batch_size} must be divisible by the mesh's batch axis ({batch} devices)."
+        )
     if name == "data_parallel":
-        return keras.distribution.DataParallel(device_mesh=keras.distribution.DeviceMesh((batch,), ["batch"], devices))
+        return keras.distribution.DataParallel(
+            device_mesh=keras.distribution.DeviceMesh((batch,), ["batch"], devices)
+        )
     device_mesh = keras.distribution.DeviceMesh((batch, width), ["batch", "model"], devices)
     layout_map = keras.distribution.LayoutMap(device_mesh)
     for pattern, axes in modelzoo.get_entry(model).layout.items():
@@ -114,7 +127,9 @@ def _accelerators() -> int:
 
 def evaluation(dist):
     """``dist``'s mesh and weight layouts with the batch replicated, not split (any batch size)."""
-    return keras.distribution.ModelParallel(layout_map=keras.distribution.LayoutMap(dist.device_mesh), batch_dim_name=None)
+    return keras.distribution.ModelParallel(
+        layout_map=keras.distribution.LayoutMap(dist.device_mesh), batch_dim_name=None
+    )
 
 
 class Swap(keras.callbacks.Callback):
@@ -136,4 +151,8 @@ def describe(dist) -> dict:
     if dist is None:
         return {"distribution": "off"}
     name = "model_parallel" if isinstance(dist, keras.distribution.ModelParallel) else "data_parallel"
-    return {"distribution": name, "mesh": list(dist.device_mesh.shape), "layout_adjusted": getattr(dist, "adjusted", {})}
+    return {
+        "distribution": name,
+        "mesh": list(dist.device_mesh.shape),
+        "layout_adjusted": getattr(dist, "adjusted", {}),
+    }

@@ -31,7 +31,9 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
     if name not in STRATEGIES:
         from modelzoo.validation import did_you_mean
 
-        raise StrategyError(f"strategy must be one of {list(STRATEGIES)}, got {name!r}." + did_you_mean(name, STRATEGIES))
+        raise StrategyError(
+            f"strategy must be one of {list(STRATEGIES)}, got {name!r}." + did_you_mean(name, STRATEGIES)
+        )
     if name == "mirrored" and devices:
         _check_devices(devices)  # before anything starts the runtime: it may add logical CPUs
         return tf.distribute.MirroredStrategy(devices=list(devices))
@@ -64,7 +66,9 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
 def _multi_worker():
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise StrategyError("strategy 'multi_worker_mirrored' needs TF_CONFIG (cluster and task) in the environment.")
+        raise StrategyError(
+            "strategy 'multi_worker_mirrored' needs TF_CONFIG (cluster and task) in the environment."
+        )
     try:
         json.loads(raw)["cluster"]
     except (ValueError, KeyError, TypeError):
@@ -72,25 +76,35 @@ def _multi_worker():
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as err:  # "Collective ops must be configured at program startup"
-        raise StrategyError(f"multi_worker_mirrored must be created before TensorFlow starts: {err}") from None
+        raise StrategyError(
+            f"multi_worker_mirrored must be created before TensorFlow starts: {err}"
+        ) from None
 
 
 def _tpu(address):
     if not address:
-        raise StrategyError("strategy 'tpu' needs an address (tpu: grpc://HOST:8470, a TPU name, or 'local').")
+        raise StrategyError(
+            "strategy 'tpu' needs an address (tpu: grpc://HOST:8470, a TPU name, or 'local')."
+        )
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if address == "local" else address)
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu="" if address == "local" else address
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError, RuntimeError) as err:
-        raise StrategyError(f"cannot reach TPU {address!r}: {(str(err).splitlines() or [type(err).__name__])[0]}; TensorFlow "
-                            f"{tf.__version__} has no TPU build (the last was tensorflow-tpu 2.19.1): on TPUs use --backend jax "
-                            "--distribution data_parallel.") from None  # fmt: skip
+        raise StrategyError(
+            f"cannot reach TPU {address!r}: {(str(err).splitlines() or [type(err).__name__])[0]}; TensorFlow "
+            f"{tf.__version__} has no TPU build (the last was tensorflow-tpu 2.19.1): on TPUs use --backend jax "
+            "--distribution data_parallel."
+        ) from None
     return tf.distribute.TPUStrategy(resolver)
 
 
 def _check_devices(devices):
-    cpus = [int(d.rsplit(":", 1)[1]) for d in devices if d.lower().lstrip("/").startswith(("cpu:", "device:cpu:"))]
+    cpus = [
+        int(d.rsplit(":", 1)[1]) for d in devices if d.lower().lstrip("/").startswith(("cpu:", "device:cpu:"))
+    ]
     cpu = tf.config.list_physical_devices("CPU")[0]
     configured = len(tf.config.get_logical_device_configuration(cpu) or [None])
     if cpus and max(cpus) + 1 > configured:
@@ -101,7 +115,10 @@ def _check_devices(devices):
                 f"devices {list(devices)} need {max(cpus) + 1} logical CPUs, and TensorFlow has already started "
                 "with fewer; name them before any TensorFlow work."
             ) from None
-    present = {d.name.lower().replace("/job:localhost/replica:0/task:0/device:", "/") for d in tf.config.list_logical_devices()}
+    present = {
+        d.name.lower().replace("/job:localhost/replica:0/task:0/device:", "/")
+        for d in tf.config.list_logical_devices()
+    }
     for d in devices:
         key = d.lower().replace("device:", "")
         if not any(p.endswith(key.lstrip("/")) for p in present):
@@ -134,4 +151,6 @@ def is_chief(strategy) -> bool:
     if resolver is None or not in_multi_worker_mode(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+    return task_type in (None, "chief") or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )

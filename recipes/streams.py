@@ -63,8 +63,10 @@ class Records:
 
     @property
     def y(self):
-        raise DataError(f"the labels of {self.name!r} are streamed from its files, not held in memory: class_weight "
-                        "'balanced', classes and class_fraction need an in-memory set (give class_weight as a list).")  # fmt: skip
+        raise DataError(
+            f"the labels of {self.name!r} are streamed from its files, not held in memory: class_weight "
+            "'balanced', classes and class_fraction need an in-memory set (give class_weight as a list)."
+        )
 
     def by_file(self, pipelines: int) -> bool:
         return len(self.files) >= pipelines
@@ -114,11 +116,18 @@ def interleaved(files, shard, seed, open_one) -> tf.data.Dataset:
         files = files[shard[1] :: shard[0]]
     if seed is not None:
         files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
-    return tf.data.Dataset.from_tensor_slices(files).interleave(open_one, cycle_length=min(CYCLE, len(files)), block_length=1,
-                                                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # fmt: skip
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        open_one,
+        cycle_length=min(CYCLE, len(files)),
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
-def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, replicas=None, batch_shard=None, **options):
+def record_batches(
+    split: Records, *, batch_size, epochs, start_step=0, seed=0, replicas=None, batch_shard=None, **options
+):
     """Every training batch of the run from ``start_step`` on, as ``data.train_batches`` gives
     for in-memory splits (same ``replicas``, ``batch_shard`` and ``options``), read from the
     record files."""
@@ -126,13 +135,26 @@ def record_batches(split: Records, *, batch_size, epochs, start_step=0, seed=0, 
     finisher = data_lib.batch_finisher(seed=seed, batch_size=batch_size, **options)
 
     def prepare(example, step, row):
-        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, step, row)), _checked(example[1], num_classes)
+        return data_lib.prepare_train(example[0], pre, data_lib.example_seed(seed, step, row)), _checked(
+            example[1], num_classes
+        )
 
-    return stream_batches(split, batch_size=batch_size, epochs=epochs, start_step=start_step, seed=seed, replicas=replicas,
-                          batch_shard=batch_shard, prepare=prepare, finish=lambda batch, step, first: finisher(*batch, step, first))  # fmt: skip
+    return stream_batches(
+        split,
+        batch_size=batch_size,
+        epochs=epochs,
+        start_step=start_step,
+        seed=seed,
+        replicas=replicas,
+        batch_shard=batch_shard,
+        prepare=prepare,
+        finish=lambda batch, step, first: finisher(*batch, step, first),
+    )
 
 
-def stream_batches(split: Records, *, batch_size, epochs, start_step, seed, replicas, batch_shard, prepare, finish):
+def stream_batches(
+    split: Records, *, batch_size, epochs, start_step, seed, replicas, batch_shard, prepare, finish
+):
     """The batches of a streamed split from ``start_step`` on, for any task: each example through
     ``prepare(example, step, row)`` (its global step and row in the global batch; None: as read), each batch of
     this pipeline's ``per`` rows through ``finish(batch, step, first)``. ``replicas`` and
@@ -142,7 +164,10 @@ def stream_batches(split: Records, *, batch_size, epochs, start_step, seed, repl
     pipelines, index = num_replicas // local, ids[0] // local
     share = split.share(pipelines, index)
     if share < per:
-        raise DataError(f"input pipeline {index} of {pipelines} reads {share} examples of {split.name!r}, fewer than one batch ({per}).")
+        raise DataError(
+            f"input pipeline {index} of {pipelines} reads {share} examples of {split.name!r}, fewer than "
+            f"one batch ({per})."
+        )
     _say_sharding(split, pipelines, index, share)
     total = epochs * data_lib.steps_per_epoch(len(split), batch_size)
     first_epoch, offset = divmod(start_step * local * per, share)
@@ -162,8 +187,14 @@ def stream_batches(split: Records, *, batch_size, epochs, start_step, seed, repl
     if prepare is None:
         ds = ds.map(lambda k, example: example)
     else:
-        ds = ds.map(lambda k, example: prepare(example, *where(k)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(per, drop_remainder=True).apply(tf.data.experimental.assert_cardinality(len(range(shard, batches, shards))))
+        ds = ds.map(
+            lambda k, example: prepare(example, *where(k)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.batch(per, drop_remainder=True).apply(
+        tf.data.experimental.assert_cardinality(len(range(shard, batches, shards)))
+    )
     ds = tf.data.Dataset.zip(tf.data.Dataset.range(shard, batches, shards), ds)
 
     def at(k, batch):
@@ -185,7 +216,9 @@ def _checked(label, num_classes):
     if num_classes is None:
         return label
     ok = tf.logical_and(label >= 0, label < num_classes)
-    with tf.control_dependencies([tf.debugging.Assert(ok, ["a record's label is outside [0, num_classes):", label, num_classes])]):
+    with tf.control_dependencies(
+        [tf.debugging.Assert(ok, ["a record's label is outside [0, num_classes):", label, num_classes])]
+    ):
         return tf.identity(label)
 
 
@@ -193,18 +226,27 @@ def _say_sharding(split: Records, pipelines: int, index: int, share: int) -> Non
     """Which files this input pipeline reads (by file), or a warning that it reads them all."""
     if pipelines > 1 and split.by_file(pipelines):
         mine = split.files[index::pipelines]
-        print(f"input pipeline {index} of {pipelines} reads {len(mine)} of {len(split.files)} files of {split.name!r} "
-              f"({share} examples an epoch): {', '.join(Path(f).name for f in mine[:8])}" + (", ..." if len(mine) > 8 else ""))
+        print(
+            f"input pipeline {index} of {pipelines} reads {len(mine)} of {len(split.files)} files of {split.name!r} "
+            f"({share} examples an epoch): {', '.join(Path(f).name for f in mine[:8])}"
+            + (", ..." if len(mine) > 8 else "")
+        )
     elif pipelines > 1:
-        warnings.warn(f"{split.name!r} has {len(split.files)} file(s) for {pipelines} input pipelines: each reads every file "
-                      "and keeps every n-th example (by element); write more shards to shard by file.", stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"{split.name!r} has {len(split.files)} file(s) for {pipelines} input pipelines: each reads every file "
+            "and keeps every n-th example (by element); write more shards to shard by file.",
+            stacklevel=3,
+        )
 
 
 def eval_records(split: Records, *, batch_size, pre, num_classes=None, label_fn=None):
     """Validation/test batches read in file order (no cache: the split may not fit)."""
     pre = dataclasses.replace(pre, crop=False, flip=False)
+
     def example(x, y):
-        return data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre), data_lib._label(_checked(y, num_classes), num_classes, label_fn)
+        return data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre), data_lib._label(
+            _checked(y, num_classes), num_classes, label_fn
+        )
 
     ds = split.in_order().map(example, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(split)))  # Keras knows where an evaluation ends
@@ -234,8 +276,10 @@ def _keys(file: str) -> tuple[str, str]:
     label = next((k for k in LABEL_KEYS if k in features), None)
     for key, keys, what in ((image, IMAGE_KEYS, "image"), (label, LABEL_KEYS, "label")):
         if key is None:
-            raise DataError(f"TFRecord file {file!r} has no {what} feature (looked for {', '.join(map(repr, keys))}); "
-                            f"its features: {sorted(features)}.")  # fmt: skip
+            raise DataError(
+                f"TFRecord file {file!r} has no {what} feature (looked for {', '.join(map(repr, keys))}); "
+                f"its features: {sorted(features)}."
+            )
     return image, label
 
 
@@ -253,13 +297,20 @@ def _count(files, label_key) -> tuple[list[int], int]:
     return counts, top
 
 
-def load_records(path: Path, val_fraction: float, test_fraction: float, seed: int, budget: int) -> data_lib.Data:
+def load_records(
+    path: Path, val_fraction: float, test_fraction: float, seed: int, budget: int
+) -> data_lib.Data:
     """A folder of TFRecord shards: ``train*`` files (and ``validation*``/``test*`` if there);
     without them, validation and test files are held out from the train files, by file."""
     index = json.loads((path / INDEX).read_text()) if (path / INDEX).is_file() else {}
-    groups = {k: sorted(str(f) for f in path.glob(f"{k}*") if f.is_file() and f.name != INDEX) for k in ("train", "validation", "test")}
+    groups = {
+        k: sorted(str(f) for f in path.glob(f"{k}*") if f.is_file() and f.name != INDEX)
+        for k in ("train", "validation", "test")
+    }
     if not groups["train"]:
-        raise DataError(f"folder {str(path)!r} has no TFRecord files named train* (as python -m recipes.records writes them).")
+        raise DataError(
+            f"folder {str(path)!r} has no TFRecord files named train* (as python -m recipes.records writes them)."
+        )
     image_key, label_key = _keys(groups["train"][0])
     known = index.get("counts", {})
     every = [f for g in groups.values() for f in g]
@@ -273,9 +324,13 @@ def load_records(path: Path, val_fraction: float, test_fraction: float, seed: in
     reader = tfrecord_reader(image_key, label_key)
     bytes_per_example = sum(Path(f).stat().st_size for f in every) / max(1, sum(counts.values()))
     buffer = shuffle_buffer(budget, bytes_per_example)
-    splits = [Records(f"{path.name}:{k}", fs, [counts[f] for f in fs], reader, buffer) for k, fs in
-              (("train", train), ("validation", val), ("test", test))]  # fmt: skip
-    return data_lib.Data(path.name, "image", *splits, len(names), names, flip_ok=True, encoded_shape=(None, None, 3))
+    splits = [
+        Records(f"{path.name}:{k}", fs, [counts[f] for f in fs], reader, buffer)
+        for k, fs in (("train", train), ("validation", val), ("test", test))
+    ]
+    return data_lib.Data(
+        path.name, "image", *splits, len(names), names, flip_ok=True, encoded_shape=(None, None, 3)
+    )
 
 
 def _hold_out_files(groups, val_fraction, test_fraction, seed, path):
@@ -284,8 +339,10 @@ def _hold_out_files(groups, val_fraction, test_fraction, seed, path):
     val = groups["validation"] if groups["test"] else []
     wanted = (0 if val else 1) + (0 if test else 1)
     if len(train) < wanted + 1:
-        raise DataError(f"folder {str(path)!r} has {len(train)} train file(s) and no validation/test files: holding out "
-                        "validation and test by file needs at least 3; write more shards.")  # fmt: skip
+        raise DataError(
+            f"folder {str(path)!r} has {len(train)} train file(s) and no validation/test files: holding out "
+            "validation and test by file needs at least 3; write more shards."
+        )
     order = [train[i] for i in np.random.RandomState(seed).permutation(len(train))]
     take = lambda fraction: max(1, round(fraction * len(order)))  # noqa: E731
     if not test:
@@ -293,7 +350,9 @@ def _hold_out_files(groups, val_fraction, test_fraction, seed, path):
     if not val:
         val, order = order[: take(val_fraction)], order[take(val_fraction) :]
     if not order:
-        raise DataError(f"folder {str(path)!r}: no train files left after holding out validation and test; write more shards.")
+        raise DataError(
+            f"folder {str(path)!r}: no train files left after holding out validation and test; write more shards."
+        )
     return sorted(order), sorted(val), sorted(test)
 
 
@@ -301,8 +360,10 @@ def _hold_out_files(groups, val_fraction, test_fraction, seed, path):
 
 
 def _example(encoded: bytes, label: int) -> bytes:
-    feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
-               "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}  # fmt: skip
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+    }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -335,12 +396,24 @@ def tfds_reader(builder, split: str, image_key: str = "image", label_key: str = 
 
     def open_files(files, shard, seed):
         context = tf.distribute.InputContext(shard[0], shard[1], 1) if shard else None
-        config = tfds.ReadConfig(shuffle_seed=seed, input_context=context, interleave_cycle_length=CYCLE,
-                                 interleave_block_length=1, try_autocache=False, assert_cardinality=False,
-                                 skip_prefetch=True)  # fmt: skip
-        ds = builder.as_dataset(split=split, shuffle_files=seed is not None, read_config=config,
-                                decoders={image_key: tfds.decode.SkipDecoding()})  # fmt: skip
-        return ds.map(lambda ex: (ex[image_key], ex[label_key]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        config = tfds.ReadConfig(
+            shuffle_seed=seed,
+            input_context=context,
+            interleave_cycle_length=CYCLE,
+            interleave_block_length=1,
+            try_autocache=False,
+            assert_cardinality=False,
+            skip_prefetch=True,
+        )
+        ds = builder.as_dataset(
+            split=split,
+            shuffle_files=seed is not None,
+            read_config=config,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+        )
+        return ds.map(
+            lambda ex: (ex[image_key], ex[label_key]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
 
     return open_files
 
@@ -362,13 +435,18 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
     """A TFDS image set streamed from its prepared files: train, validation (TFDS's, or held out
     from the start of train) and test (TFDS's test split, or its validation split)."""
     info = builder.info
-    n_train = int(getattr(info.splits.get("train"), "num_examples", 0) or 0) if hasattr(info.splits, "get") else 0
+    n_train = (
+        int(getattr(info.splits.get("train"), "num_examples", 0) or 0) if hasattr(info.splits, "get") else 0
+    )
     test, val = spec.get("test_split", "test"), spec.get("val_split")
     if test is None:
         test, val = val, None
     held = max(1, round(val_fraction * n_train)) if n_train else None
-    names = {"train": f"train[{held}:]" if held else "train[10%:]", "validation": val or (f"train[:{held}]" if held else "train[:10%]"),
-             "test": test}  # fmt: skip
+    names = {
+        "train": f"train[{held}:]" if held else "train[10%:]",
+        "validation": val or (f"train[:{held}]" if held else "train[:10%]"),
+        "test": test,
+    }
     bytes_per_example = (info.dataset_size or 0) / max(1, n_train)
     buffer = shuffle_buffer(budget, bytes_per_example)
     splits = []
@@ -377,9 +455,13 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
         files, counts = _tfds_files(builder, names[key], reader)
         splits.append(Records(f"{name}:{names[key]}", files, counts, reader, buffer))
     label = info.features["label"]
-    classes = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
+    classes = (
+        list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
+    )
     channels = info.features["image"].shape[-1] or 3
-    return data_lib.Data(name, "image", *splits, len(classes), classes, spec.get("flip", False), (None, None, channels))
+    return data_lib.Data(
+        name, "image", *splits, len(classes), classes, spec.get("flip", False), (None, None, channels)
+    )
 
 
 # ---- tf.data service -------------------------------------------------------------------------------
@@ -403,7 +485,9 @@ def through_service(address: str | None, workers: int = 1):
     if address == "local":
         while len(_SERVICE) < workers:
             dispatcher = service.DispatchServer()
-            worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1]))
+            worker = service.WorkerServer(
+                service.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1])
+            )
             _SERVICE.append((dispatcher, worker))
         targets = [d.target for d, _ in _SERVICE[:workers]]
     else:
@@ -425,6 +509,8 @@ def service_targets(address: str) -> list[str]:
     """``"grpc://HOST:PORT,grpc://HOST:PORT"`` as a list; anything else is one line."""
     targets = [t.strip() for t in str(address).split(",") if t.strip()]
     if not targets or not all(t.startswith("grpc://") and t.rsplit(":", 1)[-1].isdigit() for t in targets):
-        raise DataError(f"data_service={address!r}: give 'local' or dispatcher addresses 'grpc://HOST:PORT[,grpc://HOST:PORT...]' "
-                        "(python -m recipes.dataservice starts one).")  # fmt: skip
+        raise DataError(
+            f"data_service={address!r}: give 'local' or dispatcher addresses 'grpc://HOST:PORT[,grpc://HOST:PORT...]' "
+            "(python -m recipes.dataservice starts one)."
+        )
     return targets

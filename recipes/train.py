@@ -12,15 +12,35 @@ import sys
 
 from recipes.cli import run, select_backend
 
-FLAGS = ("dataset", "epochs", "batch_size", "learning_rate", "optimizer", "backend", "strategy", "distribution", "mesh", "run_dir",
-         "data_path", "data_dir", "data_service", "image_size", "seed")  # fmt: skip
+FLAGS = (
+    "dataset",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "backend",
+    "strategy",
+    "distribution",
+    "mesh",
+    "run_dir",
+    "data_path",
+    "data_dir",
+    "data_service",
+    "image_size",
+    "seed",
+)
 
 
-def build_parser(prog="python -m recipes.train", positional: str = "a registered model name, e.g. alexnet, lenet5, resnet18",
-                 description: str = "Train a zoo model on a data set.") -> argparse.ArgumentParser:  # fmt: skip
+def build_parser(
+    prog="python -m recipes.train",
+    positional: str = "a registered model name, e.g. alexnet, lenet5, resnet18",
+    description: str = "Train a zoo model on a data set.",
+) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("model", help=positional)
-    p.add_argument("--config", help="a recipe YAML (default: recipes/configs/<model>_<dataset>.yaml if present)")
+    p.add_argument(
+        "--config", help="a recipe YAML (default: recipes/configs/<model>_<dataset>.yaml if present)"
+    )
     p.add_argument("--dataset")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
@@ -28,17 +48,34 @@ def build_parser(prog="python -m recipes.train", positional: str = "a registered
     p.add_argument("--optimizer")
     p.add_argument("--backend", help="tensorflow, jax or torch (default: KERAS_BACKEND, else tensorflow)")
     p.add_argument("--strategy")
-    p.add_argument("--distribution", help="JAX keras.distribution: data_parallel or model_parallel (see README: scaling out)")
-    p.add_argument("--mesh", metavar="BATCHxMODEL", help="model_parallel's device mesh, e.g. 2x4 (default: all devices on the batch axis)")
+    p.add_argument(
+        "--distribution",
+        help="JAX keras.distribution: data_parallel or model_parallel (see README: scaling out)",
+    )
+    p.add_argument(
+        "--mesh",
+        metavar="BATCHxMODEL",
+        help="model_parallel's device mesh, e.g. 2x4 (default: all devices on the batch axis)",
+    )
     p.add_argument("--run-dir", dest="run_dir")
     p.add_argument("--data-path", dest="data_path")
     p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--data-service", dest="data_service", metavar="local|grpc://HOST:PORT,...",
-                   help="build the training batches in tf.data service workers (local: in this process; see README)")
+    p.add_argument(
+        "--data-service",
+        dest="data_service",
+        metavar="local|grpc://HOST:PORT,...",
+        help="build the training batches in tf.data service workers (local: in this process; see README)",
+    )
     p.add_argument("--image-size", dest="image_size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field; the value is read as YAML")  # fmt: skip
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field; the value is read as YAML",
+    )
     return p
 
 

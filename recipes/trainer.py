@@ -38,8 +38,10 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     if h is None:  # images of varying size: the model's own default input size
         default = entry.default_input_shape
         if cfg.image_size is None and default is not None and len(default) != 3:
-            raise UserError(f"dataset {cfg.dataset!r} holds images of varying size and model {cfg.model!r} takes a flat "
-                            f"{default} vector, not an image size; set image_size (the side images are resized to).")  # fmt: skip
+            raise UserError(
+                f"dataset {cfg.dataset!r} holds images of varying size and model {cfg.model!r} takes a flat "
+                f"{default} vector, not an image size; set image_size (the side images are resized to)."
+            )
         size = cfg.image_size or (default or (224,))[0]
     else:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
@@ -47,33 +49,61 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     channels = data.feature_shape[-1]
     mean, std = data_lib.NORMALIZE[cfg.normalize]
     if cfg.crop_mode != "pad" and cfg.augment and not crop:
-        raise UserError(f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(CROP_FAMILIES)}); "
-                        f"model {cfg.model!r} trains without crops.")  # fmt: skip
-    return data_lib.Preprocess(image_size=(size, size), channels=channels, crop=crop, flip=crop and data.flip_ok,
-                               crop_padding=cfg.crop_padding, crop_mode=cfg.crop_mode,
-                               scale_range=tuple(cfg.scale_range) if cfg.scale_range else None, eval_crop=cfg.eval_crop,
-                               mean=mean if channels == 3 else None, std=std if channels == 3 else None)  # fmt: skip
+        raise UserError(
+            f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(CROP_FAMILIES)}); "
+            f"model {cfg.model!r} trains without crops."
+        )
+    return data_lib.Preprocess(
+        image_size=(size, size),
+        channels=channels,
+        crop=crop,
+        flip=crop and data.flip_ok,
+        crop_padding=cfg.crop_padding,
+        crop_mode=cfg.crop_mode,
+        scale_range=tuple(cfg.scale_range) if cfg.scale_range else None,
+        eval_crop=cfg.eval_crop,
+        mean=mean if channels == 3 else None,
+        std=std if channels == 3 else None,
+    )
 
 
 def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
-    data = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, label_column=cfg.label_column,
-                         text_column=cfg.text_column, seed=cfg.seed, streaming=cfg.streaming,
-                         memory_budget_gb=cfg.memory_budget_gb, bad_images=cfg.bad_images)  # fmt: skip
+    data = data_lib.load(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        path=cfg.data_path,
+        label_column=cfg.label_column,
+        text_column=cfg.text_column,
+        seed=cfg.seed,
+        streaming=cfg.streaming,
+        memory_budget_gb=cfg.memory_budget_gb,
+        bad_images=cfg.bad_images,
+    )
     entry = modelzoo.get_entry(cfg.model)
     if cfg.classes:
         data = select_classes(data, cfg.classes)
     if cfg.class_fraction or cfg.train_fraction < 1:
-        fractions = {str(name): cfg.train_fraction for name in data.class_names} if cfg.train_fraction < 1 else {}
-        fractions.update({str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()})
+        fractions = (
+            {str(name): cfg.train_fraction for name in data.class_names} if cfg.train_fraction < 1 else {}
+        )
+        fractions.update(
+            {str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()}
+        )
         data = imbalance(data, fractions, cfg.seed)
     if (data.kind == "text") != (entry.task == "text_classification"):
-        raise UserError(f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}.")
+        raise UserError(
+            f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}."
+        )
     given = cfg.model_kwargs.get("max_sequence_length")
     if data.kind == "text" and given is not None and given != cfg.sequence_length:
-        raise UserError(f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
-                         "the model takes exactly sequence_length tokens; set sequence_length instead.")  # fmt: skip
-    if data.kind == "text":  # a WordPiece vocabulary: the given file, the warm start's, or learned from the training split
+        raise UserError(
+            f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
+            "the model takes exactly sequence_length tokens; set sequence_length instead."
+        )
+    if (
+        data.kind == "text"
+    ):  # a WordPiece vocabulary: the given file, the warm start's, or learned from the training split
         source = _init_source(cfg)
         if cfg.vocabulary_file:
             vocabulary = data_lib.read_vocabulary(cfg.vocabulary_file)
@@ -84,7 +114,9 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
         if source and (source.parent / "config.yaml").is_file():
             length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
             if length and length != cfg.sequence_length:
-                raise UserError(f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}.")
+                raise UserError(
+                    f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}."
+                )
         data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
     return data, preprocess_for(cfg, data, entry)
 
@@ -97,7 +129,10 @@ def per_class_recall(model: keras.Model, batches, class_names) -> dict:
     probs = model.predict(batches, verbose=0)  # Keras distributes it under any strategy
     probs = probs[0] if isinstance(probs, (list, tuple)) else probs
     labels = [y[0] if isinstance(y, (list, tuple)) else y for _, y in batches]
-    true, pred = np.argmax(np.concatenate([np.asarray(y) for y in labels]), -1), np.argmax(np.asarray(probs), -1)
+    true, pred = (
+        np.argmax(np.concatenate([np.asarray(y) for y in labels]), -1),
+        np.argmax(np.asarray(probs), -1),
+    )
     hits, totals = np.zeros(len(class_names)), np.zeros(len(class_names))
     np.add.at(totals, true, 1)
     np.add.at(hits, true[pred == true], 1)
@@ -112,7 +147,9 @@ def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
     names = [str(n) for n in data.class_names]
     unknown = [c for c in classes if str(c) not in names]
     if unknown or len(set(map(str, classes))) < 2:
-        raise UserError(f"config field classes={classes!r} must name at least two of the classes {', '.join(names)}.")
+        raise UserError(
+            f"config field classes={classes!r} must name at least two of the classes {', '.join(names)}."
+        )
     old = [names.index(str(c)) for c in classes]
     relabel = np.full(len(names), -1)
     relabel[old] = np.arange(len(old))
@@ -122,8 +159,14 @@ def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
         rows = np.isin(y, old)
         return dataclasses.replace(split.take(rows), y=relabel[y[rows]])
 
-    return dataclasses.replace(data, train=keep(data.train), val=keep(data.val), test=keep(data.test), num_classes=len(old),
-                               class_names=[data.class_names[i] for i in old])  # fmt: skip
+    return dataclasses.replace(
+        data,
+        train=keep(data.train),
+        val=keep(data.val),
+        test=keep(data.test),
+        num_classes=len(old),
+        class_names=[data.class_names[i] for i in old],
+    )
 
 
 def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
@@ -136,7 +179,9 @@ def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
     rng = np.random.RandomState(seed)
     for name, share in fractions.items():
         if str(name) not in names:
-            raise UserError(f"config field class_fraction names class {name!r}; the classes are {', '.join(names)}.")
+            raise UserError(
+                f"config field class_fraction names class {name!r}; the classes are {', '.join(names)}."
+            )
         if not 0 < float(share) <= 1:
             raise UserError(f"config field class_fraction[{name!r}]={share!r} must be in (0, 1].")
         rows = np.flatnonzero(np.asarray(data.train.y) == names.index(str(name)))
@@ -152,11 +197,19 @@ def _init_source(cfg) -> Path | None:
     path = Path(cfg.init_from)
     path = path / "model.keras" if path.is_dir() else path
     if not path.is_file():
-        raise UserError(f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras.")
+        raise UserError(
+            f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras."
+        )
     return path
 
 
-KERNEL_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+KERNEL_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+)
 
 
 def regularize(model: keras.Model, cfg) -> keras.Model:
@@ -171,7 +224,10 @@ def regularize(model: keras.Model, cfg) -> keras.Model:
                 layer.kernel.regularizer = penalty  # the built kernel's penalty (collected into the loss)
     if cfg.input_noise:
         if isinstance(model.input, dict) or "int" in str(model.inputs[0].dtype):
-            raise UserError(f"config field input_noise={cfg.input_noise} applies to image and tabular inputs, not to {cfg.model!r}'s token ids.")
+            raise UserError(
+                f"config field input_noise={cfg.input_noise} applies to image and tabular inputs, not to "
+                f"{cfg.model!r}'s token ids."
+            )
         inputs = keras.Input(model.inputs[0].shape[1:], name=model.inputs[0].name)
         noisy = keras.layers.GaussianNoise(cfg.input_noise, seed=cfg.seed, name="input_noise")(inputs)
         model = keras.Model(inputs, model(noisy), name=model.name)
@@ -200,7 +256,9 @@ def warm_start(model: keras.Model, source: Path, class_names=None) -> list[str]:
     new head, say); return their names."""
     pairs = inherited_layers(model, source, class_names)
     if not pairs:
-        raise UserError(f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}.")
+        raise UserError(
+            f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}."
+        )
     for layer, saved in pairs:
         layer.set_weights(saved.get_weights())
     return [layer.name for layer, _ in pairs]
@@ -252,7 +310,10 @@ def class_weights(data: data_lib.Data, spec):
         counts = np.bincount(np.asarray(data.train.y, "int64"), minlength=k)
         return (len(data.train) / (k * np.maximum(counts, 1))).astype("float32")
     if len(spec) != k:
-        raise UserError(f"config field class_weight has {len(spec)} weights; the data set has {k} classes ({', '.join(map(str, data.class_names))}).")
+        raise UserError(
+            f"config field class_weight has {len(spec)} weights; the data set has {k} classes "
+            f"({', '.join(map(str, data.class_names))})."
+        )
     return np.asarray(spec, "float32")
 
 
@@ -279,7 +340,10 @@ def make_optimizer(cfg, steps_per_epoch: int):
     elif cfg.schedule == "cosine":
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else lr, max(1, total - warmup), warmup_target=lr if warmup else None, warmup_steps=warmup
+            0.0 if warmup else lr,
+            max(1, total - warmup),
+            warmup_target=lr if warmup else None,
+            warmup_steps=warmup,
         )
     else:
         schedule = lr
@@ -287,18 +351,24 @@ def make_optimizer(cfg, steps_per_epoch: int):
         schedule = ScaledAfter(schedule, cfg.freeze_epochs * steps_per_epoch, cfg.unfreeze_lr_scale)
     common = dict(learning_rate=schedule, clipnorm=cfg.clipnorm)
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None, **common)
+        return keras.optimizers.SGD(
+            momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None, **common
+        )
     if cfg.optimizer == "adam":
         return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **common)
     return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
 
 
-def build_model(cfg, env: Runtime, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path) -> keras.Model:
+def build_model(
+    cfg, env: Runtime, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path
+) -> keras.Model:
     """The run's model: built under the strategy, warm-started (``init_from``, unless the run has
     checkpoints of its own), regularized, compiled. ``tuning`` builds its trials' models here too."""
     steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
     with env.strategy.scope():
-        model = modelzoo.create_model(cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs})
+        model = modelzoo.create_model(
+            cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs}
+        )
         if cfg.init_from and ckpt_lib.latest_step(run_dir / "checkpoints") is None:
             copied = warm_start(model, _init_source(cfg), data.class_names)
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
@@ -313,7 +383,9 @@ def compile_model(model: keras.Model, cfg, env: Runtime, optimizer) -> None:
     0.3) and accuracy; called again, with the same optimizer, when fine-tuning unfreezes."""
     outputs = len(model.outputs)
     if cfg.loss == "focal":  # Lin et al. 2017
-        loss = keras.losses.CategoricalFocalCrossentropy(gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing)
+        loss = keras.losses.CategoricalFocalCrossentropy(
+            gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing
+        )
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     model.compile(
@@ -325,8 +397,15 @@ def compile_model(model: keras.Model, cfg, env: Runtime, optimizer) -> None:
     )
 
 
-def train(cfg: config_lib.TrainConfig, *, env: Runtime | None = None, prepared=None, model=None, callbacks=(),
-          export: bool = True) -> dict:  # fmt: skip
+def train(
+    cfg: config_lib.TrainConfig,
+    *,
+    env: Runtime | None = None,
+    prepared=None,
+    model=None,
+    callbacks=(),
+    export: bool = True,
+) -> dict:
     """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
 
     ``env`` (a Runtime the caller has entered), ``prepared`` (the ``load_data`` pair), ``model``
@@ -354,4 +433,3 @@ def logits_tensor(model: keras.Model):
         return model.get_layer("predictions").input
     except ValueError:
         raise UserError(f"model {model.name!r} has no 'predictions' layer (not a zoo classifier).") from None
-

@@ -26,7 +26,9 @@ def _kill_started_processes():
     kill_started()
     strays = _kill_strays()
     if strays:
-        pytest.fail(f"{len(strays)} child process(es) outlived the test (killed now):\n  " + "\n  ".join(strays))
+        pytest.fail(
+            f"{len(strays)} child process(es) outlived the test (killed now):\n  " + "\n  ".join(strays)
+        )
 
 
 def _kill_strays() -> list[str]:
@@ -88,5 +90,8 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.ensure_newline()
-        reporter.write_line(f"{len(left)} child process(es) outlived the tests (killed now):\n  " + "\n  ".join(left), red=True)
+        reporter.write_line(
+            f"{len(left)} child process(es) outlived the tests (killed now):\n  " + "\n  ".join(left),
+            red=True,
+        )
     session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,10 +27,13 @@ def subprocess_env(*, compile_cache: bool = True, **extra) -> dict:
     the second time here, with the same weights' digest."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if compile_cache and os.environ.get(JAX_CACHE):
-        env.update(JAX_COMPILATION_CACHE_DIR=os.environ[JAX_CACHE], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-                   # a size limit turns on the cache's file lock: a cluster's processes compile at once
-                   JAX_COMPILATION_CACHE_MAX_SIZE=str(4 * 2**30))  # fmt: skip
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=os.environ[JAX_CACHE],
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+            # a size limit turns on the cache's file lock: a cluster's processes compile at once
+            JAX_COMPILATION_CACHE_MAX_SIZE=str(4 * 2**30),
+        )
     return {**env, **extra}
 
 
@@ -123,12 +126,17 @@ def finish_all(procs: list, *, timeout: float, grace: float = 30.0) -> list[str]
                     kill_group(proc)
                     outputs[i] = "(killed by finish_all)"
     if any(p.returncode for p in procs):
-        report = [f"process {i}: {describe_exit(p.returncode)}\n{str(out)[-2000:]}" for i, (p, out) in enumerate(zip(procs, outputs))]
+        report = [
+            f"process {i}: {describe_exit(p.returncode)}\n{str(out)[-2000:]}"
+            for i, (p, out) in enumerate(zip(procs, outputs))
+        ]
         raise AssertionError("a process of the cluster failed:\n" + "\n".join(report))
     return [str(out) for out in outputs]
 
 
-def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300) -> int | None:
+def kill_mid_epoch(
+    victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300
+) -> int | None:
     """SIGKILL ``victim`` once ``run_dir``'s latest checkpoint lies inside epoch 2 (past the first
     epoch, not on an epoch boundary); return that step, or None if ``watch`` (default: the victim)
     ended first or ``timeout`` passed."""
@@ -143,7 +151,9 @@ def kill_mid_epoch(victim, run_dir: Path, steps_per_epoch: int, *, watch=None, t
     return None
 
 
-def write_image_folder(root: Path, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg") -> Path:
+def write_image_folder(
+    root: Path, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg"
+) -> Path:
     """An ImageNet-layout folder whose classes are learnable (``recipes.records.write_synthetic_folder``)."""
     from recipes.records import write_synthetic_folder
 

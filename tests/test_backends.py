@@ -24,28 +24,61 @@ from tests.helpers import ROOT, installed, subprocess_env
 from tests.modelzoo.test_all_models import representatives
 
 SUITE = ["tests/modelzoo/test_all_models.py", "tests/modelzoo/test_text_models.py"]
-BACKEND_CHECKS = "not test_features_return_the_documented_stage_maps and not test_reset_classifier_keeps_every_other_weight"
+BACKEND_CHECKS = (
+    "not test_features_return_the_documented_stage_maps "
+    "and not test_reset_classifier_keeps_every_other_weight"
+)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # a whole pytest run in a child process, each of its tests under the usual limit
-@pytest.mark.parametrize("backend", [
-    "jax",
-    pytest.param("torch", marks=pytest.mark.skipif(not installed("torch"), reason='needs pip install ".[torch]" (see README)')),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "jax",
+        pytest.param(
+            "torch",
+            marks=pytest.mark.skipif(
+                not installed("torch"), reason='needs pip install ".[torch]" (see README)'
+            ),
+        ),
+    ],
+)
 def test_model_suite_passes_on_backend(backend, tmp_path):
     report = tmp_path / "report.xml"
-    cmd = [sys.executable, "-m", "pytest", *SUITE, "-m", "not slow", "-k", BACKEND_CHECKS, "-q", "-p", "no:cacheprovider",
-           "-n", "0", f"--junitxml={report}", "--durations=10"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *SUITE,
+        "-m",
+        "not slow",
+        "-k",
+        BACKEND_CHECKS,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "0",
+        f"--junitxml={report}",
+        "--durations=10",
+    ]
     # Compiling is most of JAX's time here, running little: LLVM at -O0 cut densenet121's build,
     # first train step and first predict from 11.4, 28.8, 3.6 s to 7.3, 20.0, 2.0 s.
     xla_flags = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
-    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=xla_flags, compile_cache=False)  # one process: nothing to share
+    env = subprocess_env(
+        KERAS_BACKEND=backend, XLA_FLAGS=xla_flags, compile_cache=False
+    )  # one process: nothing to share
     done = helpers.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840)
     tail = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail
     cases = list(ElementTree.parse(report).iter("testcase"))
-    bad = [(case.get("name"), child.tag) for case in cases for child in case if child.tag in ("failure", "error", "skipped")]
+    bad = [
+        (case.get("name"), child.tag)
+        for case in cases
+        for child in case
+        if child.tag in ("failure", "error", "skipped")
+    ]
     assert not bad, (bad, tail)
     checked = {case.get("name").split("[")[-1].rstrip("]") for case in cases if "[" in case.get("name")}
     assert checked >= set(representatives()) and len(cases) > 3 * len(representatives()), (len(cases), tail)

@@ -12,7 +12,12 @@ from benchmarks import run as bench
 def test_tiny_mode_writes_well_formed_tables(tmp_path):
     result = bench.run("tiny", out=tmp_path, log=lambda *a: None)
     pairs = pd.read_csv(tmp_path / "results.csv")
-    assert list(pairs["model"]) == ["resnet50", "keras.applications.ResNet50", "bert_tiny", "keras_hub.BertTextClassifier"]
+    assert list(pairs["model"]) == [
+        "resnet50",
+        "keras.applications.ResNet50",
+        "bert_tiny",
+        "keras_hub.BertTextClassifier",
+    ]
     # both sides count the same architecture: equal FLOPs; ResNet parameters differ only by conv
     # biases, BERT's not at all (the same keras-hub layers under the same names)
     assert pairs["gflops_per_sample"][0] == pairs["gflops_per_sample"][1]
@@ -22,33 +27,61 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     assert list(pairs["input"]) == ["32x32x3", "32x32x3", "16 tokens", "16 tokens"]
     for col in ("infer_samples_per_s", "train_samples_per_s", "infer_peak_share", "train_peak_share"):
         assert (pairs[col] > 0).all() and pairs[col].map(math.isfinite).all(), col
-    assert pairs["infer_ratio"][0] == pytest.approx(pairs["infer_samples_per_s"][0] / pairs["infer_samples_per_s"][1])
+    assert pairs["infer_ratio"][0] == pytest.approx(
+        pairs["infer_samples_per_s"][0] / pairs["infer_samples_per_s"][1]
+    )
     assert pairs["infer_ratio"][1] == pairs["infer_ratio"][3] == 1.0
     pipe = pd.read_csv(tmp_path / "pipeline.csv")
     assert pipe["recipe"].tolist() == ["lenet5 on digits"] and (pipe["pipeline_ratio"] > 0).all()
     stream = pd.read_csv(tmp_path / "streaming.csv")
-    assert stream["source"].tolist() == ["folder", "tfrecord", "tfrecord, tf.data service", "tfrecord, tf.data service x2"]
-    for col in ("decode_images_per_s_1_core", "decode_images_per_s_2_cores", "streaming_ratio", "first_batch_at_90pct_s"):
+    assert stream["source"].tolist() == [
+        "folder",
+        "tfrecord",
+        "tfrecord, tf.data service",
+        "tfrecord, tf.data service x2",
+    ]
+    for col in (
+        "decode_images_per_s_1_core",
+        "decode_images_per_s_2_cores",
+        "streaming_ratio",
+        "first_batch_at_90pct_s",
+    ):
         assert (stream[col] > 0).all() and stream[col].map(math.isfinite).all(), col
-    assert stream["streaming_ratio"].tolist() == pytest.approx((stream["stream_steps_per_s"] / stream["cached_steps_per_s"]).tolist())
+    assert stream["streaming_ratio"].tolist() == pytest.approx(
+        (stream["stream_steps_per_s"] / stream["cached_steps_per_s"]).tolist()
+    )
     corpus = pd.read_csv(tmp_path / "corpus.csv")
     assert corpus["corpus"].tolist() == ["in memory", "streamed"]
-    for col in ("peak_rss_gb_quarter", "peak_rss_gb_full", "first_batch_at_90pct_s", "sequences_per_s", "streaming_ratio"):
+    for col in (
+        "peak_rss_gb_quarter",
+        "peak_rss_gb_full",
+        "first_batch_at_90pct_s",
+        "sequences_per_s",
+        "streaming_ratio",
+    ):
         assert (corpus[col] > 0).all() and corpus[col].map(math.isfinite).all(), col
-    assert corpus["train_sequences"][0] == pytest.approx(corpus["train_sequences"][1], rel=0.05)  # the same text either way
+    assert corpus["train_sequences"][0] == pytest.approx(
+        corpus["train_sequences"][1], rel=0.05
+    )  # the same text either way
     shards = pd.read_csv(tmp_path / "sharding.csv")
     assert shards["model"].tolist() == ["bert_tiny"] and shards["mesh"].tolist() == ["1x4"]
     assert 0.2 < shards["model_parallel_share"][0] < 0.5 and shards["data_parallel_share"][0] == 1.0
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1  # headers and rules; four pairs, a recipe, four streams, two corpora, a model
+    assert (
+        len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
+    )  # headers and rules; four pairs, a recipe, four streams, two corpora, a model
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 
 def test_one_section_writes_its_own_table_and_an_unknown_one_is_one_line(tmp_path):
     result = bench.run("tiny", out=tmp_path, log=lambda *a: None, sections=("pipeline",))
-    assert (tmp_path / "pipeline.md").is_file() and not (tmp_path / "results.md").exists() and "pairs" not in result
+    assert (
+        (tmp_path / "pipeline.md").is_file()
+        and not (tmp_path / "results.md").exists()
+        and "pairs" not in result
+    )
     assert "--only pipeline`" in result["markdown"]
     with pytest.raises(ValueError, match="unknown benchmark section\\(s\\) \\['nope'\\]"):
         bench.run("tiny", out=tmp_path, sections=("nope",))
@@ -60,5 +93,8 @@ def test_settings_are_sane_for_every_mode():
             s = bench.settings_for(mode, acc)
             assert s.batch_size > 0 and s.repeats >= 1 and set(s.pairs) <= set(bench.PAIRS)
             assert all(name.startswith("bert") for name in s.text_pairs) and s.sequence_length > 0
-    assert bench.settings_for("full", "gpu").precision == "mixed_float16" and bench.settings_for("full", "gpu").jit_compile
+    assert (
+        bench.settings_for("full", "gpu").precision == "mixed_float16"
+        and bench.settings_for("full", "gpu").jit_compile
+    )
     assert bench.settings_for("full", "cpu").precision == "float32"

@@ -37,7 +37,9 @@ def test_list_reads_the_recorded_table_and_builds_no_model():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = helpers.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    listed = [line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip() and not line.endswith(".")]
+    listed = [
+        line.split()[0] for line in proc.stdout.splitlines()[2:] if line.strip() and not line.endswith(".")
+    ]
     import modelzoo
 
     assert listed == modelzoo.list_models()
@@ -64,7 +66,11 @@ def test_errors_are_one_line_and_exit_2(capsys):
 def test_console_entry_point_in_a_fresh_process():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = helpers.run(
-        [sys.executable, "-m", "modelzoo_cli", "info", "resnet-50"], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "modelzoo_cli", "info", "resnet-50"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
@@ -74,12 +80,19 @@ def test_console_entry_point_in_a_fresh_process():
 def test_tune_dispatches_to_the_search_and_keeps_errors_one_line(capsys):
     assert modelzoo_cli.main(["tune", "mlp", "--tuner", "randm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("modelzoo tune: error: tuner must be one of") and "'random'" in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith("modelzoo tune: error: tuner must be one of")
+        and "'random'" in err[0]
+    )
 
 
 def test_recipe_commands_dispatch_with_their_own_prog_names(capsys, tmp_path):
     for command in ("distill", "quantize", "explain"):
-        assert modelzoo_cli.main([command, str(tmp_path / "no_run"), *(["mlp"] if command == "distill" else [])]) == 2
+        assert (
+            modelzoo_cli.main([command, str(tmp_path / "no_run"), *(["mlp"] if command == "distill" else [])])
+            == 2
+        )
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"modelzoo {command}: error: "), err
         assert "no_run" in err[0]
@@ -107,7 +120,14 @@ def test_recipe_modules_run_directly_keep_errors_one_line():
     (TensorFlow's start-up chatter silenced), so the user error is the whole of stderr."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)
-    for module, args in (("recipes.distill", ["/no_run", "mlp"]), ("tuning.search", ["mlp", "--workers", "-1"])):
-        proc = helpers.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300)
+    for module, args in (
+        ("recipes.distill", ["/no_run", "mlp"]),
+        ("tuning.search", ["mlp", "--workers", "-1"]),
+    ):
+        proc = helpers.run(
+            [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300
+        )
         assert proc.returncode == 2
-        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{module}: error: " in proc.stderr, proc.stderr
+        assert (
+            proc.stderr.strip().splitlines() == [proc.stderr.strip()] and f"{module}: error: " in proc.stderr
+        ), proc.stderr

@@ -58,8 +58,12 @@ def test_producer_and_layer_calls_see_every_call_of_a_shared_layer():
     assert private_keras.producer(outputs) is head
     assert private_keras.producer(np.zeros(2)) is None  # not a symbolic tensor
     calls = private_keras.layer_calls(shared)
-    assert len(calls) == 2 and private_keras.producer(calls[1][0][0]) is shared  # its second call eats its first
-    assert shared.input is calls[0][0][0]  # the public property shows the first call only: why the private list
+    assert (
+        len(calls) == 2 and private_keras.producer(calls[1][0][0]) is shared
+    )  # its second call eats its first
+    assert (
+        shared.input is calls[0][0][0]
+    )  # the public property shows the first call only: why the private list
 
 
 def _tiny_compiled_model():

@@ -4,8 +4,9 @@
 :class:`recipes.config.TrainConfig` and builds the model exactly as ``recipes.train`` does
 (``recipes.trainer.build_model``: strategy scope, regularizers, compile). ``fit`` hands that model to
 ``recipes.trainer.train``, a run of the loop's classification task (``recipes.loop``): the same
-data pipeline, runtime, checkpoints, early stopping and run folder (``trial_<id>/run`` in the search's directory), so tuning and training cannot drift apart,
-and a trial interrupted mid-way resumes from its own checkpoints when the search is rerun.
+data pipeline, runtime, checkpoints, early stopping and run folder (``trial_<id>/run`` in the
+search's directory), so tuning and training cannot drift apart, and a trial interrupted mid-way
+resumes from its own checkpoints when the search is rerun.
 
 Per trial, ``trial_<id>/record.json`` keeps what KerasTuner's trial files lack: the per-epoch
 history, wall time, parameter count, measured inference latency, and (written by the tuner) the
@@ -30,8 +31,21 @@ from tuning.spaces import Space
 # The recipe's metrics and the direction that makes each better.
 METRICS = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 # Config fields whose change needs the data loaded again (the rest reuse the loaded data).
-DATA_FIELDS = ("dataset", "data_dir", "data_path", "label_column", "text_column", "seed", "sequence_length",
-               "vocabulary_size", "vocabulary_file", "init_from", "image_size", "augment", "crop_padding")  # fmt: skip
+DATA_FIELDS = (
+    "dataset",
+    "data_dir",
+    "data_path",
+    "label_column",
+    "text_column",
+    "seed",
+    "sequence_length",
+    "vocabulary_size",
+    "vocabulary_file",
+    "init_from",
+    "image_size",
+    "augment",
+    "crop_padding",
+)
 
 
 class RecipeHyperModel(keras_tuner.HyperModel):
@@ -50,10 +64,12 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         kwargs = dict(fields["model_kwargs"])
         for target, value in self.space.register(hp).items():
             if target.startswith("model."):
-                kwargs[target[len("model."):]] = value
+                kwargs[target[len("model.") :]] = value
             else:
                 fields[target] = value
-        fields.update(model_kwargs=kwargs, run_dir=str(self.root / f"trial_{self.trial_id}" / "run"), verbose=0)
+        fields.update(
+            model_kwargs=kwargs, run_dir=str(self.root / f"trial_{self.trial_id}" / "run"), verbose=0
+        )
         if epochs is not None:
             fields["epochs"] = epochs
         return config_lib.from_dict(fields, source="trial").validate()
@@ -84,17 +100,31 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         start_step = int(model.optimizer.iterations.numpy())  # > 0: Hyperband loaded a parent's state
         started = time.time()
         with self._env:
-            summary = trainer.train(cfg, env=self._env, prepared=self.prepared(cfg), model=model, callbacks=list(callbacks),
-                                    export=False)  # fmt: skip
+            summary = trainer.train(
+                cfg,
+                env=self._env,
+                prepared=self.prepared(cfg),
+                model=model,
+                callbacks=list(callbacks),
+                export=False,
+            )
         history = read_history(cfg.resolved_run_dir())
         record = {
-            "trial_id": self.trial_id, "status": "COMPLETED", "history": history, "epochs_run": len(history),
-            "start_step": start_step, "steps_per_epoch": summary.get("steps_per_epoch"),
-            "wall_seconds": round(time.time() - started, 2), "params": summary.get("params"),
-            "latency_ms": inference_latency_ms(model, self.prepared(cfg), cfg), "test_accuracy": summary.get("test_accuracy"),
-            "early_stopped": bool(summary.get("early_stopped")), "stopped_by": getattr(model, "_zoo_stopped_by", None),
-            "ended_at": time.time(), "rss_mb": resident_mb(),
-        }  # fmt: skip
+            "trial_id": self.trial_id,
+            "status": "COMPLETED",
+            "history": history,
+            "epochs_run": len(history),
+            "start_step": start_step,
+            "steps_per_epoch": summary.get("steps_per_epoch"),
+            "wall_seconds": round(time.time() - started, 2),
+            "params": summary.get("params"),
+            "latency_ms": inference_latency_ms(model, self.prepared(cfg), cfg),
+            "test_accuracy": summary.get("test_accuracy"),
+            "early_stopped": bool(summary.get("early_stopped")),
+            "stopped_by": getattr(model, "_zoo_stopped_by", None),
+            "ended_at": time.time(),
+            "rss_mb": resident_mb(),
+        }
         write_record(self.root, self.trial_id, record)
         return best_epoch(history, self.objective)
 
@@ -114,7 +144,9 @@ def best_epoch(history: list[dict], objective: str) -> dict:
     """The metrics of the epoch where ``objective`` was best (what the oracle scores)."""
     rows = [r for r in history if objective in r]
     if not rows:
-        raise RuntimeError(f"the trial logged no {objective!r}; its metrics were {sorted(history[0]) if history else 'none'}.")
+        raise RuntimeError(
+            f"the trial logged no {objective!r}; its metrics were {sorted(history[0]) if history else 'none'}."
+        )
     pick = max if METRICS.get(objective, "max") == "max" else min
     best = pick(rows, key=lambda r: r[objective])
     return {k: v for k, v in best.items() if k in METRICS}
@@ -170,7 +202,7 @@ def read_records(root: Path) -> dict:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        records[str(record.get("trial_id", path.parent.name[len("trial_"):]))] = record
+        records[str(record.get("trial_id", path.parent.name[len("trial_") :]))] = record
     return records
 
 
@@ -182,7 +214,12 @@ class MedianStop(keras.callbacks.Callback):
 
     def __init__(self, root: Path, objective: str, min_trials: int = 3, grace_epochs: int = 1):
         super().__init__()
-        self.root, self.objective, self.min_trials, self.grace = Path(root), objective, min_trials, grace_epochs
+        self.root, self.objective, self.min_trials, self.grace = (
+            Path(root),
+            objective,
+            min_trials,
+            grace_epochs,
+        )
         self.better = max if METRICS.get(objective, "max") == "max" else min
         self.best = None
 
@@ -209,4 +246,6 @@ class MedianStop(keras.callbacks.Callback):
         worse = self.best < median if self.better is max else self.best > median
         if worse:
             self.model.stop_training = True
-            self.model._zoo_stopped_by = f"median rule at epoch {epoch + 1}: {self.best:.4f} vs median {median:.4f}"
+            self.model._zoo_stopped_by = (
+                f"median rule at epoch {epoch + 1}: {self.best:.4f} vs median {median:.4f}"
+            )

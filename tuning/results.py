@@ -30,18 +30,20 @@ def trials_frame(project_dir) -> pd.DataFrame:
         best = _best_metrics(trial)
         row.update(best)
         history = record.get("history", [])
-        row.update({
-            "epochs_run": record.get("epochs_run", len(history)),
-            "wall_seconds": record.get("wall_seconds"),
-            "params": record.get("params"),
-            "latency_ms": record.get("latency_ms"),
-            "test_accuracy": record.get("test_accuracy"),
-            "early_stopped": record.get("early_stopped"),
-            "stopped_by": record.get("stopped_by"),
-            "error": record.get("error") or _last_line(trial.get("message")),
-            "ended_at": record.get("ended_at"),
-            "rss_mb": record.get("rss_mb"),
-        })  # fmt: skip
+        row.update(
+            {
+                "epochs_run": record.get("epochs_run", len(history)),
+                "wall_seconds": record.get("wall_seconds"),
+                "params": record.get("params"),
+                "latency_ms": record.get("latency_ms"),
+                "test_accuracy": record.get("test_accuracy"),
+                "early_stopped": record.get("early_stopped"),
+                "stopped_by": record.get("stopped_by"),
+                "error": record.get("error") or _last_line(trial.get("message")),
+                "ended_at": record.get("ended_at"),
+                "rss_mb": record.get("rss_mb"),
+            }
+        )
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:
@@ -67,7 +69,9 @@ def _last_line(message):
     return lines[-1] if lines else None
 
 
-def pareto_front(frame: pd.DataFrame, objective: str, cost: str, direction: str | None = None) -> pd.DataFrame:
+def pareto_front(
+    frame: pd.DataFrame, objective: str, cost: str, direction: str | None = None
+) -> pd.DataFrame:
     """The completed trials no other trial beats on both ``objective`` and ``cost`` (lower cost is
     better, e.g. ``params`` or ``latency_ms``), sorted by cost."""
     direction = direction or METRICS.get(objective, "max")
@@ -78,9 +82,10 @@ def pareto_front(frame: pd.DataFrame, objective: str, cost: str, direction: str 
     keep = []
     for i, row in done.iterrows():
         dominated = (
-            (sign * done[objective] >= sign * row[objective]) & (done[cost] <= row[cost])
+            (sign * done[objective] >= sign * row[objective])
+            & (done[cost] <= row[cost])
             & ((sign * done[objective] > sign * row[objective]) | (done[cost] < row[cost]))
-        ).any()  # fmt: skip
+        ).any()
         if not dominated:
             keep.append(i)
     return done.loc[keep].sort_values(cost)
@@ -107,8 +112,10 @@ def best_config(project_dir, frame: pd.DataFrame, objective: str, out: Path) -> 
     if epochs is not None and epochs == epochs:  # Hyperband: the bracket's full length
         values["epochs"] = int(epochs)
     out = Path(out)
-    out.write_text(f"# best of {len(frame)} trials by {objective} (trial {best['trial_id']}: {best[objective]:.4f})\n"
-                   + yaml.safe_dump(values, sort_keys=False))  # fmt: skip
+    out.write_text(
+        f"# best of {len(frame)} trials by {objective} (trial {best['trial_id']}: {best[objective]:.4f})\n"
+        + yaml.safe_dump(values, sort_keys=False)
+    )
     return out
 
 
@@ -137,7 +144,11 @@ def plot(frame: pd.DataFrame, project_dir, objective: str, out_dir, cost: str | 
     ax.legend()
     paths.append(_save(fig, out_dir / "objective_per_trial.png"))
 
-    hps = [c for c in done.columns if c.startswith("hp:") and not c.startswith("hp:tuner/") and done[c].nunique() > 1]
+    hps = [
+        c
+        for c in done.columns
+        if c.startswith("hp:") and not c.startswith("hp:tuner/") and done[c].nunique() > 1
+    ]
     if hps:
         cols = min(3, len(hps))
         rows = -(-len(hps) // cols)
@@ -153,7 +164,7 @@ def plot(frame: pd.DataFrame, project_dir, objective: str, out_dir, cost: str | 
                 ax.plot([cats.index(v) for v in values.astype(str)], done[objective], "o")
                 ax.set_xticks(range(len(cats)), cats, rotation=30, fontsize=7)
             ax.set(xlabel=col[3:], ylabel=objective)
-        for ax in list(axes.flat)[len(hps):]:
+        for ax in list(axes.flat)[len(hps) :]:
             ax.axis("off")
         paths.append(_save(fig, out_dir / "objective_vs_hyperparameters.png"))
 
@@ -205,10 +216,24 @@ def importance(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
         if values[present].nunique() < 2:
             continue
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        groups = pd.qcut(values[present].rank(method="first"), min(4, values[present].nunique()), labels=False) if numeric else values[present].astype(str)
+        groups = (
+            pd.qcut(values[present].rank(method="first"), min(4, values[present].nunique()), labels=False)
+            if numeric
+            else values[present].astype(str)
+        )
         means = done.loc[present, objective].groupby(groups).mean()
-        corr = done.loc[present, objective].corr(values[present].astype(float), method="spearman") if numeric else None
-        rows.append({"hyperparameter": col[3:], "trials": int(present.sum()), "spread_of_means": float(means.max() - means.min()),
-                     "spearman": corr})  # fmt: skip
+        corr = (
+            done.loc[present, objective].corr(values[present].astype(float), method="spearman")
+            if numeric
+            else None
+        )
+        rows.append(
+            {
+                "hyperparameter": col[3:],
+                "trials": int(present.sum()),
+                "spread_of_means": float(means.max() - means.min()),
+                "spearman": corr,
+            }
+        )
     result = pd.DataFrame(rows, columns=["hyperparameter", "trials", "spread_of_means", "spearman"])
     return result.sort_values("spread_of_means", ascending=False).reset_index(drop=True)

@@ -52,7 +52,10 @@ def parse_objective(text: str) -> tuple[str, str]:
 
     name, _, direction = str(text).partition(":")
     if name not in METRICS:
-        raise UserError(f"objective {name!r} is not a recipe metric; choose one of {list(METRICS)}." + did_you_mean(name, METRICS))
+        raise UserError(
+            f"objective {name!r} is not a recipe metric; choose one of {list(METRICS)}."
+            + did_you_mean(name, METRICS)
+        )
     direction = direction or METRICS[name]
     if direction not in ("max", "min"):
         raise UserError(f"objective direction must be max or min, got {direction!r}.")
@@ -80,8 +83,21 @@ def _grid_oracle_class():
     return ResumableGridSearchOracle
 
 
-def make_tuner(kind: str, hypermodel, *, objective, max_trials, epochs, seed, directory, project, overwrite,
-               median_stop: bool, factor: int = 3, hyperband_iterations: int = 1):  # fmt: skip
+def make_tuner(
+    kind: str,
+    hypermodel,
+    *,
+    objective,
+    max_trials,
+    epochs,
+    seed,
+    directory,
+    project,
+    overwrite,
+    median_stop: bool,
+    factor: int = 3,
+    hyperband_iterations: int = 1,
+):
     """A KerasTuner tuner of ``kind`` whose trials run through ``hypermodel`` (the recipe)."""
     import keras_tuner
 
@@ -106,21 +122,44 @@ def make_tuner(kind: str, hypermodel, *, objective, max_trials, epochs, seed, di
             try:
                 return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
             except Exception:
-                write_record(self.project_dir, trial.trial_id, {
-                    "trial_id": trial.trial_id, "status": "FAILED", "error": traceback.format_exc().strip().splitlines()[-1],
-                    "traceback": traceback.format_exc()[-4000:], "wall_seconds": round(time.time() - started, 2),
-                    "ended_at": time.time(), "history": [],
-                })  # fmt: skip
+                write_record(
+                    self.project_dir,
+                    trial.trial_id,
+                    {
+                        "trial_id": trial.trial_id,
+                        "status": "FAILED",
+                        "error": traceback.format_exc().strip().splitlines()[-1],
+                        "traceback": traceback.format_exc()[-4000:],
+                        "wall_seconds": round(time.time() - started, 2),
+                        "ended_at": time.time(),
+                        "history": [],
+                    },
+                )
                 raise
 
-    common = dict(hypermodel=hypermodel, directory=str(directory), project_name=project, overwrite=overwrite,
-                  max_consecutive_failed_trials=3)  # fmt: skip
+    common = dict(
+        hypermodel=hypermodel,
+        directory=str(directory),
+        project_name=project,
+        overwrite=overwrite,
+        max_consecutive_failed_trials=3,
+    )
     if kind == "hyperband":
         base = keras_tuner.Hyperband
-        args = dict(objective=objective, max_epochs=epochs, factor=factor, hyperband_iterations=hyperband_iterations, seed=seed)
+        args = dict(
+            objective=objective,
+            max_epochs=epochs,
+            factor=factor,
+            hyperband_iterations=hyperband_iterations,
+            seed=seed,
+        )
     elif kind == "grid":
         base = keras_tuner.Tuner
-        args = dict(oracle=_grid_oracle_class()(objective=objective, max_trials=max_trials, seed=seed, max_consecutive_failed_trials=3))
+        args = dict(
+            oracle=_grid_oracle_class()(
+                objective=objective, max_trials=max_trials, seed=seed, max_consecutive_failed_trials=3
+            )
+        )
         common.pop("max_consecutive_failed_trials")
     else:
         base = keras_tuner.RandomSearch if kind == "random" else keras_tuner.BayesianOptimization
@@ -152,8 +191,19 @@ def repair(project_dir: Path) -> list[str]:
     return dropped
 
 
-def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: int = 5, objective: str = "val_accuracy",
-            space=None, only=None, drop=(), overrides=None, config_file=None):  # fmt: skip
+def prepare(
+    model: str,
+    *,
+    tuner: str = "random",
+    max_trials: int = 10,
+    epochs: int = 5,
+    objective: str = "val_accuracy",
+    space=None,
+    only=None,
+    drop=(),
+    overrides=None,
+    config_file=None,
+):
     """Check everything a search needs before any trial starts; return (base config, space, objective)."""
     import keras_tuner
 
@@ -167,7 +217,9 @@ def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: 
     for label, value in (("max_trials", max_trials), ("epochs", epochs)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"budget {label}={value!r} must be a whole number >= 1.")
-    base = config_lib.resolve(model, config_file=config_file, overrides={**(overrides or {}), "epochs": epochs}).validate()
+    base = config_lib.resolve(
+        model, config_file=config_file, overrides={**(overrides or {}), "epochs": epochs}
+    ).validate()
     if isinstance(space, spaces.Space):
         chosen = space.check(model)
     elif space:
@@ -178,19 +230,50 @@ def prepare(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: 
         chosen = chosen.narrow(only=only, drop=tuple(drop)).check(model)
     if tuner == "grid" and chosen.grid_size() is None:
         continuous = [k for k, s in chosen.specs.items() if spaces._grid_points(s) is None]
-        raise UserError(f"grid search needs a finite grid; {continuous[0]!r} is continuous (give it a step, linear sampling, or a choice).")
+        raise UserError(
+            f"grid search needs a finite grid; {continuous[0]!r} is continuous (give it a step, linear "
+            "sampling, or a choice)."
+        )
     return base, chosen, keras_tuner.Objective(name, direction)
 
 
-def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: int = 5, objective: str = "val_accuracy",
-           seed: int = 0, results_dir="tuning_runs", project: str | None = None, overwrite: bool = False, space=None,
-           only=None, drop=(), overrides=None, config_file=None, median_stop: bool | None = None, factor: int = 3,
-           pareto: str | None = None, retrain: bool = True, verbose: int = 1) -> SearchResult:  # fmt: skip
+def search(
+    model: str,
+    *,
+    tuner: str = "random",
+    max_trials: int = 10,
+    epochs: int = 5,
+    objective: str = "val_accuracy",
+    seed: int = 0,
+    results_dir="tuning_runs",
+    project: str | None = None,
+    overwrite: bool = False,
+    space=None,
+    only=None,
+    drop=(),
+    overrides=None,
+    config_file=None,
+    median_stop: bool | None = None,
+    factor: int = 3,
+    pareto: str | None = None,
+    retrain: bool = True,
+    verbose: int = 1,
+) -> SearchResult:
     """Run (or resume) a search; write trials.csv, plots and best.yaml; retrain the best config."""
     from modelzoo.validation import UserError
 
-    base, chosen, obj = prepare(model, tuner=tuner, max_trials=max_trials, epochs=epochs, objective=objective, space=space,
-                                only=only, drop=drop, overrides=overrides, config_file=config_file)  # fmt: skip
+    base, chosen, obj = prepare(
+        model,
+        tuner=tuner,
+        max_trials=max_trials,
+        epochs=epochs,
+        objective=objective,
+        space=space,
+        only=only,
+        drop=drop,
+        overrides=overrides,
+        config_file=config_file,
+    )
     if pareto is not None and pareto not in COSTS:
         raise UserError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
     project = project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}"
@@ -211,8 +294,19 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
 
     hypermodel = RecipeHyperModel(base, chosen, project_dir, objective=obj.name)
     median = median_stop if median_stop is not None else tuner != "hyperband"
-    kt = make_tuner(tuner, hypermodel, objective=obj, max_trials=max_trials, epochs=epochs, seed=seed, directory=results_dir,
-                    project=project, overwrite=False, median_stop=median, factor=factor)  # fmt: skip
+    kt = make_tuner(
+        tuner,
+        hypermodel,
+        objective=obj,
+        max_trials=max_trials,
+        epochs=epochs,
+        seed=seed,
+        directory=results_dir,
+        project=project,
+        overwrite=False,
+        median_stop=median,
+        factor=factor,
+    )
     try:
         kt.search(verbose=verbose)
     except RuntimeError as err:  # KerasTuner gives up after consecutive failures: say why, in one line
@@ -221,13 +315,18 @@ def search(model: str, *, tuner: str = "random", max_trials: int = 10, epochs: i
         from tuning.hypermodel import read_records
 
         errors = [r["error"] for r in read_records(project_dir).values() if r.get("status") == "FAILED"]
-        raise UserError(f"the search stopped after {len(errors)} failed trials; the last failed with: {errors[-1] if errors else err}") from None
+        raise UserError(
+            f"the search stopped after {len(errors)} failed trials; the last failed with: "
+            f"{errors[-1] if errors else err}"
+        ) from None
     if worker:
         return SearchResult(project_dir, None, {}, None, None, None)
     return report(project_dir, obj.name, model=model, pareto=pareto, retrain=retrain, base=base)
 
 
-def report(project_dir: Path, objective: str, *, model: str, pareto=None, retrain=True, base=None) -> SearchResult:
+def report(
+    project_dir: Path, objective: str, *, model: str, pareto=None, retrain=True, base=None
+) -> SearchResult:
     """trials.csv, plots, best.yaml and the retrained best run of a finished search."""
     from recipes import config as config_lib
     from recipes.trainer import train
@@ -246,12 +345,18 @@ def report(project_dir: Path, objective: str, *, model: str, pareto=None, retrai
         front.to_csv(project_dir / "pareto.csv", index=False)
     summary = None
     if retrain:
-        cfg = config_lib.resolve(model, config_file=best_yaml, overrides={"run_dir": str(project_dir / "best_run")})
+        cfg = config_lib.resolve(
+            model, config_file=best_yaml, overrides={"run_dir": str(project_dir / "best_run")}
+        )
         summary = train(cfg)
     done = int((frame["status"] == "COMPLETED").sum())
-    print(f"{len(frame)} trials ({done} completed); best trial {best['trial_id']}: {objective} {best[objective]:.4f}")
+    print(
+        f"{len(frame)} trials ({done} completed); best trial {best['trial_id']}: {objective} {best[objective]:.4f}"
+    )
     if summary:
-        print(f"best config retrained: test accuracy {summary['test_accuracy']:.4f} ({project_dir / 'best_run'})")
+        print(
+            f"best config retrained: test accuracy {summary['test_accuracy']:.4f} ({project_dir / 'best_run'})"
+        )
     print(f"trials: {project_dir / 'trials.csv'}; best config: {best_yaml}")
     return SearchResult(project_dir, frame, best.to_dict(), best_yaml, summary, front)
 
@@ -283,11 +388,25 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         port = s.getsockname()[1]
     inner = [a for a in argv if a != "--overwrite"]
     inner = _strip_option(inner, "--workers")
-    cmd = [sys.executable, "-m", "tuning.search", *inner, "--project", project_dir.name, "--results-dir", str(project_dir.parent)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tuning.search",
+        *inner,
+        "--project",
+        project_dir.name,
+        "--results-dir",
+        str(project_dir.parent),
+    ]
 
     def start(tuner_id):
-        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-               "KERASTUNER_ORACLE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "3"}  # fmt: skip
+        env = {
+            **os.environ,
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(port),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         logs = project_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{tuner_id}.log", "a")
@@ -295,26 +414,37 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         return subprocess.Popen(cmd + extra, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     chief = start("chief")
-    log(f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}")
+    log(
+        f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
+    )
     time.sleep(2)  # the oracle server listens before workers ask it for trials
     procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
     restarts = {tid: 0 for tid in procs}
-    (project_dir / "launcher.json").write_text(json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}}))
+    (project_dir / "launcher.json").write_text(
+        json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}})
+    )
     deadline = time.time() + timeout
     while chief.poll() is None:
         if time.time() > deadline:
             for p in [chief, *procs.values()]:
                 p.kill()
-            raise UserError(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
+            raise UserError(
+                f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume."
+            )
         for tid, proc in list(procs.items()):
             code = proc.poll()
             if code is not None and code != 0:
                 if restarts[tid] >= max_restarts:
                     for p in [chief, *procs.values()]:
                         p.kill()
-                    raise UserError(f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')}).")
+                    raise UserError(
+                        f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')})."
+                    )
                 restarts[tid] += 1
-                log(f"worker {tid} exited with status {code}; restarting it under the same ID ({restarts[tid]}/{max_restarts})")
+                log(
+                    f"worker {tid} exited with status {code}; restarting it under the same ID "
+                    f"({restarts[tid]}/{max_restarts})"
+                )
                 procs[tid] = start(tid)
         time.sleep(0.5)
     for proc in procs.values():
@@ -322,10 +452,12 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-    (project_dir / "launcher.json").write_text(json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode}))
+    (project_dir / "launcher.json").write_text(
+        json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode})
+    )
     lines = (project_dir / "logs" / "chief.log").read_text(errors="replace").splitlines()
     report = [i for i, line in enumerate(lines) if " trials (" in line and "completed); best trial" in line]
-    for line in lines[report[-1]:] if report else []:
+    for line in lines[report[-1] :] if report else []:
         log(line)
     return chief.returncode
 
@@ -353,29 +485,55 @@ def _default_project(args) -> str:
 
 
 def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Search a zoo model's hyperparameters with KerasTuner.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Search a zoo model's hyperparameters with KerasTuner."
+    )
     p.add_argument("model")
     p.add_argument("--dataset")
     p.add_argument("--config", help="a recipe YAML for the base config")
     p.add_argument("--tuner", default="random", help=f"one of {', '.join(TUNERS)}")
-    p.add_argument("--max-trials", dest="max_trials", type=int, default=10, help="trial budget (random, bayesian, grid)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs per trial (hyperband: the most any trial gets)")
-    p.add_argument("--objective", default="val_accuracy", help="val_accuracy, val_loss, accuracy or loss; NAME:max|min")
+    p.add_argument(
+        "--max-trials", dest="max_trials", type=int, default=10, help="trial budget (random, bayesian, grid)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=5, help="epochs per trial (hyperband: the most any trial gets)"
+    )
+    p.add_argument(
+        "--objective", default="val_accuracy", help="val_accuracy, val_loss, accuracy or loss; NAME:max|min"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results-dir", dest="results_dir", default="tuning_runs")
     p.add_argument("--project", help="the search's folder name (default: MODEL_DATASET_TUNER)")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     p.add_argument("--space", help="a search-space YAML (full specs, or base/only/drop/set edits)")
-    p.add_argument("--only", help="comma-separated hyperparameters to tune (the rest stay at the base config)")
+    p.add_argument(
+        "--only", help="comma-separated hyperparameters to tune (the rest stay at the base config)"
+    )
     p.add_argument("--drop", help="comma-separated hyperparameters not to tune")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="base config field")
-    p.add_argument("--median-stop", dest="median_stop", action=argparse.BooleanOptionalAction, default=None,
-                   help="stop trials below the median (default: on, except for hyperband)")  # fmt: skip
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="base config field"
+    )
+    p.add_argument(
+        "--median-stop",
+        dest="median_stop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop trials below the median (default: on, except for hyperband)",
+    )
     p.add_argument("--factor", type=int, default=3, help="hyperband's reduction factor")
     p.add_argument("--pareto", help="report the Pareto front of the objective against params or latency_ms")
-    p.add_argument("--no-retrain", dest="retrain", action="store_false", help="do not retrain the best config")
-    p.add_argument("--workers", type=int, default=0, help="run distributed: a chief and this many workers on this machine")
-    p.add_argument("--timeout", type=float, default=6 * 3600, help="distributed: give up after this many seconds")
+    p.add_argument(
+        "--no-retrain", dest="retrain", action="store_false", help="do not retrain the best config"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run distributed: a chief and this many workers on this machine",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=6 * 3600, help="distributed: give up after this many seconds"
+    )
     return p
 
 
@@ -396,16 +554,42 @@ def main(argv=None, prog="python -m tuning.search") -> int:
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
         drop = [s.strip() for s in args.drop.split(",") if s.strip()] if args.drop else ()
         if args.workers:
-            prepare(args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective,
-                    space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config)  # fmt: skip
+            prepare(
+                args.model,
+                tuner=args.tuner,
+                max_trials=args.max_trials,
+                epochs=args.epochs,
+                objective=args.objective,
+                space=args.space,
+                only=only,
+                drop=drop,
+                overrides=overrides,
+                config_file=args.config,
+            )
             code = launch(argv, args.workers, timeout=args.timeout)
             if code:
                 raise UserError(f"the chief exited with status {code}; see its log in the search folder.")
             return
-        search(args.model, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective,
-               seed=args.seed, results_dir=args.results_dir, project=args.project, overwrite=args.overwrite,
-               space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config,
-               median_stop=args.median_stop, factor=args.factor, pareto=args.pareto, retrain=args.retrain)  # fmt: skip
+        search(
+            args.model,
+            tuner=args.tuner,
+            max_trials=args.max_trials,
+            epochs=args.epochs,
+            objective=args.objective,
+            seed=args.seed,
+            results_dir=args.results_dir,
+            project=args.project,
+            overwrite=args.overwrite,
+            space=args.space,
+            only=only,
+            drop=drop,
+            overrides=overrides,
+            config_file=args.config,
+            median_stop=args.median_stop,
+            factor=args.factor,
+            pareto=args.pareto,
+            retrain=args.retrain,
+        )
 
     return run(prog, go)
 

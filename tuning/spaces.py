@@ -63,64 +63,146 @@ def _c(values, default=None, why="", **kw):
 
 # What every family shares: how it is optimized.
 OPTIMIZATION = {
-    "optimizer": _c(["sgd", "adam", "adamw"], default="sgd",
-                    why="SGD with momentum is the papers' choice; Adam(W) is less sensitive to the learning rate."),
-    "learning_rate": _f(1e-4, 0.3, "log", default=0.01,
-                        why="The most important knob of all; it spans orders of magnitude, so it is searched on a log scale."),
-    "momentum": _f(0.0, 0.95, step=0.05, default=0.9, when={"optimizer": ["sgd"]},
-                   why="Only SGD has it; 0.9 is the classic value, lower is steadier on small sets."),
-    "schedule": _c(["constant", "cosine"], default="constant",
-                   why="Cosine decay to zero usually ends at a better optimum than a constant rate."),
-    "warmup_epochs": _f(0.0, 2.0, step=0.5, default=0.0, when={"schedule": ["cosine"]},
-                        why="A short linear warm-up stabilises large rates and Adam's first steps."),
-    "batch_size": _c([32, 64, 128], default=64,
-                     why="Smaller batches add gradient noise (a regularizer) at more steps per epoch."),
+    "optimizer": _c(
+        ["sgd", "adam", "adamw"],
+        default="sgd",
+        why="SGD with momentum is the papers' choice; Adam(W) is less sensitive to the learning rate.",
+    ),
+    "learning_rate": _f(
+        1e-4,
+        0.3,
+        "log",
+        default=0.01,
+        why="The most important knob of all; it spans orders of magnitude, so it is searched on a log scale.",
+    ),
+    "momentum": _f(
+        0.0,
+        0.95,
+        step=0.05,
+        default=0.9,
+        when={"optimizer": ["sgd"]},
+        why="Only SGD has it; 0.9 is the classic value, lower is steadier on small sets.",
+    ),
+    "schedule": _c(
+        ["constant", "cosine"],
+        default="constant",
+        why="Cosine decay to zero usually ends at a better optimum than a constant rate.",
+    ),
+    "warmup_epochs": _f(
+        0.0,
+        2.0,
+        step=0.5,
+        default=0.0,
+        when={"schedule": ["cosine"]},
+        why="A short linear warm-up stabilises large rates and Adam's first steps.",
+    ),
+    "batch_size": _c(
+        [32, 64, 128],
+        default=64,
+        why="Smaller batches add gradient noise (a regularizer) at more steps per epoch.",
+    ),
 }
 
 # Regularization: each helps where a model has more capacity than its data.
 REGULARIZATION = {
-    "model.dropout_rate": _f(0.0, 0.6, step=0.1, default=0.5,
-                             why="Dropout before the classifier (and inside, where the family has it): the standard remedy for co-adaptation."),
-    "l2": _f(1e-6, 1e-2, "log", default=1e-5,
-             why="A coupled L2 penalty on every kernel: smaller weights, smoother functions."),
-    "l1": _f(1e-7, 1e-3, "log", default=1e-7,
-             why="An L1 penalty drives weights to zero: sparse, feature-selecting solutions."),
-    "weight_decay": _f(1e-6, 1e-2, "log", default=1e-4,
-                       why="Decoupled weight decay (Loshchilov & Hutter 2019), which is what AdamW needs instead of L2."),
-    "label_smoothing": _f(0.0, 0.2, step=0.05, default=0.0,
-                          why="Softened targets keep logits bounded and calibrate the output (Szegedy et al. 2016)."),
-    "early_stopping_patience": _c([2, 4, 8], default=4,
-                                  why="Stops a trial once validation loss stops improving: both a regularizer and a budget saver."),
+    "model.dropout_rate": _f(
+        0.0,
+        0.6,
+        step=0.1,
+        default=0.5,
+        why=(
+            "Dropout before the classifier (and inside, where the family has it): "
+            "the standard remedy for co-adaptation."
+        ),
+    ),
+    "l2": _f(
+        1e-6,
+        1e-2,
+        "log",
+        default=1e-5,
+        why="A coupled L2 penalty on every kernel: smaller weights, smoother functions.",
+    ),
+    "l1": _f(
+        1e-7,
+        1e-3,
+        "log",
+        default=1e-7,
+        why="An L1 penalty drives weights to zero: sparse, feature-selecting solutions.",
+    ),
+    "weight_decay": _f(
+        1e-6,
+        1e-2,
+        "log",
+        default=1e-4,
+        why="Decoupled weight decay (Loshchilov & Hutter 2019), which is what AdamW needs instead of L2.",
+    ),
+    "label_smoothing": _f(
+        0.0,
+        0.2,
+        step=0.05,
+        default=0.0,
+        why="Softened targets keep logits bounded and calibrate the output (Szegedy et al. 2016).",
+    ),
+    "early_stopping_patience": _c(
+        [2, 4, 8],
+        default=4,
+        why="Stops a trial once validation loss stops improving: both a regularizer and a budget saver.",
+    ),
 }
 AUGMENTATION = {
-    "crop_padding": _f(0.0, 0.25, step=0.0625, default=0.125,
-                       why="Random-crop strength: how far a crop may shift (0 turns it off); the papers use about 1/8."),
+    "crop_padding": _f(
+        0.0,
+        0.25,
+        step=0.0625,
+        default=0.125,
+        why="Random-crop strength: how far a crop may shift (0 turns it off); the papers use about 1/8.",
+    ),
 }
 INPUT_NOISE = {
-    "input_noise": _f(0.0, 0.3, step=0.05, default=0.0,
-                      why="Gaussian noise on the inputs: training with noise is Tikhonov regularization (Bishop 1995)."),
+    "input_noise": _f(
+        0.0,
+        0.3,
+        step=0.05,
+        default=0.0,
+        why="Gaussian noise on the inputs: training with noise is Tikhonov regularization (Bishop 1995).",
+    ),
 }
 
 # Architecture knobs per family: only keywords the family's builder takes.
 ARCHITECTURE = {
     "mlp": {
-        "model.hidden_units": _c([[256], [512, 512], [1024, 1024], [1024, 1024, 1024]], default=[1024, 1024],
-                                 why="Depth and width of the hidden layers."),
+        "model.hidden_units": _c(
+            [[256], [512, 512], [1024, 1024], [1024, 1024, 1024]],
+            default=[1024, 1024],
+            why="Depth and width of the hidden layers.",
+        ),
         "model.batch_norm": {"type": "bool", "default": False, "why": "Batch norm after each hidden layer."},
     },
     "lenet": {},
-    "alexnet": {"model.fc_units": _c([1024, 2048, 4096], default=4096, why="Width of the two fully connected layers.")},
-    "zfnet": {"model.fc_units": _c([1024, 2048, 4096], default=4096, why="Width of the two fully connected layers.")},
+    "alexnet": {
+        "model.fc_units": _c([1024, 2048, 4096], default=4096, why="Width of the two fully connected layers.")
+    },
+    "zfnet": {
+        "model.fc_units": _c([1024, 2048, 4096], default=4096, why="Width of the two fully connected layers.")
+    },
     "vgg": {
-        "model.width_multiplier": _c([0.25, 0.5, 1.0], default=1.0, why="Channels of every conv stage, scaled."),
+        "model.width_multiplier": _c(
+            [0.25, 0.5, 1.0], default=1.0, why="Channels of every conv stage, scaled."
+        ),
         "model.fc_units": _c([512, 1024, 4096], default=4096, why="Width of the fully connected layers."),
     },
     "nin": {},
     "googlenet": {},
-    "resnet": {"model.width_multiplier": _c([0.25, 0.5, 1.0], default=1.0, why="Channels of every stage, scaled (wide ResNets go above 1).")},
+    "resnet": {
+        "model.width_multiplier": _c(
+            [0.25, 0.5, 1.0], default=1.0, why="Channels of every stage, scaled (wide ResNets go above 1)."
+        )
+    },
     "densenet": {"model.growth_rate": _c([12, 24, 32], default=32, why="Channels each dense layer adds.")},
     "textcnn": {
-        "model.num_filters": _c([50, 100, 200], default=100, why="Feature maps per filter width (Kim 2014: 100)."),
+        "model.num_filters": _c(
+            [50, 100, 200], default=100, why="Feature maps per filter width (Kim 2014: 100)."
+        ),
         "model.embedding_dim": _c([64, 128, 300], default=128, why="Width of the word vectors."),
     },
     "rnn": {
@@ -130,9 +212,13 @@ ARCHITECTURE = {
     },
     "bert": {
         "model.num_layers": _i(1, 4, default=2, why="Encoder depth."),
-        "model.hidden_dim": _c([64, 128, 256], default=128, why="Width; each choice is divisible by every head count."),
+        "model.hidden_dim": _c(
+            [64, 128, 256], default=128, why="Width; each choice is divisible by every head count."
+        ),
         "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
-        "model.intermediate_dim": _c([256, 512, 1024], default=512, why="Feed-forward width (BERT: 4x hidden)."),
+        "model.intermediate_dim": _c(
+            [256, 512, 1024], default=512, why="Feed-forward width (BERT: 4x hidden)."
+        ),
     },
     "gpt": {},
 }
@@ -154,8 +240,11 @@ class Space:
         if unknown:
             from modelzoo.validation import did_you_mean
 
-            raise UserError(f"hyperparameter {unknown[0]!r} is not in the search space." + did_you_mean(unknown[0], self.specs)
-                             + f" It holds: {', '.join(self.specs)}.")  # fmt: skip
+            raise UserError(
+                f"hyperparameter {unknown[0]!r} is not in the search space."
+                + did_you_mean(unknown[0], self.specs)
+                + f" It holds: {', '.join(self.specs)}."
+            )
         keep = set(only) if only is not None else set(self.specs)
         for name in list(keep):
             keep |= set(self.specs[name].get("when", {}))
@@ -188,16 +277,23 @@ class Space:
         fields = set(fields or FIELDS) - {"model", "model_kwargs", "run_dir", "dataset"}
         for name, spec in self.specs.items():
             if name.startswith("model."):
-                key = name[len("model."):]
+                key = name[len("model.") :]
                 if key not in accepted:
-                    raise UserError(f"hyperparameter {name!r}: model {model!r} does not accept {key!r}." + did_you_mean(key, accepted)
-                                     + f" Its builder takes: {', '.join(sorted(accepted))}.")  # fmt: skip
+                    raise UserError(
+                        f"hyperparameter {name!r}: model {model!r} does not accept {key!r}."
+                        + did_you_mean(key, accepted)
+                        + f" Its builder takes: {', '.join(sorted(accepted))}."
+                    )
             elif name not in fields:
-                raise UserError(f"hyperparameter {name!r} is neither a recipe config field nor model.<keyword>."
-                                 + did_you_mean(name, fields))  # fmt: skip
+                raise UserError(
+                    f"hyperparameter {name!r} is neither a recipe config field nor model.<keyword>."
+                    + did_you_mean(name, fields)
+                )
             for parent in spec.get("when", {}):
                 if parent not in self.specs or list(self.specs).index(parent) > list(self.specs).index(name):
-                    raise UserError(f"hyperparameter {name!r} depends on {parent!r}, which must come before it in the space.")
+                    raise UserError(
+                        f"hyperparameter {name!r} depends on {parent!r}, which must come before it in the space."
+                    )
         modelzoo.get_entry(model)
         return self
 
@@ -208,7 +304,7 @@ class Space:
         for name, spec in self.specs.items():
             when = spec.get("when")
             if when:
-                (parent, allowed), = when.items()
+                ((parent, allowed),) = when.items()
                 with hp.conditional_scope(parent, list(allowed)):
                     value = _declare(hp, name, spec)
                 if values.get(parent) not in allowed:
@@ -241,15 +337,27 @@ def _grid_points(spec) -> int | None:
     if kind == "fixed":
         return 1
     if spec.get("step") is None or spec.get("sampling") == "log":
-        return None if kind == "float" or spec.get("sampling") == "log" else int((spec["max"] - spec["min"]) // spec["step"]) + 1
+        return (
+            None
+            if kind == "float" or spec.get("sampling") == "log"
+            else int((spec["max"] - spec["min"]) // spec["step"]) + 1
+        )
     return int(round((spec["max"] - spec["min"]) / spec["step"])) + 1
 
 
 def _check_spec(name: str, spec) -> dict:
     if not isinstance(spec, dict) or spec.get("type") not in TYPES:
-        raise UserError(f"hyperparameter {name!r}: a spec is a mapping with type one of {list(TYPES)}, got {spec!r}.")
+        raise UserError(
+            f"hyperparameter {name!r}: a spec is a mapping with type one of {list(TYPES)}, got {spec!r}."
+        )
     kind = spec["type"]
-    need = {"float": ("min", "max"), "int": ("min", "max"), "choice": ("values",), "bool": (), "fixed": ("value",)}[kind]
+    need = {
+        "float": ("min", "max"),
+        "int": ("min", "max"),
+        "choice": ("values",),
+        "bool": (),
+        "fixed": ("value",),
+    }[kind]
     missing = [k for k in need if k not in spec]
     if missing:
         raise UserError(f"hyperparameter {name!r} of type {kind} needs {missing}.")
@@ -261,7 +369,9 @@ def _check_spec(name: str, spec) -> dict:
         raise UserError(f"hyperparameter {name!r}: choice needs at least one value.")
     when = spec.get("when")
     if when is not None and (not isinstance(when, dict) or len(when) != 1):
-        raise UserError(f"hyperparameter {name!r}: 'when' is one parent and its values, e.g. {{optimizer: [sgd]}}.")
+        raise UserError(
+            f"hyperparameter {name!r}: 'when' is one parent and its values, e.g. {{optimizer: [sgd]}}."
+        )
     return dict(spec)
 
 
@@ -271,7 +381,11 @@ def _encode(value):
 
 def decode(spec: dict, value):
     """A KerasTuner value back to the config's value (lists were kept as JSON strings)."""
-    if spec["type"] == "choice" and any(isinstance(v, list) for v in spec["values"]) and isinstance(value, str):
+    if (
+        spec["type"] == "choice"
+        and any(isinstance(v, list) for v in spec["values"])
+        and isinstance(value, str)
+    ):
         return json.loads(value)
     return value
 
@@ -279,11 +393,23 @@ def decode(spec: dict, value):
 def _declare(hp, name, spec):
     kind = spec["type"]
     if kind == "float":
-        return hp.Float(name, spec["min"], spec["max"], step=spec.get("step"), sampling=spec.get("sampling", "linear"),
-                        default=spec.get("default"))  # fmt: skip
+        return hp.Float(
+            name,
+            spec["min"],
+            spec["max"],
+            step=spec.get("step"),
+            sampling=spec.get("sampling", "linear"),
+            default=spec.get("default"),
+        )
     if kind == "int":
-        return hp.Int(name, spec["min"], spec["max"], step=spec.get("step", 1), sampling=spec.get("sampling", "linear"),
-                      default=spec.get("default"))  # fmt: skip
+        return hp.Int(
+            name,
+            spec["min"],
+            spec["max"],
+            step=spec.get("step", 1),
+            sampling=spec.get("sampling", "linear"),
+            default=spec.get("default"),
+        )
     if kind == "choice":
         values = [_encode(v) for v in spec["values"]]
         default = _encode(spec["default"]) if "default" in spec else None
@@ -299,12 +425,24 @@ def builder_keywords(model: str) -> set:
 
     entry = modelzoo.get_entry(model)
     fn = getattr(entry, "fn", None) or entry.builder
-    return set(inspect.signature(fn).parameters) - {"num_classes", "input_shape", "name", "features_only", "out_indices",
-                                                    "include_top", "pooling", "classifier_activation", "vocabulary_size",
-                                                    "max_sequence_length", "head"}  # fmt: skip
+    return set(inspect.signature(fn).parameters) - {
+        "num_classes",
+        "input_shape",
+        "name",
+        "features_only",
+        "out_indices",
+        "include_top",
+        "pooling",
+        "classifier_activation",
+        "vocabulary_size",
+        "max_sequence_length",
+        "head",
+    }
 
 
-def default_space(model: str, *, regularization: bool = True, optimization: bool = True, architecture: bool = True) -> Space:
+def default_space(
+    model: str, *, regularization: bool = True, optimization: bool = True, architecture: bool = True
+) -> Space:
     """The default search space for ``model``: optimization, the family's architecture knobs,
     and regularization (augmentation strength for the families that crop; input noise for
     image and tabular models)."""
@@ -316,7 +454,13 @@ def default_space(model: str, *, regularization: bool = True, optimization: bool
         specs.update(copy.deepcopy(OPTIMIZATION))
     if architecture:
         accepted = builder_keywords(model)
-        specs.update({k: copy.deepcopy(v) for k, v in ARCHITECTURE.get(entry.family, {}).items() if k[len("model."):] in accepted})
+        specs.update(
+            {
+                k: copy.deepcopy(v)
+                for k, v in ARCHITECTURE.get(entry.family, {}).items()
+                if k[len("model.") :] in accepted
+            }
+        )
     if regularization:
         specs.update(copy.deepcopy(REGULARIZATION))
         from recipes.trainer import CROP_FAMILIES
@@ -331,11 +475,11 @@ def default_space(model: str, *, regularization: bool = True, optimization: bool
 def load_space(path, model: str) -> Space:
     """A space from YAML: either a full mapping of specs, or edits of the model's default::
 
-        base: default            # or: regularization, optimization, none
-        only: [learning_rate, model.dropout_rate, l2]
-        drop: [batch_size]
-        set:
-          learning_rate: {type: float, min: 0.001, max: 0.1, sampling: log}
+    base: default            # or: regularization, optimization, none
+    only: [learning_rate, model.dropout_rate, l2]
+    drop: [batch_size]
+    set:
+      learning_rate: {type: float, min: 0.001, max: 0.1, sampling: log}
     """
     from recipes.config import load_yaml
 
@@ -344,9 +488,16 @@ def load_space(path, model: str) -> Space:
         return Space(values).check(model)
     unknown = sorted(set(values) - {"base", "only", "drop", "set"})
     if unknown:
-        raise UserError(f"search space file {str(path)!r}: unknown key {unknown[0]!r}; expected base, only, drop, set.")
-    return edit_space(model, base=values.get("base", "default"), only=values.get("only"), drop=values.get("drop", ()),
-                      specs=values.get("set") or {})  # fmt: skip
+        raise UserError(
+            f"search space file {str(path)!r}: unknown key {unknown[0]!r}; expected base, only, drop, set."
+        )
+    return edit_space(
+        model,
+        base=values.get("base", "default"),
+        only=values.get("only"),
+        drop=values.get("drop", ()),
+        specs=values.get("set") or {},
+    )
 
 
 BASES = ("default", "regularization", "optimization", "architecture", "none")
@@ -359,8 +510,11 @@ def edit_space(model: str, *, base: str = "default", only=None, drop=(), specs=N
     if base == "none":
         space = Space({})
     else:
-        parts = {"optimization": base in ("default", "optimization"), "architecture": base in ("default", "architecture"),
-                 "regularization": base in ("default", "regularization")}  # fmt: skip
+        parts = {
+            "optimization": base in ("default", "optimization"),
+            "architecture": base in ("default", "architecture"),
+            "regularization": base in ("default", "regularization"),
+        }
         space = default_space(model, **parts)
     space = space.update(specs or {})
     if only is not None or drop:

@@ -30,7 +30,9 @@ GRID = {
 }
 
 
-def regularization(out, *, trials: int = 20, epochs: int = 20, seeds=(0, 1, 2), quick: bool = False, log=print) -> dict:
+def regularization(
+    out, *, trials: int = 20, epochs: int = 20, seeds=(0, 1, 2), quick: bool = False, log=print
+) -> dict:
     """Test accuracy of the untuned over-parameterised MLP vs its regularization-searched config."""
     import numpy as np
 
@@ -39,34 +41,63 @@ def regularization(out, *, trials: int = 20, epochs: int = 20, seeds=(0, 1, 2), 
     from tuning import results
     from tuning.search import search
 
-    base = {"model_kwargs": OVERPARAMETERISED, "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "verbose": 0}
+    base = {
+        "model_kwargs": OVERPARAMETERISED,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "verbose": 0,
+    }
     if quick:
         trials, epochs, seeds = 2, 1, (0,)
         base.update(classes=[0, 1, 2], model_kwargs={"hidden_units": [64], "dropout_rate": 0.0})
     out = Path(out)
     untuned = []
     for seed in seeds:
-        cfg = config_lib.resolve("mlp", overrides={**base, "epochs": epochs, "seed": seed, "run_dir": str(out / f"untuned_seed{seed}")})
+        cfg = config_lib.resolve(
+            "mlp",
+            overrides={**base, "epochs": epochs, "seed": seed, "run_dir": str(out / f"untuned_seed{seed}")},
+        )
         untuned.append(train(cfg)["test_accuracy"])
-    found = search("mlp", tuner="bayesian", max_trials=trials, epochs=epochs, results_dir=out, project="regularization",
-                   only=REGULARIZERS, overrides=base, retrain=False, verbose=0)  # fmt: skip
+    found = search(
+        "mlp",
+        tuner="bayesian",
+        max_trials=trials,
+        epochs=epochs,
+        results_dir=out,
+        project="regularization",
+        only=REGULARIZERS,
+        overrides=base,
+        retrain=False,
+        verbose=0,
+    )
     tuned = []
     for seed in seeds:
-        cfg = config_lib.resolve("mlp", config_file=found.best_config, overrides={"seed": seed, "run_dir": str(out / f"tuned_seed{seed}")})
+        cfg = config_lib.resolve(
+            "mlp",
+            config_file=found.best_config,
+            overrides={"seed": seed, "run_dir": str(out / f"tuned_seed{seed}")},
+        )
         tuned.append(train(cfg)["test_accuracy"])
     importance = results.importance(found.frame, "val_accuracy")
     best = {k[3:]: v for k, v in found.best.items() if k.startswith("hp:") and not k.startswith("hp:tuner/")}
     report = {
-        "untuned_test_accuracy": untuned, "tuned_test_accuracy": tuned,
-        "untuned_mean": float(np.mean(untuned)), "tuned_mean": float(np.mean(tuned)),
-        "margin_points": 100 * float(np.mean(tuned) - np.mean(untuned)), "best_hyperparameters": best,
-        "trials": len(found.frame), "completed": int((found.frame["status"] == "COMPLETED").sum()),
+        "untuned_test_accuracy": untuned,
+        "tuned_test_accuracy": tuned,
+        "untuned_mean": float(np.mean(untuned)),
+        "tuned_mean": float(np.mean(tuned)),
+        "margin_points": 100 * float(np.mean(tuned) - np.mean(untuned)),
+        "best_hyperparameters": best,
+        "trials": len(found.frame),
+        "completed": int((found.frame["status"] == "COMPLETED").sum()),
         "stopped_by_median_rule": int(found.frame["stopped_by"].notna().sum()),
         "importance": importance.to_dict("records"),
-    }  # fmt: skip
+    }
     (out / "regularization.json").write_text(json.dumps(report, indent=2, default=float))
-    log(f"untuned {report['untuned_mean']:.4f} {untuned}; tuned {report['tuned_mean']:.4f} {tuned}; "
-        f"margin {report['margin_points']:+.2f} points; best {best}")  # fmt: skip
+    log(
+        f"untuned {report['untuned_mean']:.4f} {untuned}; tuned {report['tuned_mean']:.4f} {tuned}; "
+        f"margin {report['margin_points']:+.2f} points; best {best}"
+    )
     log(importance.to_string(index=False))
     return report
 
@@ -86,24 +117,37 @@ def hyperband_vs_grid(out, *, max_epochs: int = 9, quick: bool = False, log=prin
     space = Space(grid)
     points = space.grid_size()
     overrides = {"verbose": 0, **({"classes": [0, 1, 2]} if quick else {})}
-    common = dict(epochs=max_epochs, results_dir=out, space=space, only=None, overrides=overrides, retrain=False,
-                  median_stop=False, verbose=0)  # fmt: skip
+    common = dict(
+        epochs=max_epochs,
+        results_dir=out,
+        space=space,
+        only=None,
+        overrides=overrides,
+        retrain=False,
+        median_stop=False,
+        verbose=0,
+    )
     full = search("mlp", tuner="grid", max_trials=points, project="grid", **common)
     band = search("mlp", tuner="hyperband", project="hyperband", **common)
     rows = {}
     for name, result in (("grid", full), ("hyperband", band)):
         frame = result.frame
         rows[name] = {
-            "trials": len(frame), "epochs_spent": int(frame["epochs_run"].sum()),
-            "best_val_accuracy": float(frame["val_accuracy"].max()), "best_trial_test_accuracy": float(result.best["test_accuracy"]),
+            "trials": len(frame),
+            "epochs_spent": int(frame["epochs_run"].sum()),
+            "best_val_accuracy": float(frame["val_accuracy"].max()),
+            "best_trial_test_accuracy": float(result.best["test_accuracy"]),
             "wall_seconds": float(frame["wall_seconds"].sum()),
-        }  # fmt: skip
+        }
     report = {
-        "grid_points": points, "max_epochs": max_epochs, **{f"{k}_{m}": v for k, r in rows.items() for m, v in r.items()},
+        "grid_points": points,
+        "max_epochs": max_epochs,
+        **{f"{k}_{m}": v for k, r in rows.items() for m, v in r.items()},
         "epoch_ratio": rows["hyperband"]["epochs_spent"] / rows["grid"]["epochs_spent"],
         "val_gap_points": 100 * (rows["grid"]["best_val_accuracy"] - rows["hyperband"]["best_val_accuracy"]),
-        "test_gap_points": 100 * (rows["grid"]["best_trial_test_accuracy"] - rows["hyperband"]["best_trial_test_accuracy"]),
-    }  # fmt: skip
+        "test_gap_points": 100
+        * (rows["grid"]["best_trial_test_accuracy"] - rows["hyperband"]["best_trial_test_accuracy"]),
+    }
     (out / "hyperband_vs_grid.json").write_text(json.dumps(report, indent=2))
     log(json.dumps(report, indent=2))
     return report

@@ -49,7 +49,9 @@ def alexnet(
     ``batch_norm=True`` puts batch normalisation after every convolution and drops LRN.
     Stages: conv1 (stride 4), conv2 (8), conv5 (16); ``include_top=False`` ends after pool5 (32).
     """
-    args = blocks.image_args(locals(), default_input_shape=(227, 227, 3), min_input_size=67, default_name="alexnet")
+    args = blocks.image_args(
+        locals(), default_input_shape=(227, 227, 3), min_input_size=67, default_name="alexnet"
+    )
     grouped = v.check_bool("grouped", grouped)
     batch_norm = v.check_bool("batch_norm", batch_norm)
     fc_units = v.check_int("fc_units", fc_units, minimum=1)
@@ -72,5 +74,6 @@ def alexnet(
     c5 = conv(x, 256, 3, "conv5", g=groups)
     x = layers.MaxPooling2D(3, 2, name="pool5")(c5)
 
-
-    return blocks.assemble(args, inputs, [Stage(c1, 4), Stage(c2, 8), Stage(c5, 16)], x, blocks.fc678_head(args, fc_units))
+    return blocks.assemble(
+        args, inputs, [Stage(c1, 4), Stage(c2, 8), Stage(c5, 16)], x, blocks.fc678_head(args, fc_units)
+    )

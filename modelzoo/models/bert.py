@@ -52,8 +52,14 @@ def megatron_layout(attention: str) -> dict:
     }
 
 
-MEGATRON_NOTE = "Megatron: embedding by vocabulary, attention by heads, feed-forward column then row (one all-reduce each)"
-LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention_layer"), MEGATRON_NOTE  # keras.distribution (model parallel)
+MEGATRON_NOTE = (
+    "Megatron: embedding by vocabulary, attention by heads, "
+    "feed-forward column then row (one all-reduce each)"
+)
+LAYOUT, LAYOUT_NOTE = (
+    megatron_layout("self_attention_layer"),
+    MEGATRON_NOTE,
+)  # keras.distribution (model parallel)
 
 HEADS = ("classification", "masked_lm")
 
@@ -108,7 +114,14 @@ def _init():
     task="text_classification",
     default_input_shape=(512,),
     min_input_size=1,
-    tiny_config={"vocabulary_size": 50, "max_sequence_length": 16, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32},
+    tiny_config={
+        "vocabulary_size": 50,
+        "max_sequence_length": 16,
+        "num_layers": 2,
+        "num_heads": 2,
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+    },
 )
 def bert(
     vocabulary_size=30522,
@@ -134,7 +147,9 @@ def bert(
     ``include_top=False`` returns the pooled [CLS] vector; ``features_only`` each layer's sequence
     output. ``head="masked_lm"`` replaces the classifier with the tied pretraining head.
     """
-    args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="bert")
+    args = model_args(
+        {**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="bert"
+    )
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
     num_layers = v.check_int("num_layers", num_layers, minimum=1)
@@ -151,10 +166,16 @@ def bert(
         "segment_ids": keras.Input((max_sequence_length,), dtype="int32", name="segment_ids"),
         "padding_mask": keras.Input((max_sequence_length,), dtype="int32", name="padding_mask"),
     }
-    token_embedding = keras_hub.layers.ReversibleEmbedding(vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding")
+    token_embedding = keras_hub.layers.ReversibleEmbedding(
+        vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding"
+    )
     tokens = token_embedding(inputs["token_ids"])
-    positions = keras_hub.layers.PositionEmbedding(max_sequence_length, initializer=_init(), name="position_embedding")(tokens)
-    segments = layers.Embedding(num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding")(inputs["segment_ids"])
+    positions = keras_hub.layers.PositionEmbedding(
+        max_sequence_length, initializer=_init(), name="position_embedding"
+    )(tokens)
+    segments = layers.Embedding(
+        num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding"
+    )(inputs["segment_ids"])
     x = layers.Add(name="embeddings_add")([tokens, positions, segments])
     x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
     x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
@@ -233,8 +254,9 @@ def _sized(name: str):
             num_heads=heads,
             intermediate_dim=4 * hidden,
         ),
-        paper="Turc et al., Well-Read Students Learn Better (BERT of Devlin et al. 2018)" if small else
-        "Devlin et al., BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+        paper="Turc et al., Well-Read Students Learn Better (BERT of Devlin et al. 2018)"
+        if small
+        else "Devlin et al., BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
         year=2019 if small else 2018,
         url="https://arxiv.org/abs/1908.08962" if small else "https://arxiv.org/abs/1810.04805",
         reference="keras_hub.models.BertBackbone of the same configuration (+ the head)",
@@ -242,7 +264,7 @@ def _sized(name: str):
         default_input_shape=(512,),
         min_input_size=1,
         tiny_config=_TINY,
-    )  # fmt: skip
+    )
 
 
 bert_tiny = _sized("bert_tiny")
@@ -261,7 +283,13 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
     positions serve any shorter length); one of more positions, or any other size mismatch,
     raises ``UserError`` naming the layer.
     """
-    names = ["token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm", "pooled_dense"]
+    names = [
+        "token_embedding",
+        "position_embedding",
+        "segment_embedding",
+        "embeddings_layer_norm",
+        "pooled_dense",
+    ]
     names += [layer.name for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
     for name in names:
         try:
@@ -269,16 +297,22 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
         except ValueError:
             if name == "pooled_dense":  # a masked-LM model has no pooler
                 continue
-            raise v.UserError(f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?") from None
+            raise v.UserError(
+                f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?"
+            ) from None
         weights = backbone.get_layer(name).get_weights()
         if name == "position_embedding":
             length, available = target.get_weights()[0].shape[0], weights[0].shape[0]
             if length > available:
-                raise v.UserError(f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
-                                 f"max_sequence_length={available}; build it with max_sequence_length<={available}.")  # fmt: skip
+                raise v.UserError(
+                    f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
+                    f"max_sequence_length={available}; build it with max_sequence_length<={available}."
+                )
             weights = [weights[0][:length]]
         shapes = [tuple(w.shape) for w in weights]
         if shapes != [tuple(w.shape) for w in target.get_weights()]:
-            raise v.UserError(f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ.")
+            raise v.UserError(
+                f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ."
+            )
         target.set_weights(weights)
     return model

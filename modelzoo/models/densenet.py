@@ -29,9 +29,13 @@ def _bn_relu(x, name):
 def dense_layer(x, growth_rate: int, bn_size: int, name: str):
     """BN-ReLU-Conv1x1(bn_size*k)-BN-ReLU-Conv3x3(k), concatenated onto the input."""
     y = _bn_relu(x, f"{name}_1")
-    y = layers.Conv2D(bn_size * growth_rate, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_1_conv")(y)
+    y = layers.Conv2D(
+        bn_size * growth_rate, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_1_conv"
+    )(y)
     y = _bn_relu(y, f"{name}_2")
-    y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_2_conv")(y)
+    y = layers.Conv2D(
+        growth_rate, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_2_conv"
+    )(y)
     return layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
@@ -76,14 +80,18 @@ def densenet(
     """
     counts = v.check_int_tuple("blocks_per_stage", blocks_per_stage, length=4)
     depth = 2 * sum(counts) + 5  # stem + two convs per dense layer + 3 transitions + classifier
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"densenet{depth}")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"densenet{depth}"
+    )
     k = v.check_int("growth_rate", growth_rate, minimum=1)
     theta = v.check_float("compression", compression, minimum=1e-3, maximum=1.0, include_max=True)
     bn_size = v.check_int("bn_size", bn_size, minimum=1)
 
     inputs = blocks.image_input(args)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = layers.Conv2D(2 * k, 7, strides=2, use_bias=False, kernel_initializer="he_normal", name="conv1_conv")(x)
+    x = layers.Conv2D(2 * k, 7, strides=2, use_bias=False, kernel_initializer="he_normal", name="conv1_conv")(
+        x
+    )
     c1 = _bn_relu(x, "conv1")
     x = layers.ZeroPadding2D(1, name="pool1_pad")(c1)
     x = layers.MaxPooling2D(3, 2, name="pool1")(x)
@@ -106,6 +114,8 @@ def _variant(depth: int, config: tuple, count: str):
     return register_model(fn, reference=count, **_PAPER)
 
 
-densenet121 = _variant(121, (6, 12, 24, 16), "torchvision densenet121: 7,978,856 trainable (keras.applications: 8,062,504 total)")
+densenet121 = _variant(
+    121, (6, 12, 24, 16), "torchvision densenet121: 7,978,856 trainable (keras.applications: 8,062,504 total)"
+)
 densenet169 = _variant(169, (6, 12, 32, 32), "torchvision densenet169: 14,149,480 trainable")
 densenet201 = _variant(201, (6, 12, 48, 32), "torchvision densenet201: 20,013,928 trainable")

@@ -61,7 +61,9 @@ def _aux_head(x, num_classes: int, name: str):
     paper="Szegedy et al., Going deeper with convolutions",
     year=2014,
     url="https://arxiv.org/abs/1409.4842",
-    reference="paper Table 1 filter counts with biases: 6,998,552 (torchvision's 6,624,904 has 3x3 '5x5' branches and BN)",
+    reference=(
+        "paper Table 1 filter counts with biases: 6,998,552 (torchvision's 6,624,904 has 3x3 '5x5' branches and BN)"
+    ),
     min_input_size=32,
 )
 def googlenet(
@@ -83,7 +85,9 @@ def googlenet(
     ``predictions``, ``aux1_predictions``, ``aux2_predictions`` (the paper weights their losses 0.3).
     They need inception 4a maps of at least 5x5, so an input of at least 65.
     """
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name="googlenet")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name="googlenet"
+    )
     aux_logits = v.check_bool("aux_logits", aux_logits)
     if aux_logits and args.include_top and min(args.input_shape[:2]) < 65:
         raise v.UserError(

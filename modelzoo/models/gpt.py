@@ -51,7 +51,14 @@ CARD = dict(
 
 @register_model(
     **CARD,
-    tiny_config={"vocabulary_size": 50, "max_sequence_length": 16, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32},
+    tiny_config={
+        "vocabulary_size": 50,
+        "max_sequence_length": 16,
+        "num_layers": 2,
+        "num_heads": 2,
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+    },
 )
 def gpt(
     vocabulary_size=50257,
@@ -75,9 +82,13 @@ def gpt(
     layer-normed sequence, ``features_only`` each decoder layer's output."""
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     if num_classes not in (None, vocabulary_size):
-        raise v.UserError(f"num_classes={num_classes!r}: a language model predicts its {vocabulary_size} tokens; leave it None.")
+        raise v.UserError(
+            f"num_classes={num_classes!r}: a language model predicts its {vocabulary_size} tokens; leave it None."
+        )
     num_classes = vocabulary_size
-    args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="gpt")
+    args = model_args(
+        {**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="gpt"
+    )
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
     num_layers = v.check_int("num_layers", num_layers, minimum=1)
     num_heads = v.check_int("num_heads", num_heads, minimum=1)
@@ -90,9 +101,13 @@ def gpt(
         "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),
         "padding_mask": keras.Input((max_sequence_length,), dtype="int32", name="padding_mask"),
     }
-    token_embedding = keras_hub.layers.ReversibleEmbedding(vocabulary_size, hidden_dim, embeddings_initializer=_init(0.01), name="token_embedding")
+    token_embedding = keras_hub.layers.ReversibleEmbedding(
+        vocabulary_size, hidden_dim, embeddings_initializer=_init(0.01), name="token_embedding"
+    )
     tokens = token_embedding(inputs["token_ids"])
-    positions = keras_hub.layers.PositionEmbedding(max_sequence_length, initializer=_init(), name="position_embedding")(tokens)
+    positions = keras_hub.layers.PositionEmbedding(
+        max_sequence_length, initializer=_init(), name="position_embedding"
+    )(tokens)
     x = layers.Add(name="embeddings_add")([tokens, positions])
     x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
     stages = []
@@ -113,18 +128,30 @@ def gpt(
 
 
 # layers, hidden, heads; gpt2_small is GPT-2's 124M model (Radford et al. 2019, Table 2).
-SIZES = {"gpt_tiny": (2, 128, 2), "gpt_mini": (4, 256, 4), "gpt_small": (6, 512, 8), "gpt2_small": (12, 768, 12)}
+SIZES = {
+    "gpt_tiny": (2, 128, 2),
+    "gpt_mini": (4, 256, 4),
+    "gpt_small": (6, 512, 8),
+    "gpt2_small": (12, 768, 12),
+}
 _TINY = {"vocabulary_size": 50, "max_sequence_length": 16}
 
 
 def _sized(name: str):
     num_layers, hidden, heads = SIZES[name]
     return register_model(
-        make_variant(gpt, name, f"GPT with {num_layers} layers, hidden size {hidden}, {heads} heads.",
-                     num_layers=num_layers, hidden_dim=hidden, num_heads=heads, intermediate_dim=4 * hidden),
+        make_variant(
+            gpt,
+            name,
+            f"GPT with {num_layers} layers, hidden size {hidden}, {heads} heads.",
+            num_layers=num_layers,
+            hidden_dim=hidden,
+            num_heads=heads,
+            intermediate_dim=4 * hidden,
+        ),
         **CARD,
         tiny_config=_TINY,
-    )  # fmt: skip
+    )
 
 
 gpt_tiny = _sized("gpt_tiny")

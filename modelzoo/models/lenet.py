@@ -20,10 +20,23 @@ from modelzoo.registry import register_model
 
 # Table I: which S2 maps (rows) feed each C3 map (columns 0..15).
 C3_TABLE = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5),
-)  # fmt: skip
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (0, 4, 5),
+    (0, 1, 5),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (0, 3, 4, 5),
+    (0, 1, 4, 5),
+    (0, 1, 2, 5),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")
@@ -83,7 +96,11 @@ class ConnectionTableConv2D(layers.Layer):
         return int(np.prod(out_shape[1:3])) * connections * self.kernel_size**2
 
     def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size, "table": [list(r) for r in self.table]}
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "table": [list(r) for r in self.table],
+        }
 
 
 def _subsample(x, name: str):
@@ -118,7 +135,9 @@ def lenet5(
     ``connection_table=False`` connects C3 to all six S2 maps (the common modern simplification).
     Stages: C1 (stride 1), C3 (2), C5 (4).
     """
-    args = blocks.image_args(locals(), default_input_shape=(32, 32, 1), min_input_size=32, default_name="lenet5")
+    args = blocks.image_args(
+        locals(), default_input_shape=(32, 32, 1), min_input_size=32, default_name="lenet5"
+    )
     connection_table = v.check_bool("connection_table", connection_table)
     inputs = blocks.image_input(args)
     c1 = layers.Conv2D(6, 5, activation=lecun_tanh, name="c1")(inputs)
@@ -133,8 +152,12 @@ def lenet5(
 
     def head(x):
         return blocks.fc_head(
-            x, units=(84,), num_classes=args.num_classes, dropout_rate=args.dropout_rate,
-            names=("f6", "output"), activation=lecun_tanh,
-        )  # fmt: skip
+            x,
+            units=(84,),
+            num_classes=args.num_classes,
+            dropout_rate=args.dropout_rate,
+            names=("f6", "output"),
+            activation=lecun_tanh,
+        )
 
     return blocks.assemble(args, inputs, [Stage(c1, 1), Stage(c3, 2), Stage(c5, 4)], c5, head)

@@ -23,7 +23,9 @@ BLOCKS = ((96, 11, 4, "valid"), (256, 5, 1, "same"), (384, 3, 1, "same"), (1024,
 
 
 def _mlpconv(x, filters, kernel, strides, padding, block: int, num_1x1: int = 2):
-    x = blocks.conv_bn_act(x, filters, kernel, strides=strides, padding=padding, batch_norm=False, name=f"conv{block}")
+    x = blocks.conv_bn_act(
+        x, filters, kernel, strides=strides, padding=padding, batch_norm=False, name=f"conv{block}"
+    )
     for j in range(1, num_1x1 + 1):
         x = blocks.conv_bn_act(x, filters, 1, batch_norm=False, name=f"cccp{block}_{j}")
     return x
@@ -55,7 +57,9 @@ def nin(
     block 4 to ``num_classes`` maps, then averages them (``classifier_relu``: see the module doc).
     ``dropout_rate`` is the dropout after block 3 (paper: 0.5).
     """
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=67, default_name="nin")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=67, default_name="nin"
+    )
     classifier_relu = v.check_bool("classifier_relu", classifier_relu)
     inputs = blocks.image_input(args)
     x, stages = inputs, []

@@ -21,8 +21,13 @@ from modelzoo.registry import make_variant, register_model
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
 
 # Table 1: blocks per stage, and whether the stage uses bottleneck blocks.
-DEPTHS = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True),
-          101: ((3, 4, 23, 3), True), 152: ((3, 8, 36, 3), True)}  # fmt: skip
+DEPTHS = {
+    18: ((2, 2, 2, 2), False),
+    34: ((3, 4, 6, 3), False),
+    50: ((3, 4, 6, 3), True),
+    101: ((3, 4, 23, 3), True),
+    152: ((3, 8, 36, 3), True),
+}
 _BN = dict(bn_epsilon=1.001e-5, bn_momentum=0.9)
 
 
@@ -34,9 +39,16 @@ def _conv(x, filters, kernel, name, strides=1, activation="relu", zero_gamma=Fal
     else:
         padding = "same"
     return blocks.conv_bn_act(
-        x, filters, kernel, strides=strides, padding=padding, activation=activation, name=name,
-        gamma_initializer="zeros" if zero_gamma else "ones", **_BN,
-    )  # fmt: skip
+        x,
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        activation=activation,
+        name=name,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        **_BN,
+    )
 
 
 def basic_block(x, filters: int, strides: int, name: str, zero_init: bool = False, **_):
@@ -47,7 +59,9 @@ def basic_block(x, filters: int, strides: int, name: str, zero_init: bool = Fals
     return _merge(shortcut, y, name)
 
 
-def bottleneck_block(x, filters: int, strides: int, name: str, zero_init: bool = False, stride_in_1x1: bool = True):
+def bottleneck_block(
+    x, filters: int, strides: int, name: str, zero_init: bool = False, stride_in_1x1: bool = True
+):
     """1x1 reduce, 3x3, 1x1 expand (x4) (ResNet-50/101/152)."""
     shortcut = _shortcut(x, 4 * filters, strides, name)
     y = _conv(x, filters, 1, f"{name}_1", strides=strides if stride_in_1x1 else 1)
@@ -100,7 +114,9 @@ def resnet(
     Stages: conv1 (stride 2), conv2_x (4), conv3_x (8), conv4_x (16), conv5_x (32).
     """
     depth = v.check_choice("depth", depth, sorted(DEPTHS))
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"resnet{depth}")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"resnet{depth}"
+    )
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
     stride_in_1x1 = v.check_bool("stride_in_1x1", stride_in_1x1)
     zero_init = v.check_bool("zero_init_residual", zero_init_residual)
@@ -117,7 +133,9 @@ def resnet(
         filters = max(1, round(64 * 2**s * mult))
         for b in range(1, n + 1):
             strides = 2 if (b == 1 and s > 0) else 1
-            x = block(x, filters, strides, f"conv{s + 2}_block{b}", zero_init=zero_init, stride_in_1x1=stride_in_1x1)
+            x = block(
+                x, filters, strides, f"conv{s + 2}_block{b}", zero_init=zero_init, stride_in_1x1=stride_in_1x1
+            )
         stages.append(Stage(x, 2 ** (s + 2)))
 
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
@@ -130,6 +148,8 @@ def _variant(depth: int, count: str):
 
 resnet18 = _variant(18, "torchvision resnet18: 11,689,512 trainable")
 resnet34 = _variant(34, "torchvision resnet34: 21,797,672 trainable")
-resnet50 = _variant(50, "torchvision/timm resnet50: 25,557,032 trainable (keras.applications, biased convs: 25,636,712 total)")
+resnet50 = _variant(
+    50, "torchvision/timm resnet50: 25,557,032 trainable (keras.applications, biased convs: 25,636,712 total)"
+)
 resnet101 = _variant(101, "torchvision resnet101: 44,549,160 trainable")
 resnet152 = _variant(152, "torchvision resnet152: 60,192,808 trainable")

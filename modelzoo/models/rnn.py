@@ -41,7 +41,11 @@ def rnn_classifier(
     ``dropout_rate`` applies between layers and before the classifier; each layer's output
     sequence (the last layer's final state) is a feature stage.
     """
-    args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name=f"{cell}_classifier")
+    args = model_args(
+        {**locals(), "input_shape": None},
+        input_shape=(max_sequence_length,),
+        default_name=f"{cell}_classifier",
+    )
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
     cell = v.check_choice("cell", cell, CELLS)
@@ -73,7 +77,12 @@ def rnn_classifier(
 
 _TINY = {"vocabulary_size": 50, "max_sequence_length": 12, "embedding_dim": 8, "units": 8, "num_layers": 2}
 lstm_classifier = register_model(
-    make_variant(rnn_classifier, "lstm_classifier", "An LSTM text classifier (Hochreiter & Schmidhuber 1997).", cell="lstm"),
+    make_variant(
+        rnn_classifier,
+        "lstm_classifier",
+        "An LSTM text classifier (Hochreiter & Schmidhuber 1997).",
+        cell="lstm",
+    ),
     paper="Hochreiter & Schmidhuber, Long Short-Term Memory",
     year=1997,
     url="https://doi.org/10.1162/neco.1997.9.8.1735",

@@ -56,7 +56,9 @@ def textcnn(
     Input: token ids of length ``max_sequence_length`` (0 is padding). ``include_top=False``
     returns the pooled features; the feature stages are each filter width's pooled maps.
     """
-    args = model_args({**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="textcnn")
+    args = model_args(
+        {**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="textcnn"
+    )
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
     embedding_dim = v.check_int("embedding_dim", embedding_dim, minimum=1)
@@ -64,18 +66,27 @@ def textcnn(
     num_filters = v.check_int("num_filters", num_filters, minimum=1)
     embedding_mode = v.check_choice("embedding_mode", embedding_mode, EMBEDDING_MODES)
     if max(filter_sizes) > max_sequence_length:
-        raise v.UserError(f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}.")
+        raise v.UserError(
+            f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}."
+        )
     if max_norm is not None:
         max_norm = v.check_float("max_norm", max_norm, minimum=0.0, maximum=float("inf"))
     if embedding_mode == "random":
         if embeddings is not None:
-            raise v.UserError("embeddings were given with embedding_mode='random'; choose 'static', 'non-static' or 'multichannel'.")
+            raise v.UserError(
+                "embeddings were given with embedding_mode='random'; choose 'static', 'non-static' or 'multichannel'."
+            )
     else:
         if embeddings is None:
-            raise v.UserError(f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, embedding_dim)).")
+            raise v.UserError(
+                f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, "
+                "embedding_dim))."
+            )
         embeddings = np.asarray(embeddings, dtype="float32")
         if embeddings.shape != (vocabulary_size, embedding_dim):
-            raise v.UserError(f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim}).")
+            raise v.UserError(
+                f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim})."
+            )
 
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")
     trainable = embedding_mode != "static"

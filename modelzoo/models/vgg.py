@@ -54,7 +54,9 @@ def vgg(
     ``include_top=False`` ends after pool5 (stride 32), as keras.applications does.
     """
     depth = v.check_choice("depth", depth, sorted(CONFIGS))
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"vgg{depth}")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"vgg{depth}"
+    )
     batch_norm = v.check_bool("batch_norm", batch_norm)
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
     fc_units = v.check_int("fc_units", fc_units, minimum=1)
@@ -71,7 +73,6 @@ def vgg(
             x = layers.Activation("relu", name=f"{cname}_relu")(x)
         stages.append(Stage(x, 2 ** (b - 1)))
         x = layers.MaxPooling2D(2, 2, name=f"block{b}_pool")(x)
-
 
     return blocks.assemble(args, inputs, stages, x, blocks.fc678_head(args, fc_units))
 

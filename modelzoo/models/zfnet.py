@@ -45,12 +45,16 @@ def zfnet(
 
     ``batch_norm=True`` puts batch normalisation after every convolution and drops the normalisation layers.
     """
-    args = blocks.image_args(locals(), default_input_shape=(224, 224, 3), min_input_size=53, default_name="zfnet")
+    args = blocks.image_args(
+        locals(), default_input_shape=(224, 224, 3), min_input_size=53, default_name="zfnet"
+    )
     batch_norm = v.check_bool("batch_norm", batch_norm)
     fc_units = v.check_int("fc_units", fc_units, minimum=1)
 
     def conv(x, filters, kernel, name, strides=1, padding="same"):
-        return blocks.conv_bn_act(x, filters, kernel, strides=strides, padding=padding, name=name, batch_norm=batch_norm)
+        return blocks.conv_bn_act(
+            x, filters, kernel, strides=strides, padding=padding, name=name, batch_norm=batch_norm
+        )
 
     def norm(x, name):
         return x if batch_norm else blocks.LocalResponseNormalization(name=name)(x)
@@ -68,5 +72,6 @@ def zfnet(
     c5 = conv(x, 256, 3, "conv5")
     x = layers.MaxPooling2D(3, 2, name="pool5")(c5)  # -> 6
 
-
-    return blocks.assemble(args, inputs, [Stage(c1, 2), Stage(c2, 8), Stage(c5, 16)], x, blocks.fc678_head(args, fc_units))
+    return blocks.assemble(
+        args, inputs, [Stage(c1, 2), Stage(c2, 8), Stage(c5, 16)], x, blocks.fc678_head(args, fc_units)
+    )

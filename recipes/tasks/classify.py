@@ -14,7 +14,7 @@ from recipes.trainer import (
     compile_model,
     inherited_layers,
     load_data,
-    model_input_shape,  # fmt: skip
+    model_input_shape,
     per_class_recall,
 )
 
@@ -41,12 +41,22 @@ class Classify(loop.Task):
         return build_model(self.cfg, runtime, self.data, self.pre, run_dir)
 
     def _options(self, weighted=False) -> dict:
-        return batch_options(self.data, self.pre, len(self.model.outputs), self.cfg.class_weight if weighted else None)
+        return batch_options(
+            self.data, self.pre, len(self.model.outputs), self.cfg.class_weight if weighted else None
+        )
 
     def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
-        return data_lib.train_batches(self.data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                      replicas=replicas, batch_shard=shard, **self._options(weighted=True))  # fmt: skip
+        return data_lib.train_batches(
+            self.data.train,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            start_step=step,
+            seed=cfg.seed,
+            replicas=replicas,
+            batch_shard=shard,
+            **self._options(weighted=True),
+        )
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self._options())
@@ -58,7 +68,9 @@ class Classify(loop.Task):
         from recipes import pruning
 
         end = cfg.prune_end_epoch if cfg.prune_end_epoch is not None else 0.75 * cfg.epochs
-        return [pruning.MagnitudePruning(cfg.prune_sparsity, int(cfg.prune_begin_epoch * steps), int(end * steps))]
+        return [
+            pruning.MagnitudePruning(cfg.prune_sparsity, int(cfg.prune_begin_epoch * steps), int(end * steps))
+        ]
 
     def phases(self, runtime):
         """Fine-tuning (``freeze_epochs``): the layers ``init_from`` did not provide alone, then
@@ -81,16 +93,24 @@ class Classify(loop.Task):
         results = model.evaluate(test_ds, verbose=0, return_dict=True)
         report = {
             "test": {k: float(v) for k, v in results.items()},
-            "test_accuracy": float(results.get("accuracy", results.get("predictions_accuracy", float("nan")))),
-            "num_train": len(data.train), "num_test": len(data.test), "input_shape": list(model_input_shape(data, self.pre)),
-            "class_names": data.class_names, "test_recall_per_class": per_class_recall(model, test_ds, data.class_names),
-        }  # fmt: skip
+            "test_accuracy": float(
+                results.get("accuracy", results.get("predictions_accuracy", float("nan")))
+            ),
+            "num_train": len(data.train),
+            "num_test": len(data.test),
+            "input_shape": list(model_input_shape(data, self.pre)),
+            "class_names": data.class_names,
+            "test_recall_per_class": per_class_recall(model, test_ds, data.class_names),
+        }
         if data.skipped:
             report.update(skipped_images=len(data.skipped), skipped_files=data.skipped[:100])
         if self.cfg.prune_sparsity:
             from recipes import pruning
 
-            report.update(sparsity=round(pruning.sparsity(model), 4), weights_gzip_bytes=pruning.weights_gzip_bytes(model))
+            report.update(
+                sparsity=round(pruning.sparsity(model), 4),
+                weights_gzip_bytes=pruning.weights_gzip_bytes(model),
+            )
         return model, report
 
     def message(self, summary, run_dir):

@@ -38,13 +38,17 @@ class Distill(loop.Task):
     recipe = "distill"
 
     def __init__(self, cfg, teacher_run):
-        cfg.validate(recipe=self.recipe)  # before the teacher is loaded: a field distill does not take is the error
+        cfg.validate(
+            recipe=self.recipe
+        )  # before the teacher is loaded: a field distill does not take is the error
         self.teacher_run = teacher_run
         self.teacher_cfg, self.teacher = trainer.load_run(teacher_run)
         for field in SAME_SPLIT:  # another split would test on the teacher's training images
             if getattr(cfg, field) != getattr(self.teacher_cfg, field):
-                raise UserError(f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
-                                f"{getattr(self.teacher_cfg, field)!r}; distillation needs the teacher's data split.")  # fmt: skip
+                raise UserError(
+                    f"the student's {field}={getattr(cfg, field)!r} differs from the teacher's "
+                    f"{getattr(self.teacher_cfg, field)!r}; distillation needs the teacher's data split."
+                )
         self.teacher_input = tuple(self.teacher.inputs[0].shape[1:])
         if cfg.image_size is None and len(self.teacher_input) == 3:
             cfg = dataclasses.replace(cfg, image_size=self.teacher_input[0])
@@ -58,19 +62,27 @@ class Distill(loop.Task):
         cfg = self.cfg
         self.data, self.pre = trainer.load_data(cfg)
         student_input = tuple(trainer.model_input_shape(self.data, self.pre))
-        resizable = len(student_input) == len(self.teacher_input) == 3 and student_input[-1] == self.teacher_input[-1]
+        resizable = (
+            len(student_input) == len(self.teacher_input) == 3 and student_input[-1] == self.teacher_input[-1]
+        )
         if student_input != self.teacher_input and not resizable:
-            raise UserError(f"the teacher takes inputs of shape {self.teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
-                            f"{student_input}.")  # fmt: skip
+            raise UserError(
+                f"the teacher takes inputs of shape {self.teacher_input}; {cfg.model!r} on {cfg.dataset!r} gets "
+                f"{student_input}."
+            )
         if self.teacher.outputs[0].shape[-1] != self.data.num_classes:
-            raise UserError(f"the teacher predicts {self.teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has "
-                            f"{self.data.num_classes}.")  # fmt: skip
+            raise UserError(
+                f"the teacher predicts {self.teacher.outputs[0].shape[-1]} classes; {cfg.dataset!r} has "
+                f"{self.data.num_classes}."
+            )
         self.options = trainer.batch_options(self.data, self.pre, 1)
         return data_lib.steps_per_epoch(len(self.data.train), cfg.batch_size)
 
     def _student(self, **kwargs):
         shape = trainer.model_shape_kwargs(self.data, self.pre)
-        return modelzoo.create_model(self.cfg.model, num_classes=self.data.num_classes, **kwargs, **{**shape, **self.cfg.model_kwargs})
+        return modelzoo.create_model(
+            self.cfg.model, num_classes=self.data.num_classes, **kwargs, **{**shape, **self.cfg.model_kwargs}
+        )
 
     def build(self, runtime, run_dir, steps):
         cfg = self.cfg
@@ -78,13 +90,20 @@ class Distill(loop.Task):
             self.teacher_logits = logits_model(self.teacher, trainer.model_input_shape(self.data, self.pre))
             self.student = self._student(classifier_activation=None)
             distiller = keras.distillation.Distiller(
-                teacher=self.teacher_logits, student=self.student, student_loss_weight=1 - cfg.distill_weight,
+                teacher=self.teacher_logits,
+                student=self.student,
+                student_loss_weight=1 - cfg.distill_weight,
                 # An explicit KLDivergence instance: Keras 3.15 resolves the default "kl_divergence" string to the
                 # bare function, which LogitsDistillation then applies to raw logits (students got worse, measured).
-                distillation_losses=keras.distillation.LogitsDistillation(temperature=cfg.temperature, loss=keras.losses.KLDivergence()),
-            )  # fmt: skip
-            distiller.compile(optimizer=trainer.make_optimizer(cfg, steps), loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                              metrics=["accuracy"])  # fmt: skip
+                distillation_losses=keras.distillation.LogitsDistillation(
+                    temperature=cfg.temperature, loss=keras.losses.KLDivergence()
+                ),
+            )
+            distiller.compile(
+                optimizer=trainer.make_optimizer(cfg, steps),
+                loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
             distiller.optimizer.build(self.student.trainable_variables)
         return distiller
 
@@ -93,8 +112,16 @@ class Distill(loop.Task):
 
     def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
-        return data_lib.train_batches(self.data.train, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                      replicas=replicas, batch_shard=shard, **self.options)  # fmt: skip
+        return data_lib.train_batches(
+            self.data.train,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            start_step=step,
+            seed=cfg.seed,
+            replicas=replicas,
+            batch_shard=shard,
+            **self.options,
+        )
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self.options)
@@ -107,16 +134,26 @@ class Distill(loop.Task):
         test = data_lib.eval_batches(self.data.test, batch_size=self.cfg.batch_size, **self.options)
         results = final.evaluate(test, verbose=0, return_dict=True)
         # the teacher as the student saw it (resized to its input where the sizes differ)
-        self.teacher_logits.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        self.teacher_logits.compile(
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+        )
         teacher_acc = self.teacher_logits.evaluate(test, verbose=0, return_dict=True)["accuracy"]
         return final, {
-            "teacher_run": str(self.teacher_run), "teacher_model": self.teacher_cfg.model,
-            "teacher_test_accuracy": float(teacher_acc), "temperature": self.cfg.temperature,
-            "distill_weight": self.cfg.distill_weight, "test_accuracy": float(results["accuracy"]),
-            "test": {k: float(v) for k, v in results.items()}, "teacher_params": modelzoo.count_params(self.teacher)["params"],
-            "class_names": self.data.class_names, "input_shape": list(trainer.model_input_shape(self.data, self.pre)),
-        }  # fmt: skip
+            "teacher_run": str(self.teacher_run),
+            "teacher_model": self.teacher_cfg.model,
+            "teacher_test_accuracy": float(teacher_acc),
+            "temperature": self.cfg.temperature,
+            "distill_weight": self.cfg.distill_weight,
+            "test_accuracy": float(results["accuracy"]),
+            "test": {k: float(v) for k, v in results.items()},
+            "teacher_params": modelzoo.count_params(self.teacher)["params"],
+            "class_names": self.data.class_names,
+            "input_shape": list(trainer.model_input_shape(self.data, self.pre)),
+        }
 
     def message(self, summary, run_dir):
-        return (f"student {self.cfg.model}: test accuracy {summary['test_accuracy']:.4f} (teacher {self.teacher_cfg.model}: "
-                f"{summary['teacher_test_accuracy']:.4f}); run folder {run_dir}")  # fmt: skip
+        return (
+            f"student {self.cfg.model}: test accuracy {summary['test_accuracy']:.4f} (teacher "
+            f"{self.teacher_cfg.model}: "
+            f"{summary['teacher_test_accuracy']:.4f}); run folder {run_dir}"
+        )

@@ -27,7 +27,9 @@ class MaskedLM(loop.Task):
 
     def __init__(self, cfg):
         if modelzoo.get_entry(cfg.model).family != "bert":
-            raise UserError(f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}.")
+            raise UserError(
+                f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}."
+            )
         super().__init__(cfg)
 
     @property
@@ -36,17 +38,32 @@ class MaskedLM(loop.Task):
 
     def prepare(self, runtime, run_dir):
         cfg = self.cfg
-        source = corpus_lib.streamed_source(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path, streaming=cfg.streaming,
-                                            memory_budget_gb=cfg.memory_budget_gb)  # fmt: skip
-        texts = load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path) if source is None else None
+        source = corpus_lib.streamed_source(
+            cfg.dataset,
+            data_dir=cfg.data_dir,
+            path=cfg.data_path,
+            streaming=cfg.streaming,
+            memory_budget_gb=cfg.memory_budget_gb,
+        )
+        texts = (
+            load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path) if source is None else None
+        )
         vocab_path = run_dir / "vocab.txt"
         if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
-            self.vocabulary = data_lib.read_vocabulary(vocab_path if vocab_path.is_file() else cfg.vocabulary_file)
+            self.vocabulary = data_lib.read_vocabulary(
+                vocab_path if vocab_path.is_file() else cfg.vocabulary_file
+            )
         else:
-            self.vocabulary = data_lib.word_piece_vocabulary(texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size)
+            self.vocabulary = data_lib.word_piece_vocabulary(
+                texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size
+            )
         self.special = [self.vocabulary.index(t) for t in data_lib.SPECIAL_TOKENS]
-        self.opts = dict(vocabulary_size=len(self.vocabulary), special=self.special, mask_id=self.vocabulary.index("[MASK]"),
-                         max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))))  # fmt: skip
+        self.opts = dict(
+            vocabulary_size=len(self.vocabulary),
+            special=self.special,
+            mask_id=self.vocabulary.index("[MASK]"),
+            max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))),
+        )
         if source is None:
             ids = sequences(texts, self.vocabulary, cfg.sequence_length)
             held = np.random.RandomState(cfg.seed).permutation(len(ids))
@@ -62,16 +79,21 @@ class MaskedLM(loop.Task):
         cfg = self.cfg
         rows = corpus_lib.row_reader(source, self.vocabulary, cfg.sequence_length)
         self.source = source
-        self.counted = (corpus_lib.load_count(run_dir, source, self.vocabulary, cfg.sequence_length)
-                        or corpus_lib.count(source, rows, len(self.vocabulary)))  # fmt: skip
+        self.counted = corpus_lib.load_count(
+            run_dir, source, self.vocabulary, cfg.sequence_length
+        ) or corpus_lib.count(source, rows, len(self.vocabulary))
         budget = data_lib.memory_budget(cfg.memory_budget_gb)
-        self.stream = corpus_lib.records(source, rows, self.counted["train_rows"], budget, cfg.sequence_length)
+        self.stream = corpus_lib.records(
+            source, rows, self.counted["train_rows"], budget, cfg.sequence_length
+        )
         self.n_train, self.val_ids = len(self.stream), self.counted["held_out"]
         self.token_counts = np.asarray(self.counted["token_counts"])
         if self.n_train < 2 * cfg.batch_size or not len(self.val_ids):
-            raise data_lib.DataError(f"corpus {source.name!r} holds {self.n_train} training and {len(self.val_ids)} held-out "
-                                     f"sequences of {cfg.sequence_length} tokens; pretraining needs two batches "
-                                     f"({2 * cfg.batch_size}) and one held-out sequence.")  # fmt: skip
+            raise data_lib.DataError(
+                f"corpus {source.name!r} holds {self.n_train} training and {len(self.val_ids)} held-out "
+                f"sequences of {cfg.sequence_length} tokens; pretraining needs two batches "
+                f"({2 * cfg.batch_size}) and one held-out sequence."
+            )
 
     def files_split(self):
         return self.stream
@@ -79,16 +101,21 @@ class MaskedLM(loop.Task):
     def write_files(self, run_dir):
         (run_dir / "vocab.txt").write_text("\n".join(self.vocabulary) + "\n")
         if self.stream is not None:
-            corpus_lib.save_count(run_dir, self.counted, self.source, self.vocabulary, self.cfg.sequence_length)
+            corpus_lib.save_count(
+                run_dir, self.counted, self.source, self.vocabulary, self.cfg.sequence_length
+            )
 
     def build(self, runtime, run_dir, steps):
         cfg = self.cfg
         with runtime.strategy.scope():
             shape = {"vocabulary_size": len(self.vocabulary), "max_sequence_length": cfg.sequence_length}
             model = modelzoo.create_model(cfg.model, head="masked_lm", **{**cfg.model_kwargs, **shape})
-            model.compile(optimizer=trainer.make_optimizer(cfg, steps), loss=keras.losses.SparseCategoricalCrossentropy(),
-                          weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                          jit_compile=runtime.jit and not runtime.adapt)  # fmt: skip
+            model.compile(
+                optimizer=trainer.make_optimizer(cfg, steps),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                jit_compile=runtime.jit and not runtime.adapt,
+            )
             model.optimizer.build(model.trainable_variables)
         return model
 
@@ -96,25 +123,41 @@ class MaskedLM(loop.Task):
         inputs, positions, targets, weights = mask(ids, seed, rows=rows, **self.opts)
         return {**data_lib.bert_inputs(inputs), "mask_positions": positions}, targets, weights
 
-    def batches_from(self, step, replicas=None, shard=None):  # every remaining batch; masks seeded by (seed, step)
+    def batches_from(
+        self, step, replicas=None, shard=None
+    ):  # every remaining batch; masks seeded by (seed, step)
         cfg = self.cfg
 
         def finish(rows, step, first):
             return self._masked(rows, data_lib.example_seed(cfg.seed, step, 0), rows=(cfg.batch_size, first))
 
         if self.stream is not None:
-            return streams.stream_batches(self.stream, batch_size=cfg.batch_size, epochs=cfg.epochs, start_step=step, seed=cfg.seed,
-                                          replicas=replicas, batch_shard=shard, prepare=None, finish=finish)  # fmt: skip
+            return streams.stream_batches(
+                self.stream,
+                batch_size=cfg.batch_size,
+                epochs=cfg.epochs,
+                start_step=step,
+                seed=cfg.seed,
+                replicas=replicas,
+                batch_shard=shard,
+                prepare=None,
+                finish=finish,
+            )
         indices, _ = data_lib.batch_rows(self.n_train, cfg.batch_size, cfg.epochs, step, cfg.seed, replicas)
         if shard:
             indices = indices.shard(*shard)
         ids = tf.constant(self.train_ids)
-        return indices.map(lambda i, step, first: finish(tf.gather(ids, i), step, first),
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)  # fmt: skip
+        return indices.map(
+            lambda i, step, first: finish(tf.gather(ids, i), step, first),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        ).prefetch(tf.data.AUTOTUNE)
 
     def validation(self):  # one fixed mask per held-out batch (seeded apart from every training step's)
         ds = tf.data.Dataset.from_tensor_slices(self.val_ids).batch(self.cfg.batch_size).enumerate()
-        return ds.map(lambda k, rows: self._masked(rows, tf.stack([tf.cast(self.cfg.seed, tf.int64), -1 - k])))
+        return ds.map(
+            lambda k, rows: self._masked(rows, tf.stack([tf.cast(self.cfg.seed, tf.int64), -1 - k]))
+        )
 
     def before_fit(self, start):
         self.before = None if start else self.model.evaluate(self.validation(), verbose=0, return_dict=True)
@@ -125,13 +168,17 @@ class MaskedLM(loop.Task):
         counts[self.special] = 0
         hits = [(t.numpy() == counts.argmax())[w.numpy() > 0] for _, t, w in self.validation()]
         return self.model, {
-            "sequences": {"train": self.n_train, "held_out": len(self.val_ids)}, "vocabulary_size": len(self.vocabulary),
+            "sequences": {"train": self.n_train, "held_out": len(self.val_ids)},
+            "vocabulary_size": len(self.vocabulary),
             "streamed": self.stream is not None,
-            "held_out_loss_before": self.before and float(self.before["loss"]), "held_out_loss": float(after["loss"]),
+            "held_out_loss_before": self.before and float(self.before["loss"]),
+            "held_out_loss": float(after["loss"]),
             "masked_token_accuracy": float(after["accuracy"]),
             "most_frequent_token_accuracy": float(np.concatenate(hits).mean()),
-        }  # fmt: skip
+        }
 
     def message(self, summary, run_dir):
-        return (f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} (most frequent token: "
-                f"{summary['most_frequent_token_accuracy']:.4f}); run folder {run_dir}")  # fmt: skip
+        return (
+            f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} (most frequent token: "
+            f"{summary['most_frequent_token_accuracy']:.4f}); run folder {run_dir}"
+        )

@@ -101,7 +101,11 @@ def batch(name, n=4):
         if is_lm(name):  # next-token targets
             return {"token_ids": ids, "padding_mask": (ids > 0).astype("int32")}, np.roll(ids, -1, axis=1)
         if isinstance(inputs, dict):
-            return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": (ids > 0).astype("int32")}, y
+            return {
+                "token_ids": ids,
+                "segment_ids": np.zeros_like(ids),
+                "padding_mask": (ids > 0).astype("int32"),
+            }, y
         return ids, y
     # Each class its own brightness band: i.i.d. pixels alone average out through a deep net, the
     # samples' last maps nearly coincide and batch norm divides by their near-zero variance.
@@ -134,7 +138,9 @@ def test_default_config_builds_and_is_counted(name):
     assert info["paper"] and info["year"] and info["reference"]
     recorded = table.load()[name]
     stale = {k: (recorded[k], info[k]) for k in table.COUNTS if recorded[k] != info[k]}
-    assert not stale, f"{name}: modelzoo/table.json is stale (recorded, counted): {stale}; run python -m modelzoo.table"
+    assert not stale, (
+        f"{name}: modelzoo/table.json is stale (recorded, counted): {stale}; run python -m modelzoo.table"
+    )
 
 
 def test_recorded_table_lists_every_model_with_its_card():
@@ -169,7 +175,9 @@ def test_training_steps_lower_the_loss(name):
     model = build_small(name, dropout_rate=0.0)  # not kept: its compiled train step is the largest
     x, y = batch(name)
     loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss, run_eagerly=keras.backend.backend() != "jax")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01), loss=loss, run_eagerly=keras.backend.backend() != "jax"
+    )
     losses = model.fit(x, y, epochs=7, batch_size=len(x), verbose=0).history["loss"]
     before, after = losses[0], losses[-1]
     assert np.isfinite(losses).all() and after < before, f"{name}: loss {before:.4f} -> {after:.4f}"

@@ -24,8 +24,16 @@ PINNED = {
     "resnet101": (44_549_160, 44_654_504, "torchvision resnet101"),
     "resnet152": (60_192_808, 60_344_232, "torchvision resnet152"),
     "densenet121": (7_978_856, 8_062_504, "torchvision densenet121; total == keras.applications DenseNet121"),
-    "densenet169": (14_149_480, 14_307_880, "torchvision densenet169; total == keras.applications DenseNet169"),
-    "densenet201": (20_013_928, 20_242_984, "torchvision densenet201; total == keras.applications DenseNet201"),
+    "densenet169": (
+        14_149_480,
+        14_307_880,
+        "torchvision densenet169; total == keras.applications DenseNet169",
+    ),
+    "densenet201": (
+        20_013_928,
+        20_242_984,
+        "torchvision densenet201; total == keras.applications DenseNet201",
+    ),
     # AlexNet 2012, one tower: conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992;
     # fc 37,752,832 + 16,781,312 + 4,097,000 (torchvision's 61,100,840 is the 2014 "one weird trick" net).
     "alexnet": (62_378_344, 62_378_344, "Krizhevsky et al. 2012, section 3.5 layout"),
@@ -63,9 +71,16 @@ PINNED = {
 
 # torchvision's published compute ("GFLOPS" there are multiply-adds) at 224x224.
 TORCHVISION_GMACS = {
-    "vgg11": 7.61, "vgg13": 11.31, "vgg16": 15.47, "vgg19": 19.63, "resnet18": 1.81, "resnet34": 3.66,
-    "densenet121": 2.83, "densenet169": 3.36, "densenet201": 4.29,
-}  # fmt: skip
+    "vgg11": 7.61,
+    "vgg13": 11.31,
+    "vgg16": 15.47,
+    "vgg19": 19.63,
+    "resnet18": 1.81,
+    "resnet34": 3.66,
+    "densenet121": 2.83,
+    "densenet169": 3.36,
+    "densenet201": 4.29,
+}
 
 
 def test_every_registered_model_is_pinned():
@@ -115,7 +130,10 @@ def test_alexnet_layers_follow_the_paper():
 
 def test_zfnet_maps_follow_figure_3():
     model = modelzoo.zfnet()
-    sizes = [model.get_layer(n).output.shape[1] for n in ("conv1_relu", "pool1", "conv2_relu", "pool2", "conv5_relu", "pool5")]
+    sizes = [
+        model.get_layer(n).output.shape[1]
+        for n in ("conv1_relu", "pool1", "conv2_relu", "pool2", "conv5_relu", "pool5")
+    ]
     assert sizes == [110, 55, 26, 13, 13, 6]
     assert model.get_layer("conv1_conv").kernel.shape == (7, 7, 3, 96)
     assert model.get_layer("conv2_conv").strides == (2, 2)
@@ -132,22 +150,31 @@ def test_lenet5_c3_connection_table():
 def test_nin_count_by_hand():
     conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
     expected = (
-        conv(11, 3, 96) + 2 * conv(1, 96, 96)
-        + conv(5, 96, 256) + 2 * conv(1, 256, 256)
-        + conv(3, 256, 384) + 2 * conv(1, 384, 384)
-        + conv(3, 384, 1024) + conv(1, 1024, 1024) + conv(1, 1024, 1000)
-    )  # fmt: skip
+        conv(11, 3, 96)
+        + 2 * conv(1, 96, 96)
+        + conv(5, 96, 256)
+        + 2 * conv(1, 256, 256)
+        + conv(3, 256, 384)
+        + 2 * conv(1, 384, 384)
+        + conv(3, 384, 1024)
+        + conv(1, 1024, 1024)
+        + conv(1, 1024, 1000)
+    )
     assert modelzoo.count_params(modelzoo.nin())["params"] == expected == 7_595_176
 
 
 # GoogLeNet, Table 1 of Szegedy et al. 2014: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE_1 = [
-    ("3a", 192, (64, 96, 128, 16, 32, 32)), ("3b", 256, (128, 128, 192, 32, 96, 64)),
-    ("4a", 480, (192, 96, 208, 16, 48, 64)), ("4b", 512, (160, 112, 224, 24, 64, 64)),
-    ("4c", 512, (128, 128, 256, 24, 64, 64)), ("4d", 512, (112, 144, 288, 32, 64, 64)),
-    ("4e", 528, (256, 160, 320, 32, 128, 128)), ("5a", 832, (256, 160, 320, 32, 128, 128)),
+    ("3a", 192, (64, 96, 128, 16, 32, 32)),
+    ("3b", 256, (128, 128, 192, 32, 96, 64)),
+    ("4a", 480, (192, 96, 208, 16, 48, 64)),
+    ("4b", 512, (160, 112, 224, 24, 64, 64)),
+    ("4c", 512, (128, 128, 256, 24, 64, 64)),
+    ("4d", 512, (112, 144, 288, 32, 64, 64)),
+    ("4e", 528, (256, 160, 320, 32, 128, 128)),
+    ("5a", 832, (256, 160, 320, 32, 128, 128)),
     ("5b", 832, (384, 192, 384, 48, 128, 128)),
-]  # fmt: skip
+]
 
 
 def test_googlenet_matches_table_1():
@@ -155,7 +182,14 @@ def test_googlenet_matches_table_1():
     total = conv(7, 3, 64) + conv(1, 64, 64) + conv(3, 64, 192) + conv(1, 1024, 1000)  # stem + linear
     model = modelzoo.googlenet()
     for key, cin, (n1, r3, n3, r5, n5, pp) in TABLE_1:
-        module = conv(1, cin, n1) + conv(1, cin, r3) + conv(3, r3, n3) + conv(1, cin, r5) + conv(5, r5, n5) + conv(1, cin, pp)
+        module = (
+            conv(1, cin, n1)
+            + conv(1, cin, r3)
+            + conv(3, r3, n3)
+            + conv(1, cin, r5)
+            + conv(5, r5, n5)
+            + conv(1, cin, pp)
+        )
         layers = [layer for layer in model.layers if layer.name.startswith(f"inception_{key}_")]
         assert sum(layer.count_params() for layer in layers) == module, key
         assert model.get_layer(f"inception_{key}_output").output.shape[-1] == n1 + n3 + n5 + pp

@@ -38,7 +38,11 @@ def _compare(zoo, ref, shape, seed=0):
 @pytest.mark.parametrize("name", sorted(pretrained.IMAGENET))
 def test_converted_backbones_give_the_reference_outputs(name):
     shape = (64, 64, 3)
-    ref = _randomise(getattr(keras.applications, pretrained.IMAGENET[name])(weights=None, include_top=False, input_shape=shape))
+    ref = _randomise(
+        getattr(keras.applications, pretrained.IMAGENET[name])(
+            weights=None, include_top=False, input_shape=shape
+        )
+    )
     zoo = modelzoo.create_model(name, include_top=False, input_shape=shape)
     assert pretrained.from_keras_applications(zoo, ref, name) == []
     _compare(zoo, ref, shape)
@@ -70,18 +74,30 @@ def test_weights_argument_loads_imagenet_files_and_paths(tmp_path, monkeypatch):
     _compare(features, ref, shape)
     # a .weights.h5 of the same model, and a .keras file copied by layer names
     zoo.save_weights(tmp_path / "r.weights.h5")
-    again = modelzoo.create_model("resnet50", weights=str(tmp_path / "r.weights.h5"), num_classes=7, input_shape=shape)
+    again = modelzoo.create_model(
+        "resnet50", weights=str(tmp_path / "r.weights.h5"), num_classes=7, input_shape=shape
+    )
     x = np.ones((1, *shape), "float32")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(again(x)), keras.ops.convert_to_numpy(zoo(x)))
     zoo.save(tmp_path / "r.keras")
-    other_head = modelzoo.create_model("resnet50", weights=str(tmp_path / "r.keras"), num_classes=3, input_shape=shape)
-    np.testing.assert_array_equal(other_head.get_layer("conv1_conv").get_weights()[0], zoo.get_layer("conv1_conv").get_weights()[0])
+    other_head = modelzoo.create_model(
+        "resnet50", weights=str(tmp_path / "r.keras"), num_classes=3, input_shape=shape
+    )
+    np.testing.assert_array_equal(
+        other_head.get_layer("conv1_conv").get_weights()[0], zoo.get_layer("conv1_conv").get_weights()[0]
+    )
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"name": "lenet5", "weights": "imagenet"}, "no ImageNet weights for 'lenet5'; they exist for: vgg16"),
-    ({"name": "resnet50", "weights": "/nope/w.weights.h5"}, "'/nope/w.weights.h5' does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (
+            {"name": "lenet5", "weights": "imagenet"},
+            "no ImageNet weights for 'lenet5'; they exist for: vgg16",
+        ),
+        ({"name": "resnet50", "weights": "/nope/w.weights.h5"}, "'/nope/w.weights.h5' does not exist"),
+    ],
+)
 def test_bad_weights_are_one_clear_error(kw, message):
     with pytest.raises(ValueError, match=message):
         modelzoo.create_model(kw.pop("name"), **kw)

@@ -12,8 +12,14 @@ from modelzoo.models.bert import SIZES, load_keras_hub_backbone
 
 def _backbone(name, vocabulary_size=30522, max_sequence_length=512):
     layers, hidden, heads = SIZES[name]
-    return keras_hub.models.BertBackbone(vocabulary_size=vocabulary_size, num_layers=layers, num_heads=heads,
-                                         hidden_dim=hidden, intermediate_dim=4 * hidden, max_sequence_length=max_sequence_length)  # fmt: skip
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=4 * hidden,
+        max_sequence_length=max_sequence_length,
+    )
 
 
 def _inputs(n=2, length=512, vocabulary_size=30522):
@@ -21,14 +27,24 @@ def _inputs(n=2, length=512, vocabulary_size=30522):
     mask = np.ones((n, length), "int32")
     mask[1, length // 2 :] = 0
     ids = rng.integers(1, vocabulary_size, (n, length)).astype("int32") * mask
-    return {"token_ids": ids, "segment_ids": (np.arange(length) >= length // 3).astype("int32")[None].repeat(n, 0), "padding_mask": mask}
+    return {
+        "token_ids": ids,
+        "segment_ids": (np.arange(length) >= length // 3).astype("int32")[None].repeat(n, 0),
+        "padding_mask": mask,
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SIZES))
 def test_bert_sizes_have_the_parameters_of_keras_hub_backbones(name):
-    pinned = {"bert_tiny": 4_385_920, "bert_mini": 11_170_560, "bert_small": 28_763_648,
-              "bert_medium": 41_373_184, "bert_base": 109_482_240, "bert_large": 335_141_888}  # fmt: skip
+    pinned = {
+        "bert_tiny": 4_385_920,
+        "bert_mini": 11_170_560,
+        "bert_small": 28_763_648,
+        "bert_medium": 41_373_184,
+        "bert_base": 109_482_240,
+        "bert_large": 335_141_888,
+    }
     zoo = modelzoo.create_model(name, include_top=False)
     assert zoo.count_params() == _backbone(name).count_params() == pinned[name]
     keras.backend.clear_session()
@@ -38,24 +54,43 @@ def test_bert_loads_a_keras_hub_backbone_and_gives_its_outputs():
     backbone = _backbone("bert_tiny")
     zoo = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), backbone)
     x = _inputs()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(zoo(x)), keras.ops.convert_to_numpy(backbone(x)["pooled_output"]), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(zoo(x)),
+        keras.ops.convert_to_numpy(backbone(x)["pooled_output"]),
+        rtol=0,
+        atol=1e-5,
+    )
     features = modelzoo.create_model("bert_tiny", features_only=True, out_indices=(-1,))
     load_keras_hub_backbone(features, backbone)
     out = features(x)
     out = out[0] if isinstance(out, (list, tuple)) else out
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(backbone(x)["sequence_output"]), atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(backbone(x)["sequence_output"]), atol=1e-5
+    )
     with pytest.raises(ValueError, match="layer 'token_embedding': the backbone's weights have shapes"):
         load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False), _backbone("bert_mini"))
-    shallow = modelzoo.create_model("bert", num_layers=1, hidden_dim=128, num_heads=2, intermediate_dim=512, include_top=False)
+    shallow = modelzoo.create_model(
+        "bert", num_layers=1, hidden_dim=128, num_heads=2, intermediate_dim=512, include_top=False
+    )
     with pytest.raises(ValueError, match="no layer 'transformer_layer_1'"):
         load_keras_hub_backbone(shallow, backbone)
     # fewer positions than the backbone: the first ones, same outputs on the shorter sequences
-    short = load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64), backbone)
+    short = load_keras_hub_backbone(
+        modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64), backbone
+    )
     x64 = {k: v[:, :64] for k, v in _inputs().items()}
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(short(x64)), keras.ops.convert_to_numpy(backbone(x64)["pooled_output"]), atol=1e-5)
-    with pytest.raises(ValueError, match="sequences of 64 tokens, longer than the backbone's max_sequence_length=32"):
-        load_keras_hub_backbone(modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64),
-                                _backbone("bert_tiny", max_sequence_length=32))  # fmt: skip
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(short(x64)),
+        keras.ops.convert_to_numpy(backbone(x64)["pooled_output"]),
+        atol=1e-5,
+    )
+    with pytest.raises(
+        ValueError, match="sequences of 64 tokens, longer than the backbone's max_sequence_length=32"
+    ):
+        load_keras_hub_backbone(
+            modelzoo.create_model("bert_tiny", include_top=False, max_sequence_length=64),
+            _backbone("bert_tiny", max_sequence_length=32),
+        )
 
 
 def test_masked_lm_head_is_tied_and_survives_save_and_load(tmp_path):
@@ -87,8 +122,12 @@ def test_textcnn_follows_the_paper_and_its_embedding_modes():
     assert not static.get_layer("embedding").trainable
     np.testing.assert_array_equal(static.get_layer("embedding").get_weights()[0], vectors)
     multi = modelzoo.create_model("textcnn", embedding_mode="multichannel", embeddings=vectors, **kw)
-    assert multi.count_params() == 2 * 40 * 6 + (3 + 4 + 5) * (2 * 6) * 5 + 3 * 5 + head  # filters span both channels
-    assert sum(np.prod(w.shape) for w in multi.trainable_weights) == 40 * 6 + 2 * (3 + 4 + 5) * 6 * 5 + 15 + head
+    assert (
+        multi.count_params() == 2 * 40 * 6 + (3 + 4 + 5) * (2 * 6) * 5 + 3 * 5 + head
+    )  # filters span both channels
+    assert (
+        sum(np.prod(w.shape) for w in multi.trainable_weights) == 40 * 6 + 2 * (3 + 4 + 5) * 6 * 5 + 15 + head
+    )
     with pytest.raises(ValueError, match="embedding_mode='static' needs embeddings"):
         modelzoo.create_model("textcnn", embedding_mode="static", **kw)
     with pytest.raises(ValueError, match=r"embeddings have shape \(40, 5\)"):
@@ -120,16 +159,29 @@ def test_gpt_sizes_have_the_parameters_of_keras_hub_backbones(name):
     from modelzoo.models.gpt import SIZES as GPT_SIZES
 
     layers, hidden, heads = GPT_SIZES[name]
-    hub = keras_hub.models.GPT2Backbone(vocabulary_size=50257, num_layers=layers, num_heads=heads, hidden_dim=hidden,
-                                        intermediate_dim=4 * hidden, max_sequence_length=1024)  # fmt: skip
+    hub = keras_hub.models.GPT2Backbone(
+        vocabulary_size=50257,
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=4 * hidden,
+        max_sequence_length=1024,
+    )
     tied = modelzoo.create_model(name)
-    assert tied.count_params() == modelzoo.create_model(name, include_top=False).count_params() == hub.count_params()
+    assert (
+        tied.count_params()
+        == modelzoo.create_model(name, include_top=False).count_params()
+        == hub.count_params()
+    )
     keras.backend.clear_session()
 
 
 def test_gpt_is_causal_and_its_head_is_tied(tmp_path):
     model = modelzoo.create_model("gpt_tiny", vocabulary_size=100, max_sequence_length=16)
-    x = {"token_ids": np.random.default_rng(0).integers(1, 100, (2, 16)).astype("int32"), "padding_mask": np.ones((2, 16), "int32")}
+    x = {
+        "token_ids": np.random.default_rng(0).integers(1, 100, (2, 16)).astype("int32"),
+        "padding_mask": np.ones((2, 16), "int32"),
+    }
     y = keras.ops.convert_to_numpy(model(x))
     later = {k: v.copy() for k, v in x.items()}
     later["token_ids"][:, 10] = 7

@@ -15,11 +15,32 @@ from recipes import sharding
 
 BATCH = 16
 TINY = {  # dropout off (the distributed and the one-device step see the same function); 4 heads for a model axis of 4
-    "bert_tiny": {"vocabulary_size": 64, "max_sequence_length": 16, "num_classes": 2, "dropout_rate": 0.0, "num_heads": 4,
-                  "num_layers": 2, "hidden_dim": 128, "intermediate_dim": 512},
-    "gpt_tiny": {"vocabulary_size": 64, "max_sequence_length": 16, "dropout_rate": 0.0, "num_heads": 4, "num_layers": 2,
-                 "hidden_dim": 128, "intermediate_dim": 512},
-    "vgg11": {"width_multiplier": 0.125, "fc_units": 32, "num_classes": 10, "input_shape": (32, 32, 3), "dropout_rate": 0.0},
+    "bert_tiny": {
+        "vocabulary_size": 64,
+        "max_sequence_length": 16,
+        "num_classes": 2,
+        "dropout_rate": 0.0,
+        "num_heads": 4,
+        "num_layers": 2,
+        "hidden_dim": 128,
+        "intermediate_dim": 512,
+    },
+    "gpt_tiny": {
+        "vocabulary_size": 64,
+        "max_sequence_length": 16,
+        "dropout_rate": 0.0,
+        "num_heads": 4,
+        "num_layers": 2,
+        "hidden_dim": 128,
+        "intermediate_dim": 512,
+    },
+    "vgg11": {
+        "width_multiplier": 0.125,
+        "fc_units": 32,
+        "num_classes": 10,
+        "input_shape": (32, 32, 3),
+        "dropout_rate": 0.0,
+    },
     "resnet18": {"width_multiplier": 0.125, "num_classes": 10, "input_shape": (32, 32, 3)},
 }
 
@@ -28,7 +49,11 @@ def batch(name):
     rng = np.random.RandomState(0)
     if name == "bert_tiny":
         ids = rng.randint(5, 64, (BATCH, 16)).astype("int32")
-        return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids)}, rng.randint(0, 2, BATCH)
+        return {
+            "token_ids": ids,
+            "segment_ids": np.zeros_like(ids),
+            "padding_mask": np.ones_like(ids),
+        }, rng.randint(0, 2, BATCH)
     if name == "gpt_tiny":
         ids = rng.randint(1, 64, (BATCH, 17)).astype("int32")
         return {"token_ids": ids[:, :-1], "padding_mask": np.ones_like(ids[:, :-1])}, ids[:, 1:]
@@ -61,7 +86,15 @@ def main():
         for distribution, mesh in RUNS:
             dist = sharding.make(distribution, name, mesh=mesh, batch_size=BATCH)
             keras.distribution.set_distribution(dist)
-            print(json.dumps({"model": name, "distribution": distribution, **compare(name, dist, start, ref_out, ref_losses, ref_final)}))
+            print(
+                json.dumps(
+                    {
+                        "model": name,
+                        "distribution": distribution,
+                        **compare(name, dist, start, ref_out, ref_losses, ref_final),
+                    }
+                )
+            )
 
 
 def compare(name, dist, start, ref_out, ref_losses, ref_final) -> dict:
@@ -82,30 +115,38 @@ def compare(name, dist, start, ref_out, ref_losses, ref_final) -> dict:
     out = np.asarray(model(x, training=False))
     losses, final = trained(model, x, y)
     return {
-        "devices": len(keras.distribution.list_devices()), "variables": len(model.weights), "sharded": sharded,
-        "wrong": wrong, "layout_adjusted": getattr(dist, "adjusted", {}),
-        "forward_diff": float(np.abs(out - ref_out).max()), "losses": losses, "ref_losses": ref_losses,
+        "devices": len(keras.distribution.list_devices()),
+        "variables": len(model.weights),
+        "sharded": sharded,
+        "wrong": wrong,
+        "layout_adjusted": getattr(dist, "adjusted", {}),
+        "forward_diff": float(np.abs(out - ref_out).max()),
+        "losses": losses,
+        "ref_losses": ref_losses,
         "weights_diff": max(float(np.abs(a - b).max()) for a, b in zip(final, ref_final)),
         "moved": max(float(np.abs(a - b).max()) for a, b in zip(final, start)),
         "device_bytes_share": per_device / total,
-    }  # fmt: skip
-
-
-
+    }
 
 
 def refusals() -> dict:
     """The one-line errors of ``sharding.make`` on 8 devices, and a dimension the mesh does not divide."""
     out = {}
-    for key, args in {"mesh": ("model_parallel", "3x3", 8), "batch": ("model_parallel", "4x2", 6),
-                      "dp_model_axis": ("data_parallel", "4x2", 8), "name": ("pipeline", None, 8)}.items():  # fmt: skip
+    for key, args in {
+        "mesh": ("model_parallel", "3x3", 8),
+        "batch": ("model_parallel", "4x2", 6),
+        "dp_model_axis": ("data_parallel", "4x2", 8),
+        "name": ("pipeline", None, 8),
+    }.items():
         try:
             sharding.make(args[0], "bert_tiny", mesh=args[1], batch_size=args[2])
         except ValueError as err:
             out[key] = str(err)
     dist = sharding.make("model_parallel", "bert_tiny", mesh="2x4", batch_size=8)
     keras.distribution.set_distribution(dist)
-    modelzoo.create_model("bert_tiny", vocabulary_size=50, max_sequence_length=16)  # 2 heads, 50 tokens: over 4?
+    modelzoo.create_model(
+        "bert_tiny", vocabulary_size=50, max_sequence_length=16
+    )  # 2 heads, 50 tokens: over 4?
     out["adjusted"] = dist.adjusted
     return out
 

@@ -60,7 +60,10 @@ def test_strategies_are_checked_against_the_hardware(monkeypatch):
     with pytest.raises(StrategyError, match="needs an address"):
         make_strategy("tpu")
     if not tf.config.list_physical_devices("TPU"):  # TF 2.21 has no TPU build: one line that says what to use
-        with pytest.raises(StrategyError, match=r"cannot reach TPU 'local'.*has no TPU build.*--backend jax --distribution data_parallel"):
+        with pytest.raises(
+            StrategyError,
+            match=r"cannot reach TPU 'local'.*has no TPU build.*--backend jax --distribution data_parallel",
+        ):
             make_strategy("tpu", tpu="local")
     with pytest.raises(StrategyError, match="strategy must be one of"):
         make_strategy("horovod")

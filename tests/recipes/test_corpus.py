@@ -14,8 +14,15 @@ from recipes.pretrain import pretrain, stdlib_corpus
 from recipes.tasks.masked_lm import MaskedLM
 
 TINY = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
-COMMON = {"batch_size": 16, "sequence_length": 32, "vocabulary_size": 300, "optimizer": "adam", "learning_rate": 0.003,
-          "verbose": 0, "model_kwargs": TINY}  # fmt: skip
+COMMON = {
+    "batch_size": 16,
+    "sequence_length": 32,
+    "vocabulary_size": 300,
+    "optimizer": "adam",
+    "learning_rate": 0.003,
+    "verbose": 0,
+    "model_kwargs": TINY,
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,12 @@ class TinyCorpus(tfds.core.GeneratorBasedBuilder):
     code_path = None  # no checksums file to look for (as test_records' TinyImages)
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({"title": tfds.features.Text(),
-                                                                                       "text": tfds.features.Text()}))  # fmt: skip
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {"title": tfds.features.Text(), "text": tfds.features.Text()}
+            ),
+        )
 
     def _split_generators(self, dl_manager):
         return {"train": self._generate_examples()}
@@ -51,7 +62,9 @@ class TinyCorpus(tfds.core.GeneratorBasedBuilder):
 
 
 def _task(tmp_path, **overrides):
-    cfg = config_lib.resolve("bert", overrides={**COMMON, "epochs": 2, "run_dir": str(tmp_path / "run"), **overrides})
+    cfg = config_lib.resolve(
+        "bert", overrides={**COMMON, "epochs": 2, "run_dir": str(tmp_path / "run"), **overrides}
+    )
     task = MaskedLM(cfg)
     return task, task.prepare(None, tmp_path / "run")
 
@@ -71,13 +84,22 @@ def test_a_streamed_corpus_holds_out_per_file_and_resumes_exactly(text_folder, t
         assert held == -(-(train + held) // 10)
     assert task.val_ids.shape == (sum(counted["held_rows"]), 32)  # fewer than HELD_OUT here: all of them
     cls, sep = task.vocabulary.index("[CLS]"), task.vocabulary.index("[SEP]")
-    assert (task.val_ids[:, 0] == cls).all() and (task.val_ids[:, -1] == sep).all() and (np.stack(in_order)[:, -1] == sep).all()
+    assert (
+        (task.val_ids[:, 0] == cls).all()
+        and (task.val_ids[:, -1] == sep).all()
+        and (np.stack(in_order)[:, -1] == sep).all()
+    )
     counts = np.bincount(np.stack(in_order).ravel(), minlength=len(task.vocabulary))
     assert counts.tolist() == counted["token_counts"]  # the baseline counts the training rows only
     # every batch from step s on is the run's: in the first epoch and mid-second
     whole = task.batches_from(0)
     x, targets, weights = next(iter(whole))
-    assert set(x) == {"token_ids", "segment_ids", "padding_mask", "mask_positions"} and targets.shape == weights.shape == (16, 5)
+    assert set(x) == {
+        "token_ids",
+        "segment_ids",
+        "padding_mask",
+        "mask_positions",
+    } and targets.shape == weights.shape == (16, 5)
     full = _rows(whole)
     assert len(full) == 2 * steps and not np.array_equal(full[0], full[steps])  # epoch 2 is in another order
     for s in (5, steps + 7):
@@ -114,22 +136,48 @@ def test_in_memory_corpora_resume_exactly_and_streaming_auto_chooses_by_size(tex
         theirs = shares[k % 2][k // 2]
         np.testing.assert_array_equal(x["token_ids"].numpy(), theirs[0]["token_ids"].numpy())
         np.testing.assert_array_equal(targets.numpy(), theirs[1].numpy())
-    assert corpus_lib.streamed_source("text_files", path=str(text_folder), memory_budget_gb=2**-20) is not None
-    assert corpus_lib.streamed_source("text_files", path=str(text_folder), streaming=False, memory_budget_gb=2**-20) is None
-    with pytest.raises(data_lib.DataError, match="'stdlib_corpus' is built in memory; streaming: true is for text_files"):
+    assert (
+        corpus_lib.streamed_source("text_files", path=str(text_folder), memory_budget_gb=2**-20) is not None
+    )
+    assert (
+        corpus_lib.streamed_source(
+            "text_files", path=str(text_folder), streaming=False, memory_budget_gb=2**-20
+        )
+        is None
+    )
+    with pytest.raises(
+        data_lib.DataError, match="'stdlib_corpus' is built in memory; streaming: true is for text_files"
+    ):
         corpus_lib.streamed_source("stdlib_corpus", streaming=True)
-    with pytest.raises(data_lib.DataError, match="pretraining corpus must be one of .* or a TFDS text set, got 'wikipeda'"):
+    with pytest.raises(
+        data_lib.DataError, match="pretraining corpus must be one of .* or a TFDS text set, got 'wikipeda'"
+    ):
         corpus_lib.streamed_source("wikipeda", streaming=True)
 
 
 @pytest.mark.slow
 def test_a_tfds_text_set_streams_from_its_prepared_files(tmp_path):
     data_dir = str(tmp_path / "tfds")
-    TinyCorpus(data_dir=data_dir).download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=3))
+    TinyCorpus(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(num_shards=3)
+    )
     source = corpus_lib.streamed_source("tiny_corpus", data_dir=data_dir, streaming=True)
-    assert len(source.files) == 3 and all(f.endswith(tuple(f"-0000{i}-of-00003" for i in range(3))) for f in source.files)
-    summary = pretrain(config_lib.resolve("bert", overrides={**COMMON, "dataset": "tiny_corpus", "data_dir": data_dir, "streaming": True,
-                                                             "epochs": 1, "run_dir": str(tmp_path / "run")}))  # fmt: skip
+    assert len(source.files) == 3 and all(
+        f.endswith(tuple(f"-0000{i}-of-00003" for i in range(3))) for f in source.files
+    )
+    summary = pretrain(
+        config_lib.resolve(
+            "bert",
+            overrides={
+                **COMMON,
+                "dataset": "tiny_corpus",
+                "data_dir": data_dir,
+                "streaming": True,
+                "epochs": 1,
+                "run_dir": str(tmp_path / "run"),
+            },
+        )
+    )
     assert summary["streamed"] and summary["held_out_loss"] < summary["held_out_loss_before"]
     assert summary["steps"] == summary["sequences"]["train"] // 16 > 0
     assert (tmp_path / "run" / "corpus.json").is_file() and (tmp_path / "run" / "held_out.npy").is_file()

@@ -28,7 +28,10 @@ def test_embedded_tabular_is_standardised_on_train_only():
 def test_csv_and_its_errors(tmp_path):
     path = tmp_path / "t.csv"
     rng = np.random.RandomState(0)
-    rows = ["a,b,colour,label"] + [f"{rng.rand()},{rng.rand()},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'}" for i in range(60)]
+    rows = ["a,b,colour,label"] + [
+        f"{rng.rand()},{rng.rand()},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'}"
+        for i in range(60)
+    ]
     path.write_text("\n".join(rows))
     d = data_lib.load("csv", path=str(path))
     assert d.feature_shape == (4,) and d.class_names == ["no", "yes"]
@@ -68,7 +71,10 @@ def test_resumed_batches_are_the_tail_of_the_full_sequence():
     split = data_lib.Split(np.random.RandomState(0).rand(50, 8, 8, 1).astype("float32"), np.arange(50) % 5)
     pre = data_lib.Preprocess(image_size=(10, 10), crop=True, flip=True)
     full = [x.numpy() for x, _ in data_lib.train_batches(split, batch_size=8, epochs=2, seed=3, pre=pre)]
-    tail = [x.numpy() for x, _ in data_lib.train_batches(split, batch_size=8, epochs=2, seed=3, pre=pre, start_step=7)]
+    tail = [
+        x.numpy()
+        for x, _ in data_lib.train_batches(split, batch_size=8, epochs=2, seed=3, pre=pre, start_step=7)
+    ]
     assert len(full) == 12 and len(tail) == 5
     for a, b in zip(full[7:], tail):
         np.testing.assert_array_equal(a, b)
@@ -97,5 +103,7 @@ def test_fixed_size_images_are_kept_as_uint8(tmp_path):
 
 
 def test_a_set_larger_than_half_the_memory_is_refused_in_memory():  # streaming: auto streams it instead
-    with pytest.raises(data_lib.DataError, match=r"'imagenet2012' is 9313226 GiB, more than half.*set streaming: auto"):
+    with pytest.raises(
+        data_lib.DataError, match=r"'imagenet2012' is 9313226 GiB, more than half.*set streaming: auto"
+    ):
         data_lib._check_fits_in_memory("imagenet2012", 10**16)

@@ -26,8 +26,12 @@ def test_cam_is_the_classifier_applied_at_every_position(resnet):
     kernel = np.asarray(resnet.get_layer("fc").kernel)
     expected = np.einsum("nhwc,cn->nhw", features, kernel[:, classes])  # Zhou et al.: sum_k w_k^c f_k(x, y)
     np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + np.asarray(resnet.get_layer("fc").bias)[classes],
-                               logits[np.arange(3), classes], rtol=1e-4, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        maps.mean(axis=(1, 2)) + np.asarray(resnet.get_layer("fc").bias)[classes],
+        logits[np.arange(3), classes],
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_nin_cam_is_the_class_map_itself():
@@ -102,9 +106,20 @@ def test_peaks_are_counted_on_the_bright_pixels():
 @pytest.mark.slow
 def test_explain_writes_overlays_and_measures_a_trained_run(tmp_path, capsys):
     run = tmp_path / "resnet"
-    train(config_lib.resolve("resnet18", overrides={
-        "epochs": 1, "classes": [0, 1, 2], "image_size": 64, "verbose": 0, "run_dir": str(run),
-        "model_kwargs": {"width_multiplier": 0.125}, "batch_size": 32}))  # fmt: skip
+    train(
+        config_lib.resolve(
+            "resnet18",
+            overrides={
+                "epochs": 1,
+                "classes": [0, 1, 2],
+                "image_size": 64,
+                "verbose": 0,
+                "run_dir": str(run),
+                "model_kwargs": {"width_multiplier": 0.125},
+                "batch_size": 32,
+            },
+        )
+    )
     digit = tmp_path / "digit.png"
     keras.utils.save_img(digit, np.kron(np.eye(8)[..., None] * 255, np.ones((8, 8, 1))), scale=False)
     assert ex.main([str(run), str(digit), "--test", "5"]) == 0
@@ -115,15 +130,22 @@ def test_explain_writes_overlays_and_measures_a_trained_run(tmp_path, capsys):
     assert report["images"] == 6 and set(report["methods"]) == {"cam", "gradcam"}
     for method in ("cam", "gradcam"):
         shares = report["methods"][method]
-        assert 0 <= shares["peak_on_bright"] <= 1 and shares["peak_on_bright"] == shares["by_threshold"]["0.25"]
-        assert shares["by_threshold"]["0.1"] >= shares["by_threshold"]["0.25"] >= shares["by_threshold"]["0.5"]
+        assert (
+            0 <= shares["peak_on_bright"] <= 1 and shares["peak_on_bright"] == shares["by_threshold"]["0.25"]
+        )
+        assert (
+            shares["by_threshold"]["0.1"] >= shares["by_threshold"]["0.25"] >= shares["by_threshold"]["0.5"]
+        )
         png = keras.utils.load_img(out / f"test_0000_{method}.png")
         assert png.size[0] > 100 and (out / f"digit_{method}.png").is_file()
     assert report["methods"]["gradcam"]["layer"] == "conv5_block2_out" and 0 < report["bright_share"] < 1
     mlp = tmp_path / "mlp"
     train(config_lib.resolve("mlp", overrides={"epochs": 1, "verbose": 0, "run_dir": str(mlp)}))
     assert ex.main([str(mlp), "--test", "2"]) == 2
-    assert "'mlp' has no feature map with more than one position: CAM and Grad-CAM need a conv net" in capsys.readouterr().err
+    assert (
+        "'mlp' has no feature map with more than one position: CAM and Grad-CAM need a conv net"
+        in capsys.readouterr().err
+    )
     assert ex.main([str(run)]) == 2
     assert "nothing to explain" in capsys.readouterr().err
     lenet = tmp_path / "lenet"

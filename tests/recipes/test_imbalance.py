@@ -30,7 +30,9 @@ def test_imbalanced_split_and_balanced_weights():
 
 def test_train_fraction_keeps_a_share_of_every_class_and_composes_with_class_fraction():
     full, _ = trainer.load_data(config_lib.resolve("mlp"))
-    tenth, _ = trainer.load_data(config_lib.resolve("mlp", overrides={"train_fraction": 0.1, "class_fraction": {"9": 0.5}}))
+    tenth, _ = trainer.load_data(
+        config_lib.resolve("mlp", overrides={"train_fraction": 0.1, "class_fraction": {"9": 0.5}})
+    )
     full_counts, counts = np.bincount(full.train.y, minlength=10), np.bincount(tenth.train.y, minlength=10)
     np.testing.assert_array_equal(counts[:9], np.round(full_counts[:9] * 0.1))
     assert counts[9] == round(full_counts[9] * 0.05)
@@ -38,12 +40,15 @@ def test_train_fraction_keeps_a_share_of_every_class_and_composes_with_class_fra
     np.testing.assert_array_equal(tenth.test.y, full.test.y)  # the same held-out images
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"train_fraction": 0.0}, "train_fraction=0.0 is invalid: must be in \\(0, 1\\]"),
-    ({"class_weight": "balancd"}, "class_weight='balancd' is invalid"),
-    ({"loss": "focall"}, "one of \\['crossentropy', 'focal'\\].*Did you mean 'focal'"),
-    ({"class_weight": 3}, "expected str or list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"train_fraction": 0.0}, "train_fraction=0.0 is invalid: must be in \\(0, 1\\]"),
+        ({"class_weight": "balancd"}, "class_weight='balancd' is invalid"),
+        ({"loss": "focall"}, "one of \\['crossentropy', 'focal'\\].*Did you mean 'focal'"),
+        ({"class_weight": 3}, "expected str or list"),
+    ],
+)
 def test_bad_imbalance_fields(override, message):
     with pytest.raises(ValueError, match=message):
         config_lib.resolve("mlp", overrides=override).validate()
@@ -55,13 +60,18 @@ def test_class_weights_and_focal_loss_raise_minority_recall(tmp_path):
     base = {"class_fraction": RARE, "epochs": 15, "verbose": 0, "model_kwargs": {"dropout_rate": 0.0}}
     recalls = {"plain": [], "balanced": [], "focal": []}
     for seed in (0, 1, 2):
-        for name, extra in (("plain", {}), ("balanced", {"class_weight": "balanced"}),
-                            ("focal", {"class_weight": "balanced", "loss": "focal"})):  # fmt: skip
+        for name, extra in (
+            ("plain", {}),
+            ("balanced", {"class_weight": "balanced"}),
+            ("focal", {"class_weight": "balanced", "loss": "focal"}),
+        ):
             run = {**base, **extra, "seed": seed, "run_dir": str(tmp_path / f"{name}{seed}")}
             summary = train(config_lib.resolve("mlp", overrides=run))
             recalls[name].append(np.mean([summary["test_recall_per_class"][c] for c in RARE]))
             assert summary["test_accuracy"] > 0.8
     mean = {k: float(np.mean(v)) for k, v in recalls.items()}
-    print(f"minority recall (classes 8, 9 at 4% of their training examples), seeds 0-2: {recalls}, mean {mean}")
+    print(
+        f"minority recall (classes 8, 9 at 4% of their training examples), seeds 0-2: {recalls}, mean {mean}"
+    )
     assert mean["balanced"] > mean["plain"] + 0.1
     assert mean["focal"] > mean["plain"] + 0.1

@@ -36,8 +36,14 @@ class ChdirAndFail(keras.callbacks.Callback):
 
 
 def _global_state():
-    return (random.getstate(), np.random.get_state()[1].tolist(), private_tensorflow.global_seed(),
-            private_keras.global_seed_state()[0], keras.mixed_precision.dtype_policy().name, os.getcwd())  # fmt: skip
+    return (
+        random.getstate(),
+        np.random.get_state()[1].tolist(),
+        private_tensorflow.global_seed(),
+        private_keras.global_seed_state()[0],
+        keras.mixed_precision.dtype_policy().name,
+        os.getcwd(),
+    )
 
 
 @pytest.mark.parametrize("failure", ["build", "data", "training"])
@@ -46,9 +52,14 @@ def test_a_failed_mixed_precision_run_leaves_global_state_as_it_was_then_float32
     np.random.seed(7)
     tf.random.set_seed(11)
     before = _global_state()
-    bad = {"build": {"model_kwargs": {"no_such_argument": 1}}, "data": {"dataset": "csv", "data_path": str(tmp_path / "none.csv")},
-           "training": {}}[failure]  # fmt: skip
-    cfg = config_lib.resolve("mlp", overrides={**FAST, **bad, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path / "bad")})
+    bad = {
+        "build": {"model_kwargs": {"no_such_argument": 1}},
+        "data": {"dataset": "csv", "data_path": str(tmp_path / "none.csv")},
+        "training": {},
+    }[failure]
+    cfg = config_lib.resolve(
+        "mlp", overrides={**FAST, **bad, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path / "bad")}
+    )
     with pytest.raises(Exception):  # noqa: B017 (each failure has its own type; the test is what is restored)
         loop.run(Classify(cfg), callbacks=[ChdirAndFail(tmp_path)] if failure == "training" else [])
     assert _global_state() == before  # policy, Python/NumPy/TensorFlow/Keras seeds and cwd
@@ -62,11 +73,15 @@ def test_every_field_is_in_exactly_one_part_and_recipes_take_parts():
     placed = [name for part in config_lib.PARTS.values() for name in part]
     assert sorted(placed) == sorted(config_lib.FIELDS) and len(placed) == len(set(placed))
     assert "label_smoothing" not in config_lib.recipe_fields("pretrain")
-    assert "temperature" in config_lib.recipe_fields("distill") and "l2" not in config_lib.recipe_fields("distill")
+    assert "temperature" in config_lib.recipe_fields("distill") and "l2" not in config_lib.recipe_fields(
+        "distill"
+    )
 
 
 def test_a_field_the_recipe_does_not_take_is_an_error_naming_field_and_recipe(tmp_path):
-    cfg = config_lib.resolve("bert_tiny", overrides={"dataset": "stdlib_corpus", "label_smoothing": 0.1, "run_dir": str(tmp_path)})
+    cfg = config_lib.resolve(
+        "bert_tiny", overrides={"dataset": "stdlib_corpus", "label_smoothing": 0.1, "run_dir": str(tmp_path)}
+    )
     with pytest.raises(UserError, match="pretrain does not apply config field label_smoothing=0.1"):
         pretrain(cfg)
     with pytest.raises(UserError, match="train does not apply config field temperature=2.0"):
@@ -99,8 +114,18 @@ def test_distill_stops_early_and_resumes_its_early_stopping_state(tmp_path):
     # A learning rate too small to move a float32 weight: validation loss is flat, so with patience 2
     # the run stops after epoch 3 of 8 (best at 1, no improvement at 2 and 3).
     small = {"hidden_units": [32], "dropout_rate": 0.0}
-    cfg = config_lib.resolve("mlp", overrides={**FAST, "epochs": 8, "learning_rate": 1e-30, "momentum": 0.0, "model_kwargs": small,
-                                               "early_stopping_patience": 2, "run_dir": str(tmp_path / "student")})  # fmt: skip
+    cfg = config_lib.resolve(
+        "mlp",
+        overrides={
+            **FAST,
+            "epochs": 8,
+            "learning_rate": 1e-30,
+            "momentum": 0.0,
+            "model_kwargs": small,
+            "early_stopping_patience": 2,
+            "run_dir": str(tmp_path / "student"),
+        },
+    )
     with pytest.raises(RuntimeError, match="killed after epoch 2"):  # its checkpoint holds wait=1
         loop.run(Distill(dataclasses.replace(cfg), teacher), callbacks=[FailAfterEpoch(2)])
     summary = distill(cfg, teacher)

@@ -35,14 +35,32 @@ def _free_ports(n):
 def _launch(run_dir, extra=()):
     """Start the two workers of a fresh cluster (new ports each time) training into ``run_dir``."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "multi_worker_mirrored",
-           "--run-dir", str(run_dir), "--epochs", str(EPOCHS), "--batch-size", str(BATCH),
-           "--set", "checkpoint_every=3", "--set", "verbose=0", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "recipes.train",
+        "lenet5",
+        "--strategy",
+        "multi_worker_mirrored",
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        str(BATCH),
+        "--set",
+        "checkpoint_every=3",
+        "--set",
+        "verbose=0",
+        *extra,
+    ]
     procs = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = subprocess_env(TF_CONFIG=json.dumps(tf_config))
-        procs.append(helpers.start(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            helpers.start(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
     return procs
 
 

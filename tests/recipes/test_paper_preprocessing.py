@@ -28,8 +28,14 @@ def varied(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", ["random_resized", "scale_jitter"])
 def test_paper_crops_are_seeded_per_example_and_resume_exactly(varied, mode):
-    pre = data_lib.Preprocess(image_size=(32, 32), channels=3, crop=True, flip=True, crop_mode=mode,
-                              scale_range=(0.25, 1.0) if mode == "random_resized" else (32, 48))  # fmt: skip
+    pre = data_lib.Preprocess(
+        image_size=(32, 32),
+        channels=3,
+        crop=True,
+        flip=True,
+        crop_mode=mode,
+        scale_range=(0.25, 1.0) if mode == "random_resized" else (32, 48),
+    )
     options = dict(batch_size=4, epochs=2, seed=3, pre=pre)
     full = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **options)]
     again = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **options)]
@@ -39,8 +45,16 @@ def test_paper_crops_are_seeded_per_example_and_resume_exactly(varied, mode):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(full[3:], resumed):
         np.testing.assert_array_equal(a, b)
-    plain = [x.numpy() for x, _ in data_lib.train_batches(varied.train, batch_size=4, epochs=2, seed=3,
-                                                          pre=data_lib.Preprocess(image_size=(32, 32), channels=3))]  # fmt: skip
+    plain = [
+        x.numpy()
+        for x, _ in data_lib.train_batches(
+            varied.train,
+            batch_size=4,
+            epochs=2,
+            seed=3,
+            pre=data_lib.Preprocess(image_size=(32, 32), channels=3),
+        )
+    ]
     assert all(not np.allclose(a, b) for a, b in zip(full, plain))  # every batch cropped, not just resized
     other = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **{**options, "seed": 4})]
     assert not np.array_equal(full[0], other[0])
@@ -54,8 +68,17 @@ def test_evaluation_takes_the_centre_crop_and_normalises(tmp_path):
     # the shorter side is already 224 / 0.875 = 256: no resize, the centre 224 x 224
     np.testing.assert_allclose(x, img[16:240, 48:272] / 255.0, atol=1e-6)
     mean, std = data_lib.NORMALIZE["imagenet_mean_std"]
-    normed = next(iter(data_lib.eval_batches(split, batch_size=1, pre=data_lib.Preprocess(
-        image_size=(224, 224), channels=3, eval_crop=0.875, mean=mean, std=std))))[0].numpy()[0]  # fmt: skip
+    normed = next(
+        iter(
+            data_lib.eval_batches(
+                split,
+                batch_size=1,
+                pre=data_lib.Preprocess(
+                    image_size=(224, 224), channels=3, eval_crop=0.875, mean=mean, std=std
+                ),
+            )
+        )
+    )[0].numpy()[0]
     np.testing.assert_allclose(normed, (img[16:240, 48:272] / 255.0 - mean) / std, atol=1e-5)
 
 
@@ -63,26 +86,49 @@ def test_evaluation_takes_the_centre_crop_and_normalises(tmp_path):
 def test_the_imagenet_recipes_resolve_to_the_papers_settings(model, tmp_path):
     cfg = config_lib.resolve(model, overrides={"dataset": "imagenet2012"}).validate("train")
     assert cfg.crop_mode in ("random_resized", "scale_jitter") and cfg.eval_crop and cfg.normalize != "none"
-    assert cfg.optimizer == "sgd" and cfg.momentum == 0.9 and cfg.schedule == "step" and len(cfg.step_epochs) == 3
+    assert (
+        cfg.optimizer == "sgd"
+        and cfg.momentum == 0.9
+        and cfg.schedule == "step"
+        and len(cfg.step_epochs) == 3
+    )
     with tfds.testing.mock_data(num_examples=8):
         data, pre = trainer.load_data(dataclasses_replace(cfg, data_dir=str(tmp_path)))
-    assert data.encoded_shape == (None, None, 3) and pre.crop and pre.crop_mode == cfg.crop_mode and pre.image_size == (cfg.image_size,) * 2
+    assert (
+        data.encoded_shape == (None, None, 3)
+        and pre.crop
+        and pre.crop_mode == cfg.crop_mode
+        and pre.image_size == (cfg.image_size,) * 2
+    )
     assert pre.mean == data_lib.NORMALIZE[cfg.normalize][0]
     with pytest.raises(ValueError, match="scale_range=\\[2, 1\\] is invalid"):
         dataclasses_replace(cfg, scale_range=[2, 1]).validate()
 
 
 def test_a_run_with_the_resnet_recipe_trains_on_mocked_imagenet2012(tmp_path):
-    overrides = {"image_size": 32, "epochs": 1, "batch_size": 8, "verbose": 0, "data_dir": str(tmp_path), "step_epochs": [],
-                 "schedule": "constant", "streaming": True, "run_dir": str(tmp_path / "run")}  # fmt: skip
-    cfg = config_lib.resolve("resnet18", config_file=config_lib.recipe_path("resnet50", "imagenet2012"), overrides=overrides)
+    overrides = {
+        "image_size": 32,
+        "epochs": 1,
+        "batch_size": 8,
+        "verbose": 0,
+        "data_dir": str(tmp_path),
+        "step_epochs": [],
+        "schedule": "constant",
+        "streaming": True,
+        "run_dir": str(tmp_path / "run"),
+    }
+    cfg = config_lib.resolve(
+        "resnet18", config_file=config_lib.recipe_path("resnet50", "imagenet2012"), overrides=overrides
+    )
     with tfds.testing.mock_data(num_examples=24):
         summary = trainer.train(cfg)
     assert summary["completed"] and summary["steps"] == 3 and summary["input_shape"] == [32, 32, 3]
     with pytest.raises(ValueError, match="crop_mode='scale_jitter' is the augmentation of the crop families"):
-        trainer.preprocess_for(dataclasses_replace(cfg, model="mlp", crop_mode="scale_jitter", image_size=32),
-                               data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3)),
-                               __import__("modelzoo").get_entry("mlp"))  # fmt: skip
+        trainer.preprocess_for(
+            dataclasses_replace(cfg, model="mlp", crop_mode="scale_jitter", image_size=32),
+            data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3)),
+            __import__("modelzoo").get_entry("mlp"),
+        )
 
 
 def dataclasses_replace(cfg, **changes):
@@ -96,11 +142,20 @@ def test_eval_crop_leaves_training_batches_alone_and_config_mistakes_are_one_lin
     split = data_lib.Split(x, np.arange(50) % 3)
     pre = data_lib.Preprocess(image_size=(28, 28), channels=3, crop=True, eval_crop=0.875)
     batch = next(iter(data_lib.train_batches(split, batch_size=10, epochs=1, pre=pre)))[0]
-    assert batch.shape == (10, 28, 28, 3)  # the in-memory set resized whole, not centre-cropped along the batch
-    for fields, message in (({"crop_mode": "scale_jitter", "scale_range": [0.5, 1.0]}, "whole pixels"),
-                            ({"crop_mode": "random_resized", "scale_range": [0.5, 2.0]}, "area shares in \\(0, 1\\]")):  # fmt: skip
+    assert batch.shape == (
+        10,
+        28,
+        28,
+        3,
+    )  # the in-memory set resized whole, not centre-cropped along the batch
+    for fields, message in (
+        ({"crop_mode": "scale_jitter", "scale_range": [0.5, 1.0]}, "whole pixels"),
+        ({"crop_mode": "random_resized", "scale_range": [0.5, 2.0]}, "area shares in \\(0, 1\\]"),
+    ):
         with pytest.raises(ValueError, match=message):
             config_lib.resolve("resnet18", overrides=fields).validate()
     cfg = config_lib.resolve("resnet18", overrides={"crop_mode": "random_resized", "crop_padding": 0.0})
     data = data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3))
-    assert trainer.preprocess_for(cfg, data, __import__("modelzoo").get_entry("resnet18")).crop  # padding is not its knob
+    assert trainer.preprocess_for(
+        cfg, data, __import__("modelzoo").get_entry("resnet18")
+    ).crop  # padding is not its knob

@@ -44,9 +44,21 @@ def test_masking_follows_bert():
 
 @pytest.mark.slow
 def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_path):
-    cfg = config_lib.resolve("bert", overrides={
-        "dataset": "stdlib_corpus", "epochs": 1, "batch_size": 64, "sequence_length": 32, "vocabulary_size": 400,
-        "optimizer": "adam", "learning_rate": 0.003, "verbose": 0, "model_kwargs": TINY, "run_dir": str(tmp_path / "pre")})  # fmt: skip
+    cfg = config_lib.resolve(
+        "bert",
+        overrides={
+            "dataset": "stdlib_corpus",
+            "epochs": 1,
+            "batch_size": 64,
+            "sequence_length": 32,
+            "vocabulary_size": 400,
+            "optimizer": "adam",
+            "learning_rate": 0.003,
+            "verbose": 0,
+            "model_kwargs": TINY,
+            "run_dir": str(tmp_path / "pre"),
+        },
+    )
     summary = pretrain(cfg)
     assert summary["completed"] and summary["held_out_loss"] < summary["held_out_loss_before"]
     assert (tmp_path / "pre" / "vocab.txt").is_file() and (tmp_path / "pre" / "model.keras").is_file()
@@ -54,7 +66,12 @@ def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_pat
 
     from recipes.finetune import main
 
-    assert main([str(tmp_path / "pre"), "--epochs", "1", "--run-dir", str(tmp_path / "ft"), "--set", "verbose=0"]) == 0
+    assert (
+        main(
+            [str(tmp_path / "pre"), "--epochs", "1", "--run-dir", str(tmp_path / "ft"), "--set", "verbose=0"]
+        )
+        == 0
+    )
     tuned = json.loads((tmp_path / "ft" / "summary.json").read_text())
     assert tuned["completed"] and tuned["input_shape"] == [32]
     assert (tmp_path / "ft" / "config.yaml").read_text().count("init_from") == 1
@@ -71,25 +88,59 @@ def test_a_streamed_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights
         (corpus / f"part{i}.txt").write_text("\n".join(docs[i::3]))
 
     def cmd(run_dir):
-        return [sys.executable, "-m", "recipes.pretrain", "bert", "--dataset", "text_files", "--data-path", str(corpus),
-                "--set", "streaming=true",
-                "--epochs", "2", "--batch-size", "32", "--run-dir", str(run_dir), "--optimizer", "adam",
-                "--learning-rate", "0.003", "--set", "sequence_length=32", "--set", "vocabulary_size=300",
-                "--set", "checkpoint_every=2", "--set", "verbose=0", "--set", f"model_kwargs={json.dumps(TINY)}"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "recipes.pretrain",
+            "bert",
+            "--dataset",
+            "text_files",
+            "--data-path",
+            str(corpus),
+            "--set",
+            "streaming=true",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--run-dir",
+            str(run_dir),
+            "--optimizer",
+            "adam",
+            "--learning-rate",
+            "0.003",
+            "--set",
+            "sequence_length=32",
+            "--set",
+            "vocabulary_size=300",
+            "--set",
+            "checkpoint_every=2",
+            "--set",
+            "verbose=0",
+            "--set",
+            f"model_kwargs={json.dumps(TINY)}",
+        ]
 
     env = subprocess_env()
     helpers.run(cmd(tmp_path / "unbroken"), env=env, cwd=ROOT, check=True, timeout=600)
     reference = json.loads((tmp_path / "unbroken" / "summary.json").read_text())
     steps_per_epoch = reference["steps"] // 2
-    proc = helpers.start(cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(
+        cmd(tmp_path / "killed"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     killed_at = kill_mid_epoch(proc, tmp_path / "killed", steps_per_epoch)
     first = proc.communicate()[0].decode()
     assert killed_at is not None, "pretraining finished before it could be killed mid-epoch"
     assert "training and" in first and "held-out sequences in 3 files" in first
-    out = helpers.run(cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
-    assert f"resuming {tmp_path / 'killed'} at step" in out and "held-out sequences" not in out  # the count is kept
+    out = helpers.run(
+        cmd(tmp_path / "killed"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+    ).stdout
+    assert (
+        f"resuming {tmp_path / 'killed'} at step" in out and "held-out sequences" not in out
+    )  # the count is kept
     resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    # rows in a (seed, epoch) order, masks seeded by (seed, step), the rows before the step skipped: the unbroken run's bits
+    # rows in a (seed, epoch) order, masks seeded by (seed, step), the rows before the step
+    # skipped: the unbroken run's bits
     assert resumed["steps"] == reference["steps"] and resumed["weights_sha256"] == reference["weights_sha256"]
     assert resumed["held_out_loss"] == reference["held_out_loss"]
 
@@ -99,12 +150,27 @@ def test_mixed_precision_pretraining_keeps_float32_predictions(tmp_path):
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(stdlib_corpus()[:300]))
-    cfg = config_lib.resolve("bert", overrides={
-        "dataset": "text_files", "data_path": str(corpus), "epochs": 1, "batch_size": 32, "sequence_length": 32,
-        "vocabulary_size": 200, "mixed_precision": "mixed_float16", "optimizer": "adam", "learning_rate": 0.003,
-        "verbose": 0, "model_kwargs": TINY, "run_dir": str(tmp_path / "run")})  # fmt: skip
+    cfg = config_lib.resolve(
+        "bert",
+        overrides={
+            "dataset": "text_files",
+            "data_path": str(corpus),
+            "epochs": 1,
+            "batch_size": 32,
+            "sequence_length": 32,
+            "vocabulary_size": 200,
+            "mixed_precision": "mixed_float16",
+            "optimizer": "adam",
+            "learning_rate": 0.003,
+            "verbose": 0,
+            "model_kwargs": TINY,
+            "run_dir": str(tmp_path / "run"),
+        },
+    )
     summary = pretrain(cfg)
-    assert summary["precision"] == "mixed_float16" and summary["held_out_loss"] < summary["held_out_loss_before"]
+    assert (
+        summary["precision"] == "mixed_float16" and summary["held_out_loss"] < summary["held_out_loss_before"]
+    )
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     assert model.get_layer("transformer_layer_0").dtype_policy.name == "mixed_float16"
     assert model.outputs[0].dtype == "float32" and keras.mixed_precision.dtype_policy().name == "float32"

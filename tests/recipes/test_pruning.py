@@ -22,7 +22,9 @@ def test_schedule_is_cubic_from_begin_to_end():
 def test_bad_pruning_fields():
     with pytest.raises(ValueError, match="prune_sparsity=1.0 is invalid: must be in \\[0, 1\\)"):
         config_lib.resolve("mlp", overrides={"prune_sparsity": 1.0}).validate()
-    with pytest.raises(ValueError, match="prune_end_epoch=1.0 is invalid: must not come before prune_begin_epoch=2.0"):
+    with pytest.raises(
+        ValueError, match="prune_end_epoch=1.0 is invalid: must not come before prune_begin_epoch=2.0"
+    ):
         config_lib.resolve("mlp", overrides={"prune_begin_epoch": 2.0, "prune_end_epoch": 1.0}).validate()
 
 
@@ -30,8 +32,14 @@ def test_bad_pruning_fields():
 def test_pruned_to_80_percent_keeps_accuracy_and_its_zeros(tmp_path):
     base = {"epochs": 20, "verbose": 0}
     dense = train(config_lib.resolve("mlp", overrides={**base, "run_dir": str(tmp_path / "dense")}))
-    pruned = train(config_lib.resolve("mlp", overrides={**base, "prune_sparsity": 0.8, "run_dir": str(tmp_path / "pruned")}))
-    print(f"dense {dense['test_accuracy']:.4f}, pruned {pruned['test_accuracy']:.4f} at sparsity {pruned['sparsity']}")
+    pruned = train(
+        config_lib.resolve(
+            "mlp", overrides={**base, "prune_sparsity": 0.8, "run_dir": str(tmp_path / "pruned")}
+        )
+    )
+    print(
+        f"dense {dense['test_accuracy']:.4f}, pruned {pruned['test_accuracy']:.4f} at sparsity {pruned['sparsity']}"
+    )
     assert pruned["test_accuracy"] >= dense["test_accuracy"] - 0.01
     assert pruned["sparsity"] >= 0.799
     model = keras.saving.load_model(tmp_path / "pruned" / "model.keras", safe_mode=True)

@@ -21,12 +21,18 @@ def run_dir(tmp_path_factory):
 def test_quantized_model_keeps_accuracy_and_shrinks(run_dir, mode, max_ratio):
     report = quantize(run_dir, mode)
     assert abs(report["accuracy_change_points"]) <= 1.0 and report["test_accuracy_before"] > 0.9
-    assert report["size_ratio"] < max_ratio and report["layers_quantized"] == ["hidden1", "hidden2", "output"]  # every Dense
+    assert report["size_ratio"] < max_ratio and report["layers_quantized"] == [
+        "hidden1",
+        "hidden2",
+        "output",
+    ]  # every Dense
     model = keras.saving.load_model(run_dir / f"quantized_{mode}.keras", safe_mode=True)
     assert any(mode in layer.dtype_policy.name for layer in model.layers)
     assert json.loads((run_dir / f"quantize_{mode}.json").read_text())["mode"] == mode
 
 
 def test_unknown_mode_is_one_clear_error(run_dir):
-    with pytest.raises(ValueError, match="quantization mode must be one of \\['int8', 'int4', 'float8'\\], got 'int3'"):
+    with pytest.raises(
+        ValueError, match="quantization mode must be one of \\['int8', 'int4', 'float8'\\], got 'int3'"
+    ):
         quantize(run_dir, "int3")

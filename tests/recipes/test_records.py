@@ -28,7 +28,10 @@ class TinyImages(tfds.core.GeneratorBasedBuilder):
     code_path = None  # no checksums file to look for (TFDS would import importlib_resources to find one)
 
     def _info(self):
-        features = {"image": tfds.features.Image(shape=(None, None, 3)), "label": tfds.features.ClassLabel(num_classes=3)}
+        features = {
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(num_classes=3),
+        }
         return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
 
     def _split_generators(self, dl_manager):
@@ -58,7 +61,9 @@ def shards(folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_tfds(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    TinyImages(data_dir=data_dir).download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=4))
+    TinyImages(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(num_shards=4)
+    )
     return data_dir
 
 
@@ -76,13 +81,26 @@ def _batches(split, **options):
 
 def test_the_writer_deals_every_image_once_into_mixed_shards(folder, shards):
     index = json.loads((shards / "records.json").read_text())
-    assert sum(index["counts"].values()) == 120 and len(index["counts"]) == 8 and index["class_names"] == ["class_000", "class_001", "class_002"]
+    assert (
+        sum(index["counts"].values()) == 120
+        and len(index["counts"]) == 8
+        and index["class_names"] == ["class_000", "class_001", "class_002"]
+    )
     data = data_lib.load("tfrecord", path=str(shards))
     every = [*data.train.files, *data.val.files, *data.test.files]
-    assert sorted(every) == sorted(str(shards / f) for f in index["counts"])  # held out by file, each file once
+    assert sorted(every) == sorted(
+        str(shards / f) for f in index["counts"]
+    )  # held out by file, each file once
     assert len(data.train) + len(data.val) + len(data.test) == 120
     originals = sorted(_digest(p.read_bytes()) for p in folder.rglob("*.jpg"))
-    assert sorted(_examples(data.train.in_order()) + _examples(data.val.in_order()) + _examples(data.test.in_order())) == originals
+    assert (
+        sorted(
+            _examples(data.train.in_order())
+            + _examples(data.val.in_order())
+            + _examples(data.test.in_order())
+        )
+        == originals
+    )
     labels = [y for _, y in tfds.as_numpy(data.train.open_files(data.train.files[:1], None, None))]
     assert len(set(labels)) == 3  # a shard mixes the classes
 
@@ -113,11 +131,15 @@ def test_each_pipeline_reads_its_own_files_every_epoch(shards):
     seen = {(p, e): _examples(train.epoch(e, 7, 2, p)) for p in (0, 1) for e in (0, 1)}
     assert not set(seen[0, 0]) & set(seen[1, 0])  # disjoint halves of the files
     assert sorted(seen[0, 0] + seen[1, 0]) == sorted(_examples(train.in_order()))
-    assert all(sorted(seen[p, 0]) == sorted(seen[p, 1]) for p in (0, 1))  # the same files each epoch, reshuffled
+    assert all(
+        sorted(seen[p, 0]) == sorted(seen[p, 1]) for p in (0, 1)
+    )  # the same files each epoch, reshuffled
     assert len(seen[0, 0]) == train.share(2, 0) and len(seen[1, 0]) == train.share(2, 1)
     options = dict(batch_size=8, epochs=2, seed=1, pre=PRE, num_classes=3)
     parts = [_batches(train, replicas=(2, [p]), **options) for p in (0, 1)]
-    assert len(parts[0]) == len(parts[1]) == 2 * data_lib.steps_per_epoch(len(train), 8)  # nominal epochs on both
+    assert (
+        len(parts[0]) == len(parts[1]) == 2 * data_lib.steps_per_epoch(len(train), 8)
+    )  # nominal epochs on both
     assert parts[0][0][0].shape == (4, 16, 16, 3)
 
 
@@ -140,15 +162,37 @@ def test_too_few_files_shard_by_element_and_say_so(tmp_path, folder):
 
 def test_a_run_trains_on_tfrecords_and_on_a_streamed_tfds_set(shards, tiny_tfds, tmp_path):
     common = {"epochs": 4, "batch_size": 8, "learning_rate": 0.02, "verbose": 0}
-    cfg = config_lib.resolve("lenet5", overrides={**common, "dataset": "tfrecord", "data_path": str(shards),
-                                                  "run_dir": str(tmp_path / "rec")})  # fmt: skip
+    cfg = config_lib.resolve(
+        "lenet5",
+        overrides={
+            **common,
+            "dataset": "tfrecord",
+            "data_path": str(shards),
+            "run_dir": str(tmp_path / "rec"),
+        },
+    )
     summary = trainer.train(cfg)
-    assert summary["test_accuracy"] > 0.8 and summary["num_train"] == len(data_lib.load("tfrecord", path=str(shards)).train)
+    assert summary["test_accuracy"] > 0.8 and summary["num_train"] == len(
+        data_lib.load("tfrecord", path=str(shards)).train
+    )
     # TinyImages is 90 + 30 images: a 1 KiB budget makes "auto" stream it, through TFDS's reader.
     data = data_lib.load("tiny_images", data_dir=tiny_tfds, memory_budget_gb=2**-20)
-    assert data.train.streamed and data.train.counts == [13, 23, 23, 22] and len(data.val) == 9 and len(data.test) == 30
-    cfg = config_lib.resolve("lenet5", overrides={**common, "dataset": "tiny_images", "data_dir": tiny_tfds,
-                                                  "memory_budget_gb": 2**-20, "run_dir": str(tmp_path / "tfds")})  # fmt: skip
+    assert (
+        data.train.streamed
+        and data.train.counts == [13, 23, 23, 22]
+        and len(data.val) == 9
+        and len(data.test) == 30
+    )
+    cfg = config_lib.resolve(
+        "lenet5",
+        overrides={
+            **common,
+            "dataset": "tiny_images",
+            "data_dir": tiny_tfds,
+            "memory_budget_gb": 2**-20,
+            "run_dir": str(tmp_path / "tfds"),
+        },
+    )
     summary = trainer.train(cfg)
     assert summary["test_accuracy"] > 0.8 and summary["num_train"] == 81
 
@@ -157,7 +201,9 @@ def test_tfds_streams_shard_by_file_and_resume_exactly(tiny_tfds):
     train = data_lib.load("tiny_images", data_dir=tiny_tfds, streaming=True).train
     assert len(train.files) == 4 and train.by_file(2)
     halves = [_examples(train.epoch(0, 5, 2, p)) for p in (0, 1)]
-    assert not set(halves[0]) & set(halves[1]) and sorted(halves[0] + halves[1]) == sorted(_examples(train.in_order()))
+    assert not set(halves[0]) & set(halves[1]) and sorted(halves[0] + halves[1]) == sorted(
+        _examples(train.in_order())
+    )
     assert [len(h) for h in halves] == [train.share(2, 0), train.share(2, 1)] == [13 + 23, 23 + 22]
     options = dict(batch_size=8, epochs=2, seed=5, pre=PRE, num_classes=3)
     full = _batches(train, **options)
@@ -173,9 +219,19 @@ def test_imagenet2012_streams_under_tfds_mock_data(tmp_path):
         data = data_lib.load("imagenet2012", data_dir=str(tmp_path), streaming=True)
         assert data.num_classes == 1000 and data.class_names[0] == "n01440764" and data.train.streamed
         assert len(data.train) == 24 and data.encoded_shape == (None, None, 3)
-        cfg = config_lib.resolve("lenet5", overrides={"dataset": "imagenet2012", "data_dir": str(tmp_path), "streaming": True,
-                                                      "image_size": 32, "epochs": 1, "batch_size": 8, "verbose": 0,
-                                                      "run_dir": str(tmp_path / "run")})  # fmt: skip
+        cfg = config_lib.resolve(
+            "lenet5",
+            overrides={
+                "dataset": "imagenet2012",
+                "data_dir": str(tmp_path),
+                "streaming": True,
+                "image_size": 32,
+                "epochs": 1,
+                "batch_size": 8,
+                "verbose": 0,
+                "run_dir": str(tmp_path / "run"),
+            },
+        )
         summary = trainer.train(cfg)
     assert summary["completed"] and summary["steps"] == 3 and summary["input_shape"] == [32, 32, 3]
 
@@ -184,8 +240,11 @@ def test_bad_record_input_is_one_line(tmp_path, shards):
     with tf.io.TFRecordWriter(str(tmp_path / "train-0.tfrecord")) as w:  # image bytes, but no label feature
         feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}
         w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    with pytest.raises(data_lib.DataError, match="train-0.tfrecord' has no label feature \\(looked for 'image/class/label', "
-                                                 "'label'\\); its features: \\['image/encoded'\\]"):  # fmt: skip
+    with pytest.raises(
+        data_lib.DataError,
+        match="train-0.tfrecord' has no label feature \\(looked for 'image/class/label', "
+        "'label'\\); its features: \\['image/encoded'\\]",
+    ):
         data_lib.load("tfrecord", path=str(tmp_path))
     (tmp_path / "train-0.tfrecord").write_bytes(b"not a record file at all")
     with pytest.raises(data_lib.DataError, match="is not a TFRecord file"):
@@ -194,11 +253,26 @@ def test_bad_record_input_is_one_line(tmp_path, shards):
         data_lib.load("tfrecord", path=str(shards.parent))  # the folder above the shards
     with pytest.raises(data_lib.DataError, match="'tfrecord' always streams"):
         data_lib.load("tfrecord", path=str(shards), streaming=False)
-    with pytest.raises(data_lib.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"):
-        trainer.load_data(config_lib.resolve("lenet5", overrides={"dataset": "tfrecord", "data_path": str(shards),
-                                                                  "classes": ["class_000", "class_001"]}))  # fmt: skip
-    with pytest.raises(ValueError, match="images of varying size and model 'mlp' takes a flat \\(784,\\) vector.*set image_size"):
-        trainer.load_data(config_lib.resolve("mlp", overrides={"dataset": "tfrecord", "data_path": str(shards)}))
+    with pytest.raises(
+        data_lib.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"
+    ):
+        trainer.load_data(
+            config_lib.resolve(
+                "lenet5",
+                overrides={
+                    "dataset": "tfrecord",
+                    "data_path": str(shards),
+                    "classes": ["class_000", "class_001"],
+                },
+            )
+        )
+    with pytest.raises(
+        ValueError,
+        match="images of varying size and model 'mlp' takes a flat \\(784,\\) vector.*set image_size",
+    ):
+        trainer.load_data(
+            config_lib.resolve("mlp", overrides={"dataset": "tfrecord", "data_path": str(shards)})
+        )
 
 
 def test_imagenet_manual_dir_missing_archives_or_a_bad_archive_are_one_line_each(tmp_path, capsys):
@@ -209,7 +283,15 @@ def test_imagenet_manual_dir_missing_archives_or_a_bad_archive_are_one_line_each
 
     manual = tmp_path / "downloads" / "manual"
     manual.mkdir(parents=True)
-    run = ["resnet50", "--dataset", "imagenet2012", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    run = [
+        "resnet50",
+        "--dataset",
+        "imagenet2012",
+        "--data-dir",
+        str(tmp_path),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     assert main(run) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'imagenet2012' is not prepared and its manual dir" in err[0], err
@@ -217,7 +299,9 @@ def test_imagenet_manual_dir_missing_archives_or_a_bad_archive_are_one_line_each
     (manual / "ILSVRC2012_img_val.tar").touch()
     assert main(run) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].endswith("lacks ILSVRC2012_img_train.tar (see README: Preparing ImageNet)."), err
+    assert len(err) == 1 and err[0].endswith(
+        "lacks ILSVRC2012_img_train.tar (see README: Preparing ImageNet)."
+    ), err
     (manual / "ILSVRC2012_img_train.tar").touch()
     assert main(run) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -230,11 +314,26 @@ def test_a_corrupt_jpeg_stops_the_run_naming_it_or_is_skipped_and_counted(tmp_pa
     (folder / "class_001" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     from recipes.train import main
 
-    run = ["lenet5", "--epochs", "1", "--batch-size", "8", "--set", "dataset=folder", "--set", f"data_path={folder}",
-           "--set", "verbose=0", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    run = [
+        "lenet5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--set",
+        "dataset=folder",
+        "--set",
+        f"data_path={folder}",
+        "--set",
+        "verbose=0",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     assert main([*run, "--set", "streaming=true"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "1 image file(s) do not decode: '" in err[0] and "class_001/broken.jpg'" in err[0], err
+    assert (
+        len(err) == 1 and "1 image file(s) do not decode: '" in err[0] and "class_001/broken.jpg'" in err[0]
+    ), err
     assert main([*run, "--set", "bad_images=skip"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["skipped_images"] == 1 and summary["skipped_files"][0].endswith("class_001/broken.jpg")
@@ -251,7 +350,17 @@ def test_a_corrupt_jpeg_stops_the_run_naming_it_or_is_skipped_and_counted(tmp_pa
 def cluster_shards(tmp_path_factory):
     """300 images in 10 shards: 7 train files (210 examples), 1 validation, 2 test."""
     root = tmp_path_factory.mktemp("cluster")
-    assert records.main([str(write_image_folder(root / "imgs", classes=3, per_class=100)), str(root / "tf"), "--shards", "10"]) == 0
+    assert (
+        records.main(
+            [
+                str(write_image_folder(root / "imgs", classes=3, per_class=100)),
+                str(root / "tf"),
+                "--shards",
+                "10",
+            ]
+        )
+        == 0
+    )
     return root / "tf"
 
 
@@ -264,7 +373,9 @@ def two_worker_run(cluster_shards, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(cluster_shards, two_worker_run, tmp_path):
+def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(
+    cluster_shards, two_worker_run, tmp_path
+):
     import re
 
     import pandas as pd
@@ -286,11 +397,22 @@ def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(cluster_
     class SameGlobalBatches(Classify):  # one worker, fed what the two workers' pipelines give, side by side
         def batches_from(self, step, replicas=None):
             halves = [super(SameGlobalBatches, self).batches_from(step, replicas=(2, [p])) for p in (0, 1)]
-            return tf.data.Dataset.zip(*halves).map(lambda a, b: tuple(tf.concat([u, v], 0) for u, v in zip(a, b)))
+            return tf.data.Dataset.zip(*halves).map(
+                lambda a, b: tuple(tf.concat([u, v], 0) for u, v in zip(a, b))
+            )
 
-    cfg = config_lib.resolve("lenet5", overrides={"dataset": "tfrecord", "data_path": str(cluster_shards), "epochs": EPOCHS,
-                                                  "batch_size": BATCH, "checkpoint_every": 3, "verbose": 0,
-                                                  "run_dir": str(tmp_path / "one")})  # fmt: skip
+    cfg = config_lib.resolve(
+        "lenet5",
+        overrides={
+            "dataset": "tfrecord",
+            "data_path": str(cluster_shards),
+            "epochs": EPOCHS,
+            "batch_size": BATCH,
+            "checkpoint_every": 3,
+            "verbose": 0,
+            "run_dir": str(tmp_path / "one"),
+        },
+    )
     assert loop.run(SameGlobalBatches(cfg))["replicas"] == 1
     two = pd.read_csv(run / "metrics.csv")["loss"].to_numpy()
     one = pd.read_csv(tmp_path / "one" / "metrics.csv")["loss"].to_numpy()
@@ -299,7 +421,9 @@ def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(cluster_
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbroken_run(cluster_shards, two_worker_run, tmp_path):
+def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbroken_run(
+    cluster_shards, two_worker_run, tmp_path
+):
     import signal
     import subprocess
 
@@ -310,7 +434,9 @@ def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbrok
     run = tmp_path / "broken"
     procs = _launch(run, data)
     steps = json.loads((two_worker_run[0] / "summary.json").read_text())["steps_per_epoch"]
-    assert kill_mid_epoch(procs[1], run, steps, watch=procs[0]) is not None, "finished before a worker could be killed"
+    assert kill_mid_epoch(procs[1], run, steps, watch=procs[0]) is not None, (
+        "finished before a worker could be killed"
+    )
     try:
         procs[0].wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -327,21 +453,75 @@ def test_sigkill_mid_epoch_of_a_two_worker_stream_then_resume_matches_the_unbrok
 def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp_path):
     from recipes.train import main
 
-    run = ["lenet5", "--epochs", "2", "--batch-size", "8", "--set", "dataset=tfrecord", "--set", f"data_path={shards}",
-           "--set", "verbose=0", "--set", "checkpoint_every=4"]  # fmt: skip
+    run = [
+        "lenet5",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--set",
+        "dataset=tfrecord",
+        "--set",
+        f"data_path={shards}",
+        "--set",
+        "verbose=0",
+        "--set",
+        "checkpoint_every=4",
+    ]
     assert main([*run, "--run-dir", str(tmp_path / "plain")]) == 0
     assert main([*run, "--data-service", "local", "--run-dir", str(tmp_path / "service")]) == 0
     plain, service = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "service"))
-    assert service["weights_sha256"] == plain["weights_sha256"]  # one worker, ShardingPolicy.OFF: the same order
+    assert (
+        service["weights_sha256"] == plain["weights_sha256"]
+    )  # one worker, ShardingPolicy.OFF: the same order
     # Two workers, each building every other batch, read round robin: still the same run.
-    assert main([*run, "--data-service", "local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path / "two")]) == 0
-    assert json.loads((tmp_path / "two" / "summary.json").read_text())["weights_sha256"] == plain["weights_sha256"]
-    folder = ["--set", "dataset=folder", "--set", f"data_path={write_image_folder(tmp_path / 'imgs', per_class=12)}"]
+    assert (
+        main(
+            [
+                *run,
+                "--data-service",
+                "local",
+                "--set",
+                "data_service_workers=2",
+                "--run-dir",
+                str(tmp_path / "two"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "two" / "summary.json").read_text())["weights_sha256"]
+        == plain["weights_sha256"]
+    )
+    folder = [
+        "--set",
+        "dataset=folder",
+        "--set",
+        f"data_path={write_image_folder(tmp_path / 'imgs', per_class=12)}",
+    ]
     assert main([*run, *folder, "--run-dir", str(tmp_path / "f1")]) == 0
-    assert main([*run, *folder, "--data-service", "local", "--set", "data_service_workers=2", "--run-dir", str(tmp_path / "f2")]) == 0
-    assert (json.loads((tmp_path / "f2" / "summary.json").read_text())["weights_sha256"]
-            == json.loads((tmp_path / "f1" / "summary.json").read_text())["weights_sha256"])  # fmt: skip
-    with pytest.raises(ValueError, match="data_service='x:1': give 'local' or dispatcher addresses 'grpc://HOST:PORT"):
+    assert (
+        main(
+            [
+                *run,
+                *folder,
+                "--data-service",
+                "local",
+                "--set",
+                "data_service_workers=2",
+                "--run-dir",
+                str(tmp_path / "f2"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "f2" / "summary.json").read_text())["weights_sha256"]
+        == json.loads((tmp_path / "f1" / "summary.json").read_text())["weights_sha256"]
+    )
+    with pytest.raises(
+        ValueError, match="data_service='x:1': give 'local' or dispatcher addresses 'grpc://HOST:PORT"
+    ):
         config_lib.resolve("lenet5", overrides={"data_service": "x:1"}).validate()
 
 
@@ -357,15 +537,36 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
     from tests.recipes.test_multi_worker import _free_ports
 
     ports = _free_ports(2)
-    nodes = [helpers.start([sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
-                              env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in ports]  # fmt: skip
+    nodes = [
+        helpers.start(
+            [sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
+            env=subprocess_env(),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for p in ports
+    ]
     try:
         deadline = time.time() + 120
         for port in ports:  # until each dispatcher listens
             while socket.socket().connect_ex(("127.0.0.1", port)) and time.time() < deadline:
                 time.sleep(0.2)
-        run = ["lenet5", "--epochs", "2", "--batch-size", "8", "--set", "dataset=tfrecord", "--set", f"data_path={shards}",
-               "--set", "verbose=0", "--set", "checkpoint_every=4"]  # fmt: skip
+        run = [
+            "lenet5",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--set",
+            "dataset=tfrecord",
+            "--set",
+            f"data_path={shards}",
+            "--set",
+            "verbose=0",
+            "--set",
+            "checkpoint_every=4",
+        ]
         assert main([*run, "--run-dir", str(tmp_path / "plain")]) == 0
         address = ",".join(f"grpc://127.0.0.1:{p}" for p in ports)
         assert main([*run, "--data-service", address, "--run-dir", str(tmp_path / "remote")]) == 0
@@ -373,14 +574,18 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
         for node in nodes:
             node.kill()
     plain, remote = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "remote"))
-    assert remote["weights_sha256"] == plain["weights_sha256"]  # each node built every other batch, read in turn
+    assert (
+        remote["weights_sha256"] == plain["weights_sha256"]
+    )  # each node built every other batch, read in turn
 
 
 def test_streamed_evaluation_is_normalised_and_a_label_out_of_range_is_named(shards, tmp_path):
     data = data_lib.load("tfrecord", path=str(shards))
     mean, std = data_lib.NORMALIZE["imagenet_mean_std"]
     plain = next(iter(data_lib.eval_batches(data.test, batch_size=4, pre=PRE)))[0].numpy()
-    normed = next(iter(data_lib.eval_batches(data.test, batch_size=4, pre=dataclasses.replace(PRE, mean=mean, std=std))))[0].numpy()
+    normed = next(
+        iter(data_lib.eval_batches(data.test, batch_size=4, pre=dataclasses.replace(PRE, mean=mean, std=std)))
+    )[0].numpy()
     np.testing.assert_allclose(normed, (plain - mean) / std, atol=1e-5)
     out = tmp_path / "bad"
     out.mkdir()
@@ -396,5 +601,7 @@ def test_a_class_whose_every_image_is_corrupt_is_one_line(tmp_path):
     folder = write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
     (folder / "class_002").mkdir()
     (folder / "class_002" / "a.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(data_lib.DataError, match="every image of class index\\(es\\) \\[2\\] fails to decode"):
+    with pytest.raises(
+        data_lib.DataError, match="every image of class index\\(es\\) \\[2\\] fails to decode"
+    ):
         data_lib.load("folder", path=str(folder), bad_images="skip")

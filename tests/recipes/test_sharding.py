@@ -17,8 +17,14 @@ from tests.helpers import ROOT, subprocess_env
 @pytest.fixture(scope="module")
 def probe():
     env = subprocess_env(JAX_NUM_CPU_DEVICES="8", KERAS_BACKEND="jax")
-    out = helpers.run([sys.executable, "-m", "tests.recipes.sharding_probe"], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=900)  # fmt: skip
+    out = helpers.run(
+        [sys.executable, "-m", "tests.recipes.sharding_probe"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return {(r["model"], r["distribution"]): r for r in rows if "model" in r}, rows[-1]["refusals"]
@@ -30,7 +36,9 @@ def probe():
 def test_sharded_weights_follow_the_layout_and_train_as_on_one_device(probe, model, distribution):
     r = probe[0][(model, distribution)]
     assert r["devices"] == 8 and r["wrong"] == [] and r["layout_adjusted"] == {}
-    assert r["forward_diff"] <= 1e-5 and r["weights_diff"] <= 1e-5 and r["moved"] > 1e-3  # 3 steps moved the weights
+    assert (
+        r["forward_diff"] <= 1e-5 and r["weights_diff"] <= 1e-5 and r["moved"] > 1e-3
+    )  # 3 steps moved the weights
     np.testing.assert_allclose(r["losses"], r["ref_losses"], rtol=1e-5)
     if distribution == "data_parallel" or model == "resnet18":  # resnet: no layout, replicated over "model"
         assert r["sharded"] == 0 and r["device_bytes_share"] == 1.0
@@ -49,9 +57,15 @@ def test_a_bad_mesh_batch_or_name_is_one_line_and_an_indivisible_dimension_moves
     # 2 heads and a 50-token vocabulary over a model axis of 4: split along a dimension 4 divides instead
     adjusted = said["adjusted"]
     assert adjusted["token_embedding/embeddings"] == [None, "model"]  # (50, 128): by hidden columns
-    assert adjusted["transformer_layer_0/self_attention_layer/query/kernel"] == ["model", None, None]  # (128, 2, 64)
+    assert adjusted["transformer_layer_0/self_attention_layer/query/kernel"] == [
+        "model",
+        None,
+        None,
+    ]  # (128, 2, 64)
     assert adjusted["transformer_layer_0/self_attention_layer/query/bias"] == [None, "model"]  # (2, 64)
-    assert "transformer_layer_0/feedforward_intermediate_dense/kernel" not in adjusted  # 512 columns: as laid out
+    assert (
+        "transformer_layer_0/feedforward_intermediate_dense/kernel" not in adjusted
+    )  # 512 columns: as laid out
 
 
 def test_distributions_need_jax_and_meshes_are_parsed():
@@ -78,7 +92,10 @@ def test_every_layout_rule_matches_a_variable_of_its_rank(name):
 
 def test_convolutional_families_say_they_are_data_parallel_only():
     for name in ("resnet50", "densenet121", "googlenet", "lenet5"):
-        assert modelzoo.get_entry(name).layout == {} and "data parallel only" in modelzoo.get_entry(name).layout_note
+        assert (
+            modelzoo.get_entry(name).layout == {}
+            and "data parallel only" in modelzoo.get_entry(name).layout_note
+        )
 
 
 @pytest.mark.slow
@@ -88,4 +105,6 @@ def test_model_parallel_devices_hold_a_fraction_of_a_large_bert(model, devices, 
 
     probe = in_fresh_process("shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
     assert probe["device_mb"] <= most * probe["params_mb"], probe  # data parallel: 100% on every device
-    assert probe["adjusted"] == ["token_embedding/embeddings"]  # 30,522 tokens: split by hidden columns instead
+    assert probe["adjusted"] == [
+        "token_embedding/embeddings"
+    ]  # 30,522 tokens: split by hidden columns instead

@@ -17,8 +17,21 @@ from tests.helpers import ROOT, subprocess_env, write_image_folder
 pytestmark = pytest.mark.slow
 
 CLASSES, PER_CLASS, SIZE = 100, 100, 64
-RUN = ["mlp", "--epochs", "3", "--batch-size", "256", "--set", "verbose=0", "--set", "memory_budget_gb=0.25",
-       "--set", "checkpoint_every=20", "--set", f"image_size={SIZE}"]  # fmt: skip
+RUN = [
+    "mlp",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "256",
+    "--set",
+    "verbose=0",
+    "--set",
+    "memory_budget_gb=0.25",
+    "--set",
+    "checkpoint_every=20",
+    "--set",
+    f"image_size={SIZE}",
+]
 
 # imagenet2012 mocked by TFDS, its splits served from the folder's JPEGs (TFDS's mock ignores the split slices).
 MOCK = """
@@ -47,15 +60,29 @@ with tfds.testing.mock_data(as_dataset_fn=split_of):
 
 @pytest.fixture(scope="module")
 def big_folder(tmp_path_factory):
-    return write_image_folder(tmp_path_factory.mktemp("memory") / "imgs", classes=CLASSES, per_class=PER_CLASS, size=SIZE)
+    return write_image_folder(
+        tmp_path_factory.mktemp("memory") / "imgs", classes=CLASSES, per_class=PER_CLASS, size=SIZE
+    )
 
 
 def _train(cmd, run_dir) -> pd.DataFrame:
-    out = helpers.run(cmd + ["--run-dir", str(run_dir)], env=subprocess_env(), cwd=ROOT, capture_output=True, text=True,
-                         timeout=900)  # fmt: skip
+    out = helpers.run(
+        cmd + ["--run-dir", str(run_dir)],
+        env=subprocess_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     frame = pd.read_csv(run_dir / "metrics.csv")
-    print(run_dir.name, "peak RSS GiB per epoch", frame["peak_rss_gb"].round(3).tolist(), "RSS", frame["rss_gb"].round(3).tolist())
+    print(
+        run_dir.name,
+        "peak RSS GiB per epoch",
+        frame["peak_rss_gb"].round(3).tolist(),
+        "RSS",
+        frame["rss_gb"].round(3).tolist(),
+    )
     assert len(frame) == 3 and json.loads((run_dir / "summary.json").read_text())["completed"]
     return frame
 
@@ -66,22 +93,55 @@ def _flat(frame):
 
 
 def test_a_streamed_folder_trains_with_flat_memory(big_folder, tmp_path):
-    frame = _train([sys.executable, "-m", "recipes.train", *RUN, "--set", "dataset=folder", "--set", f"data_path={big_folder}"],
-                   tmp_path / "folder")  # fmt: skip
+    frame = _train(
+        [
+            sys.executable,
+            "-m",
+            "recipes.train",
+            *RUN,
+            "--set",
+            "dataset=folder",
+            "--set",
+            f"data_path={big_folder}",
+        ],
+        tmp_path / "folder",
+    )
     assert json.loads((tmp_path / "folder" / "summary.json").read_text())["num_train"] == 7_200
     _flat(frame)
 
 
 def test_the_same_set_as_tfrecords_trains_with_flat_memory(big_folder, tmp_path):
     assert records.main([str(big_folder), str(tmp_path / "tf"), "--shards", "32"]) == 0
-    cmd = [sys.executable, "-m", "recipes.train", *RUN, "--set", "dataset=tfrecord", "--set", f"data_path={tmp_path / 'tf'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "recipes.train",
+        *RUN,
+        "--set",
+        "dataset=tfrecord",
+        "--set",
+        f"data_path={tmp_path / 'tf'}",
+    ]
     _flat(_train(cmd, tmp_path / "records"))
 
 
 def test_the_same_set_as_mocked_imagenet2012_trains_with_flat_memory(big_folder, tmp_path):
-    cmd = [sys.executable, "-c", MOCK, str(big_folder), *RUN, "--set", "dataset=imagenet2012", "--set", "streaming=true",
-           "--set", f"data_dir={tmp_path / 'tfds'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        MOCK,
+        str(big_folder),
+        *RUN,
+        "--set",
+        "dataset=imagenet2012",
+        "--set",
+        "streaming=true",
+        "--set",
+        f"data_dir={tmp_path / 'tfds'}",
+    ]
     frame = _train(cmd, tmp_path / "imagenet")
     summary = json.loads((tmp_path / "imagenet" / "summary.json").read_text())
-    assert summary["num_train"] == 8_100 and summary["num_test"] == 1_000 and len(summary["class_names"]) == 1000
+    assert (
+        summary["num_train"] == 8_100 and summary["num_test"] == 1_000 and len(summary["class_names"]) == 1000
+    )
     _flat(frame)

@@ -39,7 +39,9 @@ def test_streamed_batches_are_the_in_memory_batches_and_resume_exactly(folder):
     options = dict(batch_size=8, epochs=2, seed=5, pre=PRE)
     full = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, **options)]
     same = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(held.train, **options)]
-    tail = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, start_step=9, **options)]
+    tail = [
+        (x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, start_step=9, **options)
+    ]
     steps = len(streamed.train) // 8
     assert len(full) == 2 * steps and len(tail) == 2 * steps - 9
     for (a, ya), (b, yb) in zip(full, same):  # one decoder, one order, one augmentation
@@ -54,8 +56,16 @@ def test_streamed_batches_are_the_in_memory_batches_and_resume_exactly(folder):
 
 
 def test_a_run_streams_a_folder_and_learns_its_classes(folder, tmp_path):
-    overrides = {"dataset": "folder", "data_path": str(folder), "streaming": True, "epochs": 4, "batch_size": 8,
-                 "learning_rate": 0.05, "verbose": 0, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    overrides = {
+        "dataset": "folder",
+        "data_path": str(folder),
+        "streaming": True,
+        "epochs": 4,
+        "batch_size": 8,
+        "learning_rate": 0.05,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
     cfg = config_lib.resolve("lenet5", overrides=overrides)
     data, _ = trainer.load_data(cfg)
     assert data.train.files
@@ -80,8 +90,10 @@ def test_replica_shares_read_disjoint_files_and_rebuild_the_global_batches(folde
     options = dict(batch_size=8, epochs=2, seed=5, pre=PRE, start_step=3)
     full = [x.numpy() for x, _ in data_lib.train_batches(streamed.train, **options)]
     # Two workers of two replicas each: worker 1 holds replicas 2 and 3, a quarter of each batch apiece.
-    shares = {ids: [x.numpy() for x, _ in data_lib.train_batches(streamed.train, replicas=(4, ids), **options)]
-              for ids in ((0, 1), (2, 3))}  # fmt: skip
+    shares = {
+        ids: [x.numpy() for x, _ in data_lib.train_batches(streamed.train, replicas=(4, ids), **options)]
+        for ids in ((0, 1), (2, 3))
+    }
     assert all(len(s) == 2 * len(full) for s in shares.values())
     for step, whole in enumerate(full):  # replica r's share is rows 2r, 2r+1, augmented as in the whole batch
         parts = [shares[ids][2 * step + j] for ids in ((0, 1), (2, 3)) for j in range(2)]
@@ -102,11 +114,26 @@ def test_two_workers_stream_their_own_rows_and_follow_a_one_worker_run(folder, t
 
     data = ["--set", "dataset=folder", "--set", f"data_path={folder}", "--set", "streaming=true"]
     outputs = _finish(_launch(tmp_path / "two", data))
-    assert all("each input pipeline reads only its replicas' rows" in out for out in outputs)  # not TF's auto-shard
+    assert all(
+        "each input pipeline reads only its replicas' rows" in out for out in outputs
+    )  # not TF's auto-shard
     chief, other = _digests(tmp_path / "two")
     assert chief["replicas"] == 2 and chief["weights_sha256"] == other["weights_sha256"]
-    one = [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(tmp_path / "one"), "--epochs", str(EPOCHS),
-           "--batch-size", str(BATCH), "--set", "verbose=0", *data]  # fmt: skip
+    one = [
+        sys.executable,
+        "-m",
+        "recipes.train",
+        "lenet5",
+        "--run-dir",
+        str(tmp_path / "one"),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        str(BATCH),
+        "--set",
+        "verbose=0",
+        *data,
+    ]
     helpers.run(one, env=subprocess_env(), cwd=ROOT, check=True, timeout=600, capture_output=True)
     assert json.loads((tmp_path / "one" / "summary.json").read_text())["replicas"] == 1
     # The same global batches, split in two: the losses of a one-worker run (up to the all-reduce's sums).
@@ -128,9 +155,28 @@ def test_sigkill_mid_epoch_of_a_streamed_run_then_resume_matches_an_uninterrupte
     batch, train_size = 16, 432  # 72% of 600 images (test 20%, then validation 10% of the rest)
 
     def cmd(run):
-        return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run), "--epochs", "3",
-                "--batch-size", str(batch), "--set", "checkpoint_every=3", "--set", "verbose=0", "--set", "dataset=folder",
-                "--set", f"data_path={folder}", "--set", "streaming=true"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "recipes.train",
+            "lenet5",
+            "--run-dir",
+            str(run),
+            "--epochs",
+            "3",
+            "--batch-size",
+            str(batch),
+            "--set",
+            "checkpoint_every=3",
+            "--set",
+            "verbose=0",
+            "--set",
+            "dataset=folder",
+            "--set",
+            f"data_path={folder}",
+            "--set",
+            "streaming=true",
+        ]
 
     env = subprocess_env()
     helpers.run(cmd(tmp_path / "reference"), env=env, check=True, timeout=600, cwd=ROOT, capture_output=True)
@@ -141,7 +187,9 @@ def test_sigkill_mid_epoch_of_a_streamed_run_then_resume_matches_an_uninterrupte
     killed_at = kill_mid_epoch(proc, run, train_size // batch)
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
-    out = helpers.run(cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = helpers.run(
+        cmd(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+    ).stdout
     assert "resuming" in out
     # Each batch's files are chosen by (seed, epoch) alone and skipped on indices: the same bits.
     assert json.loads((run / "summary.json").read_text())["weights_sha256"] == reference["weights_sha256"]
@@ -171,5 +219,9 @@ def test_progress_on_a_terminal_is_one_bar_redrawn_in_place(monkeypatch):
         for done in range(1, 5):
             progress.update(done)
     text = out.getvalue()
-    assert text.startswith("\r[") and text.endswith("] writing train records: 4/4 examples\n") and text.count("\n") == 1
+    assert (
+        text.startswith("\r[")
+        and text.endswith("] writing train records: 4/4 examples\n")
+        and text.count("\n") == 1
+    )
     assert "[" + "#" * 30 + "]" in text  # the bar is full at the end

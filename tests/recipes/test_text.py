@@ -34,8 +34,16 @@ def test_word_piece_tokens_pad_with_zero_and_frame_bert_inputs():
 
 @pytest.mark.parametrize("model", ["textcnn", pytest.param("bert_tiny", marks=pytest.mark.slow)])
 def test_text_models_train_into_a_run_folder(model, tmp_path):
-    overrides = {"epochs": 1, "batch_size": 32, "sequence_length": 32, "vocabulary_size": 400, "verbose": 0,
-                 "optimizer": "adam", "learning_rate": 0.002, "run_dir": str(tmp_path)}  # fmt: skip
+    overrides = {
+        "epochs": 1,
+        "batch_size": 32,
+        "sequence_length": 32,
+        "vocabulary_size": 400,
+        "verbose": 0,
+        "optimizer": "adam",
+        "learning_rate": 0.002,
+        "run_dir": str(tmp_path),
+    }
     cfg = config_lib.resolve(model, overrides=overrides)
     assert cfg.dataset == "stdlib_docs"  # the text default
     summary = train(cfg)
@@ -55,20 +63,31 @@ def test_text_models_train_into_a_run_folder(model, tmp_path):
     expected = model.predict(batch, verbose=0)
     for row, probs in zip(rows, expected):
         got = {t["class"]: t["probability"] for t in row["top"]}
-        assert got == {name: pytest.approx(float(p), abs=1e-4) for name, p in zip(summary["class_names"], probs)}
+        assert got == {
+            name: pytest.approx(float(p), abs=1e-4) for name, p in zip(summary["class_names"], probs)
+        }
 
 
 def test_a_text_model_on_image_data_is_one_clear_error(tmp_path):
     cfg = config_lib.resolve("textcnn", overrides={"dataset": "digits", "run_dir": str(tmp_path)})
-    with pytest.raises(ValueError, match="dataset 'digits' holds image data; model 'textcnn' is for text_classification"):
+    with pytest.raises(
+        ValueError, match="dataset 'digits' holds image data; model 'textcnn' is for text_classification"
+    ):
         train(cfg)
 
 
 def test_csv_text_column_and_folders_of_text_files(tmp_path):
-    rows = ["review,stars"] + [f'"{"great fun" if i % 2 else "dull and slow"} number {i}",{"good" if i % 2 else "bad"}' for i in range(40)]
+    rows = ["review,stars"] + [
+        f'"{"great fun" if i % 2 else "dull and slow"} number {i}",{"good" if i % 2 else "bad"}'
+        for i in range(40)
+    ]
     (tmp_path / "r.csv").write_text("\n".join(rows))
     d = data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="review")
-    assert d.kind == "text" and d.class_names == ["bad", "good"] and len(d.train) + len(d.val) + len(d.test) == 40
+    assert (
+        d.kind == "text"
+        and d.class_names == ["bad", "good"]
+        and len(d.train) + len(d.val) + len(d.test) == 40
+    )
     with pytest.raises(data_lib.DataError, match="no text column 'text'"):
         data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="text")
     for c in ("neg", "pos"):
@@ -89,7 +108,9 @@ def test_pretraining_corpora_load_through_their_real_code(tmp_path):
     assert len(docs) == 5 and all(isinstance(t, str) for t in docs)
     (tmp_path / "a.txt").write_text("first paragraph\n\nsecond paragraph\n")
     assert load_corpus("text_files", path=str(tmp_path / "a.txt")) == ["first paragraph", "second paragraph"]
-    with pytest.raises(data_lib.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"):
+    with pytest.raises(
+        data_lib.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"
+    ):
         load_corpus("wikipeda")
 
 
@@ -100,32 +121,65 @@ def test_empty_corpora_and_bad_vocabulary_files_are_one_clear_error(tmp_path):
     with pytest.raises(data_lib.DataError, match="holds no text"):
         load_corpus("text_files", path=str(tmp_path / "blank.txt"))
     (tmp_path / "short.txt").write_text("only five words here today")
-    cfg = config_lib.resolve("bert_tiny", overrides={"dataset": "text_files", "data_path": str(tmp_path / "short.txt"),
-                                                     "sequence_length": 32, "run_dir": str(tmp_path / "p")})  # fmt: skip
-    with pytest.raises(data_lib.DataError, match=r"the corpus holds \d+ tokens; pretraining needs at least two sequences of 30"):
+    cfg = config_lib.resolve(
+        "bert_tiny",
+        overrides={
+            "dataset": "text_files",
+            "data_path": str(tmp_path / "short.txt"),
+            "sequence_length": 32,
+            "run_dir": str(tmp_path / "p"),
+        },
+    )
+    with pytest.raises(
+        data_lib.DataError,
+        match=r"the corpus holds \d+ tokens; pretraining needs at least two sequences of 30",
+    ):
         pretrain(cfg)
 
     with pytest.raises(data_lib.DataError, match="vocabulary file '.*nope.txt' does not exist"):
-        train(config_lib.resolve("textcnn", overrides={"vocabulary_file": str(tmp_path / "nope.txt"), "run_dir": str(tmp_path / "t")}))
-    long = config_lib.resolve("bert_tiny", overrides={"sequence_length": 64, "model_kwargs": {"max_sequence_length": 32},
-                                                      "run_dir": str(tmp_path / "l")})  # fmt: skip
+        train(
+            config_lib.resolve(
+                "textcnn",
+                overrides={"vocabulary_file": str(tmp_path / "nope.txt"), "run_dir": str(tmp_path / "t")},
+            )
+        )
+    long = config_lib.resolve(
+        "bert_tiny",
+        overrides={
+            "sequence_length": 64,
+            "model_kwargs": {"max_sequence_length": 32},
+            "run_dir": str(tmp_path / "l"),
+        },
+    )
     with pytest.raises(ValueError, match="max_sequence_length=32 differs from sequence_length=64"):
         train(long)
     (tmp_path / "v.txt").write_text("hello\n[PAD]\n")
     with pytest.raises(data_lib.DataError, match=r"must start with \[PAD\]"):
         data_lib.read_vocabulary(tmp_path / "v.txt")
     (tmp_path / "v.txt").write_text("[PAD]\n[UNK]\nhello\n")
-    with pytest.raises(data_lib.DataError, match=r"lacks the special tokens \['\[CLS\]', '\[SEP\]', '\[MASK\]'\]"):
+    with pytest.raises(
+        data_lib.DataError, match=r"lacks the special tokens \['\[CLS\]', '\[SEP\]', '\[MASK\]'\]"
+    ):
         data_lib.read_vocabulary(tmp_path / "v.txt")
 
 
 def test_a_vocabulary_file_in_bert_layout_is_used_as_given(tmp_path):
     # BERT's published layout: [PAD] first, [UNK]/[CLS]/[SEP]/[MASK] further on
-    words = sorted({w.lower().strip(".,:;()'\"") for t in data_lib.stdlib_docstrings()[0][:200] for w in t.split()} - {""})
-    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(3)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words[:500]
+    words = sorted(
+        {w.lower().strip(".,:;()'\"") for t in data_lib.stdlib_docstrings()[0][:200] for w in t.split()}
+        - {""}
+    )
+    vocab = (
+        ["[PAD]"] + [f"[unused{i}]" for i in range(3)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words[:500]
+    )
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    overrides = {"vocabulary_file": str(tmp_path / "vocab.txt"), "epochs": 1, "sequence_length": 16, "verbose": 0,
-                 "run_dir": str(tmp_path / "run")}  # fmt: skip
+    overrides = {
+        "vocabulary_file": str(tmp_path / "vocab.txt"),
+        "epochs": 1,
+        "sequence_length": 16,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
     summary = train(config_lib.resolve("textcnn", overrides=overrides))
     assert summary["completed"] and (tmp_path / "run" / "vocab.txt").read_text() == "\n".join(vocab) + "\n"
 
@@ -134,8 +188,16 @@ def test_a_vocabulary_file_in_bert_layout_is_used_as_given(tmp_path):
 def test_tfds_text_sets_train_through_the_recipe(name, tmp_path):
     import tensorflow_datasets as tfds
 
-    overrides = {"dataset": name, "data_dir": str(tmp_path / "tfds"), "epochs": 1, "batch_size": 8, "sequence_length": 16,
-                 "vocabulary_size": 100, "verbose": 0, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    overrides = {
+        "dataset": name,
+        "data_dir": str(tmp_path / "tfds"),
+        "epochs": 1,
+        "batch_size": 8,
+        "sequence_length": 16,
+        "vocabulary_size": 100,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
     with tfds.testing.mock_data(num_examples=40):
         summary = train(config_lib.resolve("lstm_classifier", overrides=overrides))
     assert summary["completed"] and summary["input_shape"] == [16] and len(summary["class_names"]) == 2

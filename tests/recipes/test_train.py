@@ -51,22 +51,49 @@ def test_run_folder_evaluate_and_predict(tmp_path, capsys):
 def test_trains_on_images_of_varying_size_from_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
-    overrides = {"dataset": "imagenette", "data_dir": str(tmp_path / "tfds"), "image_size": 32, "epochs": 1,
-                 "batch_size": 4, "verbose": 0, "model_kwargs": {"width_multiplier": 0.125}, "run_dir": str(tmp_path / "run")}  # fmt: skip
+    overrides = {
+        "dataset": "imagenette",
+        "data_dir": str(tmp_path / "tfds"),
+        "image_size": 32,
+        "epochs": 1,
+        "batch_size": 4,
+        "verbose": 0,
+        "model_kwargs": {"width_multiplier": 0.125},
+        "run_dir": str(tmp_path / "run"),
+    }
     with tfds.testing.mock_data(num_examples=12):
         summary = train(config_lib.resolve("resnet18", overrides=overrides))
     assert summary["completed"] and summary["input_shape"] == [32, 32, 3] and summary["steps"] >= 1
 
 
 def _cmd(run_dir, backend="tensorflow"):
-    return [sys.executable, "-m", "recipes.train", "lenet5", "--run-dir", str(run_dir), "--epochs", "3", "--backend", backend,
-            "--set", "checkpoint_every=3", "--set", "verbose=0", "--batch-size", "32"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "recipes.train",
+        "lenet5",
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        "3",
+        "--backend",
+        backend,
+        "--set",
+        "checkpoint_every=3",
+        "--set",
+        "verbose=0",
+        "--batch-size",
+        "32",
+    ]
 
 
 BACKENDS = [
     "tensorflow",
     "jax",  # in the test extra: CI runs it
-    pytest.param("torch", marks=pytest.mark.skipif(not installed("torch"), reason='needs pip install ".[torch]" (see README)')),
+    pytest.param(
+        "torch",
+        marks=pytest.mark.skipif(not installed("torch"), reason='needs pip install ".[torch]" (see README)'),
+    ),
 ]
 
 
@@ -88,7 +115,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ba
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     assert not (run / "summary.json").exists()
 
-    out = helpers.run(_cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    out = helpers.run(
+        _cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+    ).stdout
     assert "resuming" in out and "at step" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 * steps_per_epoch and summary["backend"] == backend
@@ -99,9 +128,24 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ba
 @pytest.mark.slow
 def test_mirrored_over_two_logical_cpus(tmp_path):
     env = subprocess_env()
-    cmd = [sys.executable, "-m", "recipes.train", "lenet5", "--strategy", "mirrored", "--run-dir", str(tmp_path),
-           "--epochs", "2", "--set", "devices=['/cpu:0', '/cpu:1']", "--set", "verbose=0",
-           "--set", "jit_compile=true"]  # fmt: skip  (XLA per replica, update outside XLA)
+    cmd = [
+        sys.executable,
+        "-m",
+        "recipes.train",
+        "lenet5",
+        "--strategy",
+        "mirrored",
+        "--run-dir",
+        str(tmp_path),
+        "--epochs",
+        "2",
+        "--set",
+        "devices=['/cpu:0', '/cpu:1']",
+        "--set",
+        "verbose=0",
+        "--set",
+        "jit_compile=true",
+    ]  # XLA per replica, update outside XLA
     helpers.run(cmd, env=env, cwd=ROOT, check=True, timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["strategy"] == "mirrored" and summary["replicas"] == 2 and summary["jit_compile"]
@@ -128,7 +172,10 @@ def test_early_stop_counts_epochs_without_improvement():
 def test_mixed_float16_scales_the_loss_and_keeps_float32_outputs(tmp_path):
     import keras
 
-    cfg = config_lib.resolve("mlp", overrides={"epochs": 1, "verbose": 0, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path)})
+    cfg = config_lib.resolve(
+        "mlp",
+        overrides={"epochs": 1, "verbose": 0, "mixed_precision": "mixed_float16", "run_dir": str(tmp_path)},
+    )
     summary = train(cfg)
     assert summary["precision"] == "mixed_float16" and summary["test_accuracy"] > 0.5
     model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)

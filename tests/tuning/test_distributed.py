@@ -22,9 +22,29 @@ TRIALS = 4
 
 
 def _cmd(results):
-    return [sys.executable, "-m", "tuning.search", "mlp", "--max-trials", str(TRIALS), "--epochs", "2", "--workers", "2",
-            "--results-dir", str(results), "--only", "learning_rate,model.dropout_rate", "--set", "batch_size=64",
-            "--set", "checkpoint_every=5", "--no-retrain", "--timeout", "500"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "tuning.search",
+        "mlp",
+        "--max-trials",
+        str(TRIALS),
+        "--epochs",
+        "2",
+        "--workers",
+        "2",
+        "--results-dir",
+        str(results),
+        "--only",
+        "learning_rate,model.dropout_rate",
+        "--set",
+        "batch_size=64",
+        "--set",
+        "checkpoint_every=5",
+        "--no-retrain",
+        "--timeout",
+        "500",
+    ]
 
 
 def _finished_trials(project):
@@ -39,17 +59,30 @@ def _check(project):
     frame = pd.read_csv(project / "trials.csv")
     assert len(frame) == TRIALS and (frame["status"] == "COMPLETED").all() and frame["trial_id"].is_unique
     finished = _finished_trials(project)
-    assert sorted(finished) == sorted(str(t) for t in frame["trial_id"]), finished  # each trial ran to its end once
+    assert sorted(finished) == sorted(str(t) for t in frame["trial_id"]), (
+        finished
+    )  # each trial ran to its end once
     return frame
 
 
 def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     project = tmp_path / "mlp_digits_random"
-    proc = helpers.start(_cmd(tmp_path), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = helpers.start(
+        _cmd(tmp_path),
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     killed, deadline = None, time.time() + 300
     while time.time() < deadline and proc.poll() is None and killed is None:
         launcher = project / "launcher.json"
-        running = [p for p in project.glob("trial_*/run/checkpoints/ckpt-*.npz") if not (p.parents[2] / "record.json").exists()]
+        running = [
+            p
+            for p in project.glob("trial_*/run/checkpoints/ckpt-*.npz")
+            if not (p.parents[2] / "record.json").exists()
+        ]
         if launcher.is_file() and running and "workers" in (info := json.loads(launcher.read_text())):
             os.kill(info["workers"]["tuner0"], signal.SIGKILL)  # mid-trial, after a checkpoint
             killed = info["workers"]["tuner0"]
@@ -62,4 +95,6 @@ def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     assert f"{TRIALS} trials ({TRIALS} completed)" in stdout
     _check(project)  # nothing lost, nothing run twice
     logs = {p.stem: p.read_text(errors="replace") for p in (project / "logs").glob("tuner*.log")}
-    assert sorted(logs) == ["tuner0", "tuner1"] and all("run folder" in text for text in logs.values()), "a worker ran no trial"
+    assert sorted(logs) == ["tuner0", "tuner1"] and all("run folder" in text for text in logs.values()), (
+        "a worker ran no trial"
+    )

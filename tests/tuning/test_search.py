@@ -22,7 +22,9 @@ SMALL = ["learning_rate", "model.dropout_rate"]
 
 
 def _search(tmp_path, **kw):
-    args = dict(tuner="random", max_trials=3, epochs=2, results_dir=tmp_path, only=SMALL, overrides=FAST, verbose=0)
+    args = dict(
+        tuner="random", max_trials=3, epochs=2, results_dir=tmp_path, only=SMALL, overrides=FAST, verbose=0
+    )
     args.update(kw)
     return search_lib.search("mlp", **args)
 
@@ -31,7 +33,14 @@ def test_random_search_runs_trials_through_the_recipe(tmp_path):
     result = _search(tmp_path, pareto="params")
     frame = result.frame
     assert len(frame) == 3 and (frame["status"] == "COMPLETED").all()
-    assert {"hp:learning_rate", "hp:model.dropout_rate", "val_accuracy", "wall_seconds", "params", "latency_ms"} <= set(frame.columns)
+    assert {
+        "hp:learning_rate",
+        "hp:model.dropout_rate",
+        "val_accuracy",
+        "wall_seconds",
+        "params",
+        "latency_ms",
+    } <= set(frame.columns)
     assert (frame["epochs_run"] == 2).all() and (frame["latency_ms"] > 0).all()
     assert pd.read_csv(result.project_dir / "trials.csv").shape[0] == 3
     for png in ("objective_per_trial", "objective_vs_hyperparameters", "best_trial_curves", "pareto_front"):
@@ -39,20 +48,30 @@ def test_random_search_runs_trials_through_the_recipe(tmp_path):
     assert result.best["val_accuracy"] == frame["val_accuracy"].max()
     # best.yaml is an ordinary recipe: rerun unchanged, it gives the best trial's very weights
     trial_run = result.project_dir / f"trial_{result.best['trial_id']}" / "run"
-    rerun = train(config_lib.resolve("mlp", config_file=result.best_config, overrides={"run_dir": str(tmp_path / "again")}))
+    rerun = train(
+        config_lib.resolve(
+            "mlp", config_file=result.best_config, overrides={"run_dir": str(tmp_path / "again")}
+        )
+    )
     assert rerun["weights_sha256"] == json.loads((trial_run / "summary.json").read_text())["weights_sha256"]
     assert result.best_run["weights_sha256"] == rerun["weights_sha256"]
     assert len(result.pareto) >= 1  # equal parameter counts: the most accurate trial alone
 
 
 def test_grid_search_resumes_past_keras_tuner_1055(tmp_path):
-    space = {"learning_rate": {"type": "choice", "values": [0.001, 0.01]},
-             "model.dropout_rate": {"type": "choice", "values": [0.0, 0.3]}}  # fmt: skip
+    space = {
+        "learning_rate": {"type": "choice", "values": [0.001, 0.01]},
+        "model.dropout_rate": {"type": "choice", "values": [0.0, 0.3]},
+    }
     from tuning.spaces import Space
 
-    first = _search(tmp_path, tuner="grid", max_trials=2, epochs=1, space=Space(space), only=None, retrain=False)
+    first = _search(
+        tmp_path, tuner="grid", max_trials=2, epochs=1, space=Space(space), only=None, retrain=False
+    )
     assert len(first.frame) == 2
-    second = _search(tmp_path, tuner="grid", max_trials=4, epochs=1, space=Space(space), only=None, retrain=False)
+    second = _search(
+        tmp_path, tuner="grid", max_trials=4, epochs=1, space=Space(space), only=None, retrain=False
+    )
     combos = {(r["hp:learning_rate"], r["hp:model.dropout_rate"]) for _, r in second.frame.iterrows()}
     assert len(second.frame) == 4 and len(combos) == 4 and (second.frame["status"] == "COMPLETED").all()
     # the first two were kept, not redone
@@ -68,16 +87,28 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_search_goes_on(tmp_p
     assert frame.loc[64, "status"] == "COMPLETED" and frame.loc[5000, "status"] == "FAILED"
     assert "batch_size 5000 is larger than the training set" in frame.loc[5000, "error"]
     bad = Space({"batch_size": {"type": "choice", "values": [5000, 6000, 7000], "default": 5000}})
-    with pytest.raises(ValueError, match="the search stopped after 3 failed trials; the last failed with: .*larger than the training set"):
-        _search(tmp_path, tuner="grid", max_trials=3, epochs=1, space=bad, only=None, retrain=False, project="bad")
+    with pytest.raises(
+        ValueError,
+        match="the search stopped after 3 failed trials; the last failed with: .*larger than the training set",
+    ):
+        _search(
+            tmp_path, tuner="grid", max_trials=3, epochs=1, space=bad, only=None, retrain=False, project="bad"
+        )
 
 
 def test_median_rule_stops_a_trial_below_the_completed_median(tmp_path):
     import keras
 
     for i, acc in enumerate([0.8, 0.9, 0.85]):
-        write_record(tmp_path, str(i), {"trial_id": str(i), "status": "COMPLETED",
-                                        "history": [{"val_accuracy": acc - 0.1}, {"val_accuracy": acc}]})  # fmt: skip
+        write_record(
+            tmp_path,
+            str(i),
+            {
+                "trial_id": str(i),
+                "status": "COMPLETED",
+                "history": [{"val_accuracy": acc - 0.1}, {"val_accuracy": acc}],
+            },
+        )
     rule = MedianStop(tmp_path, "val_accuracy", min_trials=3, grace_epochs=1)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.stop_training = False  # as fit sets it
@@ -89,15 +120,18 @@ def test_median_rule_stops_a_trial_below_the_completed_median(tmp_path):
     assert rule.model.stop_training and "median rule at epoch 2" in rule.model._zoo_stopped_by
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"tuner": "hyperbnd"}, "tuner must be one of.*Did you mean 'hyperband'"),
-    ({"objective": "val_acc"}, "objective 'val_acc' is not a recipe metric.*Did you mean 'val_accuracy'"),
-    ({"max_trials": 0}, "budget max_trials=0 must be a whole number >= 1"),
-    ({"epochs": 0}, "budget epochs=0"),
-    ({"only": []}, "the search space is empty"),
-    ({"only": ["model.depth"]}, "'model.depth' is not in the search space"),
-    ({"space": "nope.yaml"}, "search space file 'nope.yaml' does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"tuner": "hyperbnd"}, "tuner must be one of.*Did you mean 'hyperband'"),
+        ({"objective": "val_acc"}, "objective 'val_acc' is not a recipe metric.*Did you mean 'val_accuracy'"),
+        ({"max_trials": 0}, "budget max_trials=0 must be a whole number >= 1"),
+        ({"epochs": 0}, "budget epochs=0"),
+        ({"only": []}, "the search space is empty"),
+        ({"only": ["model.depth"]}, "'model.depth' is not in the search space"),
+        ({"space": "nope.yaml"}, "search space file 'nope.yaml' does not exist"),
+    ],
+)
 def test_bad_input_fails_before_any_trial(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
         _search(tmp_path, **kw)
@@ -108,7 +142,9 @@ def test_a_keyword_the_model_does_not_take_fails_before_any_trial(tmp_path):
     from tuning.spaces import Space
 
     with pytest.raises(ValueError, match="model 'mlp' does not accept 'num_filters'.* Its builder takes"):
-        _search(tmp_path, space=Space({"model.num_filters": {"type": "choice", "values": [50, 100]}}), only=None)
+        _search(
+            tmp_path, space=Space({"model.num_filters": {"type": "choice", "values": [50, 100]}}), only=None
+        )
     assert not list(tmp_path.rglob("trial_*"))
 
 
@@ -119,15 +155,33 @@ def test_cli_errors_are_one_line(capsys):
 
 
 def _cmd(results, trials):
-    return [sys.executable, "-m", "tuning.search", "mlp", "--max-trials", str(trials), "--epochs", "2", "--results-dir",
-            str(results), "--only", ",".join(SMALL), "--set", "batch_size=64", "--no-retrain",
-            "--set", "checkpoint_every=5"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "tuning.search",
+        "mlp",
+        "--max-trials",
+        str(trials),
+        "--epochs",
+        "2",
+        "--results-dir",
+        str(results),
+        "--only",
+        ",".join(SMALL),
+        "--set",
+        "batch_size=64",
+        "--no-retrain",
+        "--set",
+        "checkpoint_every=5",
+    ]
 
 
 @pytest.mark.slow
 def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     project = tmp_path / "mlp_digits_random"
-    proc = helpers.start(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = helpers.start(
+        _cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill inside the third trial, after a checkpoint
         if list(project.glob("trial_2/run/checkpoints/ckpt-*.npz")):
@@ -137,7 +191,9 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     proc.wait()
     records = {p.parent.name: json.loads(p.read_text()) for p in project.glob("trial_*/record.json")}
     assert sorted(records) == ["trial_0", "trial_1"], "the search was not killed inside trial 2"
-    out = helpers.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = helpers.run(
+        _cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "resuming" in out.stdout  # trial 2 continued from its own checkpoint
     frame = pd.read_csv(project / "trials.csv")
@@ -145,7 +201,9 @@ def test_a_killed_search_resumes_keeping_finished_trials(tmp_path):
     for name, record in records.items():  # finished trials were kept, not redone
         assert json.loads((project / name / "record.json").read_text())["ended_at"] == record["ended_at"]
     # and a finished search is not run again (keras-tuner would retrain its last trial)
-    again = helpers.run(_cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    again = helpers.run(
+        _cmd(tmp_path, 5), env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0 and "Running Trial" not in again.stdout
     assert len(pd.read_csv(project / "trials.csv")) == 5
 

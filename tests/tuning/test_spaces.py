@@ -21,7 +21,7 @@ def test_every_family_has_a_valid_default_space_with_reasons(model):
     for name, spec in space.specs.items():
         assert spec.get("why"), name  # each parameter says why it is searched
         if name.startswith("model."):
-            assert name[len("model."):] in accepted
+            assert name[len("model.") :] in accepted
     hp = keras_tuner.HyperParameters()
     values = space.register(hp)
     assert set(values) <= set(space.specs) and "learning_rate" in values and "model.dropout_rate" in values
@@ -53,30 +53,51 @@ def test_list_valued_choices_round_trip_through_keras_tuner():
 
 def test_yaml_edits_and_full_specs(tmp_path):
     path = tmp_path / "space.yaml"
-    path.write_text("base: regularization\nonly: [l2, model.dropout_rate]\nset:\n  l2: {type: float, min: 1.0e-5, max: 1.0e-2, sampling: log}\n")
+    path.write_text(
+        "base: regularization\nonly: [l2, model.dropout_rate]\nset:\n  l2: "
+        "{type: float, min: 1.0e-5, max: 1.0e-2, sampling: log}\n"
+    )
     space = spaces.load_space(path, "mlp")
     assert list(space.specs) == ["model.dropout_rate", "l2"] and space.specs["l2"]["min"] == 1e-5
-    path.write_text("learning_rate: {type: choice, values: [0.01, 0.1]}\nmodel.dropout_rate: {type: fixed, value: 0.3}\n")
+    path.write_text(
+        "learning_rate: {type: choice, values: [0.01, 0.1]}\nmodel.dropout_rate: {type: fixed, value: 0.3}\n"
+    )
     space = spaces.load_space(path, "mlp")
     assert space.grid_size() == 2
 
 
-@pytest.mark.parametrize("specs, message", [
-    ({}, "the search space is empty"),
-    ({"model.depth": {"type": "int", "min": 1, "max": 3}}, "model 'mlp' does not accept 'depth'"),
-    ({"learning_rat": {"type": "float", "min": 0.1, "max": 1}}, "neither a recipe config field.*Did you mean 'learning_rate'"),
-    ({"l2": {"type": "float", "min": 0.0, "max": 1, "sampling": "log"}}, "log sampling needs min > 0"),
-    ({"l2": {"type": "floaty", "min": 0.0, "max": 1}}, "type one of"),
-    ({"momentum": {"type": "float", "min": 0, "max": 1, "when": {"optimizer": ["sgd"]}},
-      "optimizer": {"type": "choice", "values": ["sgd"]}}, "must come before it"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ({}, "the search space is empty"),
+        ({"model.depth": {"type": "int", "min": 1, "max": 3}}, "model 'mlp' does not accept 'depth'"),
+        (
+            {"learning_rat": {"type": "float", "min": 0.1, "max": 1}},
+            "neither a recipe config field.*Did you mean 'learning_rate'",
+        ),
+        ({"l2": {"type": "float", "min": 0.0, "max": 1, "sampling": "log"}}, "log sampling needs min > 0"),
+        ({"l2": {"type": "floaty", "min": 0.0, "max": 1}}, "type one of"),
+        (
+            {
+                "momentum": {"type": "float", "min": 0, "max": 1, "when": {"optimizer": ["sgd"]}},
+                "optimizer": {"type": "choice", "values": ["sgd"]},
+            },
+            "must come before it",
+        ),
+    ],
+)
 def test_bad_spaces_are_one_clear_error(specs, message):
     with pytest.raises(ValueError, match=message):
         spaces.Space(specs).check("mlp")
 
 
 def test_grid_size_counts_points():
-    space = spaces.Space({"model.dropout_rate": {"type": "float", "min": 0.0, "max": 0.5, "step": 0.25},
-                          "optimizer": {"type": "choice", "values": ["sgd", "adam"]}, "augment": {"type": "bool"}})  # fmt: skip
+    space = spaces.Space(
+        {
+            "model.dropout_rate": {"type": "float", "min": 0.0, "max": 0.5, "step": 0.25},
+            "optimizer": {"type": "choice", "values": ["sgd", "adam"]},
+            "augment": {"type": "bool"},
+        }
+    )
     assert space.grid_size() == 3 * 2 * 2
     assert spaces.default_space("mlp").grid_size() is None  # log-scale learning rate: no finite grid

@@ -25,7 +25,8 @@ def test_hyperband_study_counts_epochs_on_both_sides(tmp_path):
     assert report["grid_trials"] == report["grid_points"] == 4
     assert report["grid_epochs_spent"] == 4 * report["max_epochs"]  # no early stopping in the grid
     assert 0 < report["hyperband_epochs_spent"] and report["epoch_ratio"] == pytest.approx(
-        report["hyperband_epochs_spent"] / report["grid_epochs_spent"])
+        report["hyperband_epochs_spent"] / report["grid_epochs_spent"]
+    )
     # Hyperband's brackets (also the search's own test of them: one run serves both)
     frame = trials_frame(tmp_path / "hyperband")
     assert (frame["status"] == "COMPLETED").all() and len(frame) >= 3
@@ -33,7 +34,14 @@ def test_hyperband_study_counts_epochs_on_both_sides(tmp_path):
     records = read_records(tmp_path / "hyperband")
     continued = frame[frame["hp:tuner/initial_epoch"] > 0]
     assert len(continued) >= 1
-    for _, row in continued.iterrows():  # the parent's state (weights and optimizer step) carried on to the bracket's end
+    for (
+        _,
+        row,
+    ) in (
+        continued.iterrows()
+    ):  # the parent's state (weights and optimizer step) carried on to the bracket's end
         record = records[row["trial_id"]]
         assert record["start_step"] > 0 and record["start_step"] % record["steps_per_epoch"] == 0
-        assert record["start_step"] // record["steps_per_epoch"] + record["epochs_run"] == row["hp:tuner/epochs"]
+        assert (
+            record["start_step"] // record["steps_per_epoch"] + record["epochs_run"] == row["hp:tuner/epochs"]
+        )
