@@ -45,7 +45,10 @@ def make_strategy(name: str = "auto", *, num_gpus: int | None = None, devices=No
         elif len(gpus) > 1:
             name = "mirrored"
         else:
-            name = "one_device"
+            # TensorFlow's default strategy: OneDeviceStrategy wraps each dataset iterator in a
+            # multi-device one (80 ms each, a few an epoch); 15 epochs of the MLP on digits took
+            # 13.8 s with it and 7.0 s without here, to the same weights
+            name = "off"
     if name == "off":
         return tf.distribute.get_strategy()
     if name == "one_device":

@@ -67,5 +67,7 @@ def test_strategies_are_checked_against_the_hardware(monkeypatch):
             make_strategy("tpu", tpu="local")
     with pytest.raises(StrategyError, match="strategy must be one of"):
         make_strategy("horovod")
-    assert type(make_strategy("auto")).__name__ == "OneDeviceStrategy"
+    # one device (no GPU here): TensorFlow's default strategy, not OneDeviceStrategy's per-iterator cost
+    assert make_strategy("auto") is tf.distribute.get_strategy()
+    assert type(make_strategy("one_device")).__name__ == "OneDeviceStrategy"
     assert make_strategy("off").num_replicas_in_sync == 1
