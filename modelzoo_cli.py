@@ -174,14 +174,8 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
-    if argv[:1] in (
-        ["pretrain"],
-        ["finetune"],
-        ["quantize"],
-        ["distill"],
-        ["explain"],
-        ["records"],
-    ):  # those recipes' own command lines
+    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"], ["explain"], ["records"]):
+        # those recipes' own command lines
         _import_modelzoo()
         import importlib
 

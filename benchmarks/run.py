@@ -521,9 +521,8 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
                 return clock.steps_per_s()
 
             fit("stream", 2), fit("cached", 2)
-            n = max(
-                3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3)))
-            )  # longer: streams vary
+            # longer than the others: streams vary
+            n = max(3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3))))
             rates = {"stream": [], "cached": []}
             for r in range(settings.repeats):
                 for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):

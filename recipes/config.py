@@ -70,6 +70,10 @@ OPTIONAL = (
 )  # null allowed
 
 
+def _bad(field, value, allowed):
+    raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
+
+
 def _within(value, low, high, low_in, high_in) -> bool:
     above = value >= low if low_in else value > low
     return above and (high is None or (value <= high if high_in else value < high))
@@ -188,70 +192,76 @@ class TrainConfig:
     def validate(self, recipe: str | None = None) -> TrainConfig:
         """Raise ``UserError`` naming the first bad field (or, given ``recipe``, the first field set
         that the recipe does not take); return self."""
-
-        def bad(field, value, allowed):
-            raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
-
         if recipe is not None:
             check_applies(self, recipe)
-
         self._check_types()
+        self._check_choices_and_ranges()
+        self._check_schedule_fields()
+        self._check_augmentation_fields()
+        if self.data_service not in (None, "local"):
+            from recipes.streams import service_targets
+
+            service_targets(self.data_service)
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            _bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
+        if isinstance(self.class_weight, list) and not all(
+            isinstance(w, (int, float)) and w >= 0 for w in self.class_weight
+        ):
+            _bad("class_weight", self.class_weight, "weights must be numbers >= 0")
+        return self
+
+    def _check_choices_and_ranges(self) -> None:
         from recipes.strategy import STRATEGIES  # (imports TensorFlow: not at module level)
 
         for name, allowed in {**CHOICES, "strategy": STRATEGIES}.items():
             value = getattr(self, name)
             if value not in allowed and not (value is None and name in OPTIONAL):
-                bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), map(str, allowed)))
+                _bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), map(str, allowed)))
         for name, bounds in RANGES.items():
             value = getattr(self, name)
             if value is not None and not _within(value, *bounds):
-                bad(name, value, _range_text(*bounds) + (" or null" if name in OPTIONAL else ""))
+                _bad(name, value, _range_text(*bounds) + (" or null" if name in OPTIONAL else ""))
+
+    def _check_schedule_fields(self) -> None:
+        """Fields that name epochs of the run: freezing, pruning, step decay."""
         if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
-            bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
+            _bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
         if self.freeze_epochs and not self.init_from:
-            bad(
+            _bad(
                 "freeze_epochs",
                 self.freeze_epochs,
                 "freezing needs init_from (the layers it provides are the ones frozen)",
             )
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
-            bad(
+            _bad(
                 "prune_end_epoch",
                 self.prune_end_epoch,
                 f"must not come before prune_begin_epoch={self.prune_begin_epoch}",
             )
+        if self.schedule == "step" and not self.step_epochs:
+            _bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
+
+    def _check_augmentation_fields(self) -> None:
+        """``scale_range``: its shape, and its meaning under the crop mode."""
         if self.scale_range is not None and not (
             isinstance(self.scale_range, list)
             and len(self.scale_range) == 2
             and all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range)
             and self.scale_range[0] <= self.scale_range[1]
         ):
-            bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
+            _bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
         if self.scale_range and self.crop_mode == "random_resized" and self.scale_range[1] > 1:
-            bad("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
+            _bad("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
         if (
             self.scale_range
             and self.crop_mode == "scale_jitter"
             and not all(isinstance(v, int) for v in self.scale_range)
         ):
-            bad(
+            _bad(
                 "scale_range",
                 self.scale_range,
                 "with crop_mode scale_jitter, whole pixels (the shorter side's range)",
             )
-        if self.data_service not in (None, "local"):
-            from recipes.streams import service_targets
-
-            service_targets(self.data_service)
-        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
-            bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
-        if isinstance(self.class_weight, list) and not all(
-            isinstance(w, (int, float)) and w >= 0 for w in self.class_weight
-        ):
-            bad("class_weight", self.class_weight, "weights must be numbers >= 0")
-        if self.schedule == "step" and not self.step_epochs:
-            bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
-        return self
 
     def _check_types(self) -> None:
         """Each field holds its annotated type (an int where a float is due becomes a float)."""

@@ -463,20 +463,9 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     if kind == "image" and None in info.features[key].shape[:2]:  # sizes vary: keep the encoded bytes
         decoders = {key: tfds.decode.SkipDecoding()}
         encoded_shape = (None, None, info.features[key].shape[-1] or 3)
-    splits = {"train": "train", "val": spec.get("val_split"), "test": spec.get("test_split", "test")}
-    try:
-        arrays = {
-            k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, kind == "text")
-            for k, v in splits.items()
-            if v
-        }
-    except DataError:
-        raise
-    except Exception as err:
-        raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
-    if (
-        "test" not in arrays
-    ):  # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
+    arrays = _tfds_arrays(builder, name, spec, decoders, key, label_key, kind == "text")
+    # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
+    if "test" not in arrays:
         arrays["test"] = arrays.pop("val")
     if "val" not in arrays:
         arrays["train"], arrays["val"] = _hold_out(*arrays["train"], val_fraction, seed)
@@ -487,6 +476,21 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     )
     train, val, test = (Split(*arrays[k]) for k in ("train", "val", "test"))
     return Data(name, kind, train, val, test, num_classes, names, spec.get("flip", False), encoded_shape)
+
+
+def _tfds_arrays(builder, name, spec, decoders, key, label_key, text) -> dict:
+    """The set's train split and the validation and test splits it has, as NumPy arrays."""
+    splits = {"train": "train", "val": spec.get("val_split"), "test": spec.get("test_split", "test")}
+    try:
+        return {
+            k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, text)
+            for k, v in splits.items()
+            if v
+        }
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"cannot load TFDS data set {name!r}: {str(err).splitlines()[0]}") from None
 
 
 def _prepare_tfds(builder, name, data_dir, spec):
@@ -804,10 +808,11 @@ def train_batches(
 
     Each epoch is a seeded permutation; partial last batches are dropped so every epoch has the
     same number of steps and a replica never gets an empty batch. Skipping happens on indices,
-    before any image work, so resuming costs nothing. The deterministic preprocessing (decode,
-    resize, channels) is done once when its result fits in ``RESIDENT_BYTES``, so a step is one
-    gather and a vectorised augmentation; otherwise it runs per image in parallel.
+    before any image work, so resuming costs nothing.
     """
+    batch_work = dict(
+        seed=seed, pre=pre, num_classes=num_classes, label_fn=label_fn, class_weights=class_weights
+    )
     if getattr(split, "streamed", False):  # record files (TFRecord, TFDS): recipes.streams
         from recipes import streams
 
@@ -816,53 +821,46 @@ def train_batches(
             batch_size=batch_size,
             epochs=epochs,
             start_step=start_step,
-            seed=seed,
             replicas=replicas,
             batch_shard=batch_shard,
-            pre=pre,
-            num_classes=num_classes,
-            label_fn=label_fn,
-            class_weights=class_weights,
+            **batch_work,
         )
     indices, per = batch_rows(len(split), batch_size, epochs, start_step, seed, replicas)
-    if batch_shard:
-        indices = indices.shard(*batch_shard)
-    y = tf.constant(split.y)
-    resident = (
-        _resident(split.x, pre) if not (pre.crop and pre.crop_mode != "pad") else None
-    )  # paper crops: per image
-    finish = batch_finisher(
-        seed=seed,
-        batch_size=batch_size,
-        pre=pre,
-        num_classes=num_classes,
-        label_fn=label_fn,
-        class_weights=class_weights,
+    indices = indices.shard(*batch_shard) if batch_shard else indices
+    finish = batch_finisher(batch_size=batch_size, **batch_work)
+    paper_crop = pre.crop and pre.crop_mode != "pad"  # crops of the ImageNet papers: per image
+    resident = None if paper_crop else _resident(split.x, pre)
+    if resident is None:
+        return _batches_image_by_image(indices, per, split, pre, seed, finish)
+    return _batches_from_resident(indices, resident, tf.constant(split.y), finish)
+
+
+def _batches_from_resident(indices, resident, y, finish) -> tf.data.Dataset:
+    """One map per batch of images prepared once (decode, resize, channels: ``_resident``, when
+    the result fits in ``RESIDENT_BYTES``): a step is a gather and a vectorised augmentation."""
+    return indices.map(
+        lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _batches_image_by_image(indices, per, split, pre, seed, finish) -> tf.data.Dataset:
+    """Read (streamed files), decode and resize each image in parallel, then the batch-level work."""
+    x, y = tf.constant(split.x), tf.constant(split.y)
+    images = indices.map(
+        lambda i, step, first: (i, tf.fill([per], step), first + tf.range(per, dtype=tf.int64))
+    ).unbatch()
+    images = images.map(
+        lambda i, step, row: prepare_train(_read(tf.gather(x, i), split), pre, example_seed(seed, step, row)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
-    if resident is not None:  # one map per batch: gather, augment, label
-        ds = indices.map(
-            lambda i, *at: finish(tf.gather(resident, i), tf.gather(y, i), *at),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    else:  # read (streamed files)/decode/resize per image in parallel, then the batch-level work
-        x = tf.constant(split.x)
-        images = indices.map(
-            lambda i, step, first: (i, tf.fill([per], step), first + tf.range(per, dtype=tf.int64))
-        ).unbatch()
-        images = images.map(
-            lambda i, step, row: prepare_train(
-                _read(tf.gather(x, i), split), pre, example_seed(seed, step, row)
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        ds = tf.data.Dataset.zip(images.batch(per), indices)
-        ds = ds.map(
-            lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip(images.batch(per), indices)
+    return ds.map(
+        lambda im, idx: finish(im, tf.gather(y, idx[0]), *idx[1:]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def batch_finisher(*, seed, batch_size, pre, num_classes=None, label_fn=None, class_weights=None):

@@ -290,12 +290,7 @@ def explain(
             f"explain needs an image model; {cfg.model!r} in {str(run_dir)!r} takes inputs of shape {shape}."
         )
     layer = layer or default_gradcam_layer(model)
-    if methods is None:  # CAM where the model has the pooled head it needs; Grad-CAM always
-        methods = [m for m in METHODS if m != "cam" or _has_cam(model)]
-    methods = [methods] if isinstance(methods, str) else list(methods)
-    for m in methods:
-        if m not in METHODS:
-            raise UserError(f"method {m!r} is unknown; choose from {list(METHODS)}.")
+    methods = _methods(model, methods)
     names = json.loads((Path(run_dir) / "summary.json").read_text())["class_names"]
     out = Path(out or Path(run_dir) / "explain")
     out.mkdir(parents=True, exist_ok=True)
@@ -318,6 +313,20 @@ def explain(
     if test:
         (out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _methods(model, methods) -> list[str]:
+    """The methods asked for, checked; by default CAM where the model has the pooled head it
+    needs, and Grad-CAM always."""
+    from modelzoo.validation import UserError
+
+    if methods is None:
+        methods = [m for m in METHODS if m != "cam" or _has_cam(model)]
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    for m in methods:
+        if m not in METHODS:
+            raise UserError(f"method {m!r} is unknown; choose from {list(METHODS)}.")
+    return methods
 
 
 def main(argv=None, prog="python -m recipes.explain") -> int:

@@ -151,9 +151,8 @@ class StepCheckpoint(keras.callbacks.Callback):
             self._step()
             self.training_state.save()
 
-    def on_epoch_end(
-        self, epoch, logs=None
-    ):  # again: early stopping has counted this epoch since its last step
+    # again: early stopping has counted this epoch since its last step
+    def on_epoch_end(self, epoch, logs=None):
         self._step()
         self.training_state.save(again=True)
 
@@ -196,22 +195,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     state = ckpt_lib.TrainingState(
         run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker}, write=rt.chief
     )
-    start = resume(state, run_dir, steps)
-    if rt.adapt:
-        from recipes import distributed
-
-        distributed.adapt(
-            model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit
-        )
-    train_dist = rt.distribution
-    if train_dist is not None:  # evaluation replicates the batch (a partial one too); training splits it
-        from recipes import sharding
-
-        keras.distribution.set_distribution(sharding.evaluation(train_dist))
-        callbacks = [sharding.Swap(train_dist), *callbacks]
-    task.before_fit(start)
-    if train_dist is not None:
-        keras.distribution.set_distribution(train_dist)
+    callbacks = _before_fit(task, rt, model, resume(state, run_dir, steps), callbacks)
     # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
     # update, then the checkpoint (so it holds both), the logs, the caller's.
     every = [
@@ -221,6 +205,43 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         *log_callbacks(rt, run_dir),
         *callbacks,
     ]
+    seconds = _fit_phases(task, rt, model, state, steps, every, tracker)
+    if rt.distribution is not None:
+        from recipes import sharding
+
+        keras.distribution.set_distribution(sharding.evaluation(rt.distribution))
+    final, report = task.report(rt)
+    summary = _summary(task, rt, state, steps, tracker, seconds, final, report)
+    finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
+    print(task.message(summary, run_dir))
+    return summary
+
+
+def _before_fit(task: Task, rt: Runtime, model, start: int, callbacks: list) -> list:
+    """Adapt the model to a multi-worker strategy, run the task's ``before_fit`` under the
+    evaluation distribution (it replicates the batch, a partial one too; training splits it), and
+    leave the training distribution set; the callbacks, with the swap between the two first."""
+    if rt.adapt:
+        from recipes import distributed
+
+        distributed.adapt(
+            model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit
+        )
+    train_dist = rt.distribution
+    if train_dist is not None:
+        from recipes import sharding
+
+        keras.distribution.set_distribution(sharding.evaluation(train_dist))
+        callbacks = [sharding.Swap(train_dist), *callbacks]
+    task.before_fit(start)
+    if train_dist is not None:
+        keras.distribution.set_distribution(train_dist)
+    return callbacks
+
+
+def _fit_phases(task: Task, rt: Runtime, model, state, steps: int, every: list, tracker) -> float:
+    """Each of the task's phases (the epoch it ends at, its setup) from the state's step on,
+    skipping those done; the seconds this process trained."""
     val, started = task.validation(), time.time()
     for until, setup in task.phases(rt):
         start = state.step
@@ -230,7 +251,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
             setup()
         fit_resumable(
             model,
-            cfg,
+            task.cfg,
             per_replica(rt, task),
             start,
             steps,
@@ -239,11 +260,15 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
             stop=lambda: tracker.exhausted,
             until=until,
         )
-    seconds = time.time() - started
-    if train_dist is not None:
-        keras.distribution.set_distribution(sharding.evaluation(train_dist))
-    final, report = task.report(rt)
-    summary = {
+    return time.time() - started
+
+
+def _summary(
+    task: Task, rt: Runtime, state, steps: int, tracker, seconds: float, final, report: dict
+) -> dict:
+    """``summary.json``: what ran, how, the task's report, and the final weights' count and digest."""
+    cfg = task.cfg
+    return {
         "model": cfg.model,
         "dataset": cfg.dataset,
         "completed": True,
@@ -262,9 +287,6 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         "params": modelzoo.count_params(final)["params"],
         "weights_sha256": weights_digest(final),
     }
-    finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
-    print(task.message(summary, run_dir))
-    return summary
 
 
 def _distribution(rt: Runtime) -> dict:
@@ -316,9 +338,8 @@ def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
     start = state.step
     if start:
         epoch, skip = divmod(start, steps)
-        how = (
-            "resuming" if restored is not None else "continuing the given model's training"
-        )  # e.g. a Hyperband parent
+        # or a given model's: e.g. a Hyperband parent
+        how = "resuming" if restored is not None else "continuing the given model's training"
         print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
     return start
 

@@ -21,12 +21,8 @@ MODES = ("int8", "int4", "float8")
 
 
 def quantize(run_dir, mode: str = "int8") -> dict:
-    import tempfile
-    import warnings
-
     import keras
 
-    from modelzoo import private_keras
     from modelzoo.validation import UserError, did_you_mean
     from recipes import data as data_lib
     from recipes.trainer import batch_options, load_data, load_run
@@ -43,23 +39,8 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     )
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     before = model.evaluate(test, verbose=0, return_dict=True)
-    with tempfile.TemporaryDirectory() as tmp:  # the float model saved the same way, for a fair size ratio
-        float_copy = Path(tmp) / "float.keras"
-        model.save(float_copy)
-        size = float_copy.stat().st_size
-    policies = {layer.name: layer.dtype_policy.name for layer in private_keras.all_layers(model)}
-    with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
-        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        model.quantize(mode)
-    quantized = sorted(
-        layer.name
-        for layer in private_keras.all_layers(model)
-        if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name
-    )
-    if not quantized:
-        raise UserError(
-            f"{cfg.model!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...)."
-        )
+    size = _saved_size(model)
+    quantized = _quantize_layers(model, mode, cfg.model)
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     after = model.evaluate(test, verbose=0, return_dict=True)
     out = run_dir / f"quantized_{mode}.keras"
@@ -83,6 +64,39 @@ def quantize(run_dir, mode: str = "int8") -> dict:
         f"{size:,} -> {new_size:,} bytes ({report['size_ratio']:.2f}x); {len(quantized)} layers; {out}"
     )
     return report
+
+
+def _saved_size(model) -> int:
+    """Bytes of the float model saved as the quantized one will be, for a fair size ratio."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        float_copy = Path(tmp) / "float.keras"
+        model.save(float_copy)
+        return float_copy.stat().st_size
+
+
+def _quantize_layers(model, mode: str, name: str) -> list[str]:
+    """Quantize ``model`` in place (Keras's ``Model.quantize``); the layers it changed, sorted."""
+    import warnings
+
+    from modelzoo import private_keras
+    from modelzoo.validation import UserError
+
+    policies = {layer.name: layer.dtype_policy.name for layer in private_keras.all_layers(model)}
+    with warnings.catch_warnings():  # Keras warns once per layer it has nothing to do for
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+        model.quantize(mode)
+    quantized = sorted(
+        layer.name
+        for layer in private_keras.all_layers(model)
+        if layer.dtype_policy.name != policies.get(layer.name) and mode in layer.dtype_policy.name
+    )
+    if not quantized:
+        raise UserError(
+            f"{name!r} has no layer that Keras can quantize to {mode} (Dense, EinsumDense, Embedding...)."
+        )
+    return quantized
 
 
 def main(argv=None, prog="python -m recipes.quantize") -> int:

@@ -101,24 +101,28 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
             f"model_kwargs max_sequence_length={given} differs from sequence_length={cfg.sequence_length}: "
             "the model takes exactly sequence_length tokens; set sequence_length instead."
         )
-    if (
-        data.kind == "text"
-    ):  # a WordPiece vocabulary: the given file, the warm start's, or learned from the training split
-        source = _init_source(cfg)
-        if cfg.vocabulary_file:
-            vocabulary = data_lib.read_vocabulary(cfg.vocabulary_file)
-        elif source and (source.parent / "vocab.txt").is_file():
-            vocabulary = data_lib.read_vocabulary(source.parent / "vocab.txt")
-        else:
-            vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
-        if source and (source.parent / "config.yaml").is_file():
-            length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
-            if length and length != cfg.sequence_length:
-                raise UserError(
-                    f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}."
-                )
-        data = data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
+    if data.kind == "text":
+        data = _tokenized(cfg, data, entry)
     return data, preprocess_for(cfg, data, entry)
+
+
+def _tokenized(cfg, data: data_lib.Data, entry) -> data_lib.Data:
+    """A text set as token ids, through a WordPiece vocabulary: the given file, the warm start's,
+    or learned from the training split."""
+    source = _init_source(cfg)
+    if cfg.vocabulary_file:
+        vocabulary = data_lib.read_vocabulary(cfg.vocabulary_file)
+    elif source and (source.parent / "vocab.txt").is_file():
+        vocabulary = data_lib.read_vocabulary(source.parent / "vocab.txt")
+    else:
+        vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
+    if source and (source.parent / "config.yaml").is_file():
+        length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
+        if length and length != cfg.sequence_length:
+            raise UserError(
+                f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}."
+            )
+    return data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
 
 
 def per_class_recall(model: keras.Model, batches, class_names) -> dict:

@@ -125,16 +125,32 @@ def plot(frame: pd.DataFrame, project_dir, objective: str, out_dir, cost: str | 
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = frame[(frame["status"] == "COMPLETED") & frame[objective].notna()]
-    paths = []
     if done.empty:
-        return paths
-    better = max if METRICS.get(objective, "max") == "max" else min
+        return []
+    paths = [_plot_objective_per_trial(done, objective, out_dir)]
+    hps = [
+        c
+        for c in done.columns
+        if c.startswith("hp:") and not c.startswith("hp:tuner/") and done[c].nunique() > 1
+    ]
+    if hps:
+        paths.append(_plot_objective_vs_hyperparameters(done, hps, objective, out_dir))
+    best = best_trial(frame, objective)
+    history = read_records(project_dir).get(str(best["trial_id"]), {}).get("history", [])
+    if history:
+        paths.append(_plot_best_curves(pd.DataFrame(history), best["trial_id"], out_dir))
+    if cost:
+        paths.append(_plot_pareto(done, pareto_front(frame, objective, cost), objective, cost, out_dir))
+    return paths
 
+
+def _plot_objective_per_trial(done: pd.DataFrame, objective: str, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    better = max if METRICS.get(objective, "max") == "max" else min
     fig, ax = plt.subplots(figsize=(6, 4))
     order = done.sort_values("ended_at", na_position="first") if "ended_at" in done else done
     ax.plot(range(1, len(order) + 1), order[objective], "o", label="trial")
@@ -142,57 +158,58 @@ def plot(frame: pd.DataFrame, project_dir, objective: str, out_dir, cost: str | 
     ax.plot(range(1, len(order) + 1), running, "-", label="best so far")
     ax.set(xlabel="trial (in order of completion)", ylabel=objective, title="objective per trial")
     ax.legend()
-    paths.append(_save(fig, out_dir / "objective_per_trial.png"))
+    return _save(fig, out_dir / "objective_per_trial.png")
 
-    hps = [
-        c
-        for c in done.columns
-        if c.startswith("hp:") and not c.startswith("hp:tuner/") and done[c].nunique() > 1
-    ]
-    if hps:
-        cols = min(3, len(hps))
-        rows = -(-len(hps) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-        for ax, col in zip(axes.flat, hps):
-            values = done[col]
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-                ax.plot(values, done[objective], "o")
-                if (values > 0).all() and values.max() / max(values.min(), 1e-12) > 50:
-                    ax.set_xscale("log")
-            else:
-                cats = sorted(values.astype(str).unique())
-                ax.plot([cats.index(v) for v in values.astype(str)], done[objective], "o")
-                ax.set_xticks(range(len(cats)), cats, rotation=30, fontsize=7)
-            ax.set(xlabel=col[3:], ylabel=objective)
-        for ax in list(axes.flat)[len(hps) :]:
-            ax.axis("off")
-        paths.append(_save(fig, out_dir / "objective_vs_hyperparameters.png"))
 
-    best = best_trial(frame, objective)
-    history = read_records(project_dir).get(str(best["trial_id"]), {}).get("history", [])
-    if history:
-        curves = pd.DataFrame(history)
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        for ax, metric in zip(axes, ("loss", "accuracy")):
-            for col in (metric, f"val_{metric}"):
-                if col in curves:
-                    ax.plot(curves.index + 1, curves[col], marker="o", label=col)
-            ax.set(xlabel="epoch", ylabel=metric)
-            ax.legend()
-        fig.suptitle(f"best trial {best['trial_id']}")
-        paths.append(_save(fig, out_dir / "best_trial_curves.png"))
+def _plot_objective_vs_hyperparameters(done: pd.DataFrame, hps: list, objective: str, out_dir: Path) -> Path:
+    """One panel per hyperparameter that varied: numbers on their axis (log when they span more
+    than 50x), categories in sorted order."""
+    import matplotlib.pyplot as plt
 
-    if cost:
-        front = pareto_front(frame, objective, cost)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(done[cost], done[objective], "o", alpha=0.5, label="trials")
-        ax.plot(front[cost], front[objective], "s-", color="C3", label="Pareto front")
-        ax.set(xlabel=cost, ylabel=objective, title=f"{objective} against {cost}")
-        if (done[cost] > 0).all() and done[cost].max() / done[cost].min() > 50:
-            ax.set_xscale("log")
+    cols = min(3, len(hps))
+    rows = -(-len(hps) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, col in zip(axes.flat, hps):
+        values = done[col]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            ax.plot(values, done[objective], "o")
+            if (values > 0).all() and values.max() / max(values.min(), 1e-12) > 50:
+                ax.set_xscale("log")
+        else:
+            cats = sorted(values.astype(str).unique())
+            ax.plot([cats.index(v) for v in values.astype(str)], done[objective], "o")
+            ax.set_xticks(range(len(cats)), cats, rotation=30, fontsize=7)
+        ax.set(xlabel=col[3:], ylabel=objective)
+    for ax in list(axes.flat)[len(hps) :]:
+        ax.axis("off")
+    return _save(fig, out_dir / "objective_vs_hyperparameters.png")
+
+
+def _plot_best_curves(curves: pd.DataFrame, trial_id, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for col in (metric, f"val_{metric}"):
+            if col in curves:
+                ax.plot(curves.index + 1, curves[col], marker="o", label=col)
+        ax.set(xlabel="epoch", ylabel=metric)
         ax.legend()
-        paths.append(_save(fig, out_dir / "pareto_front.png"))
-    return paths
+    fig.suptitle(f"best trial {trial_id}")
+    return _save(fig, out_dir / "best_trial_curves.png")
+
+
+def _plot_pareto(done: pd.DataFrame, front: pd.DataFrame, objective: str, cost: str, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(done[cost], done[objective], "o", alpha=0.5, label="trials")
+    ax.plot(front[cost], front[objective], "s-", color="C3", label="Pareto front")
+    ax.set(xlabel=cost, ylabel=objective, title=f"{objective} against {cost}")
+    if (done[cost] > 0).all() and done[cost].max() / done[cost].min() > 50:
+        ax.set_xscale("log")
+    ax.legend()
+    return _save(fig, out_dir / "pareto_front.png")
 
 
 def _save(fig, path: Path) -> Path:

@@ -83,6 +83,42 @@ def _grid_oracle_class():
     return ResumableGridSearchOracle
 
 
+def _open_project(project_dir: Path, chosen, *, overwrite: bool) -> bool:
+    """The search's folder, emptied for ``overwrite`` and repaired for a resume (never by a
+    distributed worker: the launcher or the chief did), with the chosen space in ``space.yaml``.
+    Whether this process is such a worker."""
+    from tuning.private_keras_tuner import is_distributed_worker
+
+    worker = is_distributed_worker()
+    if overwrite and not worker and project_dir.exists():
+        shutil.rmtree(project_dir)
+    if not worker:
+        dropped = repair(project_dir)
+        if dropped:
+            print(f"resume: trial(s) {', '.join(dropped)} had finished; not run again")
+    project_dir.mkdir(parents=True, exist_ok=True)
+    (project_dir / "space.yaml").write_text(chosen.to_yaml())
+    return worker
+
+
+def _run_search(kt, project_dir: Path, verbose: int) -> None:
+    """``kt.search``; when KerasTuner gives up after consecutive failed trials, one line saying
+    how many failed and the last one's error."""
+    from modelzoo.validation import UserError
+    from tuning.hypermodel import read_records
+
+    try:
+        kt.search(verbose=verbose)
+    except RuntimeError as err:
+        if "consecutive failures" not in str(err):
+            raise
+        errors = [r["error"] for r in read_records(project_dir).values() if r.get("status") == "FAILED"]
+        raise UserError(
+            f"the search stopped after {len(errors)} failed trials; the last failed with: "
+            f"{errors[-1] if errors else err}"
+        ) from None
+
+
 def make_tuner(
     kind: str,
     hypermodel,
@@ -94,49 +130,15 @@ def make_tuner(
     directory,
     project,
     overwrite,
-    median_stop: bool,
+    median_stop: bool | None,
     factor: int = 3,
     hyperband_iterations: int = 1,
 ):
-    """A KerasTuner tuner of ``kind`` whose trials run through ``hypermodel`` (the recipe)."""
+    """A KerasTuner tuner of ``kind`` whose trials run through ``hypermodel`` (the recipe), with
+    the median rule when ``median_stop`` (None: on, except for Hyperband, which stops its own)."""
     import keras_tuner
 
-    from tuning.hypermodel import MedianStop, write_record
-
-    class RecipeTunerMixin:
-        """Hands the trial id to the hypermodel, adds the median rule, records failures."""
-
-        def _populate_initial_space(self):
-            # KerasTuner builds the model once per conditional scope to discover the space; ours
-            # is declared as data, so it is registered without building (or loading) anything.
-            hp = self.oracle.get_space()
-            self.hypermodel.space.register(hp)
-            self.oracle.update_space(hp)
-
-        def run_trial(self, trial, *args, **kwargs):
-            self.hypermodel.trial_id = trial.trial_id
-            callbacks = list(kwargs.pop("callbacks", []))
-            if median_stop:
-                callbacks.append(MedianStop(self.project_dir, objective.name))
-            started = time.time()
-            try:
-                return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
-            except Exception:
-                write_record(
-                    self.project_dir,
-                    trial.trial_id,
-                    {
-                        "trial_id": trial.trial_id,
-                        "status": "FAILED",
-                        "error": traceback.format_exc().strip().splitlines()[-1],
-                        "traceback": traceback.format_exc()[-4000:],
-                        "wall_seconds": round(time.time() - started, 2),
-                        "ended_at": time.time(),
-                        "history": [],
-                    },
-                )
-                raise
-
+    median_stop = kind != "hyperband" if median_stop is None else median_stop
     common = dict(
         hypermodel=hypermodel,
         directory=str(directory),
@@ -164,8 +166,49 @@ def make_tuner(
     else:
         base = keras_tuner.RandomSearch if kind == "random" else keras_tuner.BayesianOptimization
         args = dict(objective=objective, max_trials=max_trials, seed=seed)
-    cls = type(f"Recipe{base.__name__}", (RecipeTunerMixin, base), {})
+    rule = {"median_stop_objective": objective.name if median_stop else None}
+    cls = type(f"Recipe{base.__name__}", (_RecipeTunerMixin, base), rule)
     return cls(**args, **common)
+
+
+class _RecipeTunerMixin:
+    """Before a KerasTuner tuner class: hands the trial id to the hypermodel, adds the median rule
+    (on ``median_stop_objective``, when set) and records a failed trial's error."""
+
+    median_stop_objective: str | None = None
+
+    def _populate_initial_space(self):
+        # KerasTuner builds the model once per conditional scope to discover the space; ours
+        # is declared as data, so it is registered without building (or loading) anything.
+        hp = self.oracle.get_space()
+        self.hypermodel.space.register(hp)
+        self.oracle.update_space(hp)
+
+    def run_trial(self, trial, *args, **kwargs):
+        from tuning.hypermodel import MedianStop, write_record
+
+        self.hypermodel.trial_id = trial.trial_id
+        callbacks = list(kwargs.pop("callbacks", []))
+        if self.median_stop_objective:
+            callbacks.append(MedianStop(self.project_dir, self.median_stop_objective))
+        started = time.time()
+        try:
+            return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+        except Exception:
+            write_record(
+                self.project_dir,
+                trial.trial_id,
+                {
+                    "trial_id": trial.trial_id,
+                    "status": "FAILED",
+                    "error": traceback.format_exc().strip().splitlines()[-1],
+                    "traceback": traceback.format_exc()[-4000:],
+                    "wall_seconds": round(time.time() - started, 2),
+                    "ended_at": time.time(),
+                    "history": [],
+                },
+            )
+            raise
 
 
 def repair(project_dir: Path) -> list[str]:
@@ -261,64 +304,29 @@ def search(
 ) -> SearchResult:
     """Run (or resume) a search; write trials.csv, plots and best.yaml; retrain the best config."""
     from modelzoo.validation import UserError
-
-    base, chosen, obj = prepare(
-        model,
-        tuner=tuner,
-        max_trials=max_trials,
-        epochs=epochs,
-        objective=objective,
-        space=space,
-        only=only,
-        drop=drop,
-        overrides=overrides,
-        config_file=config_file,
-    )
-    if pareto is not None and pareto not in COSTS:
-        raise UserError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
-    project = project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}"
-    project_dir = Path(results_dir) / project
-    from tuning.private_keras_tuner import is_distributed_worker
-
-    worker = is_distributed_worker()
-    if overwrite and not worker and project_dir.exists():
-        shutil.rmtree(project_dir)  # workers never delete: the launcher or the chief did
-    if not worker:
-        dropped = repair(project_dir)
-        if dropped:
-            print(f"resume: trial(s) {', '.join(dropped)} had finished; not run again")
-    project_dir.mkdir(parents=True, exist_ok=True)
-    (project_dir / "space.yaml").write_text(chosen.to_yaml())
-
     from tuning.hypermodel import RecipeHyperModel
 
-    hypermodel = RecipeHyperModel(base, chosen, project_dir, objective=obj.name)
-    median = median_stop if median_stop is not None else tuner != "hyperband"
+    if pareto is not None and pareto not in COSTS:
+        raise UserError(f"pareto cost must be one of {list(COSTS)}, got {pareto!r}.")
+    sizes = dict(tuner=tuner, max_trials=max_trials, epochs=epochs, objective=objective)
+    choices = dict(space=space, only=only, drop=drop, overrides=overrides, config_file=config_file)
+    base, chosen, obj = prepare(model, **sizes, **choices)
+    project_dir = Path(results_dir) / (project or f"{model}_{base.dataset.replace('/', '_')}_{tuner}")
+    worker = _open_project(project_dir, chosen, overwrite=overwrite)
     kt = make_tuner(
         tuner,
-        hypermodel,
+        RecipeHyperModel(base, chosen, project_dir, objective=obj.name),
         objective=obj,
         max_trials=max_trials,
         epochs=epochs,
         seed=seed,
         directory=results_dir,
-        project=project,
-        overwrite=False,
-        median_stop=median,
+        project=project_dir.name,
+        overwrite=False,  # _open_project did
+        median_stop=median_stop,
         factor=factor,
     )
-    try:
-        kt.search(verbose=verbose)
-    except RuntimeError as err:  # KerasTuner gives up after consecutive failures: say why, in one line
-        if "consecutive failures" not in str(err):
-            raise
-        from tuning.hypermodel import read_records
-
-        errors = [r["error"] for r in read_records(project_dir).values() if r.get("status") == "FAILED"]
-        raise UserError(
-            f"the search stopped after {len(errors)} failed trials; the last failed with: "
-            f"{errors[-1] if errors else err}"
-        ) from None
+    _run_search(kt, project_dir, verbose)
     if worker:
         return SearchResult(project_dir, None, {}, None, None, None)
     return report(project_dir, obj.name, model=model, pareto=pareto, retrain=retrain, base=base)
@@ -372,11 +380,8 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
     resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
     global ``timeout`` ends a stalled search. Returns the chief's exit status.
     """
-    import os
     import socket
     import subprocess
-
-    from modelzoo.validation import UserError
 
     args = build_parser().parse_args(argv)
     project_dir = Path(args.results_dir) / (args.project or _default_project(args))
@@ -386,18 +391,41 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    inner = [a for a in argv if a != "--overwrite"]
-    inner = _strip_option(inner, "--workers")
-    cmd = [
-        sys.executable,
-        "-m",
-        "tuning.search",
-        *inner,
-        "--project",
-        project_dir.name,
-        "--results-dir",
-        str(project_dir.parent),
-    ]
+    inner = _strip_option([a for a in argv if a != "--overwrite"], "--workers")
+    start = _tuner_starter(inner, project_dir, port)
+    chief = start("chief")
+    log(
+        f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
+    )
+    time.sleep(2)  # the oracle server listens before workers ask it for trials
+    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
+    (project_dir / "launcher.json").write_text(
+        json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}})
+    )
+    restarts = _supervise(chief, procs, start, timeout, max_restarts, project_dir, log)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    (project_dir / "launcher.json").write_text(
+        json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode})
+    )
+    lines = (project_dir / "logs" / "chief.log").read_text(errors="replace").splitlines()
+    report = [i for i, line in enumerate(lines) if " trials (" in line and "completed); best trial" in line]
+    for line in lines[report[-1] :] if report else []:
+        log(line)
+    return chief.returncode
+
+
+def _tuner_starter(argv: list[str], project_dir: Path, port: int):
+    """A function that starts the search's process for a tuner ID (``chief`` or ``tunerN``),
+    logging to ``logs/<id>.log`` (appended: a restarted worker continues its log)."""
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "tuning.search", *argv]
+    cmd += ["--project", project_dir.name, "--results-dir", str(project_dir.parent)]
 
     def start(tuner_id):
         env = {
@@ -413,53 +441,40 @@ def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts
         extra = [] if tuner_id == "chief" else ["--no-retrain"]
         return subprocess.Popen(cmd + extra, env=env, stdout=out, stderr=subprocess.STDOUT)
 
-    chief = start("chief")
-    log(
-        f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
-    )
-    time.sleep(2)  # the oracle server listens before workers ask it for trials
-    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
-    restarts = {tid: 0 for tid in procs}
-    (project_dir / "launcher.json").write_text(
-        json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}})
-    )
-    deadline = time.time() + timeout
+    return start
+
+
+def _supervise(chief, procs: dict, start, timeout: float, max_restarts: int, project_dir: Path, log) -> dict:
+    """Until the chief exits: restart a worker that failed under its ID, at most ``max_restarts``
+    times each; past ``timeout`` seconds or the restarts, kill them all (one line). The restart counts."""
+    from modelzoo.validation import UserError
+
+    restarts, deadline = {tid: 0 for tid in procs}, time.time() + timeout
+
+    def give_up(message):
+        for p in [chief, *procs.values()]:
+            p.kill()
+        raise UserError(message)
+
     while chief.poll() is None:
         if time.time() > deadline:
-            for p in [chief, *procs.values()]:
-                p.kill()
-            raise UserError(
-                f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume."
-            )
+            give_up(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
         for tid, proc in list(procs.items()):
             code = proc.poll()
-            if code is not None and code != 0:
-                if restarts[tid] >= max_restarts:
-                    for p in [chief, *procs.values()]:
-                        p.kill()
-                    raise UserError(
-                        f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')})."
-                    )
-                restarts[tid] += 1
-                log(
-                    f"worker {tid} exited with status {code}; restarting it under the same ID "
-                    f"({restarts[tid]}/{max_restarts})"
+            if code is None or code == 0:
+                continue
+            if restarts[tid] >= max_restarts:
+                give_up(
+                    f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')})."
                 )
-                procs[tid] = start(tid)
+            restarts[tid] += 1
+            log(
+                f"worker {tid} exited with status {code}; restarting it under the same ID "
+                f"({restarts[tid]}/{max_restarts})"
+            )
+            procs[tid] = start(tid)
         time.sleep(0.5)
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    (project_dir / "launcher.json").write_text(
-        json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode})
-    )
-    lines = (project_dir / "logs" / "chief.log").read_text(errors="replace").splitlines()
-    report = [i for i, line in enumerate(lines) if " trials (" in line and "completed); best trial" in line]
-    for line in lines[report[-1] :] if report else []:
-        log(line)
-    return chief.returncode
+    return restarts
 
 
 def _strip_option(argv, name):
@@ -513,6 +528,12 @@ def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="base config field"
     )
+    _add_run_options(p)
+    return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """How the search runs: early stopping of trials, reports, retraining, distribution."""
     p.add_argument(
         "--median-stop",
         dest="median_stop",
@@ -534,7 +555,6 @@ def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=6 * 3600, help="distributed: give up after this many seconds"
     )
-    return p
 
 
 def main(argv=None, prog="python -m tuning.search") -> int:
@@ -544,47 +564,27 @@ def main(argv=None, prog="python -m tuning.search") -> int:
 
     def go():
         from modelzoo.validation import UserError
-        from recipes import config as config_lib
 
         if args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}.")
-        overrides = dict(config_lib.parse_override(o) for o in args.overrides)
-        if args.dataset:
-            overrides["dataset"] = args.dataset
-        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-        drop = [s.strip() for s in args.drop.split(",") if s.strip()] if args.drop else ()
+        sizes = dict(
+            tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs, objective=args.objective
+        )
+        choices = _choices(args)
         if args.workers:
-            prepare(
-                args.model,
-                tuner=args.tuner,
-                max_trials=args.max_trials,
-                epochs=args.epochs,
-                objective=args.objective,
-                space=args.space,
-                only=only,
-                drop=drop,
-                overrides=overrides,
-                config_file=args.config,
-            )
+            prepare(args.model, **sizes, **choices)  # a bad space or config: one line before any process
             code = launch(argv, args.workers, timeout=args.timeout)
             if code:
                 raise UserError(f"the chief exited with status {code}; see its log in the search folder.")
             return
         search(
             args.model,
-            tuner=args.tuner,
-            max_trials=args.max_trials,
-            epochs=args.epochs,
-            objective=args.objective,
+            **sizes,
+            **choices,
             seed=args.seed,
             results_dir=args.results_dir,
             project=args.project,
             overwrite=args.overwrite,
-            space=args.space,
-            only=only,
-            drop=drop,
-            overrides=overrides,
-            config_file=args.config,
             median_stop=args.median_stop,
             factor=args.factor,
             pareto=args.pareto,
@@ -592,6 +592,18 @@ def main(argv=None, prog="python -m tuning.search") -> int:
         )
 
     return run(prog, go)
+
+
+def _choices(args) -> dict:
+    """What the command line chose of the space and the base config (``prepare``'s arguments)."""
+    from recipes import config as config_lib
+
+    overrides = dict(config_lib.parse_override(o) for o in args.overrides)
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    drop = [s.strip() for s in args.drop.split(",") if s.strip()] if args.drop else ()
+    return dict(space=args.space, only=only, drop=drop, overrides=overrides, config_file=args.config)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,25 @@ GRID = {
 }
 
 
+def _test_accuracies(run_dirs: Path, seeds, *, overrides=None, config_file=None) -> list[float]:
+    """The MLP trained once per seed (run folders ``<run_dirs><seed>``): each run's test accuracy."""
+    from recipes import config as config_lib
+    from recipes.trainer import train
+
+    accuracies = []
+    for seed in seeds:
+        run = {**(overrides or {}), "seed": seed, "run_dir": f"{run_dirs}{seed}"}
+        accuracies.append(
+            train(config_lib.resolve("mlp", config_file=config_file, overrides=run))["test_accuracy"]
+        )
+    return accuracies
+
+
 def regularization(
     out, *, trials: int = 20, epochs: int = 20, seeds=(0, 1, 2), quick: bool = False, log=print
 ) -> dict:
     """Test accuracy of the untuned over-parameterised MLP vs its regularization-searched config."""
-    import numpy as np
 
-    from recipes import config as config_lib
-    from recipes.trainer import train
     from tuning import results
     from tuning.search import search
 
@@ -52,13 +63,7 @@ def regularization(
         trials, epochs, seeds = 2, 1, (0,)
         base.update(classes=[0, 1, 2], model_kwargs={"hidden_units": [64], "dropout_rate": 0.0})
     out = Path(out)
-    untuned = []
-    for seed in seeds:
-        cfg = config_lib.resolve(
-            "mlp",
-            overrides={**base, "epochs": epochs, "seed": seed, "run_dir": str(out / f"untuned_seed{seed}")},
-        )
-        untuned.append(train(cfg)["test_accuracy"])
+    untuned = _test_accuracies(out / "untuned_seed", seeds, overrides={**base, "epochs": epochs})
     found = search(
         "mlp",
         tuner="bayesian",
@@ -71,17 +76,23 @@ def regularization(
         retrain=False,
         verbose=0,
     )
-    tuned = []
-    for seed in seeds:
-        cfg = config_lib.resolve(
-            "mlp",
-            config_file=found.best_config,
-            overrides={"seed": seed, "run_dir": str(out / f"tuned_seed{seed}")},
-        )
-        tuned.append(train(cfg)["test_accuracy"])
+    tuned = _test_accuracies(out / "tuned_seed", seeds, config_file=found.best_config)
     importance = results.importance(found.frame, "val_accuracy")
+    report = _regularization_report(untuned, tuned, found, importance)
+    (out / "regularization.json").write_text(json.dumps(report, indent=2, default=float))
+    log(
+        f"untuned {report['untuned_mean']:.4f} {untuned}; tuned {report['tuned_mean']:.4f} {tuned}; "
+        f"margin {report['margin_points']:+.2f} points; best {report['best_hyperparameters']}"
+    )
+    log(importance.to_string(index=False))
+    return report
+
+
+def _regularization_report(untuned: list, tuned: list, found, importance) -> dict:
+    import numpy as np
+
     best = {k[3:]: v for k, v in found.best.items() if k.startswith("hp:") and not k.startswith("hp:tuner/")}
-    report = {
+    return {
         "untuned_test_accuracy": untuned,
         "tuned_test_accuracy": tuned,
         "untuned_mean": float(np.mean(untuned)),
@@ -93,13 +104,6 @@ def regularization(
         "stopped_by_median_rule": int(found.frame["stopped_by"].notna().sum()),
         "importance": importance.to_dict("records"),
     }
-    (out / "regularization.json").write_text(json.dumps(report, indent=2, default=float))
-    log(
-        f"untuned {report['untuned_mean']:.4f} {untuned}; tuned {report['tuned_mean']:.4f} {tuned}; "
-        f"margin {report['margin_points']:+.2f} points; best {best}"
-    )
-    log(importance.to_string(index=False))
-    return report
 
 
 def hyperband_vs_grid(out, *, max_epochs: int = 9, quick: bool = False, log=print) -> dict:

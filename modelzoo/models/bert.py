@@ -152,58 +152,28 @@ def bert(
     )
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
-    num_layers = v.check_int("num_layers", num_layers, minimum=1)
-    num_heads = v.check_int("num_heads", num_heads, minimum=1)
-    hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
-    intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)
+    num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
+        num_layers, num_heads, hidden_dim, intermediate_dim
+    )
     num_segments = v.check_int("num_segments", num_segments, minimum=1)
     head = v.check_choice("head", head, HEADS)
-    if hidden_dim % num_heads:
-        raise v.UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
 
     inputs = {
-        "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),
-        "segment_ids": keras.Input((max_sequence_length,), dtype="int32", name="segment_ids"),
-        "padding_mask": keras.Input((max_sequence_length,), dtype="int32", name="padding_mask"),
+        key: keras.Input((max_sequence_length,), dtype="int32", name=key)
+        for key in ("token_ids", "segment_ids", "padding_mask")
     }
     token_embedding = keras_hub.layers.ReversibleEmbedding(
         vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding"
     )
-    tokens = token_embedding(inputs["token_ids"])
-    positions = keras_hub.layers.PositionEmbedding(
-        max_sequence_length, initializer=_init(), name="position_embedding"
-    )(tokens)
-    segments = layers.Embedding(
-        num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding"
-    )(inputs["segment_ids"])
-    x = layers.Add(name="embeddings_add")([tokens, positions, segments])
-    x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
-    x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
-    stages = []
-    for i in range(num_layers):
-        x = TransformerEncoder(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            activation=gelu_approximate,
-            dropout=args.dropout_rate,
-            layer_norm_epsilon=1e-12,
-            kernel_initializer=_init(),
-            name=f"transformer_layer_{i}",
-        )(x, padding_mask=inputs["padding_mask"])
-        stages.append(Stage(x, None))
-    sequence = x
+    x = _embeddings(inputs, token_embedding, max_sequence_length, num_segments, hidden_dim, args.dropout_rate)
+    stages = _encoder_layers(
+        x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
+    )
+    sequence = stages[-1].tensor
     cls = ClsToken(name="cls_token")(sequence)
     pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
     if head == "masked_lm":
-        if args.features_only or not args.include_top:
-            raise v.UserError("head='masked_lm' needs include_top=True and features_only=False.")
-        positions_in = keras.Input((None,), dtype="int32", name="mask_positions")
-        h = GatherPositions(name="mlm_gather")(sequence, positions_in)
-        h = layers.Dense(hidden_dim, activation="gelu", kernel_initializer=_init(), name="mlm_dense")(h)
-        h = layers.LayerNormalization(epsilon=1e-5, name="mlm_layer_norm")(h)
-        logits = Bias(name="mlm_bias")(token_embedding(h, reverse=True))
-        probs = layers.Activation(args.classifier_activation, dtype="float32", name="predictions")(logits)
-        return keras.Model({**inputs, "mask_positions": positions_in}, probs, name=args.name)
+        return _masked_lm(args, inputs, sequence, token_embedding, hidden_dim)
 
     def classifier(h):
         if args.dropout_rate > 0:
@@ -213,6 +183,64 @@ def bert(
     if not args.include_top and not args.features_only:
         return keras.Model(inputs, pooled, name=args.name)
     return assemble(args, inputs, stages, pooled, classifier)
+
+
+def check_transformer_sizes(num_layers, num_heads, hidden_dim, intermediate_dim) -> tuple[int, int, int, int]:
+    """A Transformer stack's sizes, checked (BERT's and GPT's): whole numbers from 1, and a hidden
+    size the heads divide."""
+    num_layers = v.check_int("num_layers", num_layers, minimum=1)
+    num_heads = v.check_int("num_heads", num_heads, minimum=1)
+    hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
+    intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)
+    if hidden_dim % num_heads:
+        raise v.UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
+    return num_layers, num_heads, hidden_dim, intermediate_dim
+
+
+def _encoder_layers(x, padding_mask, num_layers, num_heads, intermediate_dim, dropout_rate) -> list:
+    """BERT's post-norm Transformer encoder layers (keras-hub's, with BERT's GELU and epsilon):
+    each layer's output, a feature stage."""
+    stages = []
+    for i in range(num_layers):
+        x = TransformerEncoder(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            activation=gelu_approximate,
+            dropout=dropout_rate,
+            layer_norm_epsilon=1e-12,
+            kernel_initializer=_init(),
+            name=f"transformer_layer_{i}",
+        )(x, padding_mask=padding_mask)
+        stages.append(Stage(x, None))
+    return stages
+
+
+def _embeddings(inputs, token_embedding, max_sequence_length, num_segments, hidden_dim, dropout_rate):
+    """Token, position and segment embeddings summed, normalised and dropped out (BERT's input)."""
+    tokens = token_embedding(inputs["token_ids"])
+    positions = keras_hub.layers.PositionEmbedding(
+        max_sequence_length, initializer=_init(), name="position_embedding"
+    )(tokens)
+    segments = layers.Embedding(
+        num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding"
+    )(inputs["segment_ids"])
+    x = layers.Add(name="embeddings_add")([tokens, positions, segments])
+    x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
+    return layers.Dropout(dropout_rate, name="embeddings_dropout")(x)
+
+
+def _masked_lm(args, inputs, sequence, token_embedding, hidden_dim):
+    """The pretraining model: the sequence at ``mask_positions`` through a dense layer, layer norm
+    and the token embedding transposed (tied), to a softmax over the vocabulary."""
+    if args.features_only or not args.include_top:
+        raise v.UserError("head='masked_lm' needs include_top=True and features_only=False.")
+    positions_in = keras.Input((None,), dtype="int32", name="mask_positions")
+    h = GatherPositions(name="mlm_gather")(sequence, positions_in)
+    h = layers.Dense(hidden_dim, activation="gelu", kernel_initializer=_init(), name="mlm_dense")(h)
+    h = layers.LayerNormalization(epsilon=1e-5, name="mlm_layer_norm")(h)
+    logits = Bias(name="mlm_bias")(token_embedding(h, reverse=True))
+    probs = layers.Activation(args.classifier_activation, dtype="float32", name="predictions")(logits)
+    return keras.Model({**inputs, "mask_positions": positions_in}, probs, name=args.name)
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")

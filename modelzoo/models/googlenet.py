@@ -95,24 +95,10 @@ def googlenet(
             f"got input_shape={args.input_shape!r}."
         )
     inputs = blocks.image_input(args)
-    c1 = _conv(inputs, 64, 7, "conv1_7x7", strides=2)
-    x = layers.MaxPooling2D(3, 2, padding="same", name="pool1_3x3")(c1)
-    x = blocks.LocalResponseNormalization(k=1.0, name="pool1_norm")(x)
-    x = _conv(x, 64, 1, "conv2_3x3_reduce")
-    c2 = _conv(x, 192, 3, "conv2_3x3")
-    x = blocks.LocalResponseNormalization(k=1.0, name="conv2_norm")(c2)
-    x = layers.MaxPooling2D(3, 2, padding="same", name="pool2_3x3")(x)
-    taps, stages = {}, [Stage(c1, 2), Stage(c2, 4)]
-    for key, spec in INCEPTION.items():
-        if key == "4a":
-            x = layers.MaxPooling2D(3, 2, padding="same", name="pool3_3x3")(x)
-        if key == "5a":
-            x = layers.MaxPooling2D(3, 2, padding="same", name="pool4_3x3")(x)
-        x = inception(x, spec, f"inception_{key}")
-        taps[key] = x
-        if key in ("3b", "4e"):
-            stages.append(Stage(x, 8 if key == "3b" else 16))
-    stages.append(Stage(x, 32))
+    x, stages = _stem(inputs)
+    taps = _inceptions(x)
+    x = taps["5b"]
+    stages += [Stage(taps["3b"], 8), Stage(taps["4e"], 16), Stage(x, 32)]
 
     def head(x):
         logits = blocks.gap_head(args)(x)
@@ -125,3 +111,28 @@ def googlenet(
         }
 
     return blocks.assemble(args, inputs, stages, x, head)
+
+
+def _stem(inputs):
+    """The convolutions before the first inception (Table 1), with the paper's local response
+    normalisation; the output and the two stem feature stages."""
+    c1 = _conv(inputs, 64, 7, "conv1_7x7", strides=2)
+    x = layers.MaxPooling2D(3, 2, padding="same", name="pool1_3x3")(c1)
+    x = blocks.LocalResponseNormalization(k=1.0, name="pool1_norm")(x)
+    x = _conv(x, 64, 1, "conv2_3x3_reduce")
+    c2 = _conv(x, 192, 3, "conv2_3x3")
+    x = blocks.LocalResponseNormalization(k=1.0, name="conv2_norm")(c2)
+    x = layers.MaxPooling2D(3, 2, padding="same", name="pool2_3x3")(x)
+    return x, [Stage(c1, 2), Stage(c2, 4)]
+
+
+def _inceptions(x) -> dict:
+    """The nine inception modules, max-pooled before 4a and 5a: each module's output by key."""
+    taps = {}
+    for key, spec in INCEPTION.items():
+        if key == "4a":
+            x = layers.MaxPooling2D(3, 2, padding="same", name="pool3_3x3")(x)
+        if key == "5a":
+            x = layers.MaxPooling2D(3, 2, padding="same", name="pool4_3x3")(x)
+        x = taps[key] = inception(x, spec, f"inception_{key}")
+    return taps

@@ -20,7 +20,13 @@ from keras import layers
 
 from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
-from modelzoo.models.bert import MEGATRON_NOTE, gelu_approximate, megatron_layout, transformer_layer_macs
+from modelzoo.models.bert import (
+    MEGATRON_NOTE,
+    check_transformer_sizes,
+    gelu_approximate,
+    megatron_layout,
+    transformer_layer_macs,
+)
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention"), MEGATRON_NOTE  # keras.distribution (model parallel)
@@ -90,16 +96,12 @@ def gpt(
         {**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="gpt"
     )
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
-    num_layers = v.check_int("num_layers", num_layers, minimum=1)
-    num_heads = v.check_int("num_heads", num_heads, minimum=1)
-    hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
-    intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)
-    if hidden_dim % num_heads:
-        raise v.UserError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
-
+    num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
+        num_layers, num_heads, hidden_dim, intermediate_dim
+    )
     inputs = {
-        "token_ids": keras.Input((max_sequence_length,), dtype="int32", name="token_ids"),
-        "padding_mask": keras.Input((max_sequence_length,), dtype="int32", name="padding_mask"),
+        key: keras.Input((max_sequence_length,), dtype="int32", name=key)
+        for key in ("token_ids", "padding_mask")
     }
     token_embedding = keras_hub.layers.ReversibleEmbedding(
         vocabulary_size, hidden_dim, embeddings_initializer=_init(0.01), name="token_embedding"
@@ -110,21 +112,30 @@ def gpt(
     )(tokens)
     x = layers.Add(name="embeddings_add")([tokens, positions])
     x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
+    stages = _decoder_layers(
+        x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
+    )
+    sequence = layers.LayerNormalization(epsilon=1e-5, name="layer_norm")(stages[-1].tensor)
+    return assemble(args, inputs, stages, sequence, lambda h: token_embedding(h, reverse=True))
+
+
+def _decoder_layers(x, padding_mask, num_layers, num_heads, intermediate_dim, dropout_rate) -> list:
+    """GPT-2's pre-norm causal decoder layers (keras-hub's, no cross-attention): each layer's
+    output, a feature stage."""
     stages = []
     for i in range(num_layers):
         x = TransformerDecoder(
             intermediate_dim=intermediate_dim,
             num_heads=num_heads,
-            dropout=args.dropout_rate,
+            dropout=dropout_rate,
             layer_norm_epsilon=1e-5,
             activation=gelu_approximate,
             kernel_initializer=_init(),
             normalize_first=True,
             name=f"transformer_layer_{i}",
-        )(x, decoder_padding_mask=inputs["padding_mask"])
+        )(x, decoder_padding_mask=padding_mask)
         stages.append(Stage(x, None))
-    sequence = layers.LayerNormalization(epsilon=1e-5, name="layer_norm")(x)
-    return assemble(args, inputs, stages, sequence, lambda h: token_embedding(h, reverse=True))
+    return stages
 
 
 # layers, hidden, heads; gpt2_small is GPT-2's 124M model (Radford et al. 2019, Table 2).

@@ -54,18 +54,12 @@ def rnn_classifier(
     num_layers = v.check_int("num_layers", num_layers, minimum=1)
     bidirectional = v.check_bool("bidirectional", bidirectional)
     recurrent_dropout = v.check_float("recurrent_dropout", recurrent_dropout, minimum=0.0, maximum=1.0)
-    Cell = layers.LSTM if cell == "lstm" else layers.GRU
-
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    stages = []
-    for i in range(1, num_layers + 1):
-        last = i == num_layers
-        rnn = Cell(units, return_sequences=not last, recurrent_dropout=recurrent_dropout, name=f"{cell}{i}")
-        x = layers.Bidirectional(rnn, name=f"bi{cell}{i}")(x) if bidirectional else rnn(x)
-        if not last and args.dropout_rate > 0:
-            x = layers.Dropout(args.dropout_rate, name=f"{cell}{i}_dropout")(x)
-        stages.append(Stage(x, None))
+    stages = _recurrent_layers(
+        x, cell, units, num_layers, bidirectional, recurrent_dropout, args.dropout_rate
+    )
+    x = stages[-1].tensor
 
     def head(h):
         if args.dropout_rate > 0:
@@ -73,6 +67,21 @@ def rnn_classifier(
         return layers.Dense(args.num_classes, name="logits")(h)
 
     return assemble(args, inputs, stages, x, head)
+
+
+def _recurrent_layers(x, cell, units, num_layers, bidirectional, recurrent_dropout, dropout_rate) -> list:
+    """The stacked LSTM/GRU layers (dropout between them): each one's output, a feature stage;
+    the last gives its final state."""
+    Cell = layers.LSTM if cell == "lstm" else layers.GRU
+    stages = []
+    for i in range(1, num_layers + 1):
+        last = i == num_layers
+        rnn = Cell(units, return_sequences=not last, recurrent_dropout=recurrent_dropout, name=f"{cell}{i}")
+        x = layers.Bidirectional(rnn, name=f"bi{cell}{i}")(x) if bidirectional else rnn(x)
+        if not last and dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name=f"{cell}{i}_dropout")(x)
+        stages.append(Stage(x, None))
+    return stages
 
 
 _TINY = {"vocabulary_size": 50, "max_sequence_length": 12, "embedding_dim": 8, "units": 8, "num_layers": 2}

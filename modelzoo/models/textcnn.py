@@ -71,32 +71,9 @@ def textcnn(
         )
     if max_norm is not None:
         max_norm = v.check_float("max_norm", max_norm, minimum=0.0, maximum=float("inf"))
-    if embedding_mode == "random":
-        if embeddings is not None:
-            raise v.UserError(
-                "embeddings were given with embedding_mode='random'; choose 'static', 'non-static' or 'multichannel'."
-            )
-    else:
-        if embeddings is None:
-            raise v.UserError(
-                f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, "
-                "embedding_dim))."
-            )
-        embeddings = np.asarray(embeddings, dtype="float32")
-        if embeddings.shape != (vocabulary_size, embedding_dim):
-            raise v.UserError(
-                f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim})."
-            )
-
+    embeddings = _checked_embeddings(embeddings, embedding_mode, vocabulary_size, embedding_dim)
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")
-    trainable = embedding_mode != "static"
-    embed = layers.Embedding(vocabulary_size, embedding_dim, trainable=trainable, name="embedding")
-    x = embed(inputs)
-    tables = [embed]
-    if embedding_mode == "multichannel":
-        static = layers.Embedding(vocabulary_size, embedding_dim, trainable=False, name="embedding_static")
-        x = layers.Concatenate(name="channels")([static(inputs), x])
-        tables.append(static)
+    x, tables = _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode)
     pooled = []
     for width in filter_sizes:
         h = layers.Conv1D(num_filters, width, activation="relu", name=f"conv_w{width}")(x)
@@ -113,3 +90,38 @@ def textcnn(
         return layers.Dense(args.num_classes, kernel_constraint=constraint, name="logits")(h)
 
     return assemble(args, inputs, [Stage(p, None) for p in pooled], features, head)
+
+
+def _checked_embeddings(embeddings, embedding_mode, vocabulary_size, embedding_dim):
+    """The given word vectors as float32, of the vocabulary's shape; none for ``random`` mode."""
+    if embedding_mode == "random":
+        if embeddings is not None:
+            raise v.UserError(
+                "embeddings were given with embedding_mode='random'; "
+                "choose 'static', 'non-static' or 'multichannel'."
+            )
+        return None
+    if embeddings is None:
+        raise v.UserError(
+            f"embedding_mode={embedding_mode!r} needs embeddings (an array of shape (vocabulary_size, "
+            "embedding_dim))."
+        )
+    embeddings = np.asarray(embeddings, dtype="float32")
+    if embeddings.shape != (vocabulary_size, embedding_dim):
+        raise v.UserError(
+            f"embeddings have shape {embeddings.shape}; expected ({vocabulary_size}, {embedding_dim})."
+        )
+    return embeddings
+
+
+def _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode):
+    """The embedded tokens (with ``multichannel``, a frozen copy beside the tuned one, as channels)
+    and the embedding tables the given vectors are loaded into."""
+    embed = layers.Embedding(
+        vocabulary_size, embedding_dim, trainable=embedding_mode != "static", name="embedding"
+    )
+    x = embed(inputs)
+    if embedding_mode != "multichannel":
+        return x, [embed]
+    static = layers.Embedding(vocabulary_size, embedding_dim, trainable=False, name="embedding_static")
+    return layers.Concatenate(name="channels")([static(inputs), x]), [embed, static]

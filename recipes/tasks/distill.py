@@ -38,9 +38,8 @@ class Distill(loop.Task):
     recipe = "distill"
 
     def __init__(self, cfg, teacher_run):
-        cfg.validate(
-            recipe=self.recipe
-        )  # before the teacher is loaded: a field distill does not take is the error
+        # before the teacher is loaded: a field distill does not take is the error
+        cfg.validate(recipe=self.recipe)
         self.teacher_run = teacher_run
         self.teacher_cfg, self.teacher = trainer.load_run(teacher_run)
         for field in SAME_SPLIT:  # another split would test on the teacher's training images

@@ -123,9 +123,8 @@ class MaskedLM(loop.Task):
         inputs, positions, targets, weights = mask(ids, seed, rows=rows, **self.opts)
         return {**data_lib.bert_inputs(inputs), "mask_positions": positions}, targets, weights
 
-    def batches_from(
-        self, step, replicas=None, shard=None
-    ):  # every remaining batch; masks seeded by (seed, step)
+    # every remaining batch; masks seeded by (seed, step)
+    def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
 
         def finish(rows, step, first):

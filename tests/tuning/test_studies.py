@@ -34,12 +34,8 @@ def test_hyperband_study_counts_epochs_on_both_sides(tmp_path):
     records = read_records(tmp_path / "hyperband")
     continued = frame[frame["hp:tuner/initial_epoch"] > 0]
     assert len(continued) >= 1
-    for (
-        _,
-        row,
-    ) in (
-        continued.iterrows()
-    ):  # the parent's state (weights and optimizer step) carried on to the bracket's end
+    # the parent's state (weights and optimizer step) carried on to the bracket's end
+    for _, row in continued.iterrows():
         record = records[row["trial_id"]]
         assert record["start_step"] > 0 and record["start_step"] % record["steps_per_epoch"] == 0
         assert (
