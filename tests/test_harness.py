@@ -109,3 +109,10 @@ def test_jax_processes_share_the_sessions_compilation_cache():
     ]  # compiled by the first, read by the second
     assert any(name.endswith("-cache") for name in os.listdir(cache)), os.listdir(cache)
     assert "JAX_COMPILATION_CACHE_DIR" not in subprocess_env(compile_cache=False)
+
+
+def test_the_longest_first_files_exist():
+    from tests.conftest import LONGEST_FIRST
+
+    missing = [path for path in LONGEST_FIRST if not (ROOT / path).is_file()]
+    assert not missing, f"tests/conftest.py LONGEST_FIRST names files that are gone: {missing}"
