@@ -62,26 +62,29 @@ def cmd_list(args) -> int:
         writer.writerows(rows)
         return 0
     headers = ["name", "family", "params", "GMACs", "GFLOPs", "input", "paper"]
-    table = [
-        [
-            r["name"],
-            r["family"],
-            _fmt_int(r["params"]),
-            "-" if r["gmacs"] is None else f"{r['gmacs']:.4g}",
-            "-" if r["gflops"] is None else f"{r['gflops']:.4g}",
-            r["input"],
-            r["paper"],
-        ]
-        for r in rows
-    ]
+    cells = [_list_cells(r) for r in rows]
     if args.format == "markdown":
         print("| " + " | ".join(headers) + " |")
         print("|" + "|".join("---" for _ in headers) + "|")
-        for row in table:
+        for row in cells:
             print("| " + " | ".join(row) + " |")
         return 0
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
-    right = {2, 3, 4}
+    _print_columns(headers, cells, right={2, 3, 4})
+    print(
+        f"\n{len(rows)} models. MACs: multiply-accumulates per image at the default input; FLOPs = 2 x MACs."
+    )
+    return 0
+
+
+def _list_cells(r: dict) -> list[str]:
+    gmacs = "-" if r["gmacs"] is None else f"{r['gmacs']:.4g}"
+    gflops = "-" if r["gflops"] is None else f"{r['gflops']:.4g}"
+    return [r["name"], r["family"], _fmt_int(r["params"]), gmacs, gflops, r["input"], r["paper"]]
+
+
+def _print_columns(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
+    """A plain-text table: columns as wide as their widest cell, those in ``right`` right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
 
     def line(cells):
         return "  ".join(
@@ -90,12 +93,8 @@ def cmd_list(args) -> int:
 
     print(line(headers))
     print(line(["-" * w for w in widths]))
-    for row in table:
+    for row in rows:
         print(line(row))
-    print(
-        f"\n{len(rows)} models. MACs: multiply-accumulates per image at the default input; FLOPs = 2 x MACs."
-    )
-    return 0
 
 
 def cmd_info(args) -> int:

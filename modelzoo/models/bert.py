@@ -157,32 +157,36 @@ def bert(
     )
     num_segments = v.check_int("num_segments", num_segments, minimum=1)
     head = v.check_choice("head", head, HEADS)
-
-    inputs = {
-        key: keras.Input((max_sequence_length,), dtype="int32", name=key)
-        for key in ("token_ids", "segment_ids", "padding_mask")
-    }
-    token_embedding = keras_hub.layers.ReversibleEmbedding(
-        vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding"
+    inputs = token_inputs(max_sequence_length, "token_ids", "segment_ids", "padding_mask")
+    x, token_embedding = _embeddings(
+        inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, args.dropout_rate
     )
-    x = _embeddings(inputs, token_embedding, max_sequence_length, num_segments, hidden_dim, args.dropout_rate)
     stages = _encoder_layers(
         x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
     )
-    sequence = stages[-1].tensor
-    cls = ClsToken(name="cls_token")(sequence)
+    cls = ClsToken(name="cls_token")(stages[-1].tensor)
     pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
     if head == "masked_lm":
-        return _masked_lm(args, inputs, sequence, token_embedding, hidden_dim)
+        return _masked_lm(args, inputs, stages[-1].tensor, token_embedding, hidden_dim)
+    if not args.include_top and not args.features_only:
+        return keras.Model(inputs, pooled, name=args.name)
+    return assemble(args, inputs, stages, pooled, _classifier(args))
+
+
+def _classifier(args):
+    """BERT's classification head on the pooled vector: dropout, then a dense layer to logits."""
 
     def classifier(h):
         if args.dropout_rate > 0:
             h = layers.Dropout(args.dropout_rate, name="classifier_dropout")(h)
         return layers.Dense(args.num_classes, kernel_initializer=_init(), name="logits")(h)
 
-    if not args.include_top and not args.features_only:
-        return keras.Model(inputs, pooled, name=args.name)
-    return assemble(args, inputs, stages, pooled, classifier)
+    return classifier
+
+
+def token_inputs(length: int, *names: str) -> dict:
+    """Named int32 inputs of ``length`` tokens (keras-hub's input names)."""
+    return {name: keras.Input((length,), dtype="int32", name=name) for name in names}
 
 
 def check_transformer_sizes(num_layers, num_heads, hidden_dim, intermediate_dim) -> tuple[int, int, int, int]:
@@ -215,8 +219,12 @@ def _encoder_layers(x, padding_mask, num_layers, num_heads, intermediate_dim, dr
     return stages
 
 
-def _embeddings(inputs, token_embedding, max_sequence_length, num_segments, hidden_dim, dropout_rate):
-    """Token, position and segment embeddings summed, normalised and dropped out (BERT's input)."""
+def _embeddings(inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, dropout_rate):
+    """Token, position and segment embeddings summed, normalised and dropped out (BERT's input),
+    and the token embedding (the masked-LM head reuses it, transposed)."""
+    token_embedding = keras_hub.layers.ReversibleEmbedding(
+        vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding"
+    )
     tokens = token_embedding(inputs["token_ids"])
     positions = keras_hub.layers.PositionEmbedding(
         max_sequence_length, initializer=_init(), name="position_embedding"
@@ -226,7 +234,7 @@ def _embeddings(inputs, token_embedding, max_sequence_length, num_segments, hidd
     )(inputs["segment_ids"])
     x = layers.Add(name="embeddings_add")([tokens, positions, segments])
     x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
-    return layers.Dropout(dropout_rate, name="embeddings_dropout")(x)
+    return layers.Dropout(dropout_rate, name="embeddings_dropout")(x), token_embedding
 
 
 def _masked_lm(args, inputs, sequence, token_embedding, hidden_dim):

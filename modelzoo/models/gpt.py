@@ -25,6 +25,7 @@ from modelzoo.models.bert import (
     check_transformer_sizes,
     gelu_approximate,
     megatron_layout,
+    token_inputs,
     transformer_layer_macs,
 )
 from modelzoo.registry import make_variant, register_model
@@ -99,10 +100,7 @@ def gpt(
     num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
         num_layers, num_heads, hidden_dim, intermediate_dim
     )
-    inputs = {
-        key: keras.Input((max_sequence_length,), dtype="int32", name=key)
-        for key in ("token_ids", "padding_mask")
-    }
+    inputs = token_inputs(max_sequence_length, "token_ids", "padding_mask")
     token_embedding = keras_hub.layers.ReversibleEmbedding(
         vocabulary_size, hidden_dim, embeddings_initializer=_init(0.01), name="token_embedding"
     )

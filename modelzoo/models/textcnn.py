@@ -62,26 +62,16 @@ def textcnn(
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     max_sequence_length = v.check_int("max_sequence_length", max_sequence_length, minimum=1)
     embedding_dim = v.check_int("embedding_dim", embedding_dim, minimum=1)
-    filter_sizes = v.check_int_tuple("filter_sizes", filter_sizes)
+    filter_sizes = _checked_filter_sizes(filter_sizes, max_sequence_length)
     num_filters = v.check_int("num_filters", num_filters, minimum=1)
     embedding_mode = v.check_choice("embedding_mode", embedding_mode, EMBEDDING_MODES)
-    if max(filter_sizes) > max_sequence_length:
-        raise v.UserError(
-            f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}."
-        )
     if max_norm is not None:
         max_norm = v.check_float("max_norm", max_norm, minimum=0.0, maximum=float("inf"))
     embeddings = _checked_embeddings(embeddings, embedding_mode, vocabulary_size, embedding_dim)
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")
-    x, tables = _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode)
-    pooled = []
-    for width in filter_sizes:
-        h = layers.Conv1D(num_filters, width, activation="relu", name=f"conv_w{width}")(x)
-        pooled.append(layers.GlobalMaxPooling1D(name=f"max_over_time_w{width}")(h))
+    x = _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode, embeddings)
+    pooled = _max_over_time(x, filter_sizes, num_filters)
     features = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
-    if embeddings is not None:
-        for table in tables:
-            table.set_weights([embeddings])
 
     def head(h):
         if args.dropout_rate > 0:
@@ -90,6 +80,15 @@ def textcnn(
         return layers.Dense(args.num_classes, kernel_constraint=constraint, name="logits")(h)
 
     return assemble(args, inputs, [Stage(p, None) for p in pooled], features, head)
+
+
+def _checked_filter_sizes(filter_sizes, max_sequence_length) -> tuple[int, ...]:
+    filter_sizes = v.check_int_tuple("filter_sizes", filter_sizes)
+    if max(filter_sizes) > max_sequence_length:
+        raise v.UserError(
+            f"filter_sizes {filter_sizes} must not exceed max_sequence_length={max_sequence_length}."
+        )
+    return filter_sizes
 
 
 def _checked_embeddings(embeddings, embedding_mode, vocabulary_size, embedding_dim):
@@ -114,14 +113,28 @@ def _checked_embeddings(embeddings, embedding_mode, vocabulary_size, embedding_d
     return embeddings
 
 
-def _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode):
-    """The embedded tokens (with ``multichannel``, a frozen copy beside the tuned one, as channels)
-    and the embedding tables the given vectors are loaded into."""
+def _embedded(inputs, vocabulary_size, embedding_dim, embedding_mode, embeddings):
+    """The embedded tokens, each table holding ``embeddings`` when given; with ``multichannel``, a
+    frozen copy beside the tuned one, as two channels."""
     embed = layers.Embedding(
         vocabulary_size, embedding_dim, trainable=embedding_mode != "static", name="embedding"
     )
     x = embed(inputs)
-    if embedding_mode != "multichannel":
-        return x, [embed]
-    static = layers.Embedding(vocabulary_size, embedding_dim, trainable=False, name="embedding_static")
-    return layers.Concatenate(name="channels")([static(inputs), x]), [embed, static]
+    tables = [embed]
+    if embedding_mode == "multichannel":
+        static = layers.Embedding(vocabulary_size, embedding_dim, trainable=False, name="embedding_static")
+        x = layers.Concatenate(name="channels")([static(inputs), x])
+        tables.append(static)
+    if embeddings is not None:
+        for table in tables:
+            table.set_weights([embeddings])
+    return x
+
+
+def _max_over_time(x, filter_sizes, num_filters) -> list:
+    """One convolution per filter width over the sequence, each max-pooled over time."""
+    pooled = []
+    for width in filter_sizes:
+        h = layers.Conv1D(num_filters, width, activation="relu", name=f"conv_w{width}")(x)
+        pooled.append(layers.GlobalMaxPooling1D(name=f"max_over_time_w{width}")(h))
+    return pooled
