@@ -468,57 +468,27 @@ def test_a_run_through_a_local_tf_data_service_is_the_run_without_it(shards, tmp
         "--set",
         "checkpoint_every=4",
     ]
-    assert main([*run, "--run-dir", str(tmp_path / "plain")]) == 0
-    assert main([*run, "--data-service", "local", "--run-dir", str(tmp_path / "service")]) == 0
-    plain, service = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("plain", "service"))
+
+    def digest(name, *args):
+        """Train ``run`` with ``args`` into ``tmp_path / name``; its weights' digest."""
+        assert main([*run, *args, "--run-dir", str(tmp_path / name)]) == 0
+        return json.loads((tmp_path / name / "summary.json").read_text())["weights_sha256"]
+
+    plain = digest("plain")
     assert (
-        service["weights_sha256"] == plain["weights_sha256"]
+        digest("service", "--data-service", "local") == plain
     )  # one worker, ShardingPolicy.OFF: the same order
     # Two workers, each building every other batch, read round robin: still the same run.
-    assert (
-        main(
-            [
-                *run,
-                "--data-service",
-                "local",
-                "--set",
-                "data_service_workers=2",
-                "--run-dir",
-                str(tmp_path / "two"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        json.loads((tmp_path / "two" / "summary.json").read_text())["weights_sha256"]
-        == plain["weights_sha256"]
-    )
+    two_workers = ("--data-service", "local", "--set", "data_service_workers=2")
+    assert digest("two", *two_workers) == plain
     folder = [
         "--set",
         "dataset=folder",
         "--set",
         f"data_path={write_image_folder(tmp_path / 'imgs', per_class=12)}",
     ]
-    assert main([*run, *folder, "--run-dir", str(tmp_path / "f1")]) == 0
-    assert (
-        main(
-            [
-                *run,
-                *folder,
-                "--data-service",
-                "local",
-                "--set",
-                "data_service_workers=2",
-                "--run-dir",
-                str(tmp_path / "f2"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        json.loads((tmp_path / "f2" / "summary.json").read_text())["weights_sha256"]
-        == json.loads((tmp_path / "f1" / "summary.json").read_text())["weights_sha256"]
-    )
+    in_process = digest("f1", *folder)
+    assert digest("f2", *folder, *two_workers) == in_process
     with pytest.raises(
         ValueError, match="data_service='x:1': give 'local' or dispatcher addresses 'grpc://HOST:PORT"
     ):
