@@ -10,6 +10,7 @@ are converted to the zoo's layout:
   zoo's convolutions have none (as in the paper and torchvision), so each bias is folded into the
   following batch norm's moving mean: ``BN(conv(x) + b) = BN'(conv(x))`` with ``mean' = mean - b``.
 * DenseNet-121/169/201: the same layers under other names, paired in build order (shapes checked).
+* MobileNetV2 at its six widths: the same names; the classifier is ``fc`` here.
 
 The classifier's weights are copied when the zoo model takes 224x224x3 with 1,000 classes (VGG's
 fully connected layers only exist at that input); otherwise those Dense layers keep their fresh
@@ -29,14 +30,16 @@ from modelzoo.validation import UserError
 
 # zoo name -> keras.applications constructor with published ImageNet weights
 IMAGENET = {
-    "vgg16": "VGG16",
-    "vgg19": "VGG19",
-    "resnet50": "ResNet50",
-    "resnet101": "ResNet101",
-    "resnet152": "ResNet152",
-    "densenet121": "DenseNet121",
-    "densenet169": "DenseNet169",
-    "densenet201": "DenseNet201",
+    "vgg16": ("VGG16", {}),
+    "vgg19": ("VGG19", {}),
+    "resnet50": ("ResNet50", {}),
+    "resnet101": ("ResNet101", {}),
+    "resnet152": ("ResNet152", {}),
+    "densenet121": ("DenseNet121", {}),
+    "densenet169": ("DenseNet169", {}),
+    "densenet201": ("DenseNet201", {}),
+    "mobilenet_v2": ("MobileNetV2", {}),
+    **{f"mobilenet_v2_{a:03d}": ("MobileNetV2", {"alpha": a / 100}) for a in (35, 50, 75, 130, 140)},
 }
 VGG_HEAD = {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"}
 
@@ -77,10 +80,18 @@ def imagenet_reference(name: str, model: keras.Model) -> keras.Model:
     shape = tuple(model.inputs[0].shape[1:])
     if shape[-1] != 3:
         raise UserError(f"ImageNet weights need 3-channel inputs; {name!r} was built for {shape}.")
-    constructor = getattr(keras.applications, IMAGENET[name])
+    constructor = reference_constructor(name)
     if shape == (224, 224, 3):
         return constructor(weights="imagenet", include_top=True)
     return constructor(weights="imagenet", include_top=False, input_shape=shape)
+
+
+def reference_constructor(name: str):
+    """The keras.applications constructor for ``name``, with its width fixed where it has one."""
+    import functools
+
+    constructor, kwargs = IMAGENET[name]
+    return functools.partial(getattr(keras.applications, constructor), **kwargs)
 
 
 def _weighted(model):
@@ -91,7 +102,7 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     """Copy ``reference`` (a keras.applications model of the same architecture, with or without
     its classifier) into ``model``; return the names of the layers left freshly initialised
     (classifier layers the reference lacks, or a classifier for another number of classes)."""
-    family = "vgg" if name.startswith("vgg") else "resnet" if name.startswith("resnet") else "densenet"
+    family = next((f for f in ("vgg", "resnet", "densenet") if name.startswith(f)), "by_name")
     ours, theirs = _weighted(model), {layer.name: layer for layer in _weighted(reference)}
     if family == "densenet":  # same layers in the same build order, other names
         pairs = list(zip(ours, _weighted(reference))) + [

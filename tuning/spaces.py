@@ -199,6 +199,13 @@ ARCHITECTURE = {
         )
     },
     "densenet": {"model.growth_rate": _c([12, 24, 32], default=32, why="Channels each dense layer adds.")},
+    "mobilenet_v2": {
+        "model.width_multiplier": _c(
+            [0.35, 0.5, 0.75, 1.0, 1.4],
+            default=1.0,
+            why="Maps of every layer, scaled (the paper's Table 6 widths).",
+        )
+    },
     "textcnn": {
         "model.num_filters": _c(
             [50, 100, 200], default=100, why="Feature maps per filter width (Kim 2014: 100)."

@@ -8,6 +8,7 @@ from modelzoo.models import (  # noqa: F401
     gpt,
     lenet,
     mlp,
+    mobilenet_v2,
     nin,
     resnet,
     rnn,

@@ -34,6 +34,12 @@ PINNED = {
         20_242_984,
         "torchvision densenet201; total == keras.applications DenseNet201",
     ),
+    "mobilenet_v2_035": (1_677_128, 1_691_208, "keras.applications MobileNetV2(alpha=0.35)"),
+    "mobilenet_v2_050": (1_968_680, 1_987_224, "keras.applications MobileNetV2(alpha=0.5)"),
+    "mobilenet_v2_075": (2_636_424, 2_663_064, "keras.applications MobileNetV2(alpha=0.75)"),
+    "mobilenet_v2": (3_504_872, 3_538_984, "keras.applications MobileNetV2"),
+    "mobilenet_v2_130": (5_386_792, 5_431_048, "keras.applications MobileNetV2(alpha=1.3)"),
+    "mobilenet_v2_140": (6_108_776, 6_156_712, "keras.applications MobileNetV2(alpha=1.4)"),
     # AlexNet 2012, one tower: conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992;
     # fc 37,752,832 + 16,781,312 + 4,097,000 (torchvision's 61,100,840 is the 2014 "one weird trick" net).
     "alexnet": (62_378_344, 62_378_344, "Krizhevsky et al. 2012, section 3.5 layout"),
@@ -81,6 +87,21 @@ TORCHVISION_GMACS = {
     "densenet169": 3.36,
     "densenet201": 4.29,
 }
+
+
+# The papers' own multiply-adds at 224x224 (millions), checked within 2%: MobileNetV2 Table 6.
+PAPER_MMACS = {
+    "mobilenet_v2_035": 59,
+    "mobilenet_v2_050": 97,
+    "mobilenet_v2_075": 209,
+    "mobilenet_v2": 300,
+    "mobilenet_v2_140": 585,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_MMACS))
+def test_macs_match_the_paper(name):
+    assert modelzoo.model_info(name)["macs"] / 1e6 == pytest.approx(PAPER_MMACS[name], rel=0.02)
 
 
 def test_every_registered_model_is_pinned():

@@ -39,9 +39,7 @@ def _compare(zoo, ref, shape, seed=0):
 def test_converted_backbones_give_the_reference_outputs(name):
     shape = (64, 64, 3)
     ref = _randomise(
-        getattr(keras.applications, pretrained.IMAGENET[name])(
-            weights=None, include_top=False, input_shape=shape
-        )
+        pretrained.reference_constructor(name)(weights=None, include_top=False, input_shape=shape)
     )
     zoo = modelzoo.create_model(name, include_top=False, input_shape=shape)
     assert pretrained.from_keras_applications(zoo, ref, name) == []
@@ -49,10 +47,10 @@ def test_converted_backbones_give_the_reference_outputs(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg16", "resnet50", "densenet121"])
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "densenet121", "mobilenet_v2"])
 def test_converted_classifiers_give_the_reference_predictions(name):
     keras.backend.clear_session()
-    ref = _randomise(getattr(keras.applications, pretrained.IMAGENET[name])(weights=None))
+    ref = _randomise(pretrained.reference_constructor(name)(weights=None))
     zoo = modelzoo.create_model(name)
     assert pretrained.from_keras_applications(zoo, ref, name) == []
     _compare(zoo, ref, (224, 224, 3))
