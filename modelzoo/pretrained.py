@@ -102,7 +102,9 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     """Copy ``reference`` (a keras.applications model of the same architecture, with or without
     its classifier) into ``model``; return the names of the layers left freshly initialised
     (classifier layers the reference lacks, or a classifier for another number of classes)."""
-    family = next((f for f in ("vgg", "resnet", "densenet") if name.startswith(f)), "by_name")
+    from modelzoo.registry import get_entry
+
+    family = get_entry(name).family  # vgg, resnet, densenet convert their own way; others by name
     ours, theirs = _weighted(model), {layer.name: layer for layer in _weighted(reference)}
     if family == "densenet":  # same layers in the same build order, other names
         pairs = list(zip(ours, _weighted(reference))) + [
