@@ -188,6 +188,23 @@ def conv_bn_act(
     return x
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, never more than 10% below it: the
+    width rounding of the MobileNetV2 and EfficientNet reference code, which their published widths
+    follow."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def pad_for_stride(x, kernel_size: int, name: str):
+    """TensorFlow's "same" padding for a stride-2 ``kernel_size`` convolution, made explicit (one
+    more row and column at the bottom and right for an even input), as keras.applications'
+    ``correct_pad``: its MobileNet and EfficientNet weights were trained with it."""
+    half = kernel_size // 2
+    extra = [1 - int(d) % 2 for d in x.shape[1:3]]
+    return layers.ZeroPadding2D(((half - extra[0], half), (half - extra[1], half)), name=name)(x)
+
+
 def fc_head(
     x,
     *,

@@ -11,12 +11,14 @@ are converted to the zoo's layout:
   following batch norm's moving mean: ``BN(conv(x) + b) = BN'(conv(x))`` with ``mean' = mean - b``.
 * DenseNet-121/169/201: the same layers under other names, paired in build order (shapes checked).
 * MobileNetV2 at its six widths: the same names; the classifier is ``fc`` here.
+* EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
+  mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
-The classifier's weights are copied when the zoo model takes 224x224x3 with 1,000 classes (VGG's
-fully connected layers only exist at that input); otherwise those Dense layers keep their fresh
-initialisation, the usual start for fine-tuning, and the loader says so. ``PATH`` loads a
-``.weights.h5`` saved from the same zoo model, or copies the layers of a ``.keras`` model whose
-names and shapes match.
+The classifier's weights are copied when the zoo model takes its default input (224x224x3;
+EfficientNet's own sizes) with 1,000 classes (VGG's fully connected layers only exist at that
+input); otherwise those Dense layers keep their fresh initialisation, the usual start for
+fine-tuning, and the loader says so. ``PATH`` loads a ``.weights.h5`` saved from the same zoo
+model, or copies the layers of a ``.keras`` model whose names and shapes match.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ IMAGENET = {
     "densenet201": ("DenseNet201", {}),
     "mobilenet_v2": ("MobileNetV2", {}),
     **{f"mobilenet_v2_{a:03d}": ("MobileNetV2", {"alpha": a / 100}) for a in (35, 50, 75, 130, 140)},
+    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}) for i in range(8)},
 }
 VGG_HEAD = {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"}
 
@@ -76,12 +79,15 @@ def load(model: keras.Model, name: str, weights) -> keras.Model:
 
 def imagenet_reference(name: str, model: keras.Model) -> keras.Model:
     """The keras.applications model with ImageNet weights at the zoo model's input shape (with
-    its classifier when that shape is 224x224x3, the only one keras.applications gives it at)."""
+    its classifier when that shape is the model's default, the only one keras.applications gives
+    it at: 224x224x3, EfficientNet-B7's 600x600x3)."""
     shape = tuple(model.inputs[0].shape[1:])
     if shape[-1] != 3:
         raise UserError(f"ImageNet weights need 3-channel inputs; {name!r} was built for {shape}.")
+    from modelzoo.registry import get_entry
+
     constructor = reference_constructor(name)
-    if shape == (224, 224, 3):
+    if shape == get_entry(name).default_input_shape:  # keras.applications' classifier size
         return constructor(weights="imagenet", include_top=True)
     return constructor(weights="imagenet", include_top=False, input_shape=shape)
 

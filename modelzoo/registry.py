@@ -124,17 +124,25 @@ def register_model(
     return deco(fn) if fn is not None else deco
 
 
-def make_variant(base: Callable, name: str, doc: str, **fixed) -> Callable:
+def make_variant(base: Callable, name: str, doc: str, *, defaults: dict | None = None, **fixed) -> Callable:
     """A named preset of a generic builder (``vgg16 = make_variant(vgg, "vgg16", ..., depth=16)``).
 
     The preset's signature is the base signature without the ``fixed`` arguments, so
     ``create_model`` validates keywords against it, and passing a fixed one is an error.
+    ``defaults`` changes the defaults of arguments the caller may still choose (EfficientNet-B7's
+    600x600 input and 0.5 dropout), so the registry reads them from the preset's signature.
     """
     sig = inspect.signature(base)
-    unknown = set(fixed) - set(sig.parameters)
+    defaults = dict(defaults or {})
+    unknown = (set(fixed) | set(defaults)) - set(sig.parameters)
     if unknown:
         raise TypeError(f"{base.__name__} has no parameter(s) {sorted(unknown)}.")
-    params = [p for p in sig.parameters.values() if p.name not in fixed]
+    params = [
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
+        for p in sig.parameters.values()
+        if p.name not in fixed
+    ]
+    preset = sig.replace(parameters=params)
 
     def builder(*args, **kwargs):
         clash = sorted(set(fixed) & set(kwargs))
@@ -143,11 +151,13 @@ def make_variant(base: Callable, name: str, doc: str, **fixed) -> Callable:
                 f"{name} fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}; "
                 f"call {base.__name__}(...) to choose {', '.join(clash)} yourself."
             )
-        return base(*args, **kwargs, **fixed)
+        bound = preset.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return base(**bound.arguments, **fixed)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
-    builder.__signature__ = sig.replace(parameters=params)
+    builder.__signature__ = preset
     builder.__module__ = base.__module__
     return builder
 

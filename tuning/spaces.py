@@ -206,6 +206,15 @@ ARCHITECTURE = {
             why="Maps of every layer, scaled (the paper's Table 6 widths).",
         )
     },
+    "efficientnet": {
+        "model.drop_path_rate": _f(
+            0.0,
+            0.3,
+            step=0.1,
+            default=0.2,
+            why="Stochastic depth: the last block's chance of skipping its branch (the paper: 0.2).",
+        )
+    },
     "textcnn": {
         "model.num_filters": _c(
             [50, 100, 200], default=100, why="Feature maps per filter width (Kim 2014: 100)."

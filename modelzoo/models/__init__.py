@@ -4,6 +4,7 @@ from modelzoo.models import (  # noqa: F401
     alexnet,
     bert,
     densenet,
+    efficientnet,
     googlenet,
     gpt,
     lenet,

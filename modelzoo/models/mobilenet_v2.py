@@ -38,25 +38,12 @@ SETTINGS = (
 _BN = dict(epsilon=1e-3, momentum=0.999)
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, never more than 10% below it (the
-    rounding of the reference implementation, which every published width follows)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
-
-
 def _bn(x, name):
     return layers.BatchNormalization(**_BN, name=name)(x)
 
 
 def _conv(x, filters, name):
     return layers.Conv2D(filters, 1, padding="same", use_bias=False, name=name)(x)
-
-
-def _pad_for_stride(x, name):
-    """keras.applications' ``correct_pad`` for a 3x3 kernel: TensorFlow's "same" padding, explicit."""
-    extra = [1 - int(d) % 2 for d in x.shape[1:3]]
-    return layers.ZeroPadding2D(((1 - extra[0], 1), (1 - extra[1], 1)), name=name)(x)
 
 
 def inverted_residual(x, expansion: int, filters: int, strides: int, prefix: str):
@@ -67,7 +54,7 @@ def inverted_residual(x, expansion: int, filters: int, strides: int, prefix: str
         x = _conv(x, expansion * int(x.shape[-1]), f"{prefix}expand")
         x = layers.ReLU(6.0, name=f"{prefix}expand_relu")(_bn(x, f"{prefix}expand_BN"))
     if strides == 2:
-        x = _pad_for_stride(x, f"{prefix}pad")
+        x = blocks.pad_for_stride(x, 3, f"{prefix}pad")
     x = layers.DepthwiseConv2D(
         3,
         strides=strides,
@@ -117,9 +104,9 @@ def mobilenet_v2(
         default_name=f"mobilenet_v2_{round(mult * 100):03d}" if mult != 1.0 else "mobilenet_v2",
     )
     inputs = blocks.image_input(args)
-    x = layers.Conv2D(make_divisible(32 * mult), 3, strides=2, padding="same", use_bias=False, name="Conv1")(
-        inputs
-    )
+    x = layers.Conv2D(
+        blocks.make_divisible(32 * mult), 3, strides=2, padding="same", use_bias=False, name="Conv1"
+    )(inputs)
     x = layers.ReLU(6.0, name="Conv1_relu")(_bn(x, "bn_Conv1"))
     stages, reduction, block = [], 2, 0
     for expansion, channels, repeats, first_stride in SETTINGS:
@@ -129,10 +116,10 @@ def mobilenet_v2(
         for i in range(repeats):
             prefix = f"block_{block}_" if block else "expanded_conv_"
             strides = first_stride if i == 0 else 1
-            x = inverted_residual(x, expansion, make_divisible(channels * mult), strides, prefix)
+            x = inverted_residual(x, expansion, blocks.make_divisible(channels * mult), strides, prefix)
             block += 1
     stages.append(Stage(x, reduction))
-    last = make_divisible(1280 * mult) if mult > 1.0 else 1280
+    last = blocks.make_divisible(1280 * mult) if mult > 1.0 else 1280
     x = _bn(_conv(x, last, "Conv_1"), "Conv_1_bn")
     x = layers.ReLU(6.0, name="out_relu")(x)
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))

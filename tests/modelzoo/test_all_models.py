@@ -212,7 +212,13 @@ def test_features_return_the_documented_stage_maps(name):
             assert info["reduction"] >= previous
             previous = info["reduction"]
             assert 1 <= out.shape[1] <= math.ceil(shape[0] / info["reduction"])
-    # A chosen subset, negative indices counted from the end, in the order asked.
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVES)
+def test_features_out_indices_pick_stages_in_the_order_asked(name):
+    # blocks.assemble picks the stages for every model alike: each family's representative checks
+    # it (each check builds the model again; EfficientNet-B7's 800 layers take seconds a build)
+    stages = small_model(name).feature_info
     last = len(stages) - 1
     subset = small_model(name, features_only=True, out_indices=(-1, 0))
     assert [f["index"] for f in subset.feature_info] == [last, 0]

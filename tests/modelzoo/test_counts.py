@@ -40,6 +40,16 @@ PINNED = {
     "mobilenet_v2": (3_504_872, 3_538_984, "keras.applications MobileNetV2"),
     "mobilenet_v2_130": (5_386_792, 5_431_048, "keras.applications MobileNetV2(alpha=1.3)"),
     "mobilenet_v2_140": (6_108_776, 6_156_712, "keras.applications MobileNetV2(alpha=1.4)"),
+    # EfficientNet: keras.applications' totals are 7 higher, its input Normalization's mean,
+    # variance and count (inputs arrive normalised here).
+    "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
+    "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
+    "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
+    "efficientnet_b3": (12_233_232, 12_320_528, "keras.applications EfficientNetB3"),
+    "efficientnet_b4": (19_341_616, 19_466_816, "keras.applications EfficientNetB4"),
+    "efficientnet_b5": (30_389_784, 30_562_520, "keras.applications EfficientNetB5"),
+    "efficientnet_b6": (43_040_704, 43_265_136, "keras.applications EfficientNetB6"),
+    "efficientnet_b7": (66_347_960, 66_658_680, "keras.applications EfficientNetB7"),
     # AlexNet 2012, one tower: conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992;
     # fc 37,752,832 + 16,781,312 + 4,097,000 (torchvision's 61,100,840 is the 2014 "one weird trick" net).
     "alexnet": (62_378_344, 62_378_344, "Krizhevsky et al. 2012, section 3.5 layout"),
@@ -75,7 +85,8 @@ PINNED = {
     "gru_classifier": (2_659_330, 2_659_330, "arithmetic: 3 x ((128 + 128) x 128 + 2 x 128)"),
 }
 
-# torchvision's published compute ("GFLOPS" there are multiply-adds) at 224x224.
+# torchvision's published compute ("GFLOPS" there are multiply-adds) at the default input (224x224;
+# EfficientNet's sizes at their own).
 TORCHVISION_GMACS = {
     "vgg11": 7.61,
     "vgg13": 11.31,
@@ -86,11 +97,22 @@ TORCHVISION_GMACS = {
     "densenet121": 2.83,
     "densenet169": 3.36,
     "densenet201": 4.29,
+    # EfficientNet at each size's own input (B2: torchvision gives 1.09 at 288; the paper's below)
+    "efficientnet_b0": 0.39,
+    "efficientnet_b1": 0.69,
+    "efficientnet_b3": 1.83,
+    "efficientnet_b4": 4.39,
+    "efficientnet_b5": 10.27,
+    "efficientnet_b6": 19.07,
+    "efficientnet_b7": 37.75,
 }
 
 
-# The papers' own multiply-adds at 224x224 (millions), checked within 2%: MobileNetV2 Table 6.
+# The papers' own multiply-adds (millions), checked within 2%: MobileNetV2 Table 6 (224x224),
+# EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
+# count of the released models, which torchvision's match).
 PAPER_MMACS = {
+    "efficientnet_b2": 1000,
     "mobilenet_v2_035": 59,
     "mobilenet_v2_050": 97,
     "mobilenet_v2_075": 209,
@@ -245,3 +267,21 @@ def test_densenet_growth_and_transitions():
     # block 1: 24 + 6 * 12 = 96 maps, transition halves them
     assert model.get_layer("dense1_layer6_concat").output.shape[-1] == 96
     assert model.get_layer("transition1_conv").output.shape[-1] == 48
+
+
+def test_efficientnet_blocks_follow_the_paper():
+    model = modelzoo.efficientnet_b0()
+    # Table 1: stage 3 is 5x5 MBConv6 to 40 maps; squeeze-excite on a quarter of the block's input
+    assert model.get_layer("block3a_dwconv").kernel.shape == (5, 5, 144, 1)
+    assert (
+        model.get_layer("block3a_se_reduce").filters == 6
+        and model.get_layer("block3b_se_reduce").filters == 10
+    )
+    assert model.get_layer("block3b_add") and "block3a_add" not in [layer.name for layer in model.layers]
+    # stochastic depth rises linearly to 0.2 over the 16 blocks (block k drops 0.2 * k / 16)
+    drops = {layer.name: layer.rate for layer in model.layers if layer.name.endswith("_drop")}
+    assert drops["block2b_drop"] == pytest.approx(0.2 * 2 / 16)
+    assert drops["block6d_drop"] == pytest.approx(0.2 * 14 / 16)
+    # B7: repeats ceil(3.1 n) (stage 6: 4 -> 13 blocks), widths x2 rounded to 8 (1280 -> 2560)
+    b7 = modelzoo.efficientnet_b7()
+    assert b7.get_layer("block6m_add") and b7.get_layer("top_conv").filters == 2560

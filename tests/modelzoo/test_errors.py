@@ -95,6 +95,23 @@ def test_family_specific_values():
         modelzoo.mlp(hidden_units=(64, 0))
     with pytest.raises(ValueError, match="grouped must be True or False"):
         modelzoo.alexnet(grouped="yes")
+    with pytest.raises(ValueError, match="efficientnet_b3 fixes width_coefficient=1.2"):
+        modelzoo.efficientnet_b3(width_coefficient=1.0)
+    with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0.0, 1.0\), got 1.5"):
+        modelzoo.efficientnet(drop_path_rate=1.5)
+
+
+def test_a_variant_changes_defaults_the_caller_may_still_choose():
+    import inspect
+
+    sig = inspect.signature(modelzoo.efficientnet_b7)
+    assert sig.parameters["input_shape"].default == (600, 600, 3)
+    assert sig.parameters["dropout_rate"].default == 0.5
+    assert "width_coefficient" not in sig.parameters
+    assert modelzoo.get_entry("efficientnet_b7").default_input_shape == (600, 600, 3)
+    model = modelzoo.efficientnet_b7(input_shape=(32, 32, 3), num_classes=3)  # positional order kept too
+    assert model.input_shape == (None, 32, 32, 3) and model.name == "efficientnet_b7"
+    assert modelzoo.efficientnet_b0(5, (32, 32, 1)).output_shape == (None, 5)
 
 
 def test_list_models_filters_and_wildcards():
