@@ -11,6 +11,8 @@ are converted to the zoo's layout:
   following batch norm's moving mean: ``BN(conv(x) + b) = BN'(conv(x))`` with ``mean' = mean - b``.
 * DenseNet-121/169/201: the same layers under other names, paired in build order (shapes checked).
 * MobileNetV2 at its six widths: the same names; the classifier is ``fc`` here.
+* MobileNet (v1) at its four widths: the same names; the classifier is a 1x1 convolution
+  ``conv_preds`` there, the Dense ``fc`` here (its kernel reshaped).
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
@@ -43,8 +45,14 @@ IMAGENET = {
     "mobilenet_v2": ("MobileNetV2", {}),
     **{f"mobilenet_v2_{a:03d}": ("MobileNetV2", {"alpha": a / 100}) for a in (35, 50, 75, 130, 140)},
     **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}) for i in range(8)},
+    "mobilenet": ("MobileNet", {}),
+    **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
 }
-VGG_HEAD = {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"}
+# the classifier's names there, by family (others: "fc" here is "predictions" there)
+HEADS = {
+    "vgg": {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"},
+    "mobilenet": {"fc": "conv_preds"},  # a 1x1 convolution there, a Dense layer here
+}
 
 
 def load(model: keras.Model, name: str, weights) -> keras.Model:
@@ -117,11 +125,13 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
             (layer, None) for layer in ours[len(_weighted(reference)) :]
         ]
     else:
-        rename = VGG_HEAD if family == "vgg" else {"fc": "predictions"}
+        rename = HEADS.get(family, {"fc": "predictions"})
         pairs = [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
     fresh, biases = [], {}
     for target, source in pairs:
         values = None if source is None else source.get_weights()
+        if values and isinstance(target, keras.layers.Dense) and isinstance(source, keras.layers.Conv2D):
+            values = [values[0].reshape(values[0].shape[-2:]), *values[1:]]  # 1x1 conv kernel
         if (
             family == "resnet"
             and values

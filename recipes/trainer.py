@@ -24,7 +24,17 @@ from recipes import loop
 from recipes.runtime import Runtime
 
 # Families whose paper trains with random crops (and flips where the labels allow).
-CROP_FAMILIES = ("alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet", "mobilenet_v2", "efficientnet")
+CROP_FAMILIES = (
+    "alexnet",
+    "zfnet",
+    "vgg",
+    "resnet",
+    "densenet",
+    "googlenet",
+    "mobilenet",
+    "mobilenet_v2",
+    "efficientnet",
+)
 
 
 def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:

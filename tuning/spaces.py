@@ -199,6 +199,13 @@ ARCHITECTURE = {
         )
     },
     "densenet": {"model.growth_rate": _c([12, 24, 32], default=32, why="Channels each dense layer adds.")},
+    "mobilenet": {
+        "model.width_multiplier": _c(
+            [0.25, 0.5, 0.75, 1.0],
+            default=1.0,
+            why="Maps of every layer, scaled (the paper's Table 6 widths).",
+        )
+    },
     "mobilenet_v2": {
         "model.width_multiplier": _c(
             [0.35, 0.5, 0.75, 1.0, 1.4],

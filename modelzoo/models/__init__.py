@@ -9,6 +9,7 @@ from modelzoo.models import (  # noqa: F401
     gpt,
     lenet,
     mlp,
+    mobilenet,
     mobilenet_v2,
     nin,
     resnet,

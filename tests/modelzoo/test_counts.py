@@ -34,6 +34,10 @@ PINNED = {
         20_242_984,
         "torchvision densenet201; total == keras.applications DenseNet201",
     ),
+    "mobilenet_025": (470_072, 475_544, "keras.applications MobileNet(alpha=0.25)"),
+    "mobilenet_050": (1_331_592, 1_342_536, "keras.applications MobileNet(alpha=0.5)"),
+    "mobilenet_075": (2_585_560, 2_601_976, "keras.applications MobileNet(alpha=0.75)"),
+    "mobilenet": (4_231_976, 4_253_864, "keras.applications MobileNet"),
     "mobilenet_v2_035": (1_677_128, 1_691_208, "keras.applications MobileNetV2(alpha=0.35)"),
     "mobilenet_v2_050": (1_968_680, 1_987_224, "keras.applications MobileNetV2(alpha=0.5)"),
     "mobilenet_v2_075": (2_636_424, 2_663_064, "keras.applications MobileNetV2(alpha=0.75)"),
@@ -108,10 +112,15 @@ TORCHVISION_GMACS = {
 }
 
 
-# The papers' own multiply-adds (millions), checked within 2%: MobileNetV2 Table 6 (224x224),
+# The papers' own multiply-adds (millions), checked within 2%: MobileNet and MobileNetV2 Table 6 (224x224),
 # EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
 # count of the released models, which torchvision's match).
 PAPER_MMACS = {
+    # MobileNet Table 6 (224x224)
+    "mobilenet_025": 41,
+    "mobilenet_050": 149,
+    "mobilenet_075": 325,
+    "mobilenet": 569,
     "efficientnet_b2": 1000,
     "mobilenet_v2_035": 59,
     "mobilenet_v2_050": 97,

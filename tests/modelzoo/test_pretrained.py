@@ -55,7 +55,9 @@ def test_converted_backbones_give_the_reference_outputs(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg16", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0"])
+@pytest.mark.parametrize(
+    "name", ["vgg16", "resnet50", "densenet121", "mobilenet", "mobilenet_v2", "efficientnet_b0"]
+)
 def test_converted_classifiers_give_the_reference_predictions(name):
     keras.backend.clear_session()
     ref = _randomise(pretrained.reference_constructor(name)(weights=None))
