@@ -13,6 +13,8 @@ are converted to the zoo's layout:
 * MobileNetV2 at its six widths: the same names; the classifier is ``fc`` here.
 * MobileNet (v1) at its four widths: the same names; the classifier is a 1x1 convolution
   ``conv_preds`` there, the Dense ``fc`` here (its kernel reshaped).
+* MobileNetV3 Large and Small (1.0, 0.75, minimalistic): the same names; the two head
+  convolutions on the pooled map (``conv_2``, ``logits``) are Dense layers here (``conv_2``, ``fc``).
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
@@ -47,11 +49,18 @@ IMAGENET = {
     **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}) for i in range(8)},
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
+    # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out
+    **{
+        f"mobilenet_v3_{size}{suffix}": (f"MobileNetV3{size.title()}", {"include_preprocessing": False, **kw})
+        for size in ("large", "small")
+        for suffix, kw in (("", {}), ("_075", {"alpha": 0.75}), ("_minimal", {"minimalistic": True}))
+    },
 }
 # the classifier's names there, by family (others: "fc" here is "predictions" there)
 HEADS = {
     "vgg": {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"},
     "mobilenet": {"fc": "conv_preds"},  # a 1x1 convolution there, a Dense layer here
+    "mobilenet_v3": {"fc": "logits"},  # as conv_2, a 1x1 convolution there
 }
 
 

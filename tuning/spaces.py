@@ -213,6 +213,16 @@ ARCHITECTURE = {
             why="Maps of every layer, scaled (the paper's Table 6 widths).",
         )
     },
+    "mobilenet_v3": {
+        "model.width_multiplier": _c(
+            [0.75, 1.0], default=1.0, why="Maps of every layer, scaled (the widths with published weights)."
+        ),
+        "model.minimalistic": {
+            "type": "bool",
+            "default": False,
+            "why": "3x3 kernels, ReLU, no squeeze-excite: the paper's model for mobile CPUs.",
+        },
+    },
     "efficientnet": {
         "model.drop_path_rate": _f(
             0.0,

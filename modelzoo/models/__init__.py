@@ -11,6 +11,7 @@ from modelzoo.models import (  # noqa: F401
     mlp,
     mobilenet,
     mobilenet_v2,
+    mobilenet_v3,
     nin,
     resnet,
     rnn,

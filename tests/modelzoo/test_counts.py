@@ -44,6 +44,20 @@ PINNED = {
     "mobilenet_v2": (3_504_872, 3_538_984, "keras.applications MobileNetV2"),
     "mobilenet_v2_130": (5_386_792, 5_431_048, "keras.applications MobileNetV2(alpha=1.3)"),
     "mobilenet_v2_140": (6_108_776, 6_156_712, "keras.applications MobileNetV2(alpha=1.4)"),
+    "mobilenet_v3_large": (5_483_032, 5_507_432, "keras.applications MobileNetV3Large"),
+    "mobilenet_v3_large_075": (3_993_528, 4_012_616, "keras.applications MobileNetV3Large(alpha=0.75)"),
+    "mobilenet_v3_large_minimal": (
+        3_924_288,
+        3_948_688,
+        "keras.applications MobileNetV3Large(minimalistic=True)",
+    ),
+    "mobilenet_v3_small": (2_542_856, 2_554_968, "keras.applications MobileNetV3Small"),
+    "mobilenet_v3_small_075": (2_041_872, 2_051_552, "keras.applications MobileNetV3Small(alpha=0.75)"),
+    "mobilenet_v3_small_minimal": (
+        2_044_736,
+        2_056_848,
+        "keras.applications MobileNetV3Small(minimalistic=True)",
+    ),
     # EfficientNet: keras.applications' totals are 7 higher, its input Normalization's mean,
     # variance and count (inputs arrive normalised here).
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
@@ -116,6 +130,13 @@ TORCHVISION_GMACS = {
 # EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
 # count of the released models, which torchvision's match).
 PAPER_MMACS = {
+    # MobileNetV3 Table 3 (Small) and the release's table in keras.applications' mobilenet_v3.py
+    # (Large; its Small rows, 66 M at 2.9 M parameters, are an earlier Small than the one published)
+    "mobilenet_v3_large": 217,
+    "mobilenet_v3_large_075": 155,
+    "mobilenet_v3_large_minimal": 209,
+    "mobilenet_v3_small": 56,
+    "mobilenet_v3_small_075": 44,
     # MobileNet Table 6 (224x224)
     "mobilenet_025": 41,
     "mobilenet_050": 149,

@@ -56,7 +56,16 @@ def test_converted_backbones_give_the_reference_outputs(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["vgg16", "resnet50", "densenet121", "mobilenet", "mobilenet_v2", "efficientnet_b0"]
+    "name",
+    [
+        "vgg16",
+        "resnet50",
+        "densenet121",
+        "mobilenet",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+    ],
 )
 def test_converted_classifiers_give_the_reference_predictions(name):
     keras.backend.clear_session()
