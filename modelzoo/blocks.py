@@ -310,3 +310,42 @@ class LocalResponseNormalization(layers.Layer):
             "beta": self.beta,
             "k": self.k,
         }
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class LayerScale(layers.Layer):
+    """A learned per-channel scale on a residual branch, started small (Touvron et al. 2021, "Going
+    deeper with image transformers"; ConvNeXt starts it at 1e-6), so a deep net starts near the
+    identity. Its weight is ``gamma``, as in keras.applications' ConvNeXt."""
+
+    def __init__(self, init_value: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.init_value = v.check_float("init_value", init_value, minimum=0.0, maximum=1e9)
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(int(input_shape[-1]),),
+            initializer=keras.initializers.Constant(self.init_value),
+        )
+
+    def call(self, x):
+        return x * ops.cast(self.gamma, x.dtype)
+
+    def count_macs(self, in_shape, out_shape):
+        return 0  # element-wise: not counted, like batch norm's scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "init_value": self.init_value}
+
+
+def drop_path(x, rate: float, name: str):
+    """Stochastic depth (Huang et al. 2016) on a residual branch: each sample's branch is dropped
+    with probability ``rate`` in training and the kept ones scaled by ``1 / (1 - rate)``
+    (a ``Dropout`` whose noise is one value per sample)."""
+    if rate <= 0:
+        return x
+    return layers.Dropout(rate, noise_shape=(None,) + (1,) * (len(x.shape) - 1), name=name)(x)

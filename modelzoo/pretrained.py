@@ -15,6 +15,8 @@ are converted to the zoo's layout:
   ``conv_preds`` there, the Dense ``fc`` here (its kernel reshaped).
 * MobileNetV3 Large and Small (1.0, 0.75, minimalistic): the same names; the two head
   convolutions on the pooled map (``conv_2``, ``logits``) are Dense layers here (``conv_2``, ``fc``).
+* ConvNeXt Tiny to XLarge: the same names without keras.applications' model-name prefix, its
+  nested stem and downsampling models opened; the classifier is ``head_dense`` there.
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
@@ -47,6 +49,17 @@ IMAGENET = {
     "mobilenet_v2": ("MobileNetV2", {}),
     **{f"mobilenet_v2_{a:03d}": ("MobileNetV2", {"alpha": a / 100}) for a in (35, 50, 75, 130, 140)},
     **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}) for i in range(8)},
+    # the zoo's ConvNeXt takes normalised inputs: keras.applications' normalisation layer is left out
+    **{
+        f"convnext_{size}": (f"ConvNeXt{title}", {"include_preprocessing": False})
+        for size, title in (
+            ("tiny", "Tiny"),
+            ("small", "Small"),
+            ("base", "Base"),
+            ("large", "Large"),
+            ("xlarge", "XLarge"),
+        )
+    },
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
     # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out
@@ -61,6 +74,7 @@ HEADS = {
     "vgg": {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"},
     "mobilenet": {"fc": "conv_preds"},  # a 1x1 convolution there, a Dense layer here
     "mobilenet_v3": {"fc": "logits"},  # as conv_2, a 1x1 convolution there
+    "convnext": {"fc": "head_dense"},
 }
 
 
@@ -118,7 +132,25 @@ def reference_constructor(name: str):
 
 
 def _weighted(model):
-    return [layer for layer in model.layers if layer.weights]
+    """Layers with weights, in build order, nested models (keras.applications' ConvNeXt stem)
+    opened."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_weighted(layer))
+        elif layer.weights:
+            found.append(layer)
+    return found
+
+
+def _unprefixed(name: str, model_name: str) -> str:
+    """keras.applications' ConvNeXt starts every layer name with the model's (``convnext_tiny_``)."""
+    return name[len(model_name) + 1 :] if name.startswith(model_name + "_") else name
+
+
+def _in_head(layer) -> bool:
+    """A classifier layer: a Dense layer, or one named ``head_*`` (ConvNeXt's layer norm)."""
+    return isinstance(layer, keras.layers.Dense) or layer.name.startswith("head_")
 
 
 def from_keras_applications(model: keras.Model, reference: keras.Model, name: str) -> list[str]:
@@ -128,7 +160,8 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     from modelzoo.registry import get_entry
 
     family = get_entry(name).family  # vgg, resnet, densenet convert their own way; others by name
-    ours, theirs = _weighted(model), {layer.name: layer for layer in _weighted(reference)}
+    ours = _weighted(model)
+    theirs = {_unprefixed(layer.name, reference.name): layer for layer in _weighted(reference)}
     if family == "densenet":  # same layers in the same build order, other names
         pairs = list(zip(ours, _weighted(reference))) + [
             (layer, None) for layer in ours[len(_weighted(reference)) :]
@@ -159,7 +192,7 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
             values = [gamma, beta, mean - biases.pop(target.name[:-3] + "_conv"), var]
         shapes = [tuple(w.shape) for w in target.weights]
         if values is None or shapes != [tuple(np.shape(v)) for v in values]:
-            if isinstance(target, keras.layers.Dense):
+            if _in_head(target):
                 fresh.append(target.name)  # classifier layers: kept fresh (another input size or label set)
                 continue
             found = (

@@ -223,6 +223,18 @@ ARCHITECTURE = {
             "why": "3x3 kernels, ReLU, no squeeze-excite: the paper's model for mobile CPUs.",
         },
     },
+    "convnext": {
+        "model.drop_path_rate": _f(
+            0.0,
+            0.5,
+            step=0.1,
+            default=0.1,
+            why="Stochastic depth at the last block (the paper: 0.1 for Tiny to 0.5 for Base and Large).",
+        ),
+        "model.layer_scale_init_value": _c(
+            [1e-6, 1e-4, 0.1], default=1e-6, why="Layer scale's starting value (the paper: 1e-6)."
+        ),
+    },
     "efficientnet": {
         "model.drop_path_rate": _f(
             0.0,

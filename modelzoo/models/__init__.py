@@ -3,6 +3,7 @@
 from modelzoo.models import (  # noqa: F401
     alexnet,
     bert,
+    convnext,
     densenet,
     efficientnet,
     googlenet,

@@ -94,8 +94,7 @@ def mbconv(x, expansion: int, kernel: int, strides: int, filters: int, drop: flo
     x = _bn(layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}project_conv")(x), f"{prefix}project_bn")
     if strides != 1 or maps_in != filters:
         return x
-    if drop > 0:  # per-sample branch drop, scaled by 1 / (1 - drop) in training
-        x = layers.Dropout(drop, noise_shape=(None, 1, 1, 1), name=f"{prefix}drop")(x)
+    x = blocks.drop_path(x, drop, f"{prefix}drop")
     return layers.Add(name=f"{prefix}add")([x, inputs])
 
 

@@ -58,6 +58,23 @@ PINNED = {
         2_056_848,
         "keras.applications MobileNetV3Small(minimalistic=True)",
     ),
+    "convnext_tiny": (28_589_128, 28_589_128, "keras.applications ConvNeXtTiny(include_preprocessing=False)"),
+    "convnext_small": (
+        50_223_688,
+        50_223_688,
+        "keras.applications ConvNeXtSmall(include_preprocessing=False)",
+    ),
+    "convnext_base": (88_591_464, 88_591_464, "keras.applications ConvNeXtBase(include_preprocessing=False)"),
+    "convnext_large": (
+        197_767_336,
+        197_767_336,
+        "keras.applications ConvNeXtLarge(include_preprocessing=False)",
+    ),
+    "convnext_xlarge": (
+        350_196_968,
+        350_196_968,
+        "keras.applications ConvNeXtXLarge(include_preprocessing=False)",
+    ),
     # EfficientNet: keras.applications' totals are 7 higher, its input Normalization's mean,
     # variance and count (inputs arrive normalised here).
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
@@ -130,6 +147,12 @@ TORCHVISION_GMACS = {
 # EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
 # count of the released models, which torchvision's match).
 PAPER_MMACS = {
+    # ConvNeXt Table 1's FLOPs (multiply-adds) at 224x224
+    "convnext_tiny": 4_500,
+    "convnext_small": 8_700,
+    "convnext_base": 15_400,
+    "convnext_large": 34_400,
+    "convnext_xlarge": 60_900,
     # MobileNetV3 Table 3 (Small) and the release's table in keras.applications' mobilenet_v3.py
     # (Large; its Small rows, 66 M at 2.9 M parameters, are an earlier Small than the one published)
     "mobilenet_v3_large": 217,

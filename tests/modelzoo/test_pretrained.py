@@ -28,6 +28,13 @@ def _randomise(model, seed=0):
     return model
 
 
+def _headless(ref):
+    """keras.applications' ConvNeXt ends its headless model in a layer norm, which the zoo keeps in
+    its head (as timm): the backbones compare before it."""
+    last = ref.layers[-1]
+    return keras.Model(ref.inputs, last.input) if isinstance(last, keras.layers.LayerNormalization) else ref
+
+
 def _compare(zoo, ref, shape, seed=0):
     x = np.random.default_rng(seed).uniform(-1, 1, (2, *shape)).astype("float32")
     # EfficientNet's reference scales its input by 1/255 first (then its Normalization, identity
@@ -40,6 +47,7 @@ def _compare(zoo, ref, shape, seed=0):
 # EfficientNet's sizes convert by the same names: B0 and B2 (widths rounded, a third repeat) stand
 # for B1-B7, whose 64x64 builds cost a minute together.
 CONVERTED = [n for n in sorted(pretrained.IMAGENET) if n[:-1] != "efficientnet_b" or n[-1] in "02"]
+CONVERTED = [n for n in CONVERTED if n not in ("convnext_large", "convnext_xlarge")]  # as Base, wider
 
 
 @pytest.mark.slow
@@ -51,7 +59,7 @@ def test_converted_backbones_give_the_reference_outputs(name):
     )
     zoo = modelzoo.create_model(name, include_top=False, input_shape=shape)
     assert pretrained.from_keras_applications(zoo, ref, name) == []
-    _compare(zoo, ref, shape)
+    _compare(zoo, _headless(ref), shape)
 
 
 @pytest.mark.slow
