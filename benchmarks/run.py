@@ -5,7 +5,8 @@ one process and with interleaved repeats so that machine noise hits both sides a
 round of each side is kept: on a shared machine, noise only ever makes a round slower):
 
 * each zoo model against its reference with the same architecture (``vgg16`` vs
-  ``keras.applications.VGG16``, ``resnet50`` vs ``ResNet50``, ``densenet121`` vs ``DenseNet121``;
+  ``keras.applications.VGG16``, ``resnet50`` vs ``ResNet50``, ``densenet121`` vs ``DenseNet121``,
+  ``mobilenet_v2``, ``efficientnet_b0`` and ``convnext_tiny`` vs theirs;
   ``bert_small`` and ``bert_base`` vs keras-hub's ``BertTextClassifier`` on a ``BertBackbone`` of
   the same size): inference and training-step samples per second at the same batch, input, dtype
   and compile settings, and the ratio zoo / reference;
@@ -40,8 +41,9 @@ import sys
 import time
 from pathlib import Path
 
-# zoo name -> keras.applications constructor with the same architecture
-PAIRS = {"vgg16": "VGG16", "resnet50": "ResNet50", "densenet121": "DenseNet121"}
+# zoo models timed against the keras.applications model of the same architecture (the constructor
+# and arguments its ImageNet weights convert from: modelzoo.pretrained.IMAGENET)
+PAIRS = ("vgg16", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0", "convnext_tiny")
 # zoo BERT -> keras-hub's classifier on a BertBackbone of the same size (2 classes, random tokens)
 TEXT_PAIRS = ("bert_small", "bert_base")
 # recipes whose real data pipeline is timed against a cached batch
@@ -254,10 +256,10 @@ def _labels(n: int, classes: int):
 
 
 def _build_pair(name: str, settings: Settings):
-    import keras
     import numpy as np
 
     import modelzoo
+    from modelzoo import pretrained
 
     if name.startswith("bert"):
         return _build_text_pair(name, settings)
@@ -265,9 +267,10 @@ def _build_pair(name: str, settings: Settings):
     x = np.random.default_rng(0).random((settings.batch_size, *shape), dtype="float32")
     y = _labels(settings.batch_size, 1000)
     zoo = modelzoo.create_model(name, num_classes=1000, input_shape=shape)
-    ref = getattr(keras.applications, PAIRS[name])(weights=None, input_shape=shape, classes=1000)
+    constructor = pretrained.reference_constructor(name)
+    ref = constructor(weights=None, input_shape=shape, classes=1000)
     return Subject(name, zoo, x, y, settings), Subject(
-        f"keras.applications.{PAIRS[name]}", ref, x, y, settings
+        f"keras.applications.{constructor.func.__name__}", ref, x, y, settings
     )
 
 

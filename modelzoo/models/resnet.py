@@ -7,6 +7,19 @@ batch norm after every convolution, global average pooling and a 1000-way dense 
 As in the paper (and keras.applications), a bottleneck downsamples in its first 1x1 convolution;
 ``stride_in_1x1=False`` moves the stride to the 3x3 ("ResNet v1.5", torchvision and timm).
 Convolutions before batch norm have no bias (torchvision and timm; keras.applications keeps one).
+
+The same builder makes ResNet's descendants, each a keyword of ``resnet`` and registered under
+timm's and torchvision's names, with the stride in the 3x3 as their reference code has it:
+
+* ResNeXt (Xie, Girshick, Dollar, Tu & He 2017, "Aggregated residual transformations for deep
+  neural networks", arXiv 1611.05431): the bottleneck's 3x3 convolution split into ``groups``
+  paths of ``width_per_group`` maps each (``resnext50_32x4d``: 32 paths of 4 at the first stage);
+* Wide ResNet (Zagoruyko & Komodakis 2016, "Wide residual networks", arXiv 1605.07146), in
+  torchvision's bottleneck form: ``width_per_group=128`` doubles every bottleneck's inner maps
+  (``wide_resnet50_2``);
+* squeeze-and-excitation (Hu, Shen & Sun 2018, "Squeeze-and-excitation networks", arXiv
+  1709.01507): ``se_ratio=1/16`` gates each block's last batch norm output per channel before the
+  shortcut is added (``seresnet50``, ``seresnext50_32x4d``).
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ DEPTHS = {
 _BN = dict(bn_epsilon=1.001e-5, bn_momentum=0.9)
 
 
-def _conv(x, filters, kernel, name, strides=1, activation="relu", zero_gamma=False):
+def _conv(x, filters, kernel, name, strides=1, activation="relu", zero_gamma=False, groups=1):
     if strides > 1 and kernel > 1:
         # Symmetric padding as in the paper's implementation; Keras "same" pads one side more.
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
@@ -47,27 +60,52 @@ def _conv(x, filters, kernel, name, strides=1, activation="relu", zero_gamma=Fal
         activation=activation,
         name=name,
         gamma_initializer="zeros" if zero_gamma else "ones",
+        groups=groups,
         **_BN,
     )
 
 
-def basic_block(x, filters: int, strides: int, name: str, zero_init: bool = False, **_):
+def basic_block(x, filters: int, strides: int, name: str, zero_init: bool = False, se_ratio=None, **_):
     """Two 3x3 convolutions (ResNet-18/34)."""
     shortcut = _shortcut(x, filters, strides, name)
     y = _conv(x, filters, 3, f"{name}_1", strides=strides)
     y = _conv(y, filters, 3, f"{name}_2", activation=None, zero_gamma=zero_init)
-    return _merge(shortcut, y, name)
+    return _merge(shortcut, _squeeze_excite(y, se_ratio, name), name)
 
 
 def bottleneck_block(
-    x, filters: int, strides: int, name: str, zero_init: bool = False, stride_in_1x1: bool = True
+    x,
+    filters: int,
+    strides: int,
+    name: str,
+    zero_init: bool = False,
+    stride_in_1x1: bool = True,
+    groups: int = 1,
+    width_per_group: int = 64,
+    se_ratio=None,
 ):
-    """1x1 reduce, 3x3, 1x1 expand (x4) (ResNet-50/101/152)."""
+    """1x1 reduce, 3x3 (in ``groups`` paths), 1x1 expand to 4x ``filters`` (ResNet-50/101/152).
+    The inner maps are ``filters * width_per_group / 64 * groups`` (torchvision's rule: ResNet's
+    own ``filters`` at the defaults)."""
+    inner = int(filters * width_per_group / 64) * groups
     shortcut = _shortcut(x, 4 * filters, strides, name)
-    y = _conv(x, filters, 1, f"{name}_1", strides=strides if stride_in_1x1 else 1)
-    y = _conv(y, filters, 3, f"{name}_2", strides=1 if stride_in_1x1 else strides)
+    y = _conv(x, inner, 1, f"{name}_1", strides=strides if stride_in_1x1 else 1)
+    y = _conv(y, inner, 3, f"{name}_2", strides=1 if stride_in_1x1 else strides, groups=groups)
     y = _conv(y, 4 * filters, 1, f"{name}_3", activation=None, zero_gamma=zero_init)
-    return _merge(shortcut, y, name)
+    return _merge(shortcut, _squeeze_excite(y, se_ratio, name), name)
+
+
+def _squeeze_excite(y, se_ratio, name):
+    """Channel gates from the pooled maps (Hu et al. 2018): a bottleneck of ``se_ratio`` x maps
+    (a multiple of 8, as timm) with ReLU, then a sigmoid; nothing when ``se_ratio`` is None."""
+    if se_ratio is None:
+        return y
+    maps = int(y.shape[-1])
+    squeezed = max(8, int(maps * se_ratio + 4) // 8 * 8)
+    se = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
+    se = layers.Conv2D(squeezed, 1, activation="relu", name=f"{name}_se_reduce")(se)
+    se = layers.Conv2D(maps, 1, activation="sigmoid", name=f"{name}_se_expand")(se)
+    return layers.Multiply(name=f"{name}_se_excite")([y, se])
 
 
 def _shortcut(x, filters, strides, name):
@@ -105,12 +143,17 @@ def resnet(
     width_multiplier=1.0,
     stride_in_1x1=True,
     zero_init_residual=False,
+    groups=1,
+    width_per_group=64,
+    se_ratio=None,
 ):
     """ResNet of any Table 1 depth (18, 34, 50, 101, 152).
 
     ``width_multiplier`` scales every stage's maps (1.0: the paper's 64-128-256-512 base widths).
     ``zero_init_residual`` starts each block's last batch-norm scale at 0 (Goyal et al. 2017), so
     every residual block begins as the identity. ``dropout_rate`` is applied before the classifier.
+    ``groups`` and ``width_per_group`` shape the bottleneck's 3x3 (ResNeXt, Wide ResNet; basic
+    blocks take neither, as in torchvision); ``se_ratio`` adds squeeze-and-excitation.
     Stages: conv1 (stride 2), conv2_x (4), conv3_x (8), conv4_x (16), conv5_x (32).
     """
     depth = v.check_choice("depth", depth, sorted(DEPTHS))
@@ -121,6 +164,7 @@ def resnet(
     stride_in_1x1 = v.check_bool("stride_in_1x1", stride_in_1x1)
     zero_init = v.check_bool("zero_init_residual", zero_init_residual)
     counts, bottleneck = DEPTHS[depth]
+    shape = _bottleneck_shape(bottleneck, groups, width_per_group, se_ratio)
     block = bottleneck_block if bottleneck else basic_block
 
     inputs = blocks.image_input(args)
@@ -133,12 +177,33 @@ def resnet(
         filters = max(1, round(64 * 2**s * mult))
         for b in range(1, n + 1):
             strides = 2 if (b == 1 and s > 0) else 1
-            x = block(
-                x, filters, strides, f"conv{s + 2}_block{b}", zero_init=zero_init, stride_in_1x1=stride_in_1x1
-            )
+            name = f"conv{s + 2}_block{b}"
+            x = block(x, filters, strides, name, zero_init=zero_init, stride_in_1x1=stride_in_1x1, **shape)
         stages.append(Stage(x, 2 ** (s + 2)))
 
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
+
+
+def _bottleneck_shape(bottleneck: bool, groups, width_per_group, se_ratio) -> dict:
+    """The checked ResNeXt, Wide ResNet and squeeze-excite keywords, as the blocks take them."""
+    groups = v.check_int("groups", groups, minimum=1)
+    width_per_group = v.check_int("width_per_group", width_per_group, minimum=1)
+    if se_ratio is not None:
+        se_ratio = v.check_float("se_ratio", se_ratio, minimum=1e-3, maximum=1.0, include_max=True)
+    if not bottleneck and (groups, width_per_group) != (1, 64):
+        raise v.UserError(
+            f"groups={groups} and width_per_group={width_per_group} need bottleneck blocks (depth 50, "
+            "101 or 152); ResNet-18/34's basic blocks take groups=1, width_per_group=64."
+        )
+    return (
+        {"se_ratio": se_ratio}
+        if not bottleneck
+        else {
+            "groups": groups,
+            "width_per_group": width_per_group,
+            "se_ratio": se_ratio,
+        }
+    )
 
 
 def _variant(depth: int, count: str):
@@ -153,3 +218,72 @@ resnet50 = _variant(
 )
 resnet101 = _variant(101, "torchvision resnet101: 44,549,160 trainable")
 resnet152 = _variant(152, "torchvision resnet152: 60,192,808 trainable")
+
+
+def _descendant(name: str, depth: int, doc: str, reference: str, paper: dict, **shape):
+    """A registered ResNeXt / Wide / SE ResNet: depth and block shape fixed, the stride in the 3x3
+    as its reference code has it."""
+    fn = make_variant(
+        resnet, name, doc, defaults={"name": name, "stride_in_1x1": False}, depth=depth, **shape
+    )
+    # the tests' tiny width: 16 base maps, so ResNeXt's 32 paths get one map each
+    return register_model(
+        fn, reference=reference, **{**_PAPER, **paper, "tiny_config": {"width_multiplier": 0.25}}
+    )
+
+
+_RESNEXT = dict(
+    paper="Xie, Girshick, Dollar, Tu & He, Aggregated residual transformations for deep neural networks",
+    year=2017,
+    url="https://arxiv.org/abs/1611.05431",
+)
+_WIDE = dict(
+    paper="Zagoruyko & Komodakis, Wide residual networks", year=2016, url="https://arxiv.org/abs/1605.07146"
+)
+_SE = dict(
+    paper="Hu, Shen & Sun, Squeeze-and-excitation networks", year=2018, url="https://arxiv.org/abs/1709.01507"
+)
+resnext50_32x4d = _descendant(
+    "resnext50_32x4d",
+    50,
+    "ResNeXt-50 32x4d (Xie et al. 2017, Table 1): 32 paths of 4 maps. See ``resnet``.",
+    "torchvision resnext50_32x4d",
+    _RESNEXT,
+    groups=32,
+    width_per_group=4,
+)
+resnext101_32x8d = _descendant(
+    "resnext101_32x8d",
+    101,
+    "ResNeXt-101 32x8d (Xie et al. 2017): 32 paths of 8 maps. See ``resnet``.",
+    "torchvision resnext101_32x8d",
+    _RESNEXT,
+    groups=32,
+    width_per_group=8,
+)
+wide_resnet50_2 = _descendant(
+    "wide_resnet50_2",
+    50,
+    "Wide ResNet-50-2 (Zagoruyko & Komodakis 2016; torchvision's bottleneck form). See ``resnet``.",
+    "torchvision wide_resnet50_2",
+    _WIDE,
+    width_per_group=128,
+)
+seresnet50 = _descendant(
+    "seresnet50",
+    50,
+    "SE-ResNet-50 (Hu et al. 2018): squeeze-and-excitation at 1/16 in every block. See ``resnet``.",
+    "timm seresnet50",
+    _SE,
+    se_ratio=1 / 16,
+)
+seresnext50_32x4d = _descendant(
+    "seresnext50_32x4d",
+    50,
+    "SE-ResNeXt-50 32x4d (Hu et al. 2018, Table 2): ResNeXt-50 with squeeze-and-excitation. See ``resnet``.",
+    "timm seresnext50_32x4d",
+    _SE,
+    groups=32,
+    width_per_group=4,
+    se_ratio=1 / 16,
+)

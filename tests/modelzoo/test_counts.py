@@ -23,6 +23,11 @@ PINNED = {
     "resnet50": (25_557_032, 25_610_152, "torchvision/timm resnet50"),
     "resnet101": (44_549_160, 44_654_504, "torchvision resnet101"),
     "resnet152": (60_192_808, 60_344_232, "torchvision resnet152"),
+    "resnext50_32x4d": (25_028_904, 25_097_128, "torchvision resnext50_32x4d"),
+    "resnext101_32x8d": (88_791_336, 88_994_216, "torchvision resnext101_32x8d"),
+    "wide_resnet50_2": (68_883_240, 68_951_464, "torchvision wide_resnet50_2"),
+    "seresnet50": (28_088_024, 28_141_144, "timm seresnet50"),
+    "seresnext50_32x4d": (27_559_896, 27_628_120, "timm seresnext50_32x4d"),
     "densenet121": (7_978_856, 8_062_504, "torchvision densenet121; total == keras.applications DenseNet121"),
     "densenet169": (
         14_149_480,
@@ -132,6 +137,9 @@ TORCHVISION_GMACS = {
     "densenet121": 2.83,
     "densenet169": 3.36,
     "densenet201": 4.29,
+    "resnext50_32x4d": 4.23,
+    "resnext101_32x8d": 16.41,
+    "wide_resnet50_2": 11.40,
     # EfficientNet at each size's own input (B2: torchvision gives 1.09 at 288; the paper's below)
     "efficientnet_b0": 0.39,
     "efficientnet_b1": 0.69,
@@ -143,10 +151,13 @@ TORCHVISION_GMACS = {
 }
 
 
-# The papers' own multiply-adds (millions), checked within 2%: MobileNet and MobileNetV2 Table 6 (224x224),
+# Published multiply-adds (millions), checked within 2%: the papers' (MobileNet and MobileNetV2 Table 6 at 224x224,
 # EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
-# count of the released models, which torchvision's match).
+# count of the released models, which torchvision's match), and timm's where no paper counts the model.
 PAPER_MMACS = {
+    # timm's published GMACs for its SE ResNets (no paper gives these exact models' counts)
+    "seresnet50": 4_110,
+    "seresnext50_32x4d": 4_260,
     # ConvNeXt Table 1's FLOPs (multiply-adds) at 224x224
     "convnext_tiny": 4_500,
     "convnext_small": 8_700,

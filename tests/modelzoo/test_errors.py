@@ -97,6 +97,10 @@ def test_family_specific_values():
         modelzoo.alexnet(grouped="yes")
     with pytest.raises(ValueError, match="efficientnet_b3 fixes width_coefficient=1.2"):
         modelzoo.efficientnet_b3(width_coefficient=1.0)
+    with pytest.raises(ValueError, match=r"groups=32 and width_per_group=4 need bottleneck blocks"):
+        modelzoo.resnet(depth=18, groups=32, width_per_group=4)
+    with pytest.raises(ValueError, match="resnext50_32x4d fixes groups=32"):
+        modelzoo.resnext50_32x4d(groups=8)
     with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0.0, 1.0\), got 1.5"):
         modelzoo.efficientnet(drop_path_rate=1.5)
 
