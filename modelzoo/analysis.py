@@ -1,6 +1,7 @@
 """Counting a built model: parameters and multiply-adds, read off the model's own layers.
 
-``macs`` counts the multiply-accumulates of convolutions, dense layers and layers that declare
+``macs`` counts the multiply-accumulates of convolutions, dense layers, self-attention (its
+projections, scores and weighted sum, as BERT's layers count) and layers that declare
 their own count (a ``count_macs(input_shape, output_shape)`` method), for one sample, as
 torchvision, fvcore and timm's profiles do; element-wise work (batch norm, activations, pooling,
 LRN) is left out. ``flops`` is ``2 * macs``. A weighted layer of a kind this module does not know
@@ -73,6 +74,13 @@ def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int | None:
         kernel_letters = inputs.split(",")[1]
         contracted = [d for ch, d in zip(kernel_letters, layer.kernel.shape) if ch not in output]
         return _prod(d for d in out_shape[1:] if d is not None) * _prod(contracted)
+    if isinstance(layer, L.MultiHeadAttention):  # self-attention: the keys as many as the queries
+        tokens, heads, key, value = _prod(in_shape[1:-1]), layer.num_heads, layer.key_dim, layer.value_dim
+        value = value or key
+        projections = (
+            tokens * in_shape[-1] * heads * (2 * key + value) + tokens * heads * value * out_shape[-1]
+        )
+        return projections + tokens * tokens * heads * (key + value)  # scores, weighted sum
     if isinstance(layer, L.Bidirectional):
         return 2 * _layer_macs(layer.forward_layer, in_shape, out_shape)
     if isinstance(layer, L.LSTM | L.GRU):  # gates: 4 (LSTM) or 3 (GRU) matmuls per time step

@@ -9,6 +9,7 @@ are converted to the zoo's layout:
 * ResNet-50/101/152: keras.applications gives each convolution a bias before its batch norm; the
   zoo's convolutions have none (as in the paper and torchvision), so each bias is folded into the
   following batch norm's moving mean: ``BN(conv(x) + b) = BN'(conv(x))`` with ``mean' = mean - b``.
+* ResNet-50/101/152 v2: the same names (the zoo keeps keras.applications' layout and biases).
 * DenseNet-121/169/201: the same layers under other names, paired in build order (shapes checked).
 * MobileNetV2 at its six widths: the same names; the classifier is ``fc`` here.
 * MobileNet (v1) at its four widths: the same names; the classifier is a 1x1 convolution
@@ -25,7 +26,8 @@ The classifier's weights are copied when the zoo model takes its default input (
 EfficientNet's own sizes) with 1,000 classes (VGG's fully connected layers only exist at that
 input); otherwise those Dense layers keep their fresh initialisation, the usual start for
 fine-tuning, and the loader says so. ``PATH`` loads a ``.weights.h5`` saved from the same zoo
-model, or copies the layers of a ``.keras`` model whose names and shapes match.
+model, or copies the layers of a ``.keras`` model whose names and shapes match (a ViT's position
+embeddings saved at another input size are interpolated to this one's patch grid).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ IMAGENET = {
     "resnet50": ("ResNet50", {}),
     "resnet101": ("ResNet101", {}),
     "resnet152": ("ResNet152", {}),
+    **{f"resnet{d}_v2": (f"ResNet{d}V2", {}) for d in (50, 101, 152)},
     "densenet121": ("DenseNet121", {}),
     "densenet169": ("DenseNet169", {}),
     "densenet201": ("DenseNet201", {}),
@@ -217,21 +220,31 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
 
 
 def matching_layers(model: keras.Model, source: keras.Model) -> list[tuple]:
-    """Pairs (layer of ``model``, layer of ``source``) with the same name and weight shapes."""
+    """Pairs (layer of ``model``, layer of ``source``) with the same name and weight shapes, or
+    with the same name where ``model``'s layer adapts other shapes (``adapt_weights``: a ViT's
+    position embeddings saved at another input size)."""
     theirs = {layer.name: layer for layer in _weighted(source)}
     pairs = []
     for layer in _weighted(model):
         other = theirs.get(layer.name)
-        if other is not None and [tuple(w.shape) for w in other.weights] == [
-            tuple(w.shape) for w in layer.weights
-        ]:
+        if other is None:
+            continue
+        same = [tuple(w.shape) for w in other.weights] == [tuple(w.shape) for w in layer.weights]
+        if same or hasattr(layer, "adapt_weights"):
             pairs.append((layer, other))
     return pairs
 
 
+def copy_pairs(pairs: list[tuple]) -> list[str]:
+    """Copy each (layer, source layer) pair of ``matching_layers``; return the layers' names."""
+    for layer, other in pairs:
+        values = other.get_weights()
+        if [np.shape(w) for w in values] != [tuple(w.shape) for w in layer.weights]:
+            values = layer.adapt_weights(values)
+        layer.set_weights(values)
+    return [layer.name for layer, _ in pairs]
+
+
 def copy_matching(model: keras.Model, source: keras.Model) -> list[str]:
     """Copy every layer of ``source`` whose name and weight shapes match one of ``model``'s."""
-    pairs = matching_layers(model, source)
-    for layer, other in pairs:
-        layer.set_weights(other.get_weights())
-    return [layer.name for layer, _ in pairs]
+    return copy_pairs(matching_layers(model, source))

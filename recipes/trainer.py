@@ -273,9 +273,9 @@ def warm_start(model: keras.Model, source: Path, class_names=None) -> list[str]:
         raise UserError(
             f"init_from {str(source)!r} shares no layer (same name and shapes) with {model.name!r}."
         )
-    for layer, saved in pairs:
-        layer.set_weights(saved.get_weights())
-    return [layer.name for layer, _ in pairs]
+    from modelzoo.pretrained import copy_pairs
+
+    return copy_pairs(pairs)
 
 
 @keras.saving.register_keras_serializable(package="modelzoo_recipes")

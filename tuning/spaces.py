@@ -198,6 +198,9 @@ ARCHITECTURE = {
             [0.25, 0.5, 1.0], default=1.0, why="Channels of every stage, scaled (wide ResNets go above 1)."
         )
     },
+    "resnet_v2": {
+        "model.width_multiplier": _c([0.25, 0.5, 1.0], default=1.0, why="Channels of every stage, scaled.")
+    },
     "densenet": {"model.growth_rate": _c([12, 24, 32], default=32, why="Channels each dense layer adds.")},
     "mobilenet": {
         "model.width_multiplier": _c(
@@ -233,6 +236,11 @@ ARCHITECTURE = {
         ),
         "model.layer_scale_init_value": _c(
             [1e-6, 1e-4, 0.1], default=1e-6, why="Layer scale's starting value (the paper: 1e-6)."
+        ),
+    },
+    "vit": {
+        "model.drop_path_rate": _f(
+            0.0, 0.3, step=0.1, default=0.1, why="Stochastic depth at the last block (DeiT: 0.1)."
         ),
     },
     "efficientnet": {

@@ -15,8 +15,10 @@ from modelzoo.models import (  # noqa: F401
     mobilenet_v3,
     nin,
     resnet,
+    resnet_v2,
     rnn,
     textcnn,
     vgg,
+    vit,
     zfnet,
 )

@@ -23,6 +23,9 @@ PINNED = {
     "resnet50": (25_557_032, 25_610_152, "torchvision/timm resnet50"),
     "resnet101": (44_549_160, 44_654_504, "torchvision resnet101"),
     "resnet152": (60_192_808, 60_344_232, "torchvision resnet152"),
+    "resnet50_v2": (25_568_360, 25_613_800, "keras.applications ResNet50V2"),
+    "resnet101_v2": (44_577_896, 44_675_560, "keras.applications ResNet101V2"),
+    "resnet152_v2": (60_236_904, 60_380_648, "keras.applications ResNet152V2"),
     "resnext50_32x4d": (25_028_904, 25_097_128, "torchvision resnext50_32x4d"),
     "resnext101_32x8d": (88_791_336, 88_994_216, "torchvision resnext101_32x8d"),
     "wide_resnet50_2": (68_883_240, 68_951_464, "torchvision wide_resnet50_2"),
@@ -90,6 +93,15 @@ PINNED = {
     "efficientnet_b5": (30_389_784, 30_562_520, "keras.applications EfficientNetB5"),
     "efficientnet_b6": (43_040_704, 43_265_136, "keras.applications EfficientNetB6"),
     "efficientnet_b7": (66_347_960, 66_658_680, "keras.applications EfficientNetB7"),
+    # ViT and DeiT: timm's counts (DeiT is ViT's architecture; its distilled form adds a token and a head)
+    "vit_tiny_patch16_224": (5_717_416, 5_717_416, "timm vit_tiny_patch16_224"),
+    "vit_small_patch16_224": (22_050_664, 22_050_664, "timm vit_small_patch16_224"),
+    "vit_base_patch16_224": (86_567_656, 86_567_656, "timm vit_base_patch16_224"),
+    "vit_large_patch16_224": (304_326_632, 304_326_632, "timm vit_large_patch16_224"),
+    "vit_base_patch32_224": (88_224_232, 88_224_232, "timm vit_base_patch32_224"),
+    "deit_tiny_patch16_224": (5_717_416, 5_717_416, "timm deit_tiny_patch16_224"),
+    "deit_small_patch16_224": (22_050_664, 22_050_664, "timm deit_small_patch16_224"),
+    "deit_base_patch16_224": (86_567_656, 86_567_656, "timm deit_base_patch16_224"),
     # AlexNet 2012, one tower: conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992;
     # fc 37,752,832 + 16,781,312 + 4,097,000 (torchvision's 61,100,840 is the 2014 "one weird trick" net).
     "alexnet": (62_378_344, 62_378_344, "Krizhevsky et al. 2012, section 3.5 layout"),
@@ -154,7 +166,13 @@ TORCHVISION_GMACS = {
 # Published multiply-adds (millions), checked within 2%: the papers' (MobileNet and MobileNetV2 Table 6 at 224x224,
 # EfficientNet-B2 Table 2 ("1.0B FLOPS" at 260x260; its B4, B5 and B7 figures are 2-5% under the
 # count of the released models, which torchvision's match), and timm's where no paper counts the model.
-PAPER_MMACS = {
+PUBLISHED_MMACS = {
+    # timm's GMACs for ViT (fvcore's count: projections, attention scores and weighted sums)
+    "vit_tiny_patch16_224": 1_260,
+    "vit_small_patch16_224": 4_610,
+    "vit_base_patch16_224": 17_580,
+    "vit_large_patch16_224": 61_600,
+    "vit_base_patch32_224": 4_410,
     # timm's published GMACs for its SE ResNets (no paper gives these exact models' counts)
     "seresnet50": 4_110,
     "seresnext50_32x4d": 4_260,
@@ -185,9 +203,9 @@ PAPER_MMACS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_MMACS))
-def test_macs_match_the_paper(name):
-    assert modelzoo.model_info(name)["macs"] / 1e6 == pytest.approx(PAPER_MMACS[name], rel=0.02)
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MMACS))
+def test_macs_match_the_published_figure(name):
+    assert modelzoo.model_info(name)["macs"] / 1e6 == pytest.approx(PUBLISHED_MMACS[name], rel=0.02)
 
 
 def test_every_registered_model_is_pinned():
@@ -349,3 +367,16 @@ def test_efficientnet_blocks_follow_the_paper():
     # B7: repeats ceil(3.1 n) (stage 6: 4 -> 13 blocks), widths x2 rounded to 8 (1280 -> 2560)
     b7 = modelzoo.efficientnet_b7()
     assert b7.get_layer("block6m_add") and b7.get_layer("top_conv").filters == 2560
+
+
+def test_deit_distillation_token_adds_a_token_and_a_second_head():
+    model = modelzoo.deit_tiny_patch16_224(
+        distilled=True, num_classes=4, input_shape=(32, 32, 3), width=32, heads=2
+    )
+    assert [t.shape[-1] for t in model.outputs] == [4, 4]
+    assert model.get_layer("prefix_tokens").tokens.shape == (1, 2, 32)
+    assert model.get_layer("position_embedding").embedding.shape == (1, 2 + 4, 32)  # 2x2 patches
+    # timm: the distilled DeiT-Ti has 5,910,800 weights (a token, its position, a 192 x 1000 head)
+    assert modelzoo.count_params(modelzoo.deit_tiny_patch16_224(distilled=True))["params"] == 5_910_800
+    new = modelzoo.reset_classifier(model, 7)
+    assert [t.shape[-1] for t in new.outputs] == [7, 7]

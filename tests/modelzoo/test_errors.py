@@ -119,7 +119,14 @@ def test_a_variant_changes_defaults_the_caller_may_still_choose():
 
 
 def test_list_models_filters_and_wildcards():
-    assert modelzoo.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert modelzoo.list_models("resnet*", exclude="*_v2") == [
+        "resnet101",
+        "resnet152",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+    ]
+    assert modelzoo.list_models("resnet*_v2") == ["resnet101_v2", "resnet152_v2", "resnet50_v2"]
     assert modelzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert modelzoo.list_models(["lenet*", "mlp"]) == ["lenet5", "mlp"]
     assert modelzoo.list_models("vgg*", exclude="*_bn") == ["vgg11", "vgg13", "vgg16", "vgg19"]

@@ -126,3 +126,34 @@ def test_weights_argument_loads_imagenet_files_and_paths(tmp_path, monkeypatch):
 def test_bad_weights_are_one_clear_error(kw, message):
     with pytest.raises(ValueError, match=message):
         modelzoo.create_model(kw.pop("name"), **kw)
+
+
+def test_vit_position_embeddings_are_interpolated_from_another_input_size(tmp_path):
+    small = modelzoo.create_model(
+        "vit_tiny_patch16_224", width=32, heads=2, num_classes=3, input_shape=(32, 32, 3)
+    )
+    small.save(tmp_path / "vit.keras")
+    big = modelzoo.create_model(
+        "vit_tiny_patch16_224",
+        width=32,
+        heads=2,
+        num_classes=3,
+        input_shape=(64, 64, 3),
+        weights=str(tmp_path / "vit.keras"),
+    )
+    saved, loaded = (
+        small.get_layer("position_embedding").embedding,
+        big.get_layer("position_embedding").embedding,
+    )
+    assert tuple(loaded.shape) == (1, 1 + 16, 32)  # the class token and a 4x4 grid, from 1 + 2x2
+    np.testing.assert_allclose(np.asarray(loaded)[:, :1], np.asarray(saved)[:, :1])  # the class token's
+    grid = keras.ops.reshape(keras.ops.convert_to_tensor(np.asarray(saved)[:, 1:]), (1, 2, 2, 32))
+    expected = keras.ops.image.resize(grid, (4, 4), interpolation="bicubic")
+    np.testing.assert_allclose(
+        np.asarray(loaded)[:, 1:], np.reshape(keras.ops.convert_to_numpy(expected), (1, 16, 32)), atol=1e-6
+    )
+    for name in ("patch_embed", "block11_attn", "fc"):  # everything else as saved
+        for a, b in zip(big.get_layer(name).get_weights(), small.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="not a square grid"):
+        big.get_layer("position_embedding").adapt_weights([np.zeros((1, 1 + 6, 32), "float32")])
