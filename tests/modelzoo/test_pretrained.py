@@ -44,10 +44,34 @@ def _compare(zoo, ref, shape, seed=0):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
 
 
-# EfficientNet's sizes convert by the same names: B0 and B2 (widths rounded, a third repeat) stand
-# for B1-B7, whose 64x64 builds cost a minute together.
-CONVERTED = [n for n in sorted(pretrained.IMAGENET) if n[:-1] != "efficientnet_b" or n[-1] in "02"]
-CONVERTED = [n for n in CONVERTED if n not in ("convnext_large", "convnext_xlarge")]  # as Base, wider
+# Each conversion route once, at its family's smallest size, and the sizes whose layers follow
+# another rule: VGG-19's fourth convolutions, MobileNetV2 above width 1 (a wider last conv),
+# MobileNetV3 Small's and the minimalistic tables, EfficientNet-B2 (rounded widths, third repeats).
+# The other sizes differ in depth or width only, under the same names (their counts equal
+# keras.applications', test_counts.py); ResNet-101/152 and DenseNet-169/201 took 58 s here.
+CONVERTED = [
+    "vgg16",
+    "vgg19",
+    "resnet50",
+    "resnet50_v2",
+    "densenet121",
+    "mobilenet_025",
+    "mobilenet_v2_035",
+    "mobilenet_v2_140",
+    "mobilenet_v3_large",
+    "mobilenet_v3_large_minimal",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "efficientnet_b2",
+    "convnext_tiny",
+]
+
+
+def test_every_family_with_imagenet_weights_has_its_conversion_tested():
+    from modelzoo.registry import get_entry
+
+    assert set(CONVERTED) <= set(pretrained.IMAGENET)
+    assert {get_entry(n).family for n in CONVERTED} == {get_entry(n).family for n in pretrained.IMAGENET}
 
 
 @pytest.mark.slow
