@@ -9,7 +9,11 @@ whole; the two newest are kept. Values round-trip through NumPy bit for bit.
 
 Under ``multi_worker_mirrored`` every worker holds the same (mirrored) values: the chief writes,
 the others only restore, and reading a mirrored variable needs no collective, so one format
-serves every strategy (TensorFlow's ``tf.train.CheckpointManager`` is not needed).
+serves every strategy (TensorFlow's ``tf.train.CheckpointManager`` is not needed). Across JAX
+processes a value sharded over other hosts' devices is gathered first (``sharding.host_value``, a
+collective): every process takes part in every save, at the same steps (decided by the step
+counter, never by what the folder holds), and only the chief writes. Every process reads the
+same file to resume, so the run folder must be on storage every host sees.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class TrainingState:
         self.groups = {"model": _model_variables(model), "optimizer": list(optimizer.variables)}
         self.extras = dict(extras or {})
         self.optimizer = optimizer
+        self.saved = latest_step(self.directory)  # the newest step on disk, as of this run's start
 
     @property
     def step(self) -> int:
@@ -64,13 +69,18 @@ class TrainingState:
     def save(self, again: bool = False) -> None:
         """Write the current state under its step (the chief only); a step already saved is
         written ``again`` only when asked (at an epoch end, the loop's state has moved on since)."""
+        from recipes.sharding import host_value
+
         step = self.step
-        if not self.write or (latest_step(self.directory) == step and not again):
+        if self.saved == step and not again:
             return
+        self.saved = step
         arrays = {"backend": np.array(keras.backend.backend())}
         for group, variables in self.groups.items():
             for i, v in enumerate(variables):
-                arrays[f"{group}/{i:05d}"] = keras.ops.convert_to_numpy(v)
+                arrays[f"{group}/{i:05d}"] = host_value(v)
+        if not self.write:
+            return
         for name, extra in self.extras.items():
             for key, value in extra.state().items():
                 arrays[f"extra/{name}/{key}"] = np.asarray(value)
@@ -115,4 +125,5 @@ class TrainingState:
             for name, extra in self.extras.items():
                 prefix = f"extra/{name}/"
                 extra.load_state({k[len(prefix) :]: saved[k] for k in saved.files if k.startswith(prefix)})
+        self.saved = step
         return step

@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 
 import modelzoo
+from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes.runtime import Runtime
@@ -209,8 +210,10 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     if rt.distribution is not None:
         from recipes import sharding
 
-        keras.distribution.set_distribution(sharding.evaluation(rt.distribution))
+        keras.distribution.set_distribution(sharding.evaluation(rt.distribution, model))
     final, report = task.report(rt)
+    if rt.distribution is not None:  # several JAX processes: this host's own copy, gathered
+        final = sharding.host_copy(final)
     summary = _summary(task, rt, state, steps, tracker, seconds, final, report)
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
@@ -231,8 +234,8 @@ def _before_fit(task: Task, rt: Runtime, model, start: int, callbacks: list) -> 
     if train_dist is not None:
         from recipes import sharding
 
-        keras.distribution.set_distribution(sharding.evaluation(train_dist))
-        callbacks = [sharding.Swap(train_dist), *callbacks]
+        keras.distribution.set_distribution(sharding.evaluation(train_dist, model))
+        callbacks = [sharding.Swap(train_dist, model), *callbacks]
     task.before_fit(start)
     if train_dist is not None:
         keras.distribution.set_distribution(train_dist)
@@ -295,6 +298,25 @@ def _distribution(rt: Runtime) -> dict:
     return sharding.describe(rt.distribution)
 
 
+def _own_rows(rt: Runtime, task):
+    """For one of several JAX processes: a function of the step giving this process's rows of every
+    global batch (its devices' places on the batch axis), as one batch; None otherwise."""
+    from recipes import sharding
+
+    rows = rt.distribution is not None and sharding.local_rows(rt.distribution)
+    if not rows:
+        return None
+    if getattr(task.cfg, "data_service", None):
+        raise UserError(
+            "data_service with several JAX processes is not supported: each process reads its own rows."
+        )
+    local = task.cfg.batch_size // rows[0] * len(rows[1])
+    print(
+        f"process {sharding.process_index()}: rows of batch-axis places {rows[1]} of {rows[0]}, {local} per step"
+    )
+    return lambda step: task.batches_from(step, replicas=rows).rebatch(local)
+
+
 def per_replica(rt: Runtime, task):
     """``task.batches_from`` (through a tf.data service with ``data_service``); for a streamed split
     under several replicas, a distributed data set whose input pipelines each read only their
@@ -304,6 +326,9 @@ def per_replica(rt: Runtime, task):
     from recipes.streams import through_service
 
     cfg = task.cfg
+    own_rows = _own_rows(rt, task)
+    if own_rows is not None:
+        return own_rows
     serve = through_service(getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1))
     split = task.files_split()
     if not (rt.adapt and split is not None):

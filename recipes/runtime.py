@@ -154,6 +154,8 @@ class Runtime:
         # JAX's keras.distribution (None: off, or not JAX with distribution auto)
         from recipes import sharding
 
+        if sharding.initialize():  # one of several JAX processes: process 0 is the chief
+            chief = sharding.process_index() == 0
         distribution = sharding.make(cfg.distribution, cfg.model, mesh=cfg.mesh, batch_size=cfg.batch_size)
         replicas = strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
@@ -185,5 +187,9 @@ class Runtime:
 
     @property
     def worker_id(self) -> str:
+        if self.backend == "jax":
+            from recipes import sharding
+
+            return f"process_{sharding.process_index()}"
         resolver = self.strategy.cluster_resolver
         return f"{resolver.task_type}_{resolver.task_id}"

@@ -20,14 +20,27 @@ batch of any size is evaluated exactly (the batch axis need not divide it) at th
 computing each evaluation batch on every batch-axis device; ``Swap`` switches to it for each
 evaluation inside ``fit``.
 
+Several processes (hosts): ``initialize()`` starts JAX's distributed runtime from Keras's
+environment variables (``KERAS_DISTRIBUTION_JOB_ADDRESSES``: the coordinator's ``HOST:PORT``,
+``KERAS_DISTRIBUTION_NUM_PROCESSES``, ``KERAS_DISTRIBUTION_PROCESS_ID``), so the same command runs
+on every host; the mesh then spans every host's devices. Each process feeds only its own rows of
+each global batch (``local_rows``: its devices' places on the batch axis; Keras's own sharding by
+element is off, ``auto_shard_dataset=False``), process 0 is the chief that writes checkpoints and
+the run folder, and checkpoints gather sharded values from every process (``host_value``).
+Evaluation replicates the batch, so each process evaluates the whole validation set.
+
 Refused with one line: a backend other than JAX, a mesh that does not multiply to the device
-count, and a global batch the batch axis does not divide (Keras fails with ZeroDivisionError or
-IndivisibleError there, keras-team/keras 21167).
+count, a global batch the batch axis does not divide (Keras fails with ZeroDivisionError or
+IndivisibleError there, keras-team/keras 21167), and, across processes, a mesh whose model axis
+spans hosts or whose batch axis the process count does not divide.
 """
 
 from __future__ import annotations
 
+import os
+
 import keras
+import numpy as np
 
 import modelzoo
 from modelzoo.validation import UserError
@@ -108,15 +121,127 @@ def make(name: str, model: str, *, mesh: str | None = None, batch_size: int):
         raise UserError(
             f"batch_size={batch_size} must be divisible by the mesh's batch axis ({batch} devices)."
         )
-    if name == "data_parallel":
-        return keras.distribution.DataParallel(
-            device_mesh=keras.distribution.DeviceMesh((batch,), ["batch"], devices)
+    count, local = processes()
+    if count > 1 and (local % width or batch % count):
+        raise UserError(
+            f"mesh={mesh!r} over {count} processes of {local} devices each: the model axis ({width}) must fit "
+            f"within one process's devices and the batch axis ({batch}) split evenly over the processes."
         )
+    if name == "data_parallel":
+        mesh_ = keras.distribution.DeviceMesh((batch,), ["batch"], devices)
+        return keras.distribution.DataParallel(device_mesh=mesh_, auto_shard_dataset=False)
     device_mesh = keras.distribution.DeviceMesh((batch, width), ["batch", "model"], devices)
     layout_map = keras.distribution.LayoutMap(device_mesh)
     for pattern, axes in modelzoo.get_entry(model).layout.items():
         layout_map[pattern] = axes
-    return FittedModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    return FittedModelParallel(layout_map=layout_map, batch_dim_name="batch", auto_shard_dataset=False)
+
+
+ENV = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
+
+
+# Seconds to wait for every process to join, and without a peer's heartbeat before the others
+# abort (exit 134); JAX's defaults (300, 100) unless set.
+STARTUP_TIMEOUT, HEARTBEAT_TIMEOUT = "MODELZOO_JAX_STARTUP_TIMEOUT", "MODELZOO_JAX_HEARTBEAT_TIMEOUT"
+
+
+def initialize() -> bool:
+    """Join the hosts named by Keras's environment variables (``ENV``) into one JAX runtime,
+    once per process and before JAX computes anything; True when this process is one of several."""
+    if keras.backend.backend() != "jax" or int(os.environ.get(ENV[1], "1") or 1) <= 1:
+        return False
+    import jax
+
+    if not jax.distributed.is_initialized():
+        missing = [k for k in ENV if not os.environ.get(k)]
+        if missing:
+            raise UserError(
+                f"{ENV[1]}={os.environ[ENV[1]]} starts a multi-process JAX run, which also needs {missing} "
+                f"(the coordinator's HOST:PORT, and this process's id from 0)."
+            )
+        # keras.distribution.initialize's own call, with the liveness settings it does not take
+        # (a dead peer otherwise hangs the others for 100 s); its shared seed is not needed: every
+        # process seeds from the run's config. CPU collectives go through Gloo.
+        coordinator = os.environ[ENV[0]].split(",")[0]
+        jax.distributed.initialize(
+            coordinator_address=coordinator,
+            num_processes=int(os.environ[ENV[1]]),
+            process_id=int(os.environ[ENV[2]]),
+            initialization_timeout=int(os.environ.get(STARTUP_TIMEOUT, 300)),
+            heartbeat_timeout_seconds=int(os.environ.get(HEARTBEAT_TIMEOUT, 100)),
+        )
+    return True
+
+
+def processes() -> tuple[int, int]:
+    """(processes in the run, devices of this one): (1, all) without JAX's distributed runtime."""
+    if keras.backend.backend() != "jax":
+        return 1, len(keras.distribution.list_devices())
+    import jax
+
+    return jax.process_count(), jax.local_device_count()
+
+
+def process_index() -> int:
+    import jax
+
+    return jax.process_index()
+
+
+def local_rows(dist) -> tuple[int, list[int]] | None:
+    """(places on the batch axis, those of this process's devices), for a run of several
+    processes: each feeds its places' rows of every global batch, in order; None in one process."""
+    if processes()[0] == 1:
+        return None
+    import jax
+
+    mine = {d.id for d in jax.local_devices()}
+    names = np.asarray(dist.device_mesh.devices).reshape(dist.device_mesh.shape[0], -1)
+    rows = [i for i, row in enumerate(names) if any(int(str(n).split(":")[-1]) in mine for n in row)]
+    return len(names), rows
+
+
+def host_value(variable) -> np.ndarray:
+    """A variable's whole value as NumPy on this host: values sharded over devices other processes
+    hold are gathered from them (a collective: every process must ask, in the same order)."""
+    value = variable.value if hasattr(variable, "value") else variable
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if isinstance(value, jax.Array) and not (value.is_fully_addressable or value.is_fully_replicated):
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+    return keras.ops.convert_to_numpy(value)
+
+
+def host_copy(model):
+    """``model`` itself in one process; across processes, a copy on this host's own device with
+    every weight and optimizer slot gathered (``host_value``, a collective: every process calls
+    it), so that what follows (the digest, ``model.keras``, the export: JAX computations the chief
+    alone runs) needs no other process. Leaves no distribution set."""
+    if processes()[0] == 1:
+        return model
+    weights = [host_value(v) for v in model.weights]
+    compiled = getattr(model, "compiled", False) and model.optimizer is not None
+    slots = [host_value(v) for v in model.optimizer.variables] if compiled else []
+    keras.distribution.set_distribution(None)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(weights)
+    if compiled:
+        copy.compile_from_config(model.get_compile_config())
+        copy.optimizer.build(copy.trainable_variables)
+        if len(copy.optimizer.variables) != len(slots):
+            raise RuntimeError(
+                f"optimizer copy has {len(copy.optimizer.variables)} variables, the trained one {len(slots)}"
+            )
+        for variable, value in zip(copy.optimizer.variables, slots):
+            variable.assign(value)
+    return copy
 
 
 def _accelerators() -> int:
@@ -125,25 +250,55 @@ def _accelerators() -> int:
     return len(jax.devices()) if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else 1
 
 
-def evaluation(dist):
-    """``dist``'s mesh and weight layouts with the batch replicated, not split (any batch size)."""
-    return keras.distribution.ModelParallel(
-        layout_map=keras.distribution.LayoutMap(dist.device_mesh), batch_dim_name=None
+def evaluation(dist, model=None):
+    """``dist``'s mesh and weight layouts with the batch replicated, not split (any batch size);
+    ``model``'s outputs replicated too, so each process can read predictions whole."""
+    layout_map = keras.distribution.LayoutMap(dist.device_mesh)
+    for name in _output_layers(model):
+        layout_map[f"^{name}/output$"] = (None,)
+    return Evaluation(layout_map=layout_map, auto_shard_dataset=False)
+
+
+class Evaluation(keras.distribution.ModelParallel):
+    """Batches replicated over the whole mesh (``ModelParallel`` would split them over its first
+    axis even with ``batch_dim_name=None``); a layer output named in the layout map replicated at
+    any rank (Keras's layout needs one axis per dimension; outputs have the batch's rank)."""
+
+    def get_data_layout(self, data_shape):
+        return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+
+    def get_tensor_layout(self, path):
+        layout = super().get_tensor_layout(path)
+        if layout is None:
+            return None
+        import jax
+
+        return jax.sharding.NamedSharding(self.device_mesh.backend_mesh, jax.sharding.PartitionSpec())
+
+
+def _output_layers(model) -> list[str]:
+    if model is None:
+        return []
+    return sorted(
+        {t._keras_history.operation.name for t in keras.tree.flatten(getattr(model, "outputs", None) or [])}
     )
 
 
 class Swap(keras.callbacks.Callback):
-    """Evaluate under ``evaluation(dist)`` inside ``fit`` (validation), train under ``dist``."""
+    """Evaluate under ``evaluation(dist)`` (validation inside ``fit``, the report), train under
+    ``dist``; with ``dist`` None, nothing."""
 
-    def __init__(self, dist):
+    def __init__(self, dist, model=None):
         super().__init__()
-        self.train, self.eval = dist, evaluation(dist)
+        self.train, self.eval = dist, dist and evaluation(dist, model)
 
     def on_test_begin(self, logs=None):
-        keras.distribution.set_distribution(self.eval)
+        if self.train is not None:
+            keras.distribution.set_distribution(self.eval)
 
     def on_test_end(self, logs=None):
-        keras.distribution.set_distribution(self.train)
+        if self.train is not None:
+            keras.distribution.set_distribution(self.train)
 
 
 def describe(dist) -> dict:
@@ -154,5 +309,6 @@ def describe(dist) -> dict:
     return {
         "distribution": name,
         "mesh": list(dist.device_mesh.shape),
+        "processes": processes()[0],
         "layout_adjusted": getattr(dist, "adjusted", {}),
     }

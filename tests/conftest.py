@@ -75,6 +75,7 @@ LONGEST_FIRST = (
     "tests/recipes/test_pretrain.py",  # 202
     "tests/recipes/test_train.py",  # 182
     "tests/recipes/test_sharding.py",  # 153
+    "tests/recipes/test_jax_processes.py",  # 140 alone, one test: two JAX processes, run, kill, resume
     "tests/tuning/test_search.py",  # 143
     "tests/recipes/test_records.py",  # 137
     "tests/recipes/test_distribution_runs.py",  # 113

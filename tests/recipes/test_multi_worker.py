@@ -6,7 +6,6 @@ These guard the Keras overrides in ``recipes/distributed.py``.
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests import helpers
-from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
+from tests.helpers import ROOT, free_ports, kill_mid_epoch, subprocess_env
 
 EPOCHS, BATCH = 3, 32
 STEPS_PER_EPOCH = 1293 // BATCH  # digits train split
@@ -22,19 +21,9 @@ STEPS_PER_EPOCH = 1293 // BATCH  # digits train split
 pytestmark = pytest.mark.slow
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _launch(run_dir, extra=()):
     """Start the two workers of a fresh cluster (new ports each time) training into ``run_dir``."""
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     cmd = [
         sys.executable,
         "-m",
