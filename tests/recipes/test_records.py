@@ -503,10 +503,9 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
     import time
 
     from recipes.train import main
-    from tests.helpers import ROOT, subprocess_env
-    from tests.recipes.test_multi_worker import _free_ports
+    from tests.helpers import ROOT, free_ports, subprocess_env
 
-    ports = _free_ports(2)
+    ports = free_ports(2)
     nodes = [
         helpers.start(
             [sys.executable, "-m", "recipes.dataservice", "--port", str(p), "--host", "127.0.0.1"],
