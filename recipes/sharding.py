@@ -43,6 +43,7 @@ import keras
 import numpy as np
 
 import modelzoo
+from modelzoo import private_keras
 from modelzoo.validation import UserError
 
 DISTRIBUTIONS = ("auto", "off", "data_parallel", "model_parallel")
@@ -279,9 +280,8 @@ class Evaluation(keras.distribution.ModelParallel):
 def _output_layers(model) -> list[str]:
     if model is None:
         return []
-    return sorted(
-        {t._keras_history.operation.name for t in keras.tree.flatten(getattr(model, "outputs", None) or [])}
-    )
+    outputs = keras.tree.flatten(getattr(model, "outputs", None) or [])
+    return sorted({private_keras.producer(t).name for t in outputs})
 
 
 class Swap(keras.callbacks.Callback):

@@ -69,16 +69,15 @@ _OWN_JAX_CACHE = []
 # hands out whole files in collection order, so a long file collected last ran alone at the end
 # (the JAX model suite started 18 minutes into a 22-minute run). The rest keep their order.
 LONGEST_FIRST = (
+    "tests/recipes/test_distribution_runs.py",  # 300 alone: keras.distribution runs, two JAX processes
     "tests/test_backends.py",  # 178, one test: the JAX model suite in a child pytest
     "tests/test_benchmarks.py",  # 168, one test: the benchmark's tiny mode
     "tests/modelzoo/test_all_models.py",  # 215
     "tests/recipes/test_pretrain.py",  # 202
     "tests/recipes/test_train.py",  # 182
     "tests/recipes/test_sharding.py",  # 153
-    "tests/recipes/test_jax_processes.py",  # 140 alone, one test: two JAX processes, run, kill, resume
     "tests/tuning/test_search.py",  # 143
     "tests/recipes/test_records.py",  # 137
-    "tests/recipes/test_distribution_runs.py",  # 113
     "tests/recipes/test_corpus.py",  # 111
     "tests/recipes/test_stream_memory.py",  # 108
     "tests/recipes/test_text.py",  # 105
