@@ -157,6 +157,42 @@ def _in_head(layer) -> bool:
     return isinstance(layer, keras.layers.Dense) or layer.name.startswith("head_")
 
 
+def _pairs(model: keras.Model, reference: keras.Model, family: str) -> list[tuple]:
+    """(zoo layer, keras.applications layer or None) for each of ``model``'s weighted layers."""
+    ours = _weighted(model)
+    if family == "densenet":  # same layers in the same build order, other names
+        theirs = _weighted(reference)
+        return list(zip(ours, theirs)) + [(layer, None) for layer in ours[len(theirs) :]]
+    theirs = {_unprefixed(layer.name, reference.name): layer for layer in _weighted(reference)}
+    rename = HEADS.get(family, {"fc": "predictions"})
+    return [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
+
+
+def _reshaped(target, source, values: list) -> list:
+    """keras.applications' kernels in the zoo layer's form: a 1x1 convolution on a pooled map as a
+    Dense kernel; ConvNeXt's ``Conv2D(groups=maps)`` kernel (k, k, 1, maps) as a depthwise one
+    (k, k, maps, 1)."""
+    L = keras.layers
+    if isinstance(target, L.Dense) and isinstance(source, L.Conv2D):
+        return [values[0].reshape(values[0].shape[-2:]), *values[1:]]
+    if isinstance(target, L.DepthwiseConv2D) and not isinstance(source, L.DepthwiseConv2D):
+        return [values[0].reshape(tuple(target.kernel.shape)), *values[1:]]
+    return values
+
+
+def _fold_bias(target, values: list, biases: dict) -> list:
+    """ResNet: a keras.applications conv bias is kept aside for the zoo's bias-free convolution,
+    then folded into the following batch norm's moving mean."""
+    if isinstance(target, keras.layers.Conv2D) and len(values) == 2 and not target.use_bias:
+        biases[target.name] = values[1]
+        return values[:1]
+    conv = target.name[:-3] + "_conv"
+    if target.name.endswith("_bn") and conv in biases:
+        gamma, beta, mean, var = values
+        return [gamma, beta, mean - biases.pop(conv), var]
+    return values
+
+
 def from_keras_applications(model: keras.Model, reference: keras.Model, name: str) -> list[str]:
     """Copy ``reference`` (a keras.applications model of the same architecture, with or without
     its classifier) into ``model``; return the names of the layers left freshly initialised
@@ -164,42 +200,13 @@ def from_keras_applications(model: keras.Model, reference: keras.Model, name: st
     from modelzoo.registry import get_entry
 
     family = get_entry(name).family  # vgg, resnet, densenet convert their own way; others by name
-    ours = _weighted(model)
-    theirs = {_unprefixed(layer.name, reference.name): layer for layer in _weighted(reference)}
-    if family == "densenet":  # same layers in the same build order, other names
-        pairs = list(zip(ours, _weighted(reference))) + [
-            (layer, None) for layer in ours[len(_weighted(reference)) :]
-        ]
-    else:
-        rename = HEADS.get(family, {"fc": "predictions"})
-        pairs = [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
     fresh, biases = [], {}
-    for target, source in pairs:
+    for target, source in _pairs(model, reference, family):
         values = None if source is None else source.get_weights()
-        if values and isinstance(target, keras.layers.Dense) and isinstance(source, keras.layers.Conv2D):
-            values = [values[0].reshape(values[0].shape[-2:]), *values[1:]]  # 1x1 conv kernel
-        if (
-            values
-            and isinstance(target, keras.layers.DepthwiseConv2D)
-            and not isinstance(source, keras.layers.DepthwiseConv2D)
-        ):  # ConvNeXt's Conv2D(groups=maps) there: kernel (k, k, 1, maps), here (k, k, maps, 1)
-            values = [values[0].reshape(tuple(target.kernel.shape)), *values[1:]]
-        if (
-            family == "resnet"
-            and values
-            and isinstance(target, keras.layers.Conv2D)
-            and len(values) == 2
-            and not target.use_bias
-        ):
-            values, biases[target.name] = values[:1], values[1]  # folded into the next batch norm
-        if (
-            family == "resnet"
-            and values
-            and target.name.endswith("_bn")
-            and target.name[:-3] + "_conv" in biases
-        ):
-            gamma, beta, mean, var = values
-            values = [gamma, beta, mean - biases.pop(target.name[:-3] + "_conv"), var]
+        if values:
+            values = _reshaped(target, source, values)
+        if values and family == "resnet":
+            values = _fold_bias(target, values, biases)
         shapes = [tuple(w.shape) for w in target.weights]
         if values is None or shapes != [tuple(np.shape(v)) for v in values]:
             if _in_head(target):
