@@ -135,6 +135,25 @@ def encoder_block(x, heads: int, drop: float, prefix: str):
     return layers.Add(name=f"{prefix}_add2")([x, blocks.drop_path(y, drop, f"{prefix}_drop_path2")])
 
 
+def _patch_grid(args, patch: int) -> tuple[int, int]:
+    """The (rows, cols) of patches; the input's sides must be multiples of the patch."""
+    if args.input_shape[0] % patch or args.input_shape[1] % patch:
+        raise v.UserError(
+            f"input_shape={args.input_shape!r}: height and width must be multiples of patch_size={patch}."
+        )
+    if args.pooling is not None and not args.features_only:
+        raise v.UserError("pooling applies to convolutional maps; a ViT's backbone output is its tokens.")
+    return (args.input_shape[0] // patch, args.input_shape[1] // patch)
+
+
+def embed(inputs, patch: int, width: int, grid: tuple, prefix: int):
+    """Patches linearly embedded (a strided convolution), the prefix tokens put first, positions added."""
+    x = layers.Conv2D(width, patch, strides=patch, name="patch_embed")(inputs)
+    x = layers.Reshape((grid[0] * grid[1], width), name="patch_tokens")(x)
+    x = PrefixTokens(prefix, name="prefix_tokens")(x)
+    return PositionEmbedding(grid, prefix, name="position_embedding")(x)
+
+
 def _grid(x, prefix_tokens: int, grid: tuple, name: str):
     """Patch tokens back on their grid (timm's feature maps of a ViT): (batch, rows, cols, width)."""
     tokens = x[:, prefix_tokens:, :]
@@ -202,19 +221,10 @@ def vit(
     args = blocks.image_args(
         locals(), default_input_shape=(224, 224, 3), min_input_size=patch, default_name="vit"
     )
-    if args.input_shape[0] % patch or args.input_shape[1] % patch:
-        raise v.UserError(
-            f"input_shape={args.input_shape!r}: height and width must be multiples of patch_size={patch}."
-        )
-    if args.pooling is not None and not args.features_only:
-        raise v.UserError("pooling applies to convolutional maps; a ViT's backbone output is its tokens.")
-    grid = (args.input_shape[0] // patch, args.input_shape[1] // patch)
+    grid = _patch_grid(args, patch)
     prefix = 2 if distilled else 1
     inputs = blocks.image_input(args)
-    x = layers.Conv2D(width, patch, strides=patch, name="patch_embed")(inputs)
-    x = layers.Reshape((grid[0] * grid[1], width), name="patch_tokens")(x)
-    x = PrefixTokens(prefix, name="prefix_tokens")(x)
-    x = PositionEmbedding(grid, prefix, name="position_embedding")(x)
+    x = embed(inputs, patch, width, grid, prefix)
     taps = {round(depth * q / 4) for q in (1, 2, 3, 4)}
     stages = []
     for i in range(depth):
