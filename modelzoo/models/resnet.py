@@ -161,49 +161,59 @@ def resnet(
         locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"resnet{depth}"
     )
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
-    stride_in_1x1 = v.check_bool("stride_in_1x1", stride_in_1x1)
-    zero_init = v.check_bool("zero_init_residual", zero_init_residual)
     counts, bottleneck = DEPTHS[depth]
-    shape = _bottleneck_shape(bottleneck, groups, width_per_group, se_ratio)
     block = bottleneck_block if bottleneck else basic_block
+    keywords = _block_keywords(
+        bottleneck, stride_in_1x1, zero_init_residual, groups, width_per_group, se_ratio
+    )
 
     inputs = blocks.image_input(args)
-    stem_width = max(1, round(64 * mult))
-    c1 = _conv(inputs, stem_width, 7, "conv1", strides=2)
+    c1 = _conv(inputs, max(1, round(64 * mult)), 7, "conv1", strides=2)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(c1)
     x = layers.MaxPooling2D(3, 2, name="pool1_pool")(x)
-    stages = [Stage(c1, 2)]
-    for s, n in enumerate(counts):
-        filters = max(1, round(64 * 2**s * mult))
-        for b in range(1, n + 1):
-            strides = 2 if (b == 1 and s > 0) else 1
-            name = f"conv{s + 2}_block{b}"
-            x = block(x, filters, strides, name, zero_init=zero_init, stride_in_1x1=stride_in_1x1, **shape)
-        stages.append(Stage(x, 2 ** (s + 2)))
+    x, stages = _residual_stages(x, counts, mult, block, keywords)
+    stages.insert(0, Stage(c1, 2))
 
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
 
 
-def _bottleneck_shape(bottleneck: bool, groups, width_per_group, se_ratio) -> dict:
-    """The checked ResNeXt, Wide ResNet and squeeze-excite keywords, as the blocks take them."""
+def _residual_stages(x, counts, mult: float, block, keywords: dict):
+    """conv2_x to conv5_x: ``counts`` blocks each, the first of conv3_x-conv5_x strided; the output
+    and each stage's ``Stage``."""
+    stages = []
+    for s, n in enumerate(counts):
+        filters = max(1, round(64 * 2**s * mult))
+        for b in range(1, n + 1):
+            strides = 2 if (b == 1 and s > 0) else 1
+            x = block(x, filters, strides, f"conv{s + 2}_block{b}", **keywords)
+        stages.append(Stage(x, 2 ** (s + 2)))
+    return x, stages
+
+
+def _block_keywords(
+    bottleneck: bool, stride_in_1x1, zero_init_residual, groups, width_per_group, se_ratio
+) -> dict:
+    """The checked block keywords: the stride's place, zero-initialised residuals, and ResNeXt's,
+    Wide ResNet's and squeeze-excite's shapes (bottleneck blocks only, but squeeze-excite)."""
+    keywords = {
+        "stride_in_1x1": v.check_bool("stride_in_1x1", stride_in_1x1),
+        "zero_init": v.check_bool("zero_init_residual", zero_init_residual),
+        "se_ratio": None,
+    }
+    if se_ratio is not None:
+        keywords["se_ratio"] = v.check_float(
+            "se_ratio", se_ratio, minimum=1e-3, maximum=1.0, include_max=True
+        )
     groups = v.check_int("groups", groups, minimum=1)
     width_per_group = v.check_int("width_per_group", width_per_group, minimum=1)
-    if se_ratio is not None:
-        se_ratio = v.check_float("se_ratio", se_ratio, minimum=1e-3, maximum=1.0, include_max=True)
     if not bottleneck and (groups, width_per_group) != (1, 64):
         raise v.UserError(
             f"groups={groups} and width_per_group={width_per_group} need bottleneck blocks (depth 50, "
             "101 or 152); ResNet-18/34's basic blocks take groups=1, width_per_group=64."
         )
-    return (
-        {"se_ratio": se_ratio}
-        if not bottleneck
-        else {
-            "groups": groups,
-            "width_per_group": width_per_group,
-            "se_ratio": se_ratio,
-        }
-    )
+    if bottleneck:
+        keywords.update(groups=groups, width_per_group=width_per_group)
+    return keywords
 
 
 def _variant(depth: int, count: str):
