@@ -14,14 +14,13 @@ functional graph (layers, their connections and symbolic shapes), which Keras bu
 every backend; on JAX they ran each model op by op and took a third of its suite's time.
 """
 
-import os
 import sys
 from xml.etree import ElementTree
 
 import pytest
 
 from tests import helpers
-from tests.helpers import ROOT, installed, subprocess_env
+from tests.helpers import ROOT, fast_compile_flags, installed, subprocess_env
 from tests.modelzoo.test_all_models import representatives
 
 SUITE = ["tests/modelzoo/test_all_models.py", "tests/modelzoo/test_text_models.py"]
@@ -65,12 +64,8 @@ def test_model_suite_passes_on_backend(backend, tmp_path):
         f"--junitxml={report}",
         "--durations=10",
     ]
-    # Compiling is most of JAX's time here, running little: LLVM at -O0 cut densenet121's build,
-    # first train step and first predict from 11.4, 28.8, 3.6 s to 7.3, 20.0, 2.0 s.
-    xla_flags = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
-    env = subprocess_env(
-        KERAS_BACKEND=backend, XLA_FLAGS=xla_flags, compile_cache=False
-    )  # one process: nothing to share
+    # Compiling is most of JAX's time here, running little. One process: no cache to share.
+    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=fast_compile_flags(), compile_cache=False)
     done = helpers.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840)
     tail = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail

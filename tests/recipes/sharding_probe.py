@@ -130,7 +130,8 @@ def compare(name, dist, start, ref_out, ref_losses, ref_final) -> dict:
 
 
 def refusals() -> dict:
-    """The one-line errors of ``sharding.make`` on 8 devices, and a dimension the mesh does not divide."""
+    """The one-line errors of ``sharding.make`` on 8 devices (and as if over two processes of 4), and
+    a dimension the mesh does not divide."""
     out = {}
     for key, args in {
         "mesh": ("model_parallel", "3x3", 8),
@@ -142,6 +143,13 @@ def refusals() -> dict:
             sharding.make(args[0], "bert_tiny", mesh=args[1], batch_size=args[2])
         except ValueError as err:
             out[key] = str(err)
+    real, sharding.processes = sharding.processes, lambda: (2, 4)  # as two processes of 4 devices
+    try:
+        sharding.make("model_parallel", "bert_tiny", mesh="1x8", batch_size=8)
+    except ValueError as err:
+        out["model_axis_across_processes"] = str(err)
+    finally:
+        sharding.processes = real
     dist = sharding.make("model_parallel", "bert_tiny", mesh="2x4", batch_size=8)
     keras.distribution.set_distribution(dist)
     modelzoo.create_model(

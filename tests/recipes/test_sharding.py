@@ -11,12 +11,13 @@ import pytest
 import modelzoo
 from recipes import sharding
 from tests import helpers
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, fast_compile_flags, subprocess_env
 
 
 @pytest.fixture(scope="module")
 def probe():
-    env = subprocess_env(JAX_NUM_CPU_DEVICES="8", KERAS_BACKEND="jax")
+    # 24 compiled steps of tiny models: compiling is its time
+    env = subprocess_env(JAX_NUM_CPU_DEVICES="8", KERAS_BACKEND="jax", XLA_FLAGS=fast_compile_flags())
     out = helpers.run(
         [sys.executable, "-m", "tests.recipes.sharding_probe"],
         env=env,
@@ -54,6 +55,10 @@ def test_a_bad_mesh_batch_or_name_is_one_line_and_an_indivisible_dimension_moves
     assert "batch_size=6 must be divisible by the mesh's batch axis (4 devices)" in said["batch"]
     assert "'data_parallel' puts every device on the batch axis" in said["dp_model_axis"]
     assert "distribution='pipeline' is invalid" in said["name"]
+    assert (
+        "mesh='1x8' over 2 processes of 4 devices each: the model axis (8) must fit within one process's devices"
+        in said["model_axis_across_processes"]
+    )
     # 2 heads and a 50-token vocabulary over a model axis of 4: split along a dimension 4 divides instead
     adjusted = said["adjusted"]
     assert adjusted["token_embedding/embeddings"] == [None, "model"]  # (50, 128): by hidden columns
