@@ -19,6 +19,8 @@ are converted to the zoo's layout:
 * ConvNeXt Tiny to XLarge: the same names without keras.applications' model-name prefix, its
   nested stem and downsampling models opened; the classifier is ``head_dense`` there; its 7x7
   ``Conv2D(groups=maps)`` is a ``DepthwiseConv2D`` here (the same weights, reshaped).
+* Xception: the same names; its shortcut convolutions and batch norms are unnamed there
+  (``block{i}_shortcut``, ``block{i}_shortcut_bn`` here) and paired in build order.
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
@@ -64,6 +66,7 @@ IMAGENET = {
             ("xlarge", "XLarge"),
         )
     },
+    "xception": ("Xception", {}),
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
     # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out
@@ -73,6 +76,9 @@ IMAGENET = {
         for suffix, kw in (("", {}), ("_075", {"alpha": 0.75}), ("_minimal", {"minimalistic": True}))
     },
 }
+# families whose keras.applications model leaves some weighted layers unnamed (Xception's shortcut
+# convolutions and batch norms): those pair in build order with the zoo's layers no name matched
+UNNAMED_THERE = ("xception",)
 # the classifier's names there, by family (others: "fc" here is "predictions" there)
 HEADS = {
     "vgg": {"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"},
@@ -165,7 +171,15 @@ def _pairs(model: keras.Model, reference: keras.Model, family: str) -> list[tupl
         return list(zip(ours, theirs)) + [(layer, None) for layer in ours[len(theirs) :]]
     theirs = {_unprefixed(layer.name, reference.name): layer for layer in _weighted(reference)}
     rename = HEADS.get(family, {"fc": "predictions"})
-    return [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
+    pairs = [(layer, theirs.get(rename.get(layer.name, layer.name))) for layer in ours]
+    if family in UNNAMED_THERE:  # the layers left on both sides, in build order
+        taken = {id(source) for _, source in pairs if source is not None}
+        left = iter(layer for layer in _weighted(reference) if id(layer) not in taken)
+        pairs = [
+            (layer, next(left, None) if source is None and not _in_head(layer) else source)
+            for layer, source in pairs
+        ]
+    return pairs
 
 
 def _reshaped(target, source, values: list) -> list:

@@ -34,6 +34,7 @@ CROP_FAMILIES = (
     "mobilenet",
     "mobilenet_v2",
     "efficientnet",
+    "xception",
 )
 
 

@@ -20,5 +20,6 @@ from modelzoo.models import (  # noqa: F401
     textcnn,
     vgg,
     vit,
+    xception,
     zfnet,
 )

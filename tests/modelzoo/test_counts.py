@@ -85,6 +85,7 @@ PINNED = {
     ),
     # EfficientNet: keras.applications' totals are 7 higher, its input Normalization's mean,
     # variance and count (inputs arrive normalised here).
+    "xception": (22_855_952, 22_910_480, "keras.applications Xception"),
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
@@ -173,6 +174,8 @@ PUBLISHED_MMACS = {
     "vit_base_patch16_224": 17_580,
     "vit_large_patch16_224": 61_600,
     "vit_base_patch32_224": 4_410,
+    # timm's legacy_xception, the paper's model with keras.applications' weights, at 299x299
+    "xception": 8_400,
     # timm's published GMACs for its SE ResNets (no paper gives these exact models' counts)
     "seresnet50": 4_110,
     "seresnext50_32x4d": 4_260,
