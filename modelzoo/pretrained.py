@@ -19,6 +19,8 @@ are converted to the zoo's layout:
 * ConvNeXt Tiny to XLarge: the same names without keras.applications' model-name prefix, its
   nested stem and downsampling models opened; the classifier is ``head_dense`` there; its 7x7
   ``Conv2D(groups=maps)`` is a ``DepthwiseConv2D`` here (the same weights, reshaped).
+* Inception v3: its convolutions and batch norms are unnamed there; paired in build order (the
+  zoo builds the branches in its order).
 * Xception: the same names; its shortcut convolutions and batch norms are unnamed there
   (``block{i}_shortcut``, ``block{i}_shortcut_bn`` here) and paired in build order.
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
@@ -67,6 +69,7 @@ IMAGENET = {
         )
     },
     "xception": ("Xception", {}),
+    "inception_v3": ("InceptionV3", {}),
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
     # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out
@@ -76,6 +79,9 @@ IMAGENET = {
         for suffix, kw in (("", {}), ("_075", {"alpha": 0.75}), ("_minimal", {"minimalistic": True}))
     },
 }
+# families paired layer by layer in build order (the names differ: DenseNet's; unnamed in
+# keras.applications' InceptionV3), shapes checked
+IN_BUILD_ORDER = ("densenet", "inception_v3")
 # families whose keras.applications model leaves some weighted layers unnamed (Xception's shortcut
 # convolutions and batch norms): those pair in build order with the zoo's layers no name matched
 UNNAMED_THERE = ("xception",)
@@ -166,7 +172,7 @@ def _in_head(layer) -> bool:
 def _pairs(model: keras.Model, reference: keras.Model, family: str) -> list[tuple]:
     """(zoo layer, keras.applications layer or None) for each of ``model``'s weighted layers."""
     ours = _weighted(model)
-    if family == "densenet":  # same layers in the same build order, other names
+    if family in IN_BUILD_ORDER:  # same layers in the same build order, other names
         theirs = _weighted(reference)
         return list(zip(ours, theirs)) + [(layer, None) for layer in ours[len(theirs) :]]
     theirs = {_unprefixed(layer.name, reference.name): layer for layer in _weighted(reference)}

@@ -35,6 +35,7 @@ CROP_FAMILIES = (
     "mobilenet_v2",
     "efficientnet",
     "xception",
+    "inception_v3",
 )
 
 

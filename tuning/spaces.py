@@ -202,6 +202,11 @@ ARCHITECTURE = {
         "model.width_multiplier": _c([0.25, 0.5, 1.0], default=1.0, why="Channels of every stage, scaled.")
     },
     "densenet": {"model.growth_rate": _c([12, 24, 32], default=32, why="Channels each dense layer adds.")},
+    "inception_v3": {
+        "model.width_multiplier": _c(
+            [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."
+        ),
+    },
     "xception": {
         "model.middle_blocks": _c(
             [4, 6, 8], default=8, why="Depth: the middle flow's repeated blocks (the paper's 8)."

@@ -8,6 +8,7 @@ from modelzoo.models import (  # noqa: F401
     efficientnet,
     googlenet,
     gpt,
+    inception_v3,
     lenet,
     mlp,
     mobilenet,

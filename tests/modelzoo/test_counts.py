@@ -86,6 +86,8 @@ PINNED = {
     # EfficientNet: keras.applications' totals are 7 higher, its input Normalization's mean,
     # variance and count (inputs arrive normalised here).
     "xception": (22_855_952, 22_910_480, "keras.applications Xception"),
+    # keras.applications' batch norms without scale, as here (torchvision's have one: 27,161,264 with its aux head)
+    "inception_v3": (23_817_352, 23_851_784, "keras.applications InceptionV3"),
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
@@ -153,6 +155,7 @@ TORCHVISION_GMACS = {
     "resnext50_32x4d": 4.23,
     "resnext101_32x8d": 16.41,
     "wide_resnet50_2": 11.40,
+    "inception_v3": 5.71,  # at 299x299
     # EfficientNet at each size's own input (B2: torchvision gives 1.09 at 288; the paper's below)
     "efficientnet_b0": 0.39,
     "efficientnet_b1": 0.69,
@@ -335,6 +338,17 @@ def test_googlenet_auxiliary_heads():
     assert [t.shape[-1] for t in new.outputs] == [4, 4, 4]
     with pytest.raises(ValueError, match="aux_logits"):
         modelzoo.googlenet(aux_logits=True, input_shape=(64, 64, 3))
+
+
+def test_inception_v3_auxiliary_head():
+    model = modelzoo.inception_v3(aux_logits=True, num_classes=10, width_multiplier=0.125)
+    assert [t.shape[-1] for t in model.outputs] == [10, 10]
+    assert [t._keras_history[0].name for t in model.outputs] == ["predictions", "aux_predictions"]
+    # section 4: on the last 17x17 grid, before the reduction to 8x8
+    assert model.get_layer("aux_pool").input.shape[1:3] == (17, 17)
+    assert [t.shape[-1] for t in modelzoo.reset_classifier(model, 4).outputs] == [4, 4]
+    with pytest.raises(ValueError, match="aux_logits=True needs input height and width of at least 299"):
+        modelzoo.inception_v3(aux_logits=True, input_shape=(224, 224, 3))
 
 
 def test_resnet_options():
