@@ -188,6 +188,11 @@ def conv_bn_act(
     return x
 
 
+def scaled(maps: int, multiplier: float) -> int:
+    """A layer's ``maps`` under a width multiplier: rounded, and at least one."""
+    return max(1, round(maps * multiplier))
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """``value`` rounded to the nearest multiple of ``divisor``, never more than 10% below it: the
     width rounding of the MobileNetV2 and EfficientNet reference code, which their published widths

@@ -36,7 +36,7 @@ class _Convs:
         self.mult = width_multiplier
 
     def __call__(self, x, filters: int, kernel, name: str, strides=1, padding="same"):
-        maps = max(1, round(filters * self.mult))
+        maps = blocks.scaled(filters, self.mult)
         x = layers.Conv2D(
             maps, kernel, strides=strides, padding=padding, use_bias=False, name=f"{name}_conv"
         )(x)

@@ -168,7 +168,7 @@ def resnet(
     )
 
     inputs = blocks.image_input(args)
-    c1 = _conv(inputs, max(1, round(64 * mult)), 7, "conv1", strides=2)
+    c1 = _conv(inputs, blocks.scaled(64, mult), 7, "conv1", strides=2)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(c1)
     x = layers.MaxPooling2D(3, 2, name="pool1_pool")(x)
     x, stages = _residual_stages(x, counts, mult, block, keywords)
@@ -182,7 +182,7 @@ def _residual_stages(x, counts, mult: float, block, keywords: dict):
     and each stage's ``Stage``."""
     stages = []
     for s, n in enumerate(counts):
-        filters = max(1, round(64 * 2**s * mult))
+        filters = blocks.scaled(64 * 2**s, mult)
         for b in range(1, n + 1):
             strides = 2 if (b == 1 and s > 0) else 1
             x = block(x, filters, strides, f"conv{s + 2}_block{b}", **keywords)

@@ -89,13 +89,13 @@ def resnet_v2(
     )
     inputs = blocks.image_input(args)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = layers.Conv2D(max(1, round(64 * mult)), 7, strides=2, name="conv1_conv")(x)
+    x = layers.Conv2D(blocks.scaled(64, mult), 7, strides=2, name="conv1_conv")(x)
     stages = [Stage(x, 2)]
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     counts = DEPTHS[depth]
     for s, n in enumerate(counts):
-        filters = max(1, round(64 * 2**s * mult))
+        filters = blocks.scaled(64 * 2**s, mult)
         for b in range(1, n + 1):
             strided = b == n and s < len(counts) - 1
             if strided:

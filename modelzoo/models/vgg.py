@@ -64,7 +64,7 @@ def vgg(
     inputs = blocks.image_input(args)
     x, stages = inputs, []
     for b, (convs, width) in enumerate(zip(CONFIGS[depth], WIDTHS), start=1):
-        filters = max(1, round(width * mult))
+        filters = blocks.scaled(width, mult)
         for i in range(1, convs + 1):
             cname = f"block{b}_conv{i}"
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", name=cname)(x)

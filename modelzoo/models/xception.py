@@ -103,7 +103,7 @@ def xception(
     )
 
     def width(maps):
-        return max(1, round(maps * mult))
+        return blocks.scaled(maps, mult)
 
     inputs = blocks.image_input(args)
     x = _stem(inputs, width)
