@@ -193,12 +193,13 @@ def scaled(maps: int, multiplier: float) -> int:
     return max(1, round(maps * multiplier))
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
+def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
     """``value`` rounded to the nearest multiple of ``divisor``, never more than 10% below it: the
     width rounding of the MobileNetV2 and EfficientNet reference code, which their published widths
-    follow."""
+    follow. ``round_limit=0`` drops the 10% guard, as EfficientNetV2's release (B3's 16 x 1.2 maps
+    round to 16 there, not 24)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
+    return rounded + divisor if rounded < round_limit * value else rounded
 
 
 def pad_for_stride(x, kernel_size: int, name: str):

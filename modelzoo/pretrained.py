@@ -57,6 +57,11 @@ IMAGENET = {
     "mobilenet_v2": ("MobileNetV2", {}),
     **{f"mobilenet_v2_{a:03d}": ("MobileNetV2", {"alpha": a / 100}) for a in (35, 50, 75, 130, 140)},
     **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}) for i in range(8)},
+    # the zoo's EfficientNetV2 takes normalised inputs: keras.applications' scaling is left out
+    **{
+        f"efficientnet_v2_{size}": (f"EfficientNetV2{size.upper()}", {"include_preprocessing": False})
+        for size in ("b0", "b1", "b2", "b3", "s", "m", "l")
+    },
     # the zoo's ConvNeXt takes normalised inputs: keras.applications' normalisation layer is left out
     **{
         f"convnext_{size}": (f"ConvNeXt{title}", {"include_preprocessing": False})
@@ -70,6 +75,7 @@ IMAGENET = {
     },
     "xception": ("Xception", {}),
     "inception_v3": ("InceptionV3", {}),
+    "inception_resnet_v2": ("InceptionResNetV2", {}),
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
     # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out
@@ -80,8 +86,8 @@ IMAGENET = {
     },
 }
 # families paired layer by layer in build order (the names differ: DenseNet's; unnamed in
-# keras.applications' InceptionV3), shapes checked
-IN_BUILD_ORDER = ("densenet", "inception_v3")
+# keras.applications' InceptionV3 and InceptionResNetV2), shapes checked
+IN_BUILD_ORDER = ("densenet", "inception_v3", "inception_resnet_v2")
 # families whose keras.applications model leaves some weighted layers unnamed (Xception's shortcut
 # convolutions and batch norms): those pair in build order with the zoo's layers no name matched
 UNNAMED_THERE = ("xception",)

@@ -8,7 +8,9 @@ list`` read it; this module imports no Keras until it counts. The model tests ke
 card fields are compared with the registry in every run, the counts with a fresh build in the
 slow run (``tests/modelzoo/test_all_models.py``).
 
-Regenerate after adding or changing a model: ``python -m modelzoo.table``.
+Regenerate after adding or changing a model: ``python -m modelzoo.table``. README's model table
+is rendered from the recorded table (``markdown``) and written between its two markers by ``python
+-m modelzoo.table --readme``; a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 PATH = Path(__file__).with_name("table.json")
-CARD = ("family", "task", "paper", "year", "default_input_shape")
+README = Path(__file__).parents[1] / "README.md"
+README_MARKERS = ("<!-- model table: python -m modelzoo.table --readme -->", "<!-- end of model table -->")
+CARD = ("family", "task", "paper", "year", "url", "reference", "default_input_shape")
 COUNTS = (
     "params",
     "trainable_params",
@@ -88,6 +92,45 @@ def write(path: Path = PATH) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _markdown_row(name: str, row: dict[str, Any]) -> str:
+    authors = row["paper"].split(",")[0]
+    paper = f"[{authors} {row['year']}]({row['url']})" if row["url"] else f"{authors} {row['year']}"
+    params = f"{row['trainable_params']:,} / {row['params']:,}"
+    shape = "x".join(str(d) for d in row["default_input_shape"] or ())
+    return f"| `{name}` | {paper} | {params} | {row['macs'] / 1e9:.4g} | {shape} | {row['reference']} |"
+
+
+def markdown(rows: dict[str, dict[str, Any]] | None = None) -> str:
+    """README's model table: one row per registered model, from the recorded counts."""
+    rows = load() if rows is None else rows
+    lines = [
+        "| model | paper | params (trainable / total) | GMACs | input | count follows |",
+        "|---|---|---|---|---|---|",
+    ]
+    return "\n".join(lines + [_markdown_row(name, row) for name, row in rows.items()])
+
+
+def readme_table(text: str) -> str:
+    """What stands between README's markers."""
+    begin, end = README_MARKERS
+    if begin not in text or end not in text:
+        raise ValueError(f"README has no model table markers {begin!r} ... {end!r}.")
+    return text.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def write_readme(path: Path = README) -> None:
+    """Put ``markdown()`` between README's markers."""
+    text = path.read_text()
+    old = readme_table(text)
+    path.write_text(text.replace(old, markdown(), 1))
+
+
 if __name__ == "__main__":
-    write()
-    print(f"wrote {PATH}")
+    import sys
+
+    if "--readme" in sys.argv[1:]:
+        write_readme()
+        print(f"wrote the model table in {README}")
+    else:
+        write()
+        print(f"wrote {PATH}")

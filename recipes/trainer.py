@@ -34,8 +34,10 @@ CROP_FAMILIES = (
     "mobilenet",
     "mobilenet_v2",
     "efficientnet",
+    "efficientnet_v2",
     "xception",
     "inception_v3",
+    "inception_resnet_v2",
 )
 
 

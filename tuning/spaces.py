@@ -207,6 +207,11 @@ ARCHITECTURE = {
             [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."
         ),
     },
+    "inception_resnet_v2": {
+        "model.width_multiplier": _c(
+            [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."
+        ),
+    },
     "xception": {
         "model.middle_blocks": _c(
             [4, 6, 8], default=8, why="Depth: the middle flow's repeated blocks (the paper's 8)."
@@ -263,6 +268,15 @@ ARCHITECTURE = {
             step=0.1,
             default=0.2,
             why="Stochastic depth: the last block's chance of skipping its branch (the paper: 0.2).",
+        )
+    },
+    "efficientnet_v2": {
+        "model.drop_path_rate": _f(
+            0.0,
+            0.3,
+            step=0.1,
+            default=0.2,
+            why="Stochastic depth: the last block's chance of skipping its branch (the release: 0.2).",
         )
     },
     "textcnn": {

@@ -73,6 +73,18 @@ def squeeze_excite(x, squeezed: int, prefix: str):
     return layers.Multiply(name=f"{prefix}se_excite")([x, se])
 
 
+def block_plan(first_strides, repeats, drop_path: float):
+    """Each block of the stages in order: (stage, strides, stochastic-depth rate, name prefix), the
+    rate rising linearly over the blocks to ``drop_path``, blocks named keras.applications' way
+    (``block2a_``, ``block2b_``...)."""
+    total, index = sum(repeats), 0
+    for stage, (first_stride, count) in enumerate(zip(first_strides, repeats)):
+        for i in range(count):
+            strides = first_stride if i == 0 else 1
+            yield stage, strides, drop_path * index / total, f"block{stage + 1}{chr(ord('a') + i)}_"
+            index += 1
+
+
 def mbconv(x, expansion: int, kernel: int, strides: int, filters: int, drop: float, prefix: str):
     """The MBConv block: 1x1 expand (skipped at 1), depthwise, squeeze-excite, 1x1 linear projection;
     with the same shape, a shortcut whose branch stochastic depth drops with probability ``drop``."""
@@ -141,17 +153,13 @@ def efficientnet(
     x = layers.Conv2D(blocks.make_divisible(32 * width), 3, strides=2, use_bias=False, name="stem_conv")(x)
     x = layers.Activation("swish", name="stem_activation")(_bn(x, "stem_bn"))
     repeats = [math.ceil(depth * n) for *_, n in STAGES]
-    stages, reduction, index = [], 2, 0
-    for stage, ((expansion, kernel, first_stride, _, maps, _), count) in enumerate(zip(STAGES, repeats)):
-        if first_stride == 2:
+    stages, reduction = [], 2
+    for stage, strides, drop, prefix in block_plan([row[2] for row in STAGES], repeats, drop_path):
+        if strides == 2:  # a stage's first block: the last block at the previous stride is a feature
             stages.append(Stage(x, reduction))
             reduction *= 2
-        for i in range(count):
-            drop = drop_path * index / sum(repeats)
-            prefix = f"block{stage + 1}{chr(ord('a') + i)}_"
-            strides = first_stride if i == 0 else 1
-            x = mbconv(x, expansion, kernel, strides, blocks.make_divisible(maps * width), drop, prefix)
-            index += 1
+        expansion, kernel, _, _, maps, _ = STAGES[stage]
+        x = mbconv(x, expansion, kernel, strides, blocks.make_divisible(maps * width), drop, prefix)
     stages.append(Stage(x, reduction))
     x = layers.Conv2D(blocks.make_divisible(1280 * width), 1, use_bias=False, name="top_conv")(x)
     x = layers.Activation("swish", name="top_activation")(_bn(x, "top_bn"))

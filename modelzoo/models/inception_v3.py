@@ -28,7 +28,7 @@ from modelzoo.registry import register_model
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
 
 
-class _Convs:
+class Convs:
     """Convolution, batch norm without scale, ReLU: every convolution of the network, its maps
     scaled by the width multiplier."""
 
@@ -49,9 +49,9 @@ def _pool_branch(x, conv, filters: int, name: str):
     return conv(x, filters, 1, f"{name}_pool_proj")
 
 
-def module_35(x, conv, pool_maps: int, name: str):
+def module_35(x, conv, pool_maps: int, name: str, one_maps: int = 64):
     """Figure 5: 1x1; 1x1 then 5x5 (keras.applications' form); 1x1 then two 3x3; pooling then 1x1."""
-    b1 = conv(x, 64, 1, f"{name}_1x1")
+    b1 = conv(x, one_maps, 1, f"{name}_1x1")
     b5 = conv(conv(x, 48, 1, f"{name}_5x5_reduce"), 64, 5, f"{name}_5x5")
     b3 = conv(x, 64, 1, f"{name}_3x3dbl_reduce")
     b3 = conv(conv(b3, 96, 3, f"{name}_3x3dbl_1"), 96, 3, f"{name}_3x3dbl_2")
@@ -104,7 +104,7 @@ def module_8(x, conv, name: str):
     return layers.Concatenate(name=name)([b1, b3, bd, _pool_branch(x, conv, 192, name)])
 
 
-def _stem(inputs, conv):
+def stem(inputs, conv):
     """Table 1's first rows: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35; the two stem stages."""
     x = conv(inputs, 32, 3, "conv1", strides=2, padding="valid")
     x = conv(x, 32, 3, "conv2", padding="valid")
@@ -171,9 +171,9 @@ def inception_v3(
             "aux_logits=True needs input height and width of at least 299 (its 5x5/3 pooling and 5x5 "
             f"convolution on the 17x17 grid), got input_shape={args.input_shape!r}."
         )
-    conv = _Convs(mult)
+    conv = Convs(mult)
     inputs = blocks.image_input(args)
-    x, stages = _stem(inputs, conv)
+    x, stages = stem(inputs, conv)
     m2, m7, x = _grids(x, conv)
     stages += [Stage(m2, 8), Stage(m7, 16), Stage(x, 32)]
 

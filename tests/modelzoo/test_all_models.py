@@ -143,6 +143,13 @@ def test_default_config_builds_and_is_counted(name):
     )
 
 
+def test_readme_model_table_is_rendered_from_the_recorded_table():
+    """README's table is never typed by hand: ``python -m modelzoo.table --readme`` writes it."""
+    written = table.readme_table(table.README.read_text())
+    assert written == table.markdown(), "README's model table is stale: run python -m modelzoo.table --readme"
+    assert written.count("\n| `") == len(ALL)
+
+
 def test_recorded_table_lists_every_model_with_its_card():
     recorded = table.load()
     assert sorted(recorded) == ALL, "modelzoo/table.json is stale: run python -m modelzoo.table"

@@ -88,6 +88,19 @@ PINNED = {
     "xception": (22_855_952, 22_910_480, "keras.applications Xception"),
     # keras.applications' batch norms without scale, as here (torchvision's have one: 27,161,264 with its aux head)
     "inception_v3": (23_817_352, 23_851_784, "keras.applications InceptionV3"),
+    "inception_resnet_v2": (55_813_192, 55_873_736, "keras.applications InceptionResNetV2"),
+    **{
+        f"efficientnet_v2_{size}": (trainable, total, f"keras.applications EfficientNetV2{size.upper()}")
+        for size, trainable, total in (
+            ("b0", 7_139_704, 7_200_312),
+            ("b1", 8_141_052, 8_212_124),
+            ("b2", 10_096_086, 10_178_374),
+            ("b3", 14_358_406, 14_467_622),
+            ("s", 21_458_488, 21_612_360),
+            ("m", 54_139_356, 54_431_388),
+            ("l", 118_515_272, 119_027_848),
+        )
+    },
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
@@ -156,6 +169,10 @@ TORCHVISION_GMACS = {
     "resnext101_32x8d": 16.41,
     "wide_resnet50_2": 11.40,
     "inception_v3": 5.71,  # at 299x299
+    # at 384, 480 and 480 (torchvision's EfficientNetV2 is the release's, as keras.applications')
+    "efficientnet_v2_s": 8.37,
+    "efficientnet_v2_m": 24.58,
+    "efficientnet_v2_l": 56.08,
     # EfficientNet at each size's own input (B2: torchvision gives 1.09 at 288; the paper's below)
     "efficientnet_b0": 0.39,
     "efficientnet_b1": 0.69,
@@ -179,6 +196,8 @@ PUBLISHED_MMACS = {
     "vit_base_patch32_224": 4_410,
     # timm's legacy_xception, the paper's model with keras.applications' weights, at 299x299
     "xception": 8_400,
+    # timm's inception_resnet_v2 (the TF-slim release, keras.applications' weights), at 299x299
+    "inception_resnet_v2": 13_180,
     # timm's published GMACs for its SE ResNets (no paper gives these exact models' counts)
     "seresnet50": 4_110,
     "seresnext50_32x4d": 4_260,
@@ -397,3 +416,21 @@ def test_deit_distillation_token_adds_a_token_and_a_second_head():
     assert modelzoo.count_params(modelzoo.deit_tiny_patch16_224(distilled=True))["params"] == 5_910_800
     new = modelzoo.reset_classifier(model, 7)
     assert [t.shape[-1] for t in new.outputs] == [7, 7]
+
+
+def test_efficientnet_v2_fuses_the_early_stages():
+    model = modelzoo.efficientnet_v2_b0()
+    names = {layer.name for layer in model.layers}
+    # Fused-MBConv (stages 1-3): at expansion 1 a 3x3 convolution with swish; else a strided 3x3
+    # expansion and a 1x1 projection; no depthwise convolution and no squeeze-excite
+    assert model.get_layer("block1a_project_conv").kernel.shape == (3, 3, 32, 16)
+    assert "block1a_project_activation" in names
+    assert model.get_layer("block2a_expand_conv").kernel.shape == (3, 3, 16, 64)
+    assert model.get_layer("block2a_expand_conv").strides == (2, 2)
+    assert not any(n.startswith(("block2a_dwconv", "block3b_se")) for n in names)
+    # MBConv (stages 4-6): depthwise 3x3 and squeeze-excite on a quarter of the block's input maps
+    assert model.get_layer("block4a_dwconv2").kernel.shape == (3, 3, 192, 1)
+    assert model.get_layer("block4a_se_reduce").filters == 12
+    # B3's widths round to multiples of 8 without EfficientNet's 10% guard: 16 x 1.2 -> 16
+    b3 = modelzoo.efficientnet_v2_b3(include_top=False, input_shape=(32, 32, 3))
+    assert b3.get_layer("block1a_project_conv").filters == 16

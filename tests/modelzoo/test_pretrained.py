@@ -63,9 +63,12 @@ CONVERTED = [
     "mobilenet_v3_small",
     "efficientnet_b0",
     "efficientnet_b2",
+    "efficientnet_v2_b0",
+    "efficientnet_v2_b3",
     "convnext_tiny",
     "xception",
     "inception_v3",
+    "inception_resnet_v2",
 ]
 
 
@@ -79,8 +82,8 @@ def test_every_family_with_imagenet_weights_has_its_conversion_tested():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONVERTED)
 def test_converted_backbones_give_the_reference_outputs(name):
-    # keras.applications' minimums: Xception 71, Inception v3 75
-    shape = (80, 80, 3) if name in ("xception", "inception_v3") else (64, 64, 3)
+    # keras.applications' minimums: Xception 71, Inception v3 and Inception-ResNet v2 75
+    shape = (80, 80, 3) if name in ("xception", "inception_v3", "inception_resnet_v2") else (64, 64, 3)
     ref = _randomise(
         pretrained.reference_constructor(name)(weights=None, include_top=False, input_shape=shape)
     )
