@@ -47,7 +47,16 @@ RANGES = {
     },
     **{
         name: (0, None, True, None)
-        for name in ("momentum", "weight_decay", "warmup_epochs", "l1", "l2", "input_noise", "focal_gamma")
+        for name in (
+            "momentum",
+            "weight_decay",
+            "warmup_epochs",
+            "l1",
+            "l2",
+            "input_noise",
+            "focal_gamma",
+            "precise_bn_samples",
+        )
     },
     "sequence_length": (4, None, True, None),
     "vocabulary_size": (16, None, True, None),
@@ -169,6 +178,9 @@ class TrainConfig:
         None  # model_parallel: "BATCHxMODEL" devices (e.g. "2x4"); None: every device on the batch axis
     )
     early_stopping_patience: int | None = None
+    # batch-norm statistics recomputed from this many training images before each validation, on
+    # one device (recipes.precise_bn: pycls's 8,192); 0: Keras's moving averages as they are
+    precise_bn_samples: int = 8192
     classes: list | None = (
         None  # keep only these classes (a new label set: digits 5-9, say), relabelled 0..k-1
     )
@@ -348,6 +360,7 @@ PARTS = {
         "step_gamma",
         "clipnorm",
         "early_stopping_patience",
+        "precise_bn_samples",
     ),
     "runtime": (
         "backend",

@@ -34,6 +34,7 @@ import modelzoo
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
+from recipes import precise_bn
 from recipes.runtime import Runtime
 
 
@@ -86,6 +87,11 @@ class Task:
 
     def callbacks(self, steps: int) -> list:
         return []
+
+    def statistics_batches(self, samples: int):
+        """At most ``samples`` training examples preprocessed as for evaluation, for precise
+        batch-norm statistics (``recipes.precise_bn``); None: the task offers none."""
+        return None
 
     def phases(self, runtime: Runtime) -> list:
         """``(end_epoch, setup)`` pairs trained in turn; ``setup`` (or None) runs before a phase
@@ -201,6 +207,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     # update, then the checkpoint (so it holds both), the logs, the caller's.
     every = [
         *task.callbacks(steps),
+        *_precise_bn(task, rt),
         tracker,
         StepCheckpoint(state, cfg.checkpoint_every),
         *log_callbacks(rt, run_dir),
@@ -218,6 +225,17 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
+
+
+def _precise_bn(task: Task, rt: Runtime) -> list:
+    """Precise batch-norm statistics before each validation, on one device (``precise_bn_samples``)."""
+    samples = task.cfg.precise_bn_samples
+    if not samples or rt.replicas > 1 or rt.distribution is not None or rt.adapt:
+        return []
+    batches = task.statistics_batches(samples)
+    if batches is None or not precise_bn.batch_norms(task.model):
+        return []
+    return [precise_bn.PreciseBatchNorm(batches)]
 
 
 def _before_fit(task: Task, rt: Runtime, model, start: int, callbacks: list) -> list:

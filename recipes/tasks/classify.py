@@ -5,6 +5,8 @@ class's recall."""
 
 from __future__ import annotations
 
+import math
+
 from recipes import data as data_lib
 from recipes import loop
 from recipes.trainer import (
@@ -60,6 +62,12 @@ class Classify(loop.Task):
 
     def validation(self):
         return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self._options())
+
+    def statistics_batches(self, samples):
+        train = self.data.train
+        head = train if getattr(train, "streamed", False) else train.take(slice(0, samples))
+        batches = data_lib.eval_batches(head, batch_size=self.cfg.batch_size, **self._options())
+        return batches.take(math.ceil(samples / self.cfg.batch_size))
 
     def callbacks(self, steps):
         cfg = self.cfg

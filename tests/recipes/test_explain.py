@@ -154,3 +154,39 @@ def test_explain_writes_overlays_and_measures_a_trained_run(tmp_path, capsys):
     assert "gradcam: 2 PNGs" in capsys.readouterr().out and not list((lenet / "explain").glob("*_cam.png"))
     assert ex.main([str(lenet), "--test", "2", "--method", "cam"]) == 2
     assert "'lenet5' has none (use --method gradcam)" in capsys.readouterr().err
+
+
+# Each family added for issue 16, at its test widths: Grad-CAM at its default layer, and CAM
+# wherever the layers after its global average pooling are affine.
+FAMILIES = (
+    "mobilenet_025",
+    "mobilenet_v2_035",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "efficientnet_v2_b0",
+    "convnext_tiny",
+    "xception",
+    "inception_v3",
+    "inception_resnet_v2",
+    "resnet50_v2",
+    "seresnext50_32x4d",
+)
+NON_AFFINE_HEADS = ("mobilenet_v3_small", "convnext_tiny")  # a hidden layer; a layer norm
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILIES)
+def test_cam_and_gradcam_on_every_conv_family(name):
+    model = modelzoo.create_model(
+        name, num_classes=4, input_shape=(128, 128, 3), **modelzoo.get_entry(name).tiny_config
+    )
+    x = np.random.default_rng(2).random((2, 128, 128, 3)).astype("float32")
+    classes = np.array([1, 3])
+    grad, logits = ex.gradcam(model, x, classes)
+    assert grad.ndim == 3 and grad.shape[0] == 2 and grad.shape[1] * grad.shape[2] > 1
+    assert np.all(np.isfinite(grad)) and np.all(grad >= 0) and logits.shape == (2, 4)
+    if name in NON_AFFINE_HEADS:  # CAM does not apply (its refusal: test_cam_and_gradcam_refuse_...)
+        return
+    cam, _ = ex.cam(model, x, classes)
+    # the default layer is the pooled map: Grad-CAM is ReLU(CAM) over its positions (Selvaraju et al. sec. 3.1)
+    np.testing.assert_allclose(grad, np.maximum(cam, 0) / (cam.shape[1] * cam.shape[2]), rtol=1e-3, atol=1e-6)
