@@ -207,6 +207,11 @@ ARCHITECTURE = {
             [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."
         ),
     },
+    "regnet": {
+        "model.width_multiplier": _c(
+            [0.5, 0.75, 1.0], default=1.0, why="Every stage's width, scaled (group widths with it)."
+        ),
+    },
     "inception_resnet_v2": {
         "model.width_multiplier": _c(
             [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."

@@ -17,6 +17,7 @@ from modelzoo.models import (  # noqa: F401
     mobilenet_v2,
     mobilenet_v3,
     nin,
+    regnet,
     resnet,
     resnet_v2,
     rnn,

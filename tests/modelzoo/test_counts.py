@@ -101,6 +101,37 @@ PINNED = {
             ("l", 118_515_272, 119_027_848),
         )
     },
+    # RegNet: generated from the paper's rule; equal to tf.keras 2's RegNetX002... (tf_keras 2.21,
+    # include_preprocessing=False; Keras 3 has no RegNet)
+    **{
+        f"regnet{kind}_{size}": (trainable, total, f"tf_keras RegNet{kind.upper()}{size}")
+        for kind, size, trainable, total in (
+            ("x", "002", 2_684_792, 2_705_640),
+            ("x", "004", 5_157_512, 5_194_184),
+            ("x", "006", 6_196_040, 6_229_320),
+            ("x", "008", 7_259_656, 7_296_968),
+            ("x", "016", 9_190_136, 9_233_640),
+            ("x", "032", 15_296_552, 15_359_112),
+            ("x", "040", 22_118_248, 22_194_312),
+            ("x", "064", 26_209_256, 26_283_464),
+            ("x", "080", 39_572_648, 39_663_112),
+            ("x", "120", 46_106_056, 46_202_440),
+            ("x", "160", 54_278_536, 54_389_704),
+            ("x", "320", 107_811_560, 107_973_576),
+            ("y", "002", 3_162_996, 3_183_844),
+            ("y", "004", 4_344_144, 4_371_296),
+            ("y", "006", 6_055_160, 6_084_920),
+            ("y", "008", 6_263_168, 6_293_056),
+            ("y", "016", 11_202_430, 11_255_102),
+            ("y", "032", 19_436_338, 19_502_498),
+            ("y", "040", 20_646_656, 20_708_928),
+            ("y", "064", 30_583_252, 30_665_684),
+            ("y", "080", 39_180_068, 39_265_812),
+            ("y", "120", 51_822_544, 51_918_928),
+            ("y", "160", 83_590_140, 83_712_956),
+            ("y", "320", 145_046_770, 145_205_058),
+        )
+    },
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
@@ -434,3 +465,47 @@ def test_efficientnet_v2_fuses_the_early_stages():
     # B3's widths round to multiples of 8 without EfficientNet's 10% guard: 16 x 1.2 -> 16
     b3 = modelzoo.efficientnet_v2_b3(include_top=False, input_shape=(32, 32, 3))
     assert b3.get_layer("block1a_project_conv").filters == 16
+
+
+# pycls's model zoo: each RegNet's GFLOPs (multiply-adds, one decimal) at 224x224
+PYCLS_GMACS = {
+    **dict(
+        zip(
+            (
+                f"regnetx_{n}"
+                for n in ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
+            ),
+            (0.2, 0.4, 0.6, 0.8, 1.6, 3.2, 4.0, 6.5, 8.0, 12.1, 15.9, 31.7),
+        )
+    ),
+    **dict(
+        zip(
+            (
+                f"regnety_{n}"
+                for n in ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
+            ),
+            (0.2, 0.4, 0.6, 0.8, 1.6, 3.2, 4.0, 6.4, 8.0, 12.1, 15.9, 32.3),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYCLS_GMACS))
+def test_regnet_macs_round_to_pycls_figures(name):
+    assert abs(modelzoo.model_info(name)["macs"] / 1e9 - PYCLS_GMACS[name]) <= 0.05 + 1e-9
+
+
+def test_regnet_stages_come_from_the_design_rule():
+    from modelzoo.models.regnet import REGNETX, REGNETY, stages_from_rule
+
+    # the paper's RegNetX-200MF: widths 24-56-152-368, depths 1-1-4-7, group width 8
+    assert stages_from_rule(*REGNETX["002"]) == ([24, 56, 152, 368], [1, 1, 4, 7], [8, 8, 8, 8])
+    # a group width above the first stage's width is capped at it (RegNetX-8.0GF: 120 > 80)
+    assert stages_from_rule(*REGNETX["080"]) == ([80, 240, 720, 1920], [2, 5, 15, 1], [80, 120, 120, 120])
+    assert stages_from_rule(*REGNETY["320"])[:2] == ([232, 696, 1392, 3712], [2, 5, 12, 1])
+    model = modelzoo.regnety_002()
+    # Y blocks: squeeze-excite on a quarter of the block's input width (stage 2's first: 56 -> 14)
+    assert model.get_layer("Stage_2_YBlock_0_squeeze_and_excite_squeeze").filters == 14
+    assert model.get_layer("Stage_2_YBlock_0_conv_3x3").groups == 152 // 8
+    with pytest.raises(ValueError, match="stage_depths"):
+        modelzoo.regnetx_002(stage_depths=(1, 1, 1))
