@@ -29,6 +29,7 @@ from keras import layers
 from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
+from modelzoo.deformable import DeformableConv2D
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
@@ -83,16 +84,34 @@ def bottleneck_block(
     groups: int = 1,
     width_per_group: int = 64,
     se_ratio=None,
+    deformable: bool = False,
+    modulated: bool = False,
 ):
-    """1x1 reduce, 3x3 (in ``groups`` paths), 1x1 expand to 4x ``filters`` (ResNet-50/101/152).
+    """1x1 reduce, 3x3 (in ``groups`` paths; deformable with ``deformable``), 1x1 expand to 4x
+    ``filters`` (ResNet-50/101/152).
     The inner maps are ``filters * width_per_group / 64 * groups`` (torchvision's rule: ResNet's
     own ``filters`` at the defaults)."""
     inner = int(filters * width_per_group / 64) * groups
     shortcut = _shortcut(x, 4 * filters, strides, name)
     y = _conv(x, inner, 1, f"{name}_1", strides=strides if stride_in_1x1 else 1)
-    y = _conv(y, inner, 3, f"{name}_2", strides=1 if stride_in_1x1 else strides, groups=groups)
+    if deformable:
+        y = _deformable_conv(y, inner, f"{name}_2", 1 if stride_in_1x1 else strides, modulated)
+    else:
+        y = _conv(y, inner, 3, f"{name}_2", strides=1 if stride_in_1x1 else strides, groups=groups)
     y = _conv(y, 4 * filters, 1, f"{name}_3", activation=None, zero_gamma=zero_init)
     return _merge(shortcut, _squeeze_excite(y, se_ratio, name), name)
+
+
+def _deformable_conv(y, maps: int, name: str, strides: int, modulated: bool):
+    """The bottleneck's 3x3 as a deformable convolution (Dai et al. 2017; modulated: Zhu et al.
+    2019), then batch norm and ReLU."""
+    y = DeformableConv2D(maps, 3, strides=strides, modulated=modulated, use_bias=False, name=f"{name}_conv")(
+        y
+    )
+    y = layers.BatchNormalization(epsilon=_BN["bn_epsilon"], momentum=_BN["bn_momentum"], name=f"{name}_bn")(
+        y
+    )
+    return layers.Activation("relu", name=f"{name}_relu")(y)
 
 
 def _squeeze_excite(y, se_ratio, name):
@@ -146,6 +165,8 @@ def resnet(
     groups=1,
     width_per_group=64,
     se_ratio=None,
+    deformable_stages=(),
+    deformable_modulated=False,
 ):
     """ResNet of any Table 1 depth (18, 34, 50, 101, 152).
 
@@ -154,6 +175,8 @@ def resnet(
     every residual block begins as the identity. ``dropout_rate`` is applied before the classifier.
     ``groups`` and ``width_per_group`` shape the bottleneck's 3x3 (ResNeXt, Wide ResNet; basic
     blocks take neither, as in torchvision); ``se_ratio`` adds squeeze-and-excitation.
+    ``deformable_stages`` (of 3, 4, 5) makes those stages' bottleneck 3x3s deformable (Dai et al.
+    2017; ``deformable_modulated``: Zhu et al. 2019's v2).
     Stages: conv1 (stride 2), conv2_x (4), conv3_x (8), conv4_x (16), conv5_x (32).
     """
     depth = v.check_choice("depth", depth, sorted(DEPTHS))
@@ -166,6 +189,7 @@ def resnet(
     keywords = _block_keywords(
         bottleneck, stride_in_1x1, zero_init_residual, groups, width_per_group, se_ratio
     )
+    keywords.update(_deformable_keywords(bottleneck, groups, deformable_stages, deformable_modulated))
 
     inputs = blocks.image_input(args)
     c1 = _conv(inputs, blocks.scaled(64, mult), 7, "conv1", strides=2)
@@ -181,8 +205,12 @@ def _residual_stages(x, counts, mult: float, block, keywords: dict):
     """conv2_x to conv5_x: ``counts`` blocks each, the first of conv3_x-conv5_x strided; the output
     and each stage's ``Stage``."""
     stages = []
+    keywords = dict(keywords)
+    deformable = keywords.pop("deformable_stages", ())
     for s, n in enumerate(counts):
         filters = blocks.scaled(64 * 2**s, mult)
+        if deformable:
+            keywords["deformable"] = s + 2 in deformable
         for b in range(1, n + 1):
             strides = 2 if (b == 1 and s > 0) else 1
             x = block(x, filters, strides, f"conv{s + 2}_block{b}", **keywords)
@@ -214,6 +242,19 @@ def _block_keywords(
     if bottleneck:
         keywords.update(groups=groups, width_per_group=width_per_group)
     return keywords
+
+
+def _deformable_keywords(bottleneck: bool, groups, stages, modulated) -> dict:
+    """Which stages' 3x3s are deformable (bottleneck blocks without groups only)."""
+    stages = tuple(stages or ())
+    if any(s not in (2, 3, 4, 5) for s in stages) or len(set(stages)) != len(stages):
+        raise v.UserError(f"deformable_stages must be distinct stages of 2, 3, 4, 5; got {stages!r}.")
+    modulated = v.check_bool("deformable_modulated", modulated)
+    if stages and (not bottleneck or groups != 1):
+        raise v.UserError(
+            f"deformable_stages={stages!r} needs bottleneck blocks (depth 50, 101 or 152) without groups."
+        )
+    return {"deformable_stages": stages, "modulated": modulated} if stages else {}
 
 
 def _variant(depth: int, count: str):
@@ -296,4 +337,21 @@ seresnext50_32x4d = _descendant(
     groups=32,
     width_per_group=4,
     se_ratio=1 / 16,
+)
+resnet50_dcn = register_model(
+    make_variant(
+        resnet,
+        "resnet50_dcn",
+        "ResNet-50 with deformable 3x3 convolutions in conv3_x-conv5_x (Dai et al. 2017, section 3; "
+        "``deformable_modulated=True``: Zhu et al. 2019's v2). See ``resnet``.",
+        defaults={"name": "resnet50_dcn"},
+        depth=50,
+        deformable_stages=(3, 4, 5),
+    ),
+    reference="torchvision resnet50 + one 3x3 offset convolution (18 maps, bias) per deformable 3x3: 26,137,874",
+    paper="Dai, Qi, Xiong, Li, Zhang, Hu & Wei, Deformable convolutional networks",
+    year=2017,
+    url="https://arxiv.org/abs/1703.06211",
+    min_input_size=32,
+    tiny_config={"width_multiplier": 0.25},
 )

@@ -38,8 +38,8 @@ def representatives() -> list[str]:
 
 
 # Blocks a family's smallest model lacks: ResNet's bottleneck (with ResNeXt's grouped 3x3 and
-# squeeze-excite), VGG with batch norm, the LSTM cell.
-EXTRA_PATHS = ("seresnext50_32x4d", "vgg11_bn", "lstm_classifier")
+# squeeze-excite; deformable convolutions), VGG with batch norm, the LSTM cell.
+EXTRA_PATHS = ("seresnext50_32x4d", "resnet50_dcn", "vgg11_bn", "lstm_classifier")
 REPRESENTATIVES = representatives()
 # The forward pass runs every model on TensorFlow; the other backends run their representatives
 # (tests/test_backends.py). Training steps and save/load run the representatives on every backend:

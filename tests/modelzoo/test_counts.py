@@ -132,6 +132,8 @@ PINNED = {
             ("y", "320", 145_046_770, 145_205_058),
         )
     },
+    # ResNet-50 + a 3x3 offset convolution (18 maps, bias) per deformable 3x3 (13 in conv3-5_x)
+    "resnet50_dcn": (26_137_874, 26_190_994, "torchvision resnet50 + offset convolutions (arithmetic)"),
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
