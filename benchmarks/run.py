@@ -43,7 +43,16 @@ from pathlib import Path
 
 # zoo models timed against the keras.applications model of the same architecture (the constructor
 # and arguments its ImageNet weights convert from: modelzoo.pretrained.IMAGENET)
-PAIRS = ("vgg16", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0", "convnext_tiny")
+PAIRS = (
+    "vgg16",
+    "resnet50",
+    "densenet121",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_v2_b0",
+    "convnext_tiny",
+    "inception_v3",
+)
 # zoo BERT -> keras-hub's classifier on a BertBackbone of the same size (2 classes, random tokens)
 TEXT_PAIRS = ("bert_small", "bert_base")
 # recipes whose real data pipeline is timed against a cached batch
