@@ -10,7 +10,9 @@ Two heat maps, each upsampled to the input and laid over the image as a PNG:
   model's logits, so a model whose head is not affine is refused rather than explained wrongly.
 - Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391): for any conv net, the
   feature maps of one layer (default: the last with more than one position) weighted by the
-  spatial mean of the class logit's gradient, then ReLU.
+  spatial mean of the class logit's gradient, then ReLU. In a Vision Transformer the default
+  layer is the last block's first layer norm (the pytorch-grad-cam project's choice): its patch
+  tokens, the prefix tokens left out, laid back on the patch grid.
 
 ``--test N`` explains the first N test images of the run's data set and writes ``explain.json``
 with the share of images whose heat-map peak lies on the image's bright pixels (the ink of a
@@ -94,17 +96,40 @@ def cam(model, x, classes):
     return scores[np.arange(n), :, :, classes], logits
 
 
+def token_grid(model):
+    """A Vision Transformer's (prefix tokens, patch grid), read off its position embedding; None
+    for a conv net."""
+    for layer in model.layers:
+        if hasattr(layer, "grid") and hasattr(layer, "prefix"):
+            return layer.prefix, layer.grid
+    return None
+
+
+def _is_token_map(shape, tokens) -> bool:
+    """A (N, prefix + h w, D) output of a model with ``tokens`` = (prefix, (h, w))."""
+    return tokens is not None and len(shape) == 3 and shape[1] == tokens[0] + tokens[1][0] * tokens[1][1]
+
+
 def default_gradcam_layer(model) -> str:
-    """The last layer whose output is a feature map with more than one position."""
+    """The last layer whose output is a feature map with more than one position; in a Vision
+    Transformer, its last block's first layer norm (the patch tokens as a grid: after the last
+    block's attention they no longer reach the class token, so their gradient is zero)."""
     import keras
 
     from modelzoo.validation import UserError
 
+    tokens = token_grid(model)
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             break
         shape = layer.output.shape
-        if shape and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
+        if (
+            tokens is not None
+        ):  # the last block's first layer norm: its patch tokens still reach the class token
+            norm1 = isinstance(layer, keras.layers.LayerNormalization) and layer.name.endswith("norm1")
+            if norm1 and _is_token_map(shape, tokens):
+                return layer.name
+        elif shape and len(shape) == 4 and (shape[1] or 0) * (shape[2] or 0) > 1:
             return layer.name
     raise UserError(
         f"{model.name!r} has no feature map with more than one position: CAM and Grad-CAM need a conv net."
@@ -152,6 +177,10 @@ def gradcam(model, x, classes, layer: str | None = None):
     maps, grads, logits = _gradcam_parts(model, target.name)(
         tf.convert_to_tensor(x), tf.convert_to_tensor(classes)
     )
+    tokens = token_grid(model)
+    if _is_token_map(maps.shape, tokens):  # patch tokens back on their grid, row by row
+        prefix, grid = tokens
+        maps, grads = (tf.reshape(t[:, prefix:], (-1, *grid, t.shape[-1])) for t in (maps, grads))
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     return np.maximum(np.asarray(tf.reduce_sum(weights * maps, axis=-1)), 0.0), np.asarray(logits)
 
@@ -347,7 +376,8 @@ def main(argv=None, prog="python -m recipes.explain") -> int:
         help="default: CAM where the model ends in global average pooling, and Grad-CAM",
     )
     p.add_argument(
-        "--layer", help="Grad-CAM's layer (default: the last feature map with more than one position)"
+        "--layer",
+        help="Grad-CAM's layer (default: the last feature map with more than one position; a ViT's last block)",
     )
     p.add_argument("--out", help="folder for the PNGs (default: RUN_DIR/explain)")
     p.add_argument(

@@ -175,7 +175,7 @@ def resnet(
     every residual block begins as the identity. ``dropout_rate`` is applied before the classifier.
     ``groups`` and ``width_per_group`` shape the bottleneck's 3x3 (ResNeXt, Wide ResNet; basic
     blocks take neither, as in torchvision); ``se_ratio`` adds squeeze-and-excitation.
-    ``deformable_stages`` (of 3, 4, 5) makes those stages' bottleneck 3x3s deformable (Dai et al.
+    ``deformable_stages`` (any of 2-5) makes those stages' bottleneck 3x3s deformable (Dai et al.
     2017; ``deformable_modulated``: Zhu et al. 2019's v2).
     Stages: conv1 (stride 2), conv2_x (4), conv3_x (8), conv4_x (16), conv5_x (32).
     """
@@ -186,10 +186,7 @@ def resnet(
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
     counts, bottleneck = DEPTHS[depth]
     block = bottleneck_block if bottleneck else basic_block
-    keywords = _block_keywords(
-        bottleneck, stride_in_1x1, zero_init_residual, groups, width_per_group, se_ratio
-    )
-    keywords.update(_deformable_keywords(bottleneck, groups, deformable_stages, deformable_modulated))
+    keywords = _block_keywords(bottleneck, locals())
 
     inputs = blocks.image_input(args)
     c1 = _conv(inputs, blocks.scaled(64, mult), 7, "conv1", strides=2)
@@ -218,15 +215,16 @@ def _residual_stages(x, counts, mult: float, block, keywords: dict):
     return x, stages
 
 
-def _block_keywords(
-    bottleneck: bool, stride_in_1x1, zero_init_residual, groups, width_per_group, se_ratio
-) -> dict:
-    """The checked block keywords: the stride's place, zero-initialised residuals, and ResNeXt's,
-    Wide ResNet's and squeeze-excite's shapes (bottleneck blocks only, but squeeze-excite)."""
+def _block_keywords(bottleneck: bool, given: dict) -> dict:
+    """The checked block keywords from ``resnet``'s arguments (``given``): the stride's place,
+    zero-initialised residuals, ResNeXt's, Wide ResNet's and squeeze-excite's shapes (bottleneck
+    blocks only, but squeeze-excite), and the deformable stages."""
+    se_ratio, groups, width_per_group = given["se_ratio"], given["groups"], given["width_per_group"]
     keywords = {
-        "stride_in_1x1": v.check_bool("stride_in_1x1", stride_in_1x1),
-        "zero_init": v.check_bool("zero_init_residual", zero_init_residual),
+        "stride_in_1x1": v.check_bool("stride_in_1x1", given["stride_in_1x1"]),
+        "zero_init": v.check_bool("zero_init_residual", given["zero_init_residual"]),
         "se_ratio": None,
+        **_deformable_keywords(bottleneck, groups, given["deformable_stages"], given["deformable_modulated"]),
     }
     if se_ratio is not None:
         keywords["se_ratio"] = v.check_float(

@@ -125,7 +125,9 @@ def test_list_models_filters_and_wildcards():
         "resnet18",
         "resnet34",
         "resnet50",
+        "resnet50_dcn",
     ]
+    assert modelzoo.list_models("resnet*", exclude=["*_v2", "*_dcn"])[-1] == "resnet50"
     assert modelzoo.list_models("resnet*_v2") == ["resnet101_v2", "resnet152_v2", "resnet50_v2"]
     assert modelzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert modelzoo.list_models(["lenet*", "mlp"]) == ["lenet5", "mlp"]

@@ -190,3 +190,29 @@ def test_cam_and_gradcam_on_every_conv_family(name):
     cam, _ = ex.cam(model, x, classes)
     # the default layer is the pooled map: Grad-CAM is ReLU(CAM) over its positions (Selvaraju et al. sec. 3.1)
     np.testing.assert_allclose(grad, np.maximum(cam, 0) / (cam.shape[1] * cam.shape[2]), rtol=1e-3, atol=1e-6)
+
+
+def test_vit_gradcam_is_its_last_blocks_patch_tokens_on_the_patch_grid():
+    import tensorflow as tf
+
+    from recipes.trainer import logits_tensor
+
+    tiny = modelzoo.get_entry("vit_tiny_patch16_224").tiny_config
+    vit = modelzoo.create_model("vit_tiny_patch16_224", num_classes=4, input_shape=(64, 48, 3), **tiny)
+    x = np.random.default_rng(3).random((2, 64, 48, 3)).astype("float32")
+    classes = np.array([0, 2])
+    layer = ex.default_gradcam_layer(vit)
+    assert ex.token_grid(vit) == (1, (4, 3)) and layer.endswith("_norm1")
+    assert vit.get_layer(layer).output.shape[1] == 1 + 12
+    grad, _ = ex.gradcam(vit, x, classes)
+    # by hand: the class logit's gradient over the 12 patch tokens (the class token dropped),
+    # averaged into one weight per channel, the weighted tokens summed, ReLU, laid out row by row
+    both = keras.Model(vit.input, [vit.get_layer(layer).output, logits_tensor(vit)])
+    with tf.GradientTape() as tape:
+        tokens, logits = both(x, training=False)
+        score = tf.gather(logits, classes, axis=1, batch_dims=1)
+    grads = np.asarray(tape.gradient(score, tokens))[:, 1:]
+    tokens = np.asarray(tokens)[:, 1:]
+    expected = np.maximum(np.einsum("ntd,nd->nt", tokens, grads.mean(axis=1)), 0).reshape(2, 4, 3)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
+    assert grad.max() > 0
