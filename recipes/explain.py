@@ -99,8 +99,10 @@ def cam(model, x, classes):
 def token_grid(model):
     """A Vision Transformer's (prefix tokens, patch grid), read off its position embedding; None
     for a conv net."""
+    from modelzoo.models.vit import PositionEmbedding
+
     for layer in model.layers:
-        if hasattr(layer, "grid") and hasattr(layer, "prefix"):
+        if isinstance(layer, PositionEmbedding):
             return layer.prefix, layer.grid
     return None
 
