@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 
 # zoo models timed against the keras.applications model of the same architecture (the constructor
-# and arguments its ImageNet weights convert from: modelzoo.pretrained.IMAGENET)
+# and arguments its ImageNet weights convert from: modelzoo.pretrained.IMAGENET); the ViT against
+# keras-hub's ViTImageClassifier on a ViTBackbone of the same size (keras.applications has no ViT)
 PAIRS = (
     "vgg16",
     "resnet50",
@@ -52,6 +53,7 @@ PAIRS = (
     "efficientnet_v2_b0",
     "convnext_tiny",
     "inception_v3",
+    "vit_base_patch16_224",
 )
 # zoo BERT -> keras-hub's classifier on a BertBackbone of the same size (2 classes, random tokens)
 TEXT_PAIRS = ("bert_small", "bert_base")
@@ -274,6 +276,8 @@ def _build_pair(name: str, settings: Settings):
 
     if name.startswith("bert"):
         return _build_text_pair(name, settings)
+    if name.startswith("vit"):
+        return _build_vit_pair(name, settings)
     shape = (settings.image_size, settings.image_size, 3)
     x = np.random.default_rng(0).random((settings.batch_size, *shape), dtype="float32")
     y = _labels(settings.batch_size, 1000)
@@ -283,6 +287,48 @@ def _build_pair(name: str, settings: Settings):
     return Subject(name, zoo, x, y, settings), Subject(
         f"keras.applications.{constructor.func.__name__}", ref, x, y, settings
     )
+
+
+def _build_vit_pair(name: str, settings: Settings):
+    """A zoo ViT and keras-hub's ``ViTImageClassifier`` of the same size (``hub_vit``), fed the
+    same batch."""
+    import numpy as np
+
+    import modelzoo
+
+    shape = (settings.image_size, settings.image_size, 3)
+    zoo = modelzoo.create_model(name, num_classes=1000, input_shape=shape, classifier_activation=None)
+    x = np.random.default_rng(0).random((settings.batch_size, *shape), dtype="float32")
+    y = _labels(settings.batch_size, 1000)
+    zoo_subject = Subject(name, zoo, x, y, settings, from_logits=True)
+    ref_subject = Subject(
+        "keras_hub.ViTImageClassifier",
+        hub_vit(zoo),
+        x,
+        y,
+        settings,
+        flops=zoo_subject.flops,
+        from_logits=True,
+    )
+    return zoo_subject, ref_subject
+
+
+def hub_vit(zoo):
+    """keras-hub's ``ViTImageClassifier`` on a ``ViTBackbone`` read off a zoo ViT: its input, patch,
+    depth, heads, width and MLP width (class token, pre-norm blocks, logits on the class token)."""
+    import keras_hub
+
+    block = zoo.get_layer("block0_attn")
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=tuple(zoo.inputs[0].shape[1:]),
+        patch_size=zoo.get_layer("patch_embed").kernel_size[0],
+        num_layers=sum(layer.name.endswith("_attn") for layer in zoo.layers),
+        num_heads=block.num_heads,
+        hidden_dim=block.num_heads * block.key_dim,
+        mlp_dim=zoo.get_layer("block0_mlp_fc1").units,
+    )
+    classes = zoo.get_layer("fc").units
+    return keras_hub.models.ViTImageClassifier(backbone, num_classes=classes, preprocessor=None)
 
 
 def _build_text_pair(name: str, settings: Settings):

@@ -27,6 +27,7 @@ CHOICES = {
     "distribution": ("auto", "off", "data_parallel", "model_parallel"),
     "crop_mode": ("pad", "random_resized", "scale_jitter"),
     "normalize": ("none", "imagenet_mean", "imagenet_mean_std"),
+    "distill_targets": ("soft", "hard"),
 }
 # Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
 RANGES = {
@@ -189,7 +190,13 @@ class TrainConfig:
     temperature: float = (
         4.0  # distillation: the teacher's and student's logits are divided by this (Hinton et al. 2015)
     )
-    distill_weight: float = 0.9  # distillation: weight of the soft-target loss; the labels get 1 minus it
+    distill_weight: float = 0.9  # distillation: weight of the teacher's loss; the labels get 1 minus it
+    # distillation: "soft", the teacher's softened distribution (Hinton et al. 2015); "hard", its
+    # top class under cross-entropy, temperature unused (Touvron et al. 2021)
+    distill_targets: str = "soft"
+    # distillation: the student gets DeiT's distillation token (a ViT built with distilled=True):
+    # the labels train the class token's head, the teacher the token's head; it predicts with both
+    distill_token: bool = False
     init_from: str | None = (
         None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
     )
@@ -392,7 +399,7 @@ PARTS = {
         "freeze_epochs",
         "unfreeze_lr_scale",
     ),
-    "distillation": ("temperature", "distill_weight"),
+    "distillation": ("temperature", "distill_weight", "distill_targets", "distill_token"),
 }
 COMMON = ("model", "data", "optimization", "runtime")
 RECIPES = {

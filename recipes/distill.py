@@ -1,6 +1,7 @@
 """Knowledge distillation (Hinton et al. 2015) with Keras's own ``keras.distillation.Distiller``:
-``python -m recipes.distill TEACHER_RUN STUDENT [--temperature 4] [--distill-weight 0.9] [--set ...]``
-(both are config fields too, so a recipe YAML can hold them).
+``python -m recipes.distill TEACHER_RUN STUDENT [--temperature 4] [--distill-weight 0.9]
+[--targets soft|hard] [--token] [--set ...]`` (each is a config field too, so a recipe YAML can hold
+them).
 
 The teacher is a finished run folder (its model, frozen; its data set unless ``--dataset`` says
 otherwise); the student is any zoo model, built at the teacher's input size unless ``image_size``
@@ -9,6 +10,10 @@ learns from the labels (weight ``1 - distill_weight``) and from the teacher's lo
 ``temperature`` (``keras.distillation.LogitsDistillation``, weight ``distill_weight``). Training
 runs on the recipes' machinery (strategy, checkpoints and exact resume, run folder); the run's
 ``model.keras`` is the student alone, with the usual softmax output.
+
+DeiT (Touvron et al. 2021): ``--targets hard`` learns the teacher's top class instead of its soft
+distribution; ``--token`` gives a ViT student DeiT's distillation token, whose head alone learns
+from the teacher (``recipes.tasks.distill``).
 """
 
 from __future__ import annotations
@@ -28,11 +33,10 @@ def distill(cfg, teacher_run) -> dict:
     return loop.run(Distill(cfg, teacher_run))
 
 
-def main(argv=None, prog="python -m recipes.distill") -> int:
-    from recipes.train import FLAGS, build_parser
+def _parser(prog):
+    """The train command's flags, the teacher's run folder, the student and distillation's own."""
+    from recipes.train import build_parser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    select_backend(argv)
     parser = build_parser(
         prog,
         positional="the teacher's run folder",
@@ -48,7 +52,28 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
         type=float,
         help="weight of the distillation loss; the labels get 1 minus it (default 0.9)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--targets",
+        dest="distill_targets",
+        choices=("soft", "hard"),
+        help="the teacher's softened distribution (soft, default) or its top class (hard, DeiT's)",
+    )
+    parser.add_argument(
+        "--token",
+        dest="distill_token",
+        action="store_const",
+        const=True,
+        help="a ViT student learns from the teacher through DeiT's distillation token",
+    )
+    return parser
+
+
+def main(argv=None, prog="python -m recipes.distill") -> int:
+    from recipes.train import FLAGS
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    select_backend(argv)
+    args = _parser(prog).parse_args(argv)
 
     def go():
         from modelzoo.validation import UserError
@@ -64,7 +89,7 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
         overrides.update(
             {
                 k: getattr(args, k)
-                for k in (*FLAGS, "temperature", "distill_weight")
+                for k in (*FLAGS, "temperature", "distill_weight", "distill_targets", "distill_token")
                 if getattr(args, k) is not None
             }
         )

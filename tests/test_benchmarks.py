@@ -98,3 +98,19 @@ def test_settings_are_sane_for_every_mode():
         and bench.settings_for("full", "gpu").jit_compile
     )
     assert bench.settings_for("full", "cpu").precision == "float32"
+
+
+def test_vit_pair_is_keras_hubs_classifier_of_the_same_size():
+    # keras.applications has no ViT: the pair is keras-hub's ViTImageClassifier on a ViTBackbone
+    # read off the zoo model (patch, depth, heads, widths), so both sides have the same weights
+    import modelzoo
+
+    zoo = modelzoo.create_model(
+        "vit_tiny_patch16_224", num_classes=7, input_shape=(48, 32, 3), depth=2, width=24, heads=3
+    )
+    hub = bench.hub_vit(zoo)
+    assert type(hub).__name__ == "ViTImageClassifier" and tuple(hub.inputs[0].shape[1:]) == (48, 32, 3)
+    assert hub.count_params() == zoo.count_params()
+    sizes = [sorted(math.prod(w.shape) for w in m.weights) for m in (hub, zoo)]
+    assert sizes[0] == sizes[1]  # weight for weight (the position table is (7, 24) there, (1, 7, 24) here)
+    assert "vit_base_patch16_224" in bench.PAIRS
