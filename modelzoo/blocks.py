@@ -355,3 +355,30 @@ def drop_path(x, rate: float, name: str):
     if rate <= 0:
         return x
     return layers.Dropout(rate, noise_shape=(None,) + (1,) * (len(x.shape) - 1), name=name)(x)
+
+
+def squeeze_excite(x, squeezed: int, names: dict, inner: str = "relu", gate: str = "sigmoid"):
+    """Squeeze-and-excitation (Hu et al. 2018), written once for every family: channel gates from
+    the pooled maps, through a bottleneck of ``squeezed`` units (``inner`` activation), then
+    ``gate``, multiplied into the maps.
+
+    ``names`` holds each layer's name in its family's reference, so weights convert by name:
+    ``pool``, ``reduce``, ``expand`` and ``excite`` always; ``reshape`` where the pool flattens and a
+    ``Reshape`` restores the 1x1 map (keras.applications' EfficientNets); ``inner_act`` and
+    ``gate_act`` where the activations are layers of their own (MobileNetV3).
+    """
+    maps = int(x.shape[-1])
+    se = layers.GlobalAveragePooling2D(keepdims="reshape" not in names, name=names["pool"])(x)
+    if "reshape" in names:
+        se = layers.Reshape((1, 1, maps), name=names["reshape"])(se)
+    se = _conv_1x1(se, squeezed, inner, names["reduce"], names.get("inner_act"))
+    se = _conv_1x1(se, maps, gate, names["expand"], names.get("gate_act"))
+    return layers.Multiply(name=names["excite"])([x, se])
+
+
+def _conv_1x1(x, maps: int, activation: str, name: str, activation_name: str | None):
+    """A biased 1x1 convolution, its activation inside it or, given ``activation_name``, a layer."""
+    if activation_name is None:
+        return layers.Conv2D(maps, 1, activation=activation, name=name)(x)
+    x = layers.Conv2D(maps, 1, name=name)(x)
+    return layers.Activation(activation, name=activation_name)(x)

@@ -63,14 +63,10 @@ def _bn(x, name):
 
 
 def squeeze_excite(x, squeezed: int, prefix: str):
-    """Squeeze-and-excitation (Hu et al. 2018): channel gates from the pooled maps, through a
-    bottleneck of ``squeezed`` units with swish, then a sigmoid."""
-    maps = int(x.shape[-1])
-    se = layers.GlobalAveragePooling2D(name=f"{prefix}se_squeeze")(x)
-    se = layers.Reshape((1, 1, maps), name=f"{prefix}se_reshape")(se)
-    se = layers.Conv2D(squeezed, 1, activation="swish", name=f"{prefix}se_reduce")(se)
-    se = layers.Conv2D(maps, 1, activation="sigmoid", name=f"{prefix}se_expand")(se)
-    return layers.Multiply(name=f"{prefix}se_excite")([x, se])
+    """Squeeze-and-excitation (Hu et al. 2018) with swish inside, in keras.applications' names."""
+    names = {"pool": f"{prefix}se_squeeze", "reshape": f"{prefix}se_reshape"}
+    names.update({part: f"{prefix}se_{part}" for part in ("reduce", "expand", "excite")})
+    return blocks.squeeze_excite(x, squeezed, names, inner="swish")
 
 
 def block_plan(first_strides, repeats, drop_path: float):

@@ -78,14 +78,12 @@ def _act(x, hard_swish: bool, name: str):
 
 def squeeze_excite(x, prefix: str):
     """Squeeze-and-excitation with MobileNetV3's gates: a quarter of the maps (rounded to 8), ReLU,
-    then a hard sigmoid."""
-    maps = int(x.shape[-1])
-    se = layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}squeeze_excite_avg_pool")(x)
-    se = layers.Conv2D(blocks.make_divisible(maps * 0.25), 1, name=f"{prefix}squeeze_excite_conv")(se)
-    se = layers.ReLU(name=f"{prefix}squeeze_excite_relu")(se)
-    se = layers.Conv2D(maps, 1, name=f"{prefix}squeeze_excite_conv_1")(se)
-    se = layers.Activation("hard_sigmoid", name=f"{prefix}squeeze_excite_hard_sigmoid")(se)
-    return layers.Multiply(name=f"{prefix}squeeze_excite_mul")([x, se])
+    then a hard sigmoid, each activation a layer of its own as in keras.applications."""
+    parts = {"pool": "avg_pool", "reduce": "conv", "inner_act": "relu", "expand": "conv_1"}
+    parts.update({"gate_act": "hard_sigmoid", "excite": "mul"})
+    names = {part: f"{prefix}squeeze_excite_{there}" for part, there in parts.items()}
+    squeezed = blocks.make_divisible(int(x.shape[-1]) * 0.25)
+    return blocks.squeeze_excite(x, squeezed, names, gate="hard_sigmoid")
 
 
 def bneck(x, ratio: float, filters: int, kernel: int, strides: int, se: bool, hard_swish: bool, block: int):

@@ -84,13 +84,10 @@ def _conv_bn(x, maps: int, kernel: int, name: str, strides: int = 1, groups: int
 
 
 def _squeeze_excite(x, squeezed: int, name: str):
-    """Squeeze-and-excitation with ReLU inside and a sigmoid gate."""
-    se = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze_and_excite_gap")(x)
-    se = layers.Conv2D(squeezed, 1, activation="relu", name=f"{name}_squeeze_and_excite_squeeze")(se)
-    se = layers.Conv2D(int(x.shape[-1]), 1, activation="sigmoid", name=f"{name}_squeeze_and_excite_excite")(
-        se
-    )
-    return layers.Multiply(name=f"{name}_squeeze_and_excite_multiply")([x, se])
+    """Squeeze-and-excitation with ReLU inside and a sigmoid gate, in tf.keras 2's names."""
+    parts = {"pool": "gap", "reduce": "squeeze", "expand": "excite", "excite": "multiply"}
+    names = {part: f"{name}_squeeze_and_excite_{there}" for part, there in parts.items()}
+    return blocks.squeeze_excite(x, squeezed, names)
 
 
 def block(x, maps: int, group_width: int, strides: int, se: bool, name: str):

@@ -119,12 +119,9 @@ def _squeeze_excite(y, se_ratio, name):
     (a multiple of 8, as timm) with ReLU, then a sigmoid; nothing when ``se_ratio`` is None."""
     if se_ratio is None:
         return y
-    maps = int(y.shape[-1])
-    squeezed = max(8, int(maps * se_ratio + 4) // 8 * 8)
-    se = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
-    se = layers.Conv2D(squeezed, 1, activation="relu", name=f"{name}_se_reduce")(se)
-    se = layers.Conv2D(maps, 1, activation="sigmoid", name=f"{name}_se_expand")(se)
-    return layers.Multiply(name=f"{name}_se_excite")([y, se])
+    squeezed = max(8, int(int(y.shape[-1]) * se_ratio + 4) // 8 * 8)
+    names = {part: f"{name}_se_{part}" for part in ("pool", "reduce", "expand", "excite")}
+    return blocks.squeeze_excite(y, squeezed, names)
 
 
 def _shortcut(x, filters, strides, name):
