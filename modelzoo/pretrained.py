@@ -76,6 +76,8 @@ IMAGENET = {
     "xception": ("Xception", {}),
     "inception_v3": ("InceptionV3", {}),
     "inception_resnet_v2": ("InceptionResNetV2", {}),
+    "nasnet_mobile": ("NASNetMobile", {}),
+    "nasnet_large": ("NASNetLarge", {}),
     "mobilenet": ("MobileNet", {}),
     **{f"mobilenet_{a:03d}": ("MobileNet", {"alpha": a / 100}) for a in (25, 50, 75)},
     # the zoo's MobileNetV3 takes inputs in [-1, 1]: keras.applications' rescaling layer is left out

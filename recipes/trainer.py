@@ -38,6 +38,7 @@ CROP_FAMILIES = (
     "xception",
     "inception_v3",
     "inception_resnet_v2",
+    "nasnet",
     "regnet",
 )
 

@@ -212,6 +212,16 @@ ARCHITECTURE = {
             [0.5, 0.75, 1.0], default=1.0, why="Every stage's width, scaled (group widths with it)."
         ),
     },
+    "nasnet": {
+        "model.cell_repeats": _c(
+            [2, 4, 6], default=4, why="Depth: normal cells between reductions (Mobile's 4, Large's 6)."
+        ),
+        "model.penultimate_filters": _c(
+            [480, 1056, 2016],
+            default=1056,
+            why="Width: the last cells' maps, 24x the first cells' (multiples of 96; Mobile's 1056).",
+        ),
+    },
     "inception_resnet_v2": {
         "model.width_multiplier": _c(
             [0.5, 0.75, 1.0], default=1.0, why="Maps of every convolution, scaled (the paper's 1.0)."

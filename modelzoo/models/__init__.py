@@ -16,6 +16,7 @@ from modelzoo.models import (  # noqa: F401
     mobilenet,
     mobilenet_v2,
     mobilenet_v3,
+    nasnet,
     nin,
     regnet,
     resnet,

@@ -89,6 +89,8 @@ PINNED = {
     # keras.applications' batch norms without scale, as here (torchvision's have one: 27,161,264 with its aux head)
     "inception_v3": (23_817_352, 23_851_784, "keras.applications InceptionV3"),
     "inception_resnet_v2": (55_813_192, 55_873_736, "keras.applications InceptionResNetV2"),
+    "nasnet_mobile": (5_289_978, 5_326_716, "keras.applications NASNetMobile"),
+    "nasnet_large": (88_753_150, 88_949_818, "keras.applications NASNetLarge"),
     **{
         f"efficientnet_v2_{size}": (trainable, total, f"keras.applications EfficientNetV2{size.upper()}")
         for size, trainable, total in (
@@ -227,6 +229,9 @@ PUBLISHED_MMACS = {
     "vit_base_patch16_224": 17_580,
     "vit_large_patch16_224": 61_600,
     "vit_base_patch32_224": 4_410,
+    # NASNet-A Table 2: 4 @ 1056 at 224x224, 6 @ 4032 at 331x331
+    "nasnet_mobile": 564,
+    "nasnet_large": 23_800,
     # timm's legacy_xception, the paper's model with keras.applications' weights, at 299x299
     "xception": 8_400,
     # timm's inception_resnet_v2 (the TF-slim release, keras.applications' weights), at 299x299

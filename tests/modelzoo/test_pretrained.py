@@ -69,6 +69,7 @@ CONVERTED = [
     "xception",
     "inception_v3",
     "inception_resnet_v2",
+    "nasnet_mobile",
 ]
 
 
@@ -105,6 +106,7 @@ def test_converted_backbones_give_the_reference_outputs(name):
         "efficientnet_b0",
         "xception",
         "inception_v3",
+        "nasnet_mobile",
     ],
 )
 def test_converted_classifiers_give_the_reference_predictions(name):

@@ -170,6 +170,8 @@ FAMILIES = (
     "inception_resnet_v2",
     "resnet50_v2",
     "seresnext50_32x4d",
+    "regnetx_002",
+    "nasnet_mobile",
 )
 NON_AFFINE_HEADS = ("mobilenet_v3_small", "convnext_tiny")  # a hidden layer; a layer norm
 
