@@ -427,11 +427,23 @@ def _tfds_builder(name, data_dir):
         ) from None
 
 
-def _hold_out(x, y, fraction, seed):
-    """(train, validation): a seeded ``fraction`` of the training split held out for validation."""
-    order = np.random.RandomState(seed).permutation(len(y))
-    n_val = max(1, int(len(y) * fraction))
-    return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
+def tfds_splits(info, spec: dict, val_fraction: float) -> dict[str, str]:
+    """The TFDS split names that form train, validation and test, the same in memory and streamed:
+    the set's own validation split where it has one, else the first ``val_fraction`` of train
+    (TFDS shuffles a set once, when it is prepared); its test split, or, where the test labels are
+    hidden (GLUE), its validation split as the test split."""
+    test, val = spec.get("test_split", "test"), spec.get("val_split")
+    if test is None:
+        test, val = val, None
+    if val:
+        return {"train": "train", "val": val, "test": test}
+    split = info.splits["train"] if "train" in info.splits else None
+    n_train = int(getattr(split, "num_examples", 0) or 0)
+    if n_train:  # a count of examples: the held-out set does not move with TFDS's rounding
+        held = max(1, round(val_fraction * n_train))
+        return {"train": f"train[{held}:]", "val": f"train[:{held}]", "test": test}
+    percent = max(1, round(100 * val_fraction))  # (no count recorded: a mocked builder)
+    return {"train": f"train[{percent}%:]", "val": f"train[:{percent}%]", "test": test}
 
 
 def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb=None) -> Data:
@@ -463,12 +475,8 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     if kind == "image" and None in info.features[key].shape[:2]:  # sizes vary: keep the encoded bytes
         decoders = {key: tfds.decode.SkipDecoding()}
         encoded_shape = (None, None, info.features[key].shape[-1] or 3)
-    arrays = _tfds_arrays(builder, name, spec, decoders, key, label_key, kind == "text")
-    # e.g. GLUE: the test labels are hidden; the validation split becomes the test split
-    if "test" not in arrays:
-        arrays["test"] = arrays.pop("val")
-    if "val" not in arrays:
-        arrays["train"], arrays["val"] = _hold_out(*arrays["train"], val_fraction, seed)
+    splits = tfds_splits(info, spec, val_fraction)
+    arrays = _tfds_arrays(builder, name, splits, decoders, key, label_key, kind == "text")
     label_info = info.features[label_key]
     num_classes = int(label_info.num_classes)
     names = (
@@ -478,14 +486,12 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     return Data(name, kind, train, val, test, num_classes, names, spec.get("flip", False), encoded_shape)
 
 
-def _tfds_arrays(builder, name, spec, decoders, key, label_key, text) -> dict:
-    """The set's train split and the validation and test splits it has, as NumPy arrays."""
-    splits = {"train": "train", "val": spec.get("val_split"), "test": spec.get("test_split", "test")}
+def _tfds_arrays(builder, name, splits, decoders, key, label_key, text) -> dict:
+    """The ``splits`` (``tfds_splits``) as NumPy arrays."""
     try:
         return {
             k: _to_numpy(builder.as_dataset(split=v, decoders=decoders), key, label_key, text)
             for k, v in splits.items()
-            if v
         }
     except DataError:
         raise

@@ -435,18 +435,9 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
     """A TFDS image set streamed from its prepared files: train, validation (TFDS's, or held out
     from the start of train) and test (TFDS's test split, or its validation split)."""
     info = builder.info
-    n_train = (
-        int(getattr(info.splits.get("train"), "num_examples", 0) or 0) if hasattr(info.splits, "get") else 0
-    )
-    test, val = spec.get("test_split", "test"), spec.get("val_split")
-    if test is None:
-        test, val = val, None
-    held = max(1, round(val_fraction * n_train)) if n_train else None
-    names = {
-        "train": f"train[{held}:]" if held else "train[10%:]",
-        "validation": val or (f"train[:{held}]" if held else "train[:10%]"),
-        "test": test,
-    }
+    splits = data_lib.tfds_splits(info, spec, val_fraction)
+    names = {"train": splits["train"], "validation": splits["val"], "test": splits["test"]}
+    n_train = int(getattr(info.splits["train"], "num_examples", 0) or 0) if "train" in info.splits else 0
     bytes_per_example = (info.dataset_size or 0) / max(1, n_train)
     buffer = shuffle_buffer(budget, bytes_per_example)
     splits = []

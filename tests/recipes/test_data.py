@@ -1,5 +1,7 @@
 """Data sets load through their real code; pipelines keep an exact, seeded order."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -107,3 +109,53 @@ def test_a_set_larger_than_half_the_memory_is_refused_in_memory():  # streaming:
         data_lib.DataError, match=r"'imagenet2012' is 9313226 GiB, more than half.*set streaming: auto"
     ):
         data_lib._check_fits_in_memory("imagenet2012", 10**16)
+
+
+def _numbered_cifar10(n_train=40, n_test=10):
+    """``mock_data``'s ``as_dataset_fn`` for cifar10 that honours split slices (its own generator
+    ignores them): example i of a split is an image whose first pixel is i (test: 200 + i), kept
+    encoded where the reader asks (streaming) and decoded where it does not (in memory)."""
+    sizes = {"train": n_train, "test": n_test}
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
+        name, start, start_pct, stop, stop_pct = re.fullmatch(SLICE, split).groups()
+        n = sizes[name]
+
+        def index(value, percent, default):
+            return default if not value else round(int(value) * n / 100) if percent else int(value)
+
+        first = 200 if name == "test" else 0
+        rows = [first + i for i in range(index(start, start_pct, 0), index(stop, stop_pct, n))]
+        images = np.zeros((len(rows), 32, 32, 3), "uint8")
+        images[:, 0, 0, 0] = rows
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": np.array(rows, "int64") % 10})
+        if decoders:  # the streamed reader's SkipDecoding: PNG bytes, as TFDS stores them
+            ds = ds.map(lambda ex: {"image": tf.io.encode_png(ex["image"]), "label": ex["label"]})
+        return ds
+
+    return as_dataset
+
+
+SLICE = r"(\w+)(?:\[(\d*)(%?):(\d*)(%?)\])?"  # TFDS's split[start:stop], in examples or percent
+
+
+def _identities(split) -> list[int]:
+    if getattr(split, "streamed", False):
+        pre = data_lib.Preprocess(image_size=(32, 32), channels=3)  # decoded, unscaled, in [0, 1]
+        images = [x for x, _ in data_lib.eval_batches(split, batch_size=8, pre=pre)]
+        return sorted(int(round(float(v) * 255)) for x in images for v in x[:, 0, 0, 0].numpy())
+    return sorted(int(v) for v in split.x[:, 0, 0, 0])
+
+
+def test_a_tfds_set_without_validation_splits_the_same_in_memory_and_streamed(tmp_path):
+    # issue 31: the held-out examples depended on the medium (a seeded random sample in memory,
+    # the first tenth of train when streamed); both now take TFDS's first tenth of train
+    seen = {}
+    with tfds.testing.mock_data(as_dataset_fn=_numbered_cifar10()):
+        for streaming in (False, True):
+            for seed in (0, 1):
+                d = data_lib.load("cifar10", data_dir=str(tmp_path), streaming=streaming, seed=seed)
+                seen[streaming, seed] = [_identities(s) for s in (d.train, d.val, d.test)]
+    assert len(set(map(str, seen.values()))) == 1, seen
+    train, val, test = seen[True, 0]
+    assert val == list(range(4)) and train == list(range(4, 40)) and test == list(range(200, 210))
