@@ -91,6 +91,8 @@ class Data:
     encoded_shape: tuple | None = None  # images kept encoded or streamed: (h, w, c), None where sizes vary
     vocabulary: list | None = None  # text, once tokenized: the WordPiece vocabulary
     skipped: list | None = None  # image files left out because they do not decode (bad_images: skip)
+    # held in memory or streamed, and why (``choose_medium``): printed at the start, in summary.json
+    medium: dict = dataclasses.field(default_factory=lambda: dict(IN_MEMORY))
 
     @property
     def feature_shape(self) -> tuple:
@@ -250,6 +252,32 @@ def _csv(path: Path, label_column, val_fraction, test_fraction, seed, text_colum
     return Data(path.stem, "tabular", train, val, test, len(names), names)
 
 
+IN_MEMORY = {"medium": "memory", "why": "this source is always read into memory"}
+
+
+def choose_medium(streaming, size: int, memory_budget_gb, what: str) -> dict:
+    """Hold a set of ``size`` bytes (``what`` says how they were estimated) in memory or stream
+    it, by ``streaming`` (true, false or auto: stream when larger than the budget); the choice
+    and its reason, as the run reports them."""
+    budget = memory_budget(memory_budget_gb)
+    gib = {"size_gib": round(size / 2**30, 4), "budget_gib": round(budget / 2**30, 4)}
+    if streaming in (True, False):
+        medium = "streamed" if streaming else "memory"
+        return {"medium": medium, "why": f"streaming: {str(streaming).lower()}", **gib}
+    stream = size > budget
+    verdict = "over" if stream else "within"
+    why = (
+        f"streaming: auto; {what} {gib['size_gib']:g} GiB, {verdict} the budget of {gib['budget_gib']:g} GiB"
+    )
+    return {"medium": "streamed" if stream else "memory", "why": why, **gib}
+
+
+def medium_line(medium: dict) -> str:
+    """The run's first line about its data: where it is held and why."""
+    where = "streamed from its files" if medium["medium"] == "streamed" else "held in memory"
+    return f"data: {where} ({medium['why']})"
+
+
 def memory_budget(gigabytes: float | None = None) -> int:
     """Bytes a data set may take in memory: ``gigabytes``, or a quarter of this machine's memory."""
     if gigabytes is not None:
@@ -273,7 +301,8 @@ def _folder(
     files, labels, skipped = drop_corrupt(files, labels, bad_images, where=f"folder {str(path)!r}")
     first = _decode(files[0])  # its size sets the estimate; kept if the images stay in memory
     decoded = len(files) * first.size * 4  # float32, at the first image's size
-    if streaming is True or (streaming == "auto" and decoded > memory_budget(memory_budget_gb)):
+    medium = choose_medium(streaming, decoded, memory_budget_gb, f"{len(files)} decoded images")
+    if medium["medium"] == "streamed":
         x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
         train, val, test = (
             dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed)
@@ -289,6 +318,7 @@ def _folder(
             flip_ok=True,
             encoded_shape=first.shape,
             skipped=skipped,
+            medium=medium,
         )
     images = [first, *(_decode(f) for f in files[1:])]
     shapes = {im.shape for im in images}
@@ -297,7 +327,18 @@ def _folder(
         images = [tf.image.resize(im, (h, w)).numpy() if im.shape != (h, w, c) else im for im in images]
     x, y = np.stack(images).astype("float32"), np.asarray(labels, dtype="int64")
     train, val, test = _split(x, y, val_fraction, test_fraction, seed)
-    return Data(path.name, "image", train, val, test, len(classes), classes, flip_ok=True, skipped=skipped)
+    return Data(
+        path.name,
+        "image",
+        train,
+        val,
+        test,
+        len(classes),
+        classes,
+        flip_ok=True,
+        skipped=skipped,
+        medium=medium,
+    )
 
 
 class Progress:
@@ -460,15 +501,17 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
     kind = spec.get("kind", "image" if "image" in info.features else "text")
     key = spec.get("key", "image" if kind == "image" else "text")
     _prepare_tfds(builder, name, data_dir, spec)
-    size, budget = int(info.dataset_size or 0), memory_budget(memory_budget_gb)
-    if streaming is True or (streaming == "auto" and size > budget):
+    size = int(info.dataset_size or 0)
+    medium = choose_medium(streaming, size, memory_budget_gb, "its prepared files")
+    if medium["medium"] == "streamed":
         if kind != "image" or key != "image":
             raise DataError(
                 f"TFDS data set {name!r} holds {kind}; only image sets stream (set streaming: false)."
             )
         from recipes import streams
 
-        return streams.load_tfds(builder, name, spec, val_fraction, budget)
+        data = streams.load_tfds(builder, name, spec, val_fraction, memory_budget(memory_budget_gb))
+        return dataclasses.replace(data, medium=medium)
     _check_fits_in_memory(name, size)
     decoders = None
     encoded_shape = None
@@ -483,7 +526,8 @@ def _tfds(name, data_dir, val_fraction, seed, streaming="auto", memory_budget_gb
         list(label_info.names) if getattr(label_info, "names", None) else [str(i) for i in range(num_classes)]
     )
     train, val, test = (Split(*arrays[k]) for k in ("train", "val", "test"))
-    return Data(name, kind, train, val, test, num_classes, names, spec.get("flip", False), encoded_shape)
+    flip = spec.get("flip", False)
+    return Data(name, kind, train, val, test, num_classes, names, flip, encoded_shape, medium=medium)
 
 
 def _tfds_arrays(builder, name, splits, decoders, key, label_key, text) -> dict:

@@ -34,6 +34,7 @@ import modelzoo
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
+from recipes import data as data_lib
 from recipes import precise_bn
 from recipes.runtime import Runtime
 
@@ -84,6 +85,12 @@ class Task:
         several replicas each input pipeline then reads only its own share (``per_replica``)."""
         data = getattr(self, "data", None)  # a classifier's or distiller's recipes.data.Data
         return data.train if data is not None and data.train.files else None
+
+    def medium(self) -> dict | None:
+        """Where the training data is held and why (``recipes.data.choose_medium``); None: the task
+        has no such choice."""
+        data = getattr(self, "data", None)  # a classifier's or distiller's recipes.data.Data
+        return data.medium if data is not None else None
 
     def callbacks(self, steps: int) -> list:
         return []
@@ -193,6 +200,8 @@ def run(task: Task, *, runtime: Runtime | None = None, model=None, callbacks=(),
 def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
     cfg = task.cfg
     steps = task.prepare(rt, run_dir)
+    if task.medium() is not None and rt.chief:
+        print(data_lib.medium_line(task.medium()))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rt.chief:
         config_lib.save(cfg, run_dir / "config.yaml", recipe=task.recipe)
@@ -299,6 +308,7 @@ def _summary(
         "epochs": cfg.epochs,
         "train_seconds_this_process": round(seconds, 2),
         **report,
+        **({"data_medium": task.medium()} if task.medium() is not None else {}),
         "backend": rt.backend,
         "precision": rt.policy,
         "jit_compile": rt.jit,

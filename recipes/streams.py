@@ -328,8 +328,16 @@ def load_records(
         Records(f"{path.name}:{k}", fs, [counts[f] for f in fs], reader, buffer)
         for k, fs in (("train", train), ("validation", val), ("test", test))
     ]
+    medium = {"medium": "streamed", "why": "dataset tfrecord always streams"}
     return data_lib.Data(
-        path.name, "image", *splits, len(names), names, flip_ok=True, encoded_shape=(None, None, 3)
+        path.name,
+        "image",
+        *splits,
+        len(names),
+        names,
+        flip_ok=True,
+        encoded_shape=(None, None, 3),
+        medium=medium,
     )
 
 

@@ -73,6 +73,29 @@ def test_a_run_streams_a_folder_and_learns_its_classes(folder, tmp_path):
     assert summary["test_accuracy"] > 0.8, summary  # three colour classes; chance is 1/3
 
 
+@pytest.mark.parametrize("budget, medium", [(0.0001, "streamed"), (100.0, "memory")])
+def test_a_run_says_and_records_whether_it_streams_and_why(folder, tmp_path, capsys, budget, medium):
+    # issue 31: with streaming: auto a run said nothing of the medium it chose
+    overrides = {
+        "dataset": "folder",
+        "data_path": str(folder),
+        "memory_budget_gb": budget,
+        "epochs": 1,
+        "batch_size": 32,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
+    summary = trainer.train(config_lib.resolve("lenet5", overrides=overrides))
+    recorded = summary["data_medium"]
+    assert recorded["medium"] == medium and recorded["budget_gib"] == budget
+    assert recorded["size_gib"] == round(180 * 16 * 16 * 3 * 4 / 2**30, 4)  # 180 images, float32
+    verdict = "over" if medium == "streamed" else "within"
+    line = f"180 decoded images 0.0005 GiB, {verdict} the budget of {budget:g} GiB"
+    assert recorded["why"] == f"streaming: auto; {line}"
+    where = "streamed from its files" if medium == "streamed" else "held in memory"
+    assert f"data: {where} (streaming: auto; {line})" in capsys.readouterr().out.splitlines()
+
+
 def test_folder_errors_name_what_is_missing(tmp_path):
     write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
     (tmp_path / "imgs" / "class_002").mkdir()
