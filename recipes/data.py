@@ -302,43 +302,36 @@ def _folder(
     first = _decode(files[0])  # its size sets the estimate; kept if the images stay in memory
     decoded = len(files) * first.size * 4  # float32, at the first image's size
     medium = choose_medium(streaming, decoded, memory_budget_gb, f"{len(files)} decoded images")
-    if medium["medium"] == "streamed":
-        x, y = np.asarray(files, dtype=object), np.asarray(labels, dtype="int64")
-        train, val, test = (
-            dataclasses.replace(s, files=True) for s in _split(x, y, val_fraction, test_fraction, seed)
-        )
-        return Data(
-            path.name,
-            "image",
-            train,
-            val,
-            test,
-            len(classes),
-            classes,
-            flip_ok=True,
-            encoded_shape=first.shape,
-            skipped=skipped,
-            medium=medium,
-        )
+    rest = (val_fraction, test_fraction, seed)
+    y = np.asarray(labels, dtype="int64")
+    if medium["medium"] == "streamed":  # the file names, read batch by batch
+        splits = [
+            dataclasses.replace(s, files=True) for s in _split(np.asarray(files, dtype=object), y, *rest)
+        ]
+        shape = first.shape
+    else:
+        splits, shape = _split(_decode_all(first, files), y, *rest), None
+    return Data(
+        path.name,
+        "image",
+        *splits,
+        len(classes),
+        classes,
+        flip_ok=True,
+        encoded_shape=shape,
+        skipped=skipped,
+        medium=medium,
+    )
+
+
+def _decode_all(first, files) -> np.ndarray:
+    """Every image decoded (``first`` already is), those of another size resized to the most common."""
     images = [first, *(_decode(f) for f in files[1:])]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:  # bring every image to the most common size; the model resizes again
         h, w, c = max(shapes, key=lambda s: sum(im.shape == s for im in images))
         images = [tf.image.resize(im, (h, w)).numpy() if im.shape != (h, w, c) else im for im in images]
-    x, y = np.stack(images).astype("float32"), np.asarray(labels, dtype="int64")
-    train, val, test = _split(x, y, val_fraction, test_fraction, seed)
-    return Data(
-        path.name,
-        "image",
-        train,
-        val,
-        test,
-        len(classes),
-        classes,
-        flip_ok=True,
-        skipped=skipped,
-        medium=medium,
-    )
+    return np.stack(images).astype("float32")
 
 
 class Progress:
