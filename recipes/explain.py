@@ -257,7 +257,7 @@ def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
     from recipes import trainer
     from recipes.predict import _example
 
-    rows = [(Path(f).stem, _example(Path(f), shape), None) for f in images]
+    rows = [(Path(f).stem, _example(Path(f), shape, cfg), None) for f in images]  # as the run evaluates
     if test:
         data, pre = trainer.load_data(cfg)
         batches = data_lib.eval_batches(data.test, batch_size=batch_size, pre=pre)

@@ -218,3 +218,40 @@ def test_vit_gradcam_is_its_last_blocks_patch_tokens_on_the_patch_grid():
     expected = np.maximum(np.einsum("ntd,nd->nt", tokens, grads.mean(axis=1)), 0).reshape(2, 4, 3)
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
     assert grad.max() > 0
+
+
+def test_an_image_file_is_prepared_as_the_same_test_image_is(tmp_path):
+    # issue 31: explain read a user's image without the run's normalisation and centre crop, so
+    # its heat map differed from the one --test gives for the same picture; predict gives the
+    # class and probabilities the model gives that test example
+    from recipes import data as data_lib
+    from recipes import trainer
+    from recipes.predict import predict
+    from tests.helpers import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", classes=3, per_class=10, size=20)
+    overrides = {
+        "dataset": "folder",
+        "data_path": str(folder),
+        "streaming": True,  # the test split is then its files, which name the images
+        "normalize": "imagenet_mean_std",
+        "eval_crop": 0.875,
+        "epochs": 1,
+        "batch_size": 8,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
+    cfg = config_lib.resolve("lenet5", overrides=overrides)
+    train(cfg)
+    data, _ = trainer.load_data(cfg)
+    _, model = trainer.load_run(tmp_path / "run")
+    first = data.test.x[0]
+    rows = ex._rows(cfg, [first], tuple(model.inputs[0].shape[1:]), test=1, batch_size=8)
+    (_, from_file, _), (_, from_test, label) = rows
+    assert label == int(data.test.y[0]) and abs(float(from_test.mean())) > 0.05  # normalised
+    np.testing.assert_allclose(from_file, from_test, atol=1e-6)
+    probs = np.asarray(model(from_test[None], training=False))[0]
+    top = predict(tmp_path / "run", [first], top=1)[0]["top"][0]
+    names = json.loads((tmp_path / "run" / "summary.json").read_text())["class_names"]
+    assert top["class"] == names[int(np.argmax(probs))] and abs(top["probability"] - probs.max()) < 1e-4
+    assert data_lib.NORMALIZE[cfg.normalize][0] is not None
