@@ -112,10 +112,7 @@ def vocabulary_sample(source: Source) -> list[str]:
 
 def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
     """``rows(file)``: a file's ``(index, row)`` pairs, each row int32 ``[CLS] tokens [SEP]``."""
-    import keras_hub
-
-    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
-    cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
+    tokenizer, pack = data_lib.word_piece(vocabulary), data_lib.packer(vocabulary, sequence_length)
 
     def rows(file):
         tokens = (
@@ -124,7 +121,7 @@ def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
             .map(lambda t: tokenizer(t).flat_values, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         )
         body = tokens.rebatch(sequence_length - 2, drop_remainder=True)
-        return body.map(lambda r: tf.concat([[cls], r, [sep]], 0)).enumerate()
+        return body.map(pack).enumerate()
 
     return rows
 

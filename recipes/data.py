@@ -641,14 +641,21 @@ def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep
     )
 
 
-def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False):
-    """A function from texts to an int32 array of token ids (keras-hub WordPiece + StartEndPacker),
-    the one used for training and for prediction alike."""
+def word_piece(vocabulary: list[str]):
+    """keras-hub's WordPiece tokenizer on ``vocabulary``, lowercasing, int32 ids: the one every
+    text path uses (classification, pretraining in memory and streamed, prediction)."""
     import keras_hub
 
-    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+    return keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+
+
+def packer(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = True):
+    """keras-hub's StartEndPacker: ``[CLS] tokens [SEP]`` (or the tokens alone) cut or padded
+    with 0 to ``sequence_length``; the one way every text path frames its rows."""
+    import keras_hub
+
     ids = {t: i for i, t in enumerate(vocabulary)}
-    packer = keras_hub.layers.StartEndPacker(
+    return keras_hub.layers.StartEndPacker(
         sequence_length,
         start_value=ids["[CLS]"] if cls_sep else None,
         end_value=ids["[SEP]"] if cls_sep else None,
@@ -656,9 +663,15 @@ def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool =
         return_padding_mask=False,
     )
 
+
+def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False):
+    """A function from texts to an int32 array of token ids (keras-hub WordPiece + StartEndPacker),
+    the one used for training and for prediction alike."""
+    tokenizer, pack = word_piece(vocabulary), packer(vocabulary, sequence_length, cls_sep=cls_sep)
+
     def encode(texts) -> np.ndarray:
         texts = string_tensor(texts)
-        return np.asarray(packer(tokenizer(texts)), dtype="int32")
+        return np.asarray(pack(tokenizer(texts)), dtype="int32")
 
     return encode
 

@@ -105,12 +105,11 @@ def load_corpus(
 
 def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     """The corpus as one token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length``."""
-    import keras_hub
-
-    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
     import itertools
 
-    from recipes.data import DataError
+    from recipes.data import DataError, packer, word_piece
+
+    tokenizer = word_piece(vocabulary)
 
     pieces = tokenizer(list(texts)) if len(texts) else []  # eager keras-hub tokenizers return lists of ids
     stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
@@ -121,10 +120,7 @@ def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
             f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP])."
         )
     rows = stream[: len(stream) // body * body].reshape(-1, body)
-    cls, sep = vocabulary.index("[CLS]"), vocabulary.index("[SEP]")
-    return np.concatenate(
-        [np.full((len(rows), 1), cls, "int32"), rows, np.full((len(rows), 1), sep, "int32")], axis=1
-    )
+    return np.asarray(packer(vocabulary, sequence_length)(rows), dtype="int32")
 
 
 def mask(
