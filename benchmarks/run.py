@@ -385,17 +385,13 @@ def bench_pair(name: str, settings: Settings, peak: float, log=print) -> list[di
     _peak_memory_mb()
     zoo, ref = _build_pair(name, settings)
     memory = _peak_memory_mb()  # both models built and compiled: their joint peak
-    times = {(s.label, k): [] for s in (zoo, ref) for k in ("infer", "train")}
-    for r in range(settings.repeats):
-        order = (zoo, ref) if r % 2 == 0 else (ref, zoo)  # alternate who goes first
-        for kind in ("infer", "train"):
-            for subject in order:
-                times[(subject.label, kind)] += subject.time(kind)
-        log(f"  {name}: round {r + 1}/{settings.repeats}")
+    # each side's inference steps, then its training steps, in interleaved rounds
+    rounds = interleaved(lambda s: {k: s.time(k) for k in ("infer", "train")}, (zoo, ref), settings.repeats)
+    log(f"  {name}: {settings.repeats} rounds")
     rows = []
     for subject in (zoo, ref):
-        infer = subject.batch_size / min(times[(subject.label, "infer")])
-        train = subject.batch_size / min(times[(subject.label, "train")])
+        infer = subject.batch_size / min(t for r in rounds[subject] for t in r["infer"])
+        train = subject.batch_size / min(t for r in rounds[subject] for t in r["train"])
         rows.append(
             {
                 "model": subject.label,
@@ -454,10 +450,7 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     run("pipeline", 2)  # compile both
     run("cached", 2)
     steps = max(3, min(500, round(settings.pipeline_seconds / (run("cached", 3) / 3))))
-    times = {"pipeline": [], "cached": []}
-    for r in range(settings.repeats):
-        for feed in ("pipeline", "cached") if r % 2 == 0 else ("cached", "pipeline"):
-            times[feed].append(run(feed, steps))
+    times = interleaved(lambda feed: run(feed, steps), ("pipeline", "cached"), settings.repeats)
     log(f"  pipeline {recipe}: done")
     real_sps = steps / min(times["pipeline"])
     cached_sps = steps / min(times["cached"])
@@ -532,6 +525,31 @@ class _StepClock:
         return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
+def interleaved(measure, sides: tuple, repeats: int) -> dict:
+    """``measure(side)`` for every side in each of ``repeats`` rounds, the order reversed every
+    other round (the side that goes first meets a colder machine); the results by side. Every
+    A/B comparison in the benchmark is timed this way."""
+    results = {side: [] for side in sides}
+    for r in range(repeats):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            results[side].append(measure(side))
+    return results
+
+
+def fit_rate(model, feeds: dict, feed: str, steps: int, warm: int = 2) -> float:
+    """Steady-state steps/s of ``model.fit`` on ``feeds[feed]`` for ``warm + steps`` steps."""
+    clock = _StepClock(warm)
+    model.fit(
+        feeds[feed],
+        steps_per_epoch=warm + steps,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[clock.callback],
+    )
+    return clock.steps_per_s()
+
+
 def bench_streaming(settings: Settings, log=print) -> list[dict]:
     """Per source: decode images/s (1 and 2 cores), the model's streaming ratio, resume wait."""
     import tempfile
@@ -568,25 +586,16 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
             real = batches()
             feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
 
-            def fit(feed, n, warm=2, feeds=feeds):
-                clock = _StepClock(warm)
-                model.fit(
-                    feeds[feed],
-                    steps_per_epoch=warm + n,
-                    epochs=1,
-                    verbose=0,
-                    shuffle=False,
-                    callbacks=[clock.callback],
-                )
-                return clock.steps_per_s()
-
-            fit("stream", 2), fit("cached", 2)
+            fit_rate(model, feeds, "stream", 2), fit_rate(model, feeds, "cached", 2)
             # longer than the others: streams vary
-            n = max(3, min(steps - 3, round(2 * settings.pipeline_seconds * fit("cached", 3))))
-            rates = {"stream": [], "cached": []}
-            for r in range(settings.repeats):
-                for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
-                    rates[feed].append(fit(feed, n))
+            n = max(
+                3, min(steps - 3, round(2 * settings.pipeline_seconds * fit_rate(model, feeds, "cached", 3)))
+            )
+            rates = interleaved(
+                lambda feed, feeds=feeds, n=n: fit_rate(model, feeds, feed, n),
+                ("stream", "cached"),
+                settings.repeats,
+            )
             waits = {}
             for at in (0, int(0.9 * steps)):
                 start = time.perf_counter()
@@ -707,23 +716,8 @@ def corpus_probe(
         real = task.batches_from(0)
         feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
 
-        def fit(feed, k, warm=2):
-            clock = _StepClock(warm)
-            model.fit(
-                feeds[feed],
-                steps_per_epoch=warm + k,
-                epochs=1,
-                verbose=0,
-                shuffle=False,
-                callbacks=[clock.callback],
-            )
-            return clock.steps_per_s()
-
-        k = max(3, min(steps // 3, round(seconds * fit("cached", 3))))
-        rates = {"stream": [], "cached": []}
-        for r in range(repeats):
-            for feed in ("stream", "cached") if r % 2 == 0 else ("cached", "stream"):
-                rates[feed].append(fit(feed, k))
+        k = max(3, min(steps // 3, round(seconds * fit_rate(model, feeds, "cached", 3))))
+        rates = interleaved(lambda feed: fit_rate(model, feeds, feed, k), ("stream", "cached"), repeats)
     row.update(
         stream_steps_per_s=max(rates["stream"]),
         cached_steps_per_s=max(rates["cached"]),
