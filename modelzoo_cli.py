@@ -64,10 +64,7 @@ def cmd_list(args) -> int:
     headers = ["name", "family", "params", "GMACs", "GFLOPs", "input", "paper"]
     cells = [_list_cells(r) for r in rows]
     if args.format == "markdown":
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "|".join("---" for _ in headers) + "|")
-        for row in cells:
-            print("| " + " | ".join(row) + " |")
+        print(table.markdown_table(headers, cells))
         return 0
     _print_columns(headers, cells, right={2, 3, 4})
     print(

@@ -828,14 +828,11 @@ def markdown(frame, floatfmt: dict) -> str:
             return format(v, floatfmt[col])
         return f"{v:,}" if isinstance(v, int) else str(v)
 
+    from modelzoo.table import markdown_table
+
     cols = list(frame.columns)
-    lines = [
-        "| " + " | ".join(cols) + " |",
-        "|" + "|".join("---:" if c in floatfmt else "---" for c in cols) + "|",
-    ]
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(cell(c, row[c]) for c in cols) + " |")
-    return "\n".join(lines)
+    rows = [[cell(c, row[c]) for c in cols] for _, row in frame.iterrows()]
+    return markdown_table(cols, rows, right=set(floatfmt))
 
 
 PAIR_FORMAT = {

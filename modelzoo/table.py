@@ -98,22 +98,27 @@ def write(path: Path = PATH) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _markdown_row(name: str, row: dict[str, Any]) -> str:
+def markdown_table(headers: list[str], rows: list[list[str]], right=()) -> str:
+    """A Markdown table of ready-made cells, the columns named in ``right`` right-aligned: the one
+    table writer of README's model table, ``modelzoo list --format markdown`` and the benchmarks."""
+    rule = "|" + "|".join("---:" if h in right else "---" for h in headers) + "|"
+    body = ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(["| " + " | ".join(headers) + " |", rule, *body])
+
+
+def _markdown_cells(name: str, row: dict[str, Any]) -> list[str]:
     authors = row["paper"].split(",")[0]
     paper = f"[{authors} {row['year']}]({row['url']})" if row["url"] else f"{authors} {row['year']}"
     params = f"{row['trainable_params']:,} / {row['params']:,}"
     shape = "x".join(str(d) for d in row["default_input_shape"] or ())
-    return f"| `{name}` | {paper} | {params} | {row['macs'] / 1e9:.4g} | {shape} | {row['reference']} |"
+    return [f"`{name}`", paper, params, f"{row['macs'] / 1e9:.4g}", shape, row["reference"]]
 
 
 def markdown(rows: dict[str, dict[str, Any]] | None = None) -> str:
     """README's model table: one row per registered model, from the recorded counts."""
     rows = load() if rows is None else rows
-    lines = [
-        "| model | paper | params (trainable / total) | GMACs | input | count follows |",
-        "|---|---|---|---|---|---|",
-    ]
-    return "\n".join(lines + [_markdown_row(name, row) for name, row in rows.items()])
+    headers = ["model", "paper", "params (trainable / total)", "GMACs", "input", "count follows"]
+    return markdown_table(headers, [_markdown_cells(name, row) for name, row in rows.items()])
 
 
 def readme_table(text: str) -> str:
