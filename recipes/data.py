@@ -461,6 +461,12 @@ def _tfds_builder(name, data_dir):
         ) from None
 
 
+def tfds_train_count(info) -> int:
+    """Examples in a TFDS set's train split as its info records them; 0 where it records none."""
+    split = info.splits["train"] if "train" in info.splits else None
+    return int(getattr(split, "num_examples", 0) or 0)
+
+
 def tfds_splits(info, spec: dict, val_fraction: float) -> dict[str, str]:
     """The TFDS split names that form train, validation and test, the same in memory and streamed:
     the set's own validation split where it has one, else the first ``val_fraction`` of train
@@ -471,8 +477,7 @@ def tfds_splits(info, spec: dict, val_fraction: float) -> dict[str, str]:
         test, val = val, None
     if val:
         return {"train": "train", "val": val, "test": test}
-    split = info.splits["train"] if "train" in info.splits else None
-    n_train = int(getattr(split, "num_examples", 0) or 0)
+    n_train = tfds_train_count(info)
     if n_train:  # a count of examples: the held-out set does not move with TFDS's rounding
         held = max(1, round(val_fraction * n_train))
         return {"train": f"train[{held}:]", "val": f"train[:{held}]", "test": test}

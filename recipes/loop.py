@@ -334,7 +334,7 @@ def _own_rows(rt: Runtime, task):
     rows = rt.distribution is not None and sharding.local_rows(rt.distribution)
     if not rows:
         return None
-    if getattr(task.cfg, "data_service", None):
+    if task.cfg.data_service:
         raise UserError(
             "data_service with several JAX processes is not supported: each process reads its own rows."
         )
@@ -357,7 +357,7 @@ def per_replica(rt: Runtime, task):
     own_rows = _own_rows(rt, task)
     if own_rows is not None:
         return own_rows
-    serve = through_service(getattr(cfg, "data_service", None), getattr(cfg, "data_service_workers", 1))
+    serve = through_service(cfg.data_service, cfg.data_service_workers)
     split = task.files_split()
     if not (rt.adapt and split is not None):
         return lambda step: serve(

@@ -49,7 +49,7 @@ def predict(run_dir, files=(), top: int = 3, texts=()) -> list[dict]:
     return rows
 
 
-def _example(path: Path, shape: tuple, cfg=None):
+def _example(path: Path, shape: tuple, cfg):
     """One image or ``.npy`` example, prepared as the run evaluates (its centre crop and
     normalisation, from ``cfg``, the run's config)."""
     import numpy as np
@@ -69,11 +69,11 @@ def _example(path: Path, shape: tuple, cfg=None):
     if len(shape) == 3:
         if x.ndim == 2:
             x = x[..., None]
-        mean, std = data_lib.NORMALIZE[getattr(cfg, "normalize", "none")] if shape[-1] == 3 else (None, None)
+        mean, std = data_lib.NORMALIZE[cfg.normalize] if shape[-1] == 3 else (None, None)
         pre = data_lib.Preprocess(
             image_size=shape[:2],
             channels=shape[-1],
-            eval_crop=getattr(cfg, "eval_crop", None),
+            eval_crop=cfg.eval_crop,
             mean=mean,
             std=std,
         )

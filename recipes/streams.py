@@ -445,7 +445,7 @@ def load_tfds(builder, name: str, spec: dict, val_fraction: float, budget: int) 
     info = builder.info
     splits = data_lib.tfds_splits(info, spec, val_fraction)
     names = {"train": splits["train"], "validation": splits["val"], "test": splits["test"]}
-    n_train = int(getattr(info.splits["train"], "num_examples", 0) or 0) if "train" in info.splits else 0
+    n_train = data_lib.tfds_train_count(info)
     bytes_per_example = (info.dataset_size or 0) / max(1, n_train)
     buffer = shuffle_buffer(budget, bytes_per_example)
     splits = []
