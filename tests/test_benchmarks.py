@@ -5,6 +5,7 @@ import math
 import pandas as pd
 import pytest
 
+from benchmarks import common, pairs
 from benchmarks import run as bench
 
 
@@ -90,14 +91,14 @@ def test_one_section_writes_its_own_table_and_an_unknown_one_is_one_line(tmp_pat
 def test_settings_are_sane_for_every_mode():
     for mode in ("tiny", "quick", "full"):
         for acc in ("cpu", "gpu", "tpu"):
-            s = bench.settings_for(mode, acc)
-            assert s.batch_size > 0 and s.repeats >= 1 and set(s.pairs) <= set(bench.PAIRS)
+            s = common.settings_for(mode, acc)
+            assert s.batch_size > 0 and s.repeats >= 1 and set(s.pairs) <= set(common.PAIRS)
             assert all(name.startswith("bert") for name in s.text_pairs) and s.sequence_length > 0
     assert (
-        bench.settings_for("full", "gpu").precision == "mixed_float16"
-        and bench.settings_for("full", "gpu").jit_compile
+        common.settings_for("full", "gpu").precision == "mixed_float16"
+        and common.settings_for("full", "gpu").jit_compile
     )
-    assert bench.settings_for("full", "cpu").precision == "float32"
+    assert common.settings_for("full", "cpu").precision == "float32"
 
 
 def test_vit_pair_is_keras_hubs_classifier_of_the_same_size():
@@ -108,9 +109,9 @@ def test_vit_pair_is_keras_hubs_classifier_of_the_same_size():
     zoo = modelzoo.create_model(
         "vit_tiny_patch16_224", num_classes=7, input_shape=(48, 32, 3), depth=2, width=24, heads=3
     )
-    hub = bench.hub_vit(zoo)
+    hub = pairs.hub_vit(zoo)
     assert type(hub).__name__ == "ViTImageClassifier" and tuple(hub.inputs[0].shape[1:]) == (48, 32, 3)
     assert hub.count_params() == zoo.count_params()
     sizes = [sorted(math.prod(w.shape) for w in m.weights) for m in (hub, zoo)]
     assert sizes[0] == sizes[1]  # weight for weight (the position table is (7, 24) there, (1, 7, 24) here)
-    assert "vit_base_patch16_224" in bench.PAIRS
+    assert "vit_base_patch16_224" in common.PAIRS

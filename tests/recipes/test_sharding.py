@@ -106,9 +106,10 @@ def test_convolutional_families_say_they_are_data_parallel_only():
 @pytest.mark.slow
 @pytest.mark.parametrize("model, devices, most", [("bert_base", 4, 0.30), ("bert_large", 8, 0.15)])
 def test_model_parallel_devices_hold_a_fraction_of_a_large_bert(model, devices, most):
-    from benchmarks.run import in_fresh_process
+    from benchmarks.common import in_fresh_process
+    from benchmarks.sharding import shard_probe
 
-    probe = in_fresh_process("shard_probe", (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
+    probe = in_fresh_process(shard_probe, (model,), KERAS_BACKEND="jax", JAX_NUM_CPU_DEVICES=str(devices))
     assert probe["device_mb"] <= most * probe["params_mb"], probe  # data parallel: 100% on every device
     assert probe["adjusted"] == [
         "token_embedding/embeddings"
