@@ -7,11 +7,13 @@ import time
 from benchmarks.common import Settings, interleaved
 
 
-def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
-    """Steps/s of a recipe's real training pipeline against the same model on one cached batch."""
+def _model_and_feeds(recipe: str, settings: Settings):
+    """The recipe's config, data, preprocessing, compiled model and its two feeds: the real
+    pipeline and one cached batch of it (each fit starts its own iterator, both sides alike)."""
     import keras
     import tensorflow as tf
 
+    import modelzoo
     from recipes import config as config_lib
     from recipes import data as data_lib
     from recipes import trainer
@@ -19,7 +21,7 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     keras.backend.clear_session()
     cfg = config_lib.resolve(recipe)
     data, pre = trainer.load_data(cfg)
-    model = __import__("modelzoo").create_model(
+    model = modelzoo.create_model(
         cfg.model, num_classes=data.num_classes, **trainer.model_shape_kwargs(data, pre)
     )
     outputs = len(model.outputs)
@@ -30,11 +32,15 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     )
     kw = trainer.batch_options(data, pre, outputs)
     real = data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=1, seed=cfg.seed, **kw)
-    cached = tf.data.Dataset.from_tensors(next(iter(real))).repeat()
-    feeds = {
-        "pipeline": real.repeat(),
-        "cached": cached,
-    }  # each fit starts its own iterator, both sides alike
+    feeds = {"pipeline": real.repeat(), "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
+    return cfg, data, pre, model, feeds
+
+
+def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
+    """Steps/s of a recipe's real training pipeline against the same model on one cached batch."""
+    from recipes import trainer
+
+    cfg, data, pre, model, feeds = _model_and_feeds(recipe, settings)
 
     def run(feed, steps):
         start = time.perf_counter()

@@ -33,7 +33,6 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     import tempfile
 
     import keras
-    import tensorflow as tf
 
     import modelzoo
     from recipes import data as data_lib
@@ -51,52 +50,51 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, service) in _stream_sources(Path(tmp), settings, log).items():
-            steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
-
-            def batches(start=0, data=data, service=service):
-                return service(
-                    lambda shard: data_lib.train_batches(
-                        data.train, start_step=start, batch_shard=shard, **kw
-                    )
-                )
-
-            decode = {k: images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}
-            real = batches()
-            feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
-
-            fit_rate(model, feeds, "stream", 2), fit_rate(model, feeds, "cached", 2)
-            # longer than the others: streams vary
-            n = max(
-                3, min(steps - 3, round(2 * settings.pipeline_seconds * fit_rate(model, feeds, "cached", 3)))
-            )
-            rates = interleaved(
-                lambda feed, feeds=feeds, n=n: fit_rate(model, feeds, feed, n),
-                ("stream", "cached"),
-                settings.repeats,
-            )
-            waits = {}
-            for at in (0, int(0.9 * steps)):
-                start = time.perf_counter()
-                next(iter(batches(at)))
-                waits[at] = time.perf_counter() - start
+            rows.append(_source_row(name, data, service, model, kw, settings))
             log(f"  streaming {name}: done")
-            rows.append(
-                {
-                    "source": name,
-                    "images": len(data.train),
-                    "input": f"{size}x{size}x3",
-                    "model": settings.stream_model,
-                    "batch_size": settings.stream_batch,
-                    "decode_images_per_s_1_core": decode[1],
-                    "decode_images_per_s_2_cores": decode[2],
-                    "stream_steps_per_s": max(rates["stream"]),
-                    "cached_steps_per_s": max(rates["cached"]),
-                    "streaming_ratio": max(rates["stream"]) / max(rates["cached"]),
-                    "first_batch_s": waits[0],
-                    "first_batch_at_90pct_s": waits[int(0.9 * steps)],
-                }
-            )
     return rows
+
+
+def _source_row(name: str, data, service, model, kw: dict, settings: Settings) -> dict:
+    """One source's row: decode rates, the model's streaming ratio, the first batch's waits."""
+    import tensorflow as tf
+
+    from recipes import data as data_lib
+
+    steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
+
+    def batches(start=0):
+        return service(
+            lambda shard: data_lib.train_batches(data.train, start_step=start, batch_shard=shard, **kw)
+        )
+
+    decode = {k: images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}
+    real = batches()
+    feeds = {"stream": real, "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
+    fit_rate(model, feeds, "stream", 2), fit_rate(model, feeds, "cached", 2)
+    # longer than the others: streams vary
+    n = max(3, min(steps - 3, round(2 * settings.pipeline_seconds * fit_rate(model, feeds, "cached", 3))))
+    rates = interleaved(lambda feed: fit_rate(model, feeds, feed, n), ("stream", "cached"), settings.repeats)
+    waits = {}
+    for at in (0, int(0.9 * steps)):
+        start = time.perf_counter()
+        next(iter(batches(at)))
+        waits[at] = time.perf_counter() - start
+    size = kw["pre"].image_size[0]
+    return {
+        "source": name,
+        "images": len(data.train),
+        "input": f"{size}x{size}x3",
+        "model": settings.stream_model,
+        "batch_size": settings.stream_batch,
+        "decode_images_per_s_1_core": decode[1],
+        "decode_images_per_s_2_cores": decode[2],
+        "stream_steps_per_s": max(rates["stream"]),
+        "cached_steps_per_s": max(rates["cached"]),
+        "streaming_ratio": max(rates["stream"]) / max(rates["cached"]),
+        "first_batch_s": waits[0],
+        "first_batch_at_90pct_s": waits[int(0.9 * steps)],
+    }
 
 
 STREAM_FORMAT = {
