@@ -47,61 +47,57 @@ from benchmarks.streaming import STREAM_FORMAT, bench_streaming
 SECTIONS = ("pairs", "pipeline", "streaming", "corpus", "sharding")
 
 
+def _table(result: dict, out: Path, name: str, rows: list, fmt: dict, note: str, csv: str = "") -> str:
+    """A section's rows as ``result[name]`` and ``OUT/<csv or name>.csv``; its Markdown and ``note``."""
+    import pandas as pd
+
+    result[name] = pd.DataFrame(rows)
+    result[name].to_csv(out / (csv or f"{name}.csv"), index=False)
+    return markdown(result[name], fmt) + "\n\n" + note
+
+
 def _pairs(settings, out: Path, result: dict, log) -> str:
     """Zoo/reference pairs (and the matmul peak they are measured against)."""
     import keras
-    import pandas as pd
 
     keras.mixed_precision.set_global_policy(settings.precision)
     compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
     peak = result["peak_flops"] = matmul_peak(settings.matmul_size, dtype=compute_dtype)
     log(f"matmul peak ({compute_dtype}, up to {settings.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
     names = (*settings.pairs, *settings.text_pairs)
-    result["pairs"] = pd.DataFrame([row for name in names for row in bench_pair(name, settings, peak, log)])
-    result["pairs"].to_csv(out / "results.csv", index=False)
-    return (
-        markdown(result["pairs"], PAIR_FORMAT) + "\n\nRatios are zoo / reference samples per second, in the "
-        "same run. Peak share = FLOPs per sample x samples/s / matmul peak (training counted as 3x the "
-        "forward FLOPs)."
+    rows = [row for name in names for row in bench_pair(name, settings, peak, log)]
+    note = (
+        "Ratios are zoo / reference samples per second, in the same run. Peak share = FLOPs per sample x "
+        "samples/s / matmul peak (training counted as 3x the forward FLOPs)."
     )
+    return _table(result, out, "pairs", rows, PAIR_FORMAT, note, csv="results.csv")
 
 
 def _pipeline(settings, out: Path, result: dict, log) -> str:
     """Each recipe's tf.data pipeline against one cached batch."""
-    import pandas as pd
-
-    result["pipeline"] = pd.DataFrame([bench_pipeline(recipe, settings, log) for recipe in settings.pipeline])
-    result["pipeline"].to_csv(out / "pipeline.csv", index=False)
-    return (
-        markdown(result["pipeline"], PIPE_FORMAT) + "\n\nPipeline ratio = steps/s with the recipe's tf.data "
-        "pipeline / steps/s on one cached batch."
-    )
+    rows = [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
+    note = "Pipeline ratio = steps/s with the recipe's tf.data pipeline / steps/s on one cached batch."
+    return _table(result, out, "pipeline", rows, PIPE_FORMAT, note)
 
 
 def _streaming(settings, out: Path, result: dict, log) -> str:
     """Streamed image sets."""
-    import pandas as pd
 
-    result["streaming"] = pd.DataFrame(bench_streaming(settings, log))
-    result["streaming"].to_csv(out / "streaming.csv", index=False)
     classes, per_class, size = settings.stream_set
-    return (
-        markdown(result["streaming"], STREAM_FORMAT) + f"\n\nStreaming: {classes * per_class:,} generated "
+    note = (
+        f"Streaming: {classes * per_class:,} generated "
         f"{size}x{size} JPEGs in {classes} class folders (72% train), crop and flip; decode = images/s of the "
         "training pipeline alone on a private pool of 1 or 2 threads; streaming ratio = steps/s streamed / "
         "steps/s on one cached batch; first batch = seconds from building the pipeline to its first batch, "
         "from the start and resumed at 90% of an epoch."
     )
+    return _table(result, out, "streaming", bench_streaming(settings, log), STREAM_FORMAT, note)
 
 
 def _corpus(settings, out: Path, result: dict, log) -> str:
     """The pretraining corpus in memory and streamed."""
-    import pandas as pd
-
-    result["corpus"] = pd.DataFrame(bench_corpus(settings, log))
-    result["corpus"].to_csv(out / "corpus.csv", index=False)
-    return (
-        markdown(result["corpus"], CORPUS_FORMAT) + f"\n\nCorpus: the stdlib corpus repeated to "
+    note = (
+        f"Corpus: the stdlib corpus repeated to "
         f"{settings.corpus_mb:g} MB in {settings.corpus_files} .txt files, masked-LM pretraining of "
         f"{settings.corpus_model} (128 tokens); peak RSS of a fresh process that prepares the corpus, at a "
         "quarter of the size and at full size (held in memory, it grows with the text; streamed, it does "
@@ -109,21 +105,19 @@ def _corpus(settings, out: Path, result: dict, log) -> str:
         "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
         "streaming ratio = training steps/s / steps/s on one cached batch."
     )
+    return _table(result, out, "corpus", bench_corpus(settings, log), CORPUS_FORMAT, note)
 
 
 def _sharding(settings, out: Path, result: dict, log) -> str:
     """Model-parallel parameter memory per device."""
-    import pandas as pd
-
-    result["sharding"] = pd.DataFrame(bench_sharding(settings, log))
-    result["sharding"].to_csv(out / "sharding.csv", index=False)
-    return (
-        markdown(result["sharding"], SHARD_FORMAT) + "\n\nSharding: each model built (not trained) under "
+    note = (
+        "Sharding: each model built (not trained) under "
         "model_parallel on a 1xN mesh of N simulated JAX CPU devices; device = parameter MB on the fullest "
         "device, measured from the shards; data parallel holds every parameter on every device (100%). "
         "Split otherwise = variables whose laid-out dimension N does not divide, split along another "
         "dimension (BERT's 30,522-token embedding: by its hidden columns)."
     )
+    return _table(result, out, "sharding", bench_sharding(settings, log), SHARD_FORMAT, note)
 
 
 SECTION_RUNS = {
