@@ -11,7 +11,7 @@ from benchmarks.common import Settings, fit_rate, images_per_s, in_fresh_process
 def write_corpus(root: Path, megabytes: float, files: int) -> Path:
     """``files`` .txt files of about ``megabytes`` MB in all: the stdlib corpus, one document a
     line, repeated."""
-    from recipes.pretrain import stdlib_corpus
+    from recipes.data.corpus import stdlib_corpus
 
     docs = [t.replace("\n", " ") for t in stdlib_corpus()]
     root.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ def _model_and_feeds(recipe: str, settings: Settings):
 
     import modelzoo
     from recipes import config as config_lib
-    from recipes import data as data_lib
     from recipes import trainer
+    from recipes.data import pipeline
 
     keras.backend.clear_session()
     cfg = config_lib.resolve(recipe)
@@ -31,7 +31,7 @@ def _model_and_feeds(recipe: str, settings: Settings):
         jit_compile=settings.jit_compile,
     )
     kw = trainer.batch_options(data, pre, outputs)
-    real = data_lib.train_batches(data.train, batch_size=cfg.batch_size, epochs=1, seed=cfg.seed, **kw)
+    real = pipeline.train_batches(data.train, batch_size=cfg.batch_size, epochs=1, seed=cfg.seed, **kw)
     feeds = {"pipeline": real.repeat(), "cached": tf.data.Dataset.from_tensors(next(iter(real))).repeat()}
     return cfg, data, pre, model, feeds
 

@@ -11,20 +11,19 @@ from benchmarks.common import Settings, fit_rate, images_per_s, interleaved
 def _stream_sources(root: Path, settings: Settings, log=print) -> dict:
     """The generated set as a streamed folder, as TFRecords, and the TFRecords through a local
     tf.data service of one and of two workers: name -> (Data, ``through_service``'s serve)."""
-    from recipes import data as data_lib
-    from recipes import records, streams
+    from recipes.data import service, sources, writer
 
     classes, per_class, size = settings.stream_set
     log(f"  streaming: writing {classes * per_class:,} JPEGs of {size}x{size} in {classes} class folders")
-    folder = records.write_synthetic_folder(root / "folder", classes=classes, per_class=per_class, size=size)
-    records.write_records(str(folder), root / "tfrecords", shards=16)
-    plain = streams.through_service(None)
-    tfrec = data_lib.load("tfrecord", path=str(root / "tfrecords"))
+    folder = writer.write_synthetic_folder(root / "folder", classes=classes, per_class=per_class, size=size)
+    writer.write_records(str(folder), root / "tfrecords", shards=16)
+    plain = service.through_service(None)
+    tfrec = sources.load("tfrecord", path=str(root / "tfrecords"))
     return {
-        "folder": (data_lib.load("folder", path=str(folder), streaming=True), plain),
+        "folder": (sources.load("folder", path=str(folder), streaming=True), plain),
         "tfrecord": (tfrec, plain),
-        "tfrecord, tf.data service": (tfrec, streams.through_service("local")),
-        "tfrecord, tf.data service x2": (tfrec, streams.through_service("local", 2)),
+        "tfrecord, tf.data service": (tfrec, service.through_service("local")),
+        "tfrecord, tf.data service x2": (tfrec, service.through_service("local", 2)),
     }
 
 
@@ -35,10 +34,10 @@ def bench_streaming(settings: Settings, log=print) -> list[dict]:
     import keras
 
     import modelzoo
-    from recipes import data as data_lib
+    from recipes.data import preprocess
 
     classes, _, size = settings.stream_set
-    pre = data_lib.Preprocess(image_size=(size, size), channels=3, crop=True, flip=True)
+    pre = preprocess.Preprocess(image_size=(size, size), channels=3, crop=True, flip=True)
     kw = dict(batch_size=settings.stream_batch, epochs=2, seed=0, pre=pre, num_classes=classes)
     keras.backend.clear_session()
     model = modelzoo.create_model(settings.stream_model, num_classes=classes, input_shape=(size, size, 3))
@@ -59,13 +58,13 @@ def _source_row(name: str, data, service, model, kw: dict, settings: Settings) -
     """One source's row: decode rates, the model's streaming ratio, the first batch's waits."""
     import tensorflow as tf
 
-    from recipes import data as data_lib
+    from recipes.data import pipeline
 
-    steps = data_lib.steps_per_epoch(len(data.train), settings.stream_batch)
+    steps = pipeline.steps_per_epoch(len(data.train), settings.stream_batch)
 
     def batches(start=0):
         return service(
-            lambda shard: data_lib.train_batches(data.train, start_step=start, batch_shard=shard, **kw)
+            lambda shard: pipeline.train_batches(data.train, start_step=start, batch_shard=shard, **kw)
         )
 
     decode = {k: images_per_s(batches(), min(steps, 40), k, settings.repeats) for k in (1, 2)}

@@ -218,7 +218,7 @@ class TrainConfig:
         self._check_schedule_fields()
         self._check_augmentation_fields()
         if self.data_service not in (None, "local"):
-            from recipes.streams import service_targets
+            from recipes.data.service import service_targets
 
             service_targets(self.data_service)
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":

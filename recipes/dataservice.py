@@ -1,7 +1,7 @@
 """A tf.data service node for ``data_service: grpc://HOST:PORT,...``: ``python -m recipes.dataservice
 --port PORT`` starts a dispatcher and one worker on this host and serves until stopped. Start one
 per host that should build training batches (the data's files must be readable there); a run
-given their addresses deals its batches round robin over them, in order (``recipes.streams``).
+given their addresses deals its batches round robin over them, in order (``recipes.data.service``).
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ from recipes.cli import run
 
 
 def evaluate(run_dir) -> dict:
-    from recipes import data as data_lib
+    from recipes.data import pipeline
     from recipes.trainer import batch_options, load_data, load_run, per_class_recall
 
     cfg, model = load_run(run_dir)
     data, pre = load_data(cfg)
-    test = data_lib.eval_batches(
+    test = pipeline.eval_batches(
         data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
     )
     results = model.evaluate(test, verbose=0, return_dict=True)

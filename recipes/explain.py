@@ -253,14 +253,14 @@ def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
     import numpy as np
 
     from modelzoo.validation import UserError
-    from recipes import data as data_lib
     from recipes import trainer
+    from recipes.data import pipeline
     from recipes.predict import _example
 
     rows = [(Path(f).stem, _example(Path(f), shape, cfg), None) for f in images]  # as the run evaluates
     if test:
         data, pre = trainer.load_data(cfg)
-        batches = data_lib.eval_batches(data.test, batch_size=batch_size, pre=pre)
+        batches = pipeline.eval_batches(data.test, batch_size=batch_size, pre=pre)
         xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
         rows += [
             (f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))

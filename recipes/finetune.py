@@ -30,7 +30,7 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
     def go():
         from modelzoo.validation import UserError
         from recipes import config as config_lib
-        from recipes.trainer import train
+        from recipes.tasks.classify import train
 
         source = Path(args.model)
         if not (source / "config.yaml").is_file() or not (source / "model.keras").is_file():

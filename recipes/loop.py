@@ -34,8 +34,8 @@ import modelzoo
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
-from recipes import data as data_lib
 from recipes import precise_bn
+from recipes.data import base
 from recipes.runtime import Runtime
 
 
@@ -201,7 +201,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     cfg = task.cfg
     steps = task.prepare(rt, run_dir)
     if task.medium() is not None and rt.chief:
-        print(data_lib.medium_line(task.medium()))
+        print(base.medium_line(task.medium()))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rt.chief:
         config_lib.save(cfg, run_dir / "config.yaml", recipe=task.recipe)
@@ -351,7 +351,7 @@ def per_replica(rt: Runtime, task):
     replicas' rows of every global batch, or their own files (a worker opens only its own files;
     TF's auto-sharding of one pipeline would have every worker read and decode every file, then
     drop its peers' rows)."""
-    from recipes.streams import through_service
+    from recipes.data.service import through_service
 
     cfg = task.cfg
     own_rows = _own_rows(rt, task)

@@ -55,29 +55,29 @@ def _example(path: Path, shape: tuple, cfg):
     import numpy as np
 
     from modelzoo.validation import UserError
-    from recipes import data as data_lib
+    from recipes.data import folder, preprocess
 
     _check_file(path)
     if path.suffix.lower() == ".npy":
         x = np.load(path, allow_pickle=False).astype("float32")
-    elif path.suffix.lower() in data_lib.IMAGE_EXTENSIONS:
-        x = data_lib._decode(str(path))
+    elif path.suffix.lower() in folder.IMAGE_EXTENSIONS:
+        x = folder.decode(str(path))
     else:
         raise UserError(
-            f"{str(path)!r}: expected an image ({', '.join(data_lib.IMAGE_EXTENSIONS)}) or a .npy file."
+            f"{str(path)!r}: expected an image ({', '.join(folder.IMAGE_EXTENSIONS)}) or a .npy file."
         )
     if len(shape) == 3:
         if x.ndim == 2:
             x = x[..., None]
-        mean, std = data_lib.NORMALIZE[cfg.normalize] if shape[-1] == 3 else (None, None)
-        pre = data_lib.Preprocess(
+        mean, std = preprocess.NORMALIZE[cfg.normalize] if shape[-1] == 3 else (None, None)
+        pre = preprocess.Preprocess(
             image_size=shape[:2],
             channels=shape[-1],
             eval_crop=cfg.eval_crop,
             mean=mean,
             std=std,
         )
-        x = data_lib._features(data_lib._prepare(x, pre, evaluation=True), pre).numpy()
+        x = preprocess.features(preprocess.prepare(x, pre, evaluation=True), pre).numpy()
     if tuple(x.shape) != shape:
         raise UserError(f"{str(path)!r} has shape {tuple(x.shape)}; the model takes {shape}.")
     return x
@@ -87,7 +87,7 @@ def _text_inputs(model, vocab_file: Path, files, texts) -> list[tuple]:
     """(label, model input) per text: the run's vocabulary, length and BERT framing."""
     import numpy as np
 
-    from recipes import data as data_lib
+    from recipes.data import text
 
     labelled = []
     for f in files:
@@ -98,11 +98,11 @@ def _text_inputs(model, vocab_file: Path, files, texts) -> list[tuple]:
     vocabulary = vocab_file.read_text().split("\n")[:-1]
     bert = isinstance(model.input, dict)
     length = (model.input["token_ids"] if bert else model.inputs[0]).shape[1]
-    ids = data_lib.text_encoder(vocabulary, length, cls_sep=bert)([t for _, t in labelled])
+    ids = text.text_encoder(vocabulary, length, cls_sep=bert)([t for _, t in labelled])
     rows = []
     for (label, _), row in zip(labelled, ids):
         x = row[None]
-        rows.append((label, {k: np.asarray(v) for k, v in data_lib.bert_inputs(x).items()} if bert else x))
+        rows.append((label, {k: np.asarray(v) for k, v in text.bert_inputs(x).items()} if bert else x))
     return rows
 
 

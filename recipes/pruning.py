@@ -17,7 +17,15 @@ import keras
 import numpy as np
 
 from modelzoo import private_keras
-from recipes.trainer import KERNEL_LAYERS
+
+# The layers whose kernels are pruned (and given a config's L1/L2 penalty, ``trainer.regularize``).
+KERNEL_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+)
 
 
 def prunable_kernels(model: keras.Model) -> list:

@@ -24,7 +24,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     import keras
 
     from modelzoo.validation import UserError, did_you_mean
-    from recipes import data as data_lib
+    from recipes.data import pipeline
     from recipes.trainer import batch_options, load_data, load_run
 
     if mode not in MODES:
@@ -34,7 +34,7 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, compile=False)  # weights only: no optimizer state
     data, pre = load_data(cfg)
-    test = data_lib.eval_batches(
+    test = pipeline.eval_batches(
         data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
     )
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])

@@ -13,97 +13,10 @@ its name, or with ``--bad-images skip`` is left out and listed in ``records.json
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from recipes.cli import run
-
-
-def write_records(
-    source: str,
-    out,
-    *,
-    shards: int = 16,
-    data_dir: str | None = None,
-    seed: int = 0,
-    bad_images: str = "stop",
-) -> dict:
-    """Write ``source`` as TFRecord shards under ``out``; the ``records.json`` index it wrote."""
-    import numpy as np
-    import tensorflow as tf
-
-    from recipes import data as data_lib
-    from recipes import streams
-
-    if shards < 1:
-        raise data_lib.DataError(f"--shards {shards}: give at least 1.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    index = {"source": source, "counts": {}, "skipped": []}
-    if Path(source).is_dir():
-        path = Path(source)
-        classes = sorted(p.name for p in path.iterdir() if p.is_dir())
-        files, labels = data_lib._list_images(path, classes)
-        files, labels, index["skipped"] = data_lib.drop_corrupt(
-            files, labels, bad_images, where=f"folder {source!r}"
-        )
-        order = np.random.RandomState(seed).permutation(len(files))
-        examples = ((tf.io.read_file(files[i]).numpy(), labels[i]) for i in order)
-        index["counts"] = streams.write_shards(out, "train", examples, len(files), shards)
-        index["class_names"] = classes
-    else:
-        index.update(_write_tfds(source, out, shards, data_dir))
-    (out / streams.INDEX).write_text(json.dumps(index, indent=1) + "\n")
-    return index
-
-
-def _write_tfds(name, out, shards, data_dir) -> dict:
-    """Every split of a prepared TFDS image set, its images still encoded."""
-    import tensorflow_datasets as tfds
-
-    from recipes import data as data_lib
-    from recipes import streams
-
-    builder = data_lib._tfds_builder(name, data_dir)
-    data_lib._prepare_tfds(builder, name, data_dir, data_lib.TFDS.get(name, {}))
-    label = builder.info.features["label"]
-    counts = {}
-    for split, info in builder.info.splits.items():
-        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-        first = next(iter(tfds.as_numpy(ds.take(1))), None)
-        if first is None or int(first["label"]) < 0:  # e.g. imagenet2012's test split: labels are -1
-            print(f"skipping split {split!r}: it has no labels")
-            continue
-        examples = ((ex["image"], int(ex["label"])) for ex in tfds.as_numpy(ds))
-        counts.update(
-            streams.write_shards(
-                out, "validation" if split == "valid" else split, examples, int(info.num_examples), shards
-            )
-        )
-    names = list(label.names) if getattr(label, "names", None) else [str(i) for i in range(label.num_classes)]
-    return {"counts": counts, "class_names": names}
-
-
-def write_synthetic_folder(
-    root, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg"
-) -> Path:
-    """An ImageNet-layout folder (one sub-folder of images per class) of generated images whose
-    classes are learnable: class c is bright in channel c mod 3, noise elsewhere. For trying and
-    measuring streaming without a download (the tests and the benchmark use it)."""
-    import numpy as np
-    import tensorflow as tf
-
-    rng = np.random.RandomState(0)
-    encode = tf.io.encode_jpeg if fmt == "jpeg" else tf.io.encode_png
-    for c in range(classes):
-        folder = Path(root) / f"class_{c:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = rng.randint(0, 96, size=(size, size, 3)).astype("uint8")
-            img[..., c % 3] += 150
-            tf.io.write_file(str(folder / f"{i:05d}.{'jpg' if fmt == 'jpeg' else 'png'}"), encode(img))
-    return Path(root)
+from recipes.data.writer import write_records
 
 
 def main(argv=None, prog="python -m recipes.records") -> int:

@@ -86,7 +86,7 @@ def main(argv=None, prog="python -m recipes.train") -> int:
 
     def go():
         from recipes import config as config_lib
-        from recipes.trainer import train
+        from recipes.tasks.classify import train
 
         overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))

@@ -19,8 +19,8 @@ from modelzoo import private_keras
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
-from recipes import data as data_lib
-from recipes import loop
+from recipes.data import base, pipeline, preprocess, sources, text
+from recipes.pruning import KERNEL_LAYERS
 from recipes.runtime import Runtime
 
 # Families whose paper trains with random crops (and flips where the labels allow).
@@ -43,13 +43,13 @@ CROP_FAMILIES = (
 )
 
 
-def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
+def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
     """Resize to the model's input (the config's ``image_size`` or the smallest legal size that is
     not smaller than the data), keep the data's channels, and the family's augmentation."""
     if data.kind == "text":
-        return data_lib.Preprocess(bert_inputs=entry.family == "bert")
+        return preprocess.Preprocess(bert_inputs=entry.family == "bert")
     if data.kind != "image":
-        return data_lib.Preprocess()
+        return preprocess.Preprocess()
     h = data.feature_shape[0]
     if h is None:  # images of varying size: the model's own default input size
         default = entry.default_input_shape
@@ -63,13 +63,13 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
     crop = cfg.augment and entry.family in CROP_FAMILIES and (cfg.crop_padding > 0 or cfg.crop_mode != "pad")
     channels = data.feature_shape[-1]
-    mean, std = data_lib.NORMALIZE[cfg.normalize]
+    mean, std = preprocess.NORMALIZE[cfg.normalize]
     if cfg.crop_mode != "pad" and cfg.augment and not crop:
         raise UserError(
             f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(CROP_FAMILIES)}); "
             f"model {cfg.model!r} trains without crops."
         )
-    return data_lib.Preprocess(
+    return preprocess.Preprocess(
         image_size=(size, size),
         channels=channels,
         crop=crop,
@@ -83,9 +83,9 @@ def preprocess_for(cfg, data: data_lib.Data, entry) -> data_lib.Preprocess:
     )
 
 
-def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
+def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
-    data = data_lib.load(
+    data = sources.load(
         cfg.dataset,
         data_dir=cfg.data_dir,
         path=cfg.data_path,
@@ -122,23 +122,23 @@ def load_data(cfg) -> tuple[data_lib.Data, data_lib.Preprocess]:
     return data, preprocess_for(cfg, data, entry)
 
 
-def _tokenized(cfg, data: data_lib.Data, entry) -> data_lib.Data:
+def _tokenized(cfg, data: base.Data, entry) -> base.Data:
     """A text set as token ids, through a WordPiece vocabulary: the given file, the warm start's,
     or learned from the training split."""
-    source = _init_source(cfg)
+    source = init_source(cfg)
     if cfg.vocabulary_file:
-        vocabulary = data_lib.read_vocabulary(cfg.vocabulary_file)
+        vocabulary = text.read_vocabulary(cfg.vocabulary_file)
     elif source and (source.parent / "vocab.txt").is_file():
-        vocabulary = data_lib.read_vocabulary(source.parent / "vocab.txt")
+        vocabulary = text.read_vocabulary(source.parent / "vocab.txt")
     else:
-        vocabulary = data_lib.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
+        vocabulary = text.word_piece_vocabulary(data.train.x, cfg.vocabulary_size)
     if source and (source.parent / "config.yaml").is_file():
         length = config_lib.load_yaml(source.parent / "config.yaml").get("sequence_length")
         if length and length != cfg.sequence_length:
             raise UserError(
                 f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}."
             )
-    return data_lib.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
+    return text.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
 
 
 def per_class_recall(model: keras.Model, batches, class_names) -> dict:
@@ -159,7 +159,7 @@ def per_class_recall(model: keras.Model, batches, class_names) -> dict:
     return {str(n): (round(float(h / t), 4) if t else None) for n, h, t in zip(class_names, hits, totals)}
 
 
-def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
+def select_classes(data: base.Data, classes: list) -> base.Data:
     """Only the examples of ``classes`` (by name), in every split, relabelled 0..k-1 in that order:
     a new label set, for fine-tuning or incremental learning."""
     import numpy as np
@@ -189,7 +189,7 @@ def select_classes(data: data_lib.Data, classes: list) -> data_lib.Data:
     )
 
 
-def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
+def imbalance(data: base.Data, fractions: dict, seed: int) -> base.Data:
     """Keep only ``fractions[c]`` of class ``c``'s training examples (seeded); validation and test
     are untouched, so recall on them measures what the imbalance cost."""
     import numpy as np
@@ -210,7 +210,7 @@ def imbalance(data: data_lib.Data, fractions: dict, seed: int) -> data_lib.Data:
     return dataclasses.replace(data, train=data.train.take(keep))
 
 
-def _init_source(cfg) -> Path | None:
+def init_source(cfg) -> Path | None:
     """The ``.keras`` file a warm start reads (``init_from`` names it or its run folder)."""
     if not cfg.init_from:
         return None
@@ -221,15 +221,6 @@ def _init_source(cfg) -> Path | None:
             f"init_from {cfg.init_from!r} is neither a .keras file nor a run folder with model.keras."
         )
     return path
-
-
-KERNEL_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-)
 
 
 def regularize(model: keras.Model, cfg) -> keras.Model:
@@ -307,7 +298,7 @@ class ScaledAfter(keras.optimizers.schedules.LearningRateSchedule):
         return cls(base, config["boundary"], config["scale"])
 
 
-def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int, class_weight=None) -> dict:
+def batch_options(data: base.Data, pre: preprocess.Preprocess, outputs: int, class_weight=None) -> dict:
     """Pipeline options: preprocessing and one-hot labels (repeated for each head of a multi-head
     model), for ``eval_batches`` and ``train_batches``; with ``class_weight`` (training only),
     per-example weights too."""
@@ -318,7 +309,7 @@ def batch_options(data: data_lib.Data, pre: data_lib.Preprocess, outputs: int, c
     return options
 
 
-def class_weights(data: data_lib.Data, spec):
+def class_weights(data: base.Data, spec):
     """One weight per class: ``"balanced"`` gives n / (k * n_c) from the training labels (rare
     classes count more), a list is taken as given; None: no weighting."""
     import numpy as np
@@ -379,18 +370,16 @@ def make_optimizer(cfg, steps_per_epoch: int):
     return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
 
 
-def build_model(
-    cfg, env: Runtime, data: data_lib.Data, pre: data_lib.Preprocess, run_dir: Path
-) -> keras.Model:
+def build_model(cfg, env: Runtime, data: base.Data, pre: preprocess.Preprocess, run_dir: Path) -> keras.Model:
     """The run's model: built under the strategy, warm-started (``init_from``, unless the run has
     checkpoints of its own), regularized, compiled. ``tuning`` builds its trials' models here too."""
-    steps = data_lib.steps_per_epoch(len(data.train), cfg.batch_size)
+    steps = pipeline.steps_per_epoch(len(data.train), cfg.batch_size)
     with env.strategy.scope():
         model = modelzoo.create_model(
             cfg.model, num_classes=data.num_classes, **{**model_shape_kwargs(data, pre), **cfg.model_kwargs}
         )
         if cfg.init_from and ckpt_lib.latest_step(run_dir / "checkpoints") is None:
-            copied = warm_start(model, _init_source(cfg), data.class_names)
+            copied = warm_start(model, init_source(cfg), data.class_names)
             print(f"warm start from {cfg.init_from}: {len(copied)} layers copied")
         model = regularize(model, cfg)
         compile_model(model, cfg, env, make_optimizer(cfg, steps))
@@ -415,26 +404,6 @@ def compile_model(model: keras.Model, cfg, env: Runtime, optimizer) -> None:
         metrics=[["accuracy"]] + [[]] * (outputs - 1) if outputs > 1 else ["accuracy"],
         jit_compile=env.jit and not env.adapt,
     )
-
-
-def train(
-    cfg: config_lib.TrainConfig,
-    *,
-    env: Runtime | None = None,
-    prepared=None,
-    model=None,
-    callbacks=(),
-    export: bool = True,
-) -> dict:
-    """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
-
-    ``env`` (a Runtime the caller has entered), ``prepared`` (the ``load_data`` pair), ``model``
-    (from ``build_model``) and extra ``callbacks`` let a caller that runs many trials (``tuning``)
-    share the loaded data and hand in the model it built. ``export=False`` skips the SavedModel.
-    """
-    from recipes.tasks.classify import Classify
-
-    return loop.run(Classify(cfg, prepared), runtime=env, model=model, callbacks=callbacks, export=export)
 
 
 def load_run(run_dir, compile: bool = True) -> tuple[config_lib.TrainConfig, keras.Model]:

@@ -174,6 +174,6 @@ def write_image_folder(
     root: Path, *, classes: int = 3, per_class: int = 20, size: int = 16, fmt: str = "jpeg"
 ) -> Path:
     """An ImageNet-layout folder whose classes are learnable (``recipes.records.write_synthetic_folder``)."""
-    from recipes.records import write_synthetic_folder
+    from recipes.data.writer import write_synthetic_folder
 
     return write_synthetic_folder(root, classes=classes, per_class=per_class, size=size, fmt=fmt)

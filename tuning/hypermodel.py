@@ -3,7 +3,7 @@
 ``build(hp)`` turns the trial's hyperparameters into an ordinary
 :class:`recipes.config.TrainConfig` and builds the model exactly as ``recipes.train`` does
 (``recipes.trainer.build_model``: strategy scope, regularizers, compile). ``fit`` hands that model to
-``recipes.trainer.train``, a run of the loop's classification task (``recipes.loop``): the same
+``recipes.tasks.classify.train``, a run of the loop's classification task (``recipes.loop``): the same
 data pipeline, runtime, checkpoints, early stopping and run folder (``trial_<id>/run`` in the
 search's directory), so tuning and training cannot drift apart, and a trial interrupted mid-way
 resumes from its own checkpoints when the search is rerun.
@@ -23,9 +23,10 @@ import keras
 import keras_tuner
 
 from recipes import config as config_lib
-from recipes import data as data_lib
 from recipes import trainer
+from recipes.data import pipeline
 from recipes.runtime import Runtime
+from recipes.tasks import classify
 from tuning.spaces import Space
 
 # The recipe's metrics and the direction that makes each better.
@@ -89,7 +90,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             return trainer.build_model(cfg, self._env, data, pre, cfg.resolved_run_dir())
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
-        """Train through ``recipes.trainer.train``; return the metrics of the best epoch.
+        """Train through ``recipes.tasks.classify.train``; return the metrics of the best epoch.
 
         Hyperband passes ``epochs`` (the bracket's length) and has loaded the parent trial's
         best-epoch weights file into ``model``. Under Keras 3 that file holds the optimizer's
@@ -100,7 +101,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         start_step = int(model.optimizer.iterations.numpy())  # > 0: Hyperband loaded a parent's state
         started = time.time()
         with self._env:
-            summary = trainer.train(
+            summary = classify.train(
                 cfg,
                 env=self._env,
                 prepared=self.prepared(cfg),
@@ -159,7 +160,7 @@ def inference_latency_ms(model, prepared, cfg, repeats: int = 5) -> float:
 
     data, pre = prepared
     kw = trainer.batch_options(data, pre, len(model.outputs))
-    x = next(iter(data_lib.eval_batches(data.val, batch_size=cfg.batch_size, **kw)))[0]
+    x = next(iter(pipeline.eval_batches(data.val, batch_size=cfg.batch_size, **kw)))[0]
     forward = tf.function(lambda inputs: model(inputs, training=False))
     forward(x)
     best = float("inf")

@@ -337,7 +337,7 @@ def report(
 ) -> SearchResult:
     """trials.csv, plots, best.yaml and the retrained best run of a finished search."""
     from recipes import config as config_lib
-    from recipes.trainer import train
+    from recipes.tasks.classify import train
     from tuning import results
 
     frame = results.trials_frame(project_dir)

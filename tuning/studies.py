@@ -33,7 +33,7 @@ GRID = {
 def _test_accuracies(run_dirs: Path, seeds, *, overrides=None, config_file=None) -> list[float]:
     """The MLP trained once per seed (run folders ``<run_dirs><seed>``): each run's test accuracy."""
     from recipes import config as config_lib
-    from recipes.trainer import train
+    from recipes.tasks.classify import train
 
     accuracies = []
     for seed in seeds:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 
-from recipes import data as data_lib
+from recipes import config as config_lib
 from recipes import loop
+from recipes.data import pipeline
+from recipes.runtime import Runtime
 from recipes.trainer import (
-    _init_source,
     batch_options,
     build_model,
     compile_model,
     inherited_layers,
+    init_source,
     load_data,
     model_input_shape,
     per_class_recall,
@@ -33,7 +35,7 @@ class Classify(loop.Task):
 
     def prepare(self, runtime, run_dir):
         self.data, self.pre = self.prepared or load_data(self.cfg)
-        return data_lib.steps_per_epoch(len(self.data.train), self.cfg.batch_size)
+        return pipeline.steps_per_epoch(len(self.data.train), self.cfg.batch_size)
 
     def write_files(self, run_dir):
         if self.data.vocabulary:
@@ -49,7 +51,7 @@ class Classify(loop.Task):
 
     def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
-        return data_lib.train_batches(
+        return pipeline.train_batches(
             self.data.train,
             batch_size=cfg.batch_size,
             epochs=cfg.epochs,
@@ -61,12 +63,12 @@ class Classify(loop.Task):
         )
 
     def validation(self):
-        return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self._options())
+        return pipeline.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self._options())
 
     def statistics_batches(self, samples):
         train = self.data.train
         head = train if getattr(train, "streamed", False) else train.take(slice(0, samples))
-        batches = data_lib.eval_batches(head, batch_size=self.cfg.batch_size, **self._options())
+        batches = pipeline.eval_batches(head, batch_size=self.cfg.batch_size, **self._options())
         return batches.take(math.ceil(samples / self.cfg.batch_size))
 
     def callbacks(self, steps):
@@ -86,7 +88,7 @@ class Classify(loop.Task):
         cfg, model = self.cfg, self.model
         if not cfg.freeze_epochs:
             return [(cfg.epochs, None)]
-        frozen = {a.name for a, _ in inherited_layers(model, _init_source(cfg), self.data.class_names)}
+        frozen = {a.name for a, _ in inherited_layers(model, init_source(cfg), self.data.class_names)}
 
         def trainable(names):
             for layer in model.layers:
@@ -97,7 +99,7 @@ class Classify(loop.Task):
 
     def report(self, runtime):
         data, model = self.data, self.model
-        test_ds = data_lib.eval_batches(data.test, batch_size=self.cfg.batch_size, **self._options())
+        test_ds = pipeline.eval_batches(data.test, batch_size=self.cfg.batch_size, **self._options())
         results = model.evaluate(test_ds, verbose=0, return_dict=True)
         report = {
             "test": {k: float(v) for k, v in results.items()},
@@ -123,3 +125,21 @@ class Classify(loop.Task):
 
     def message(self, summary, run_dir):
         return f"test accuracy {summary['test_accuracy']:.4f} ({summary['num_test']} examples); run folder {run_dir}"
+
+
+def train(
+    cfg: config_lib.TrainConfig,
+    *,
+    env: Runtime | None = None,
+    prepared=None,
+    model=None,
+    callbacks=(),
+    export: bool = True,
+) -> dict:
+    """Train ``cfg`` to completion (resuming if its run folder has checkpoints); return the summary.
+
+    ``env`` (a Runtime the caller has entered), ``prepared`` (the ``load_data`` pair), ``model``
+    (from ``build_model``) and extra ``callbacks`` let a caller that runs many trials (``tuning``)
+    share the loaded data and hand in the model it built. ``export=False`` skips the SavedModel.
+    """
+    return loop.run(Classify(cfg, prepared), runtime=env, model=model, callbacks=callbacks, export=export)

@@ -21,8 +21,8 @@ from keras import ops
 import modelzoo
 from modelzoo.registry import get_entry
 from modelzoo.validation import UserError
-from recipes import data as data_lib
 from recipes import loop, trainer
+from recipes.data import pipeline
 
 # The seed splits the data. The student may train on fewer of the training examples
 # (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
@@ -103,7 +103,7 @@ def student_loss(token: bool):
 
 def head_accuracies(model, test, batch_size, options) -> dict:
     """Test accuracy of a distilled ViT's class head and distillation head, each alone."""
-    batches = data_lib.eval_batches(test, batch_size=batch_size, **options)
+    batches = pipeline.eval_batches(test, batch_size=batch_size, **options)
     hits, total = np.zeros(2), 0
     for x, y in batches:
         labels = np.argmax(np.asarray(y), axis=-1)
@@ -175,7 +175,7 @@ class Distill(loop.Task):
         # the token's student has two heads, each given the labels (the second ignores them)
         self.options = trainer.batch_options(self.data, self.pre, 2 if self.token else 1)
         self.test_options = trainer.batch_options(self.data, self.pre, 1)
-        return data_lib.steps_per_epoch(len(self.data.train), cfg.batch_size)
+        return pipeline.steps_per_epoch(len(self.data.train), cfg.batch_size)
 
     def _student(self, **kwargs):
         shape = trainer.model_shape_kwargs(self.data, self.pre)
@@ -206,7 +206,7 @@ class Distill(loop.Task):
 
     def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
-        return data_lib.train_batches(
+        return pipeline.train_batches(
             self.data.train,
             batch_size=cfg.batch_size,
             epochs=cfg.epochs,
@@ -218,7 +218,7 @@ class Distill(loop.Task):
         )
 
     def validation(self):
-        return data_lib.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self.options)
+        return pipeline.eval_batches(self.data.val, batch_size=self.cfg.batch_size, **self.options)
 
     def report(self, runtime):
         with runtime.strategy.scope():  # the student alone, with the zoo's softmax output, is the run's model
@@ -229,7 +229,7 @@ class Distill(loop.Task):
                 heads = head_accuracies(final, self.data.test, self.cfg.batch_size, self.test_options)
                 final = average_heads(final)
             final.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        test = data_lib.eval_batches(self.data.test, batch_size=self.cfg.batch_size, **self.test_options)
+        test = pipeline.eval_batches(self.data.test, batch_size=self.cfg.batch_size, **self.test_options)
         results = final.evaluate(test, verbose=0, return_dict=True)
         # the teacher as the student saw it (resized to its input where the sizes differ)
         self.teacher_logits.compile(

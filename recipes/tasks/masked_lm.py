@@ -1,6 +1,6 @@
 """Masked-LM pretraining of a zoo BERT, as a task of the run loop (``recipes.pretrain`` is its
-command and holds the in-memory corpora and BERT's masking rule; ``recipes.corpus`` streams the
-corpora that do not fit in memory). Either way a training batch is a function of (seed, step):
+command; ``recipes.data.corpus`` holds the corpora, in memory or streamed; BERT's masking rule,
+``mask``, is here). Either way a training batch is a function of (seed, step):
 its rows are an epoch's seeded order, and its masks are drawn in the graph from (seed, step)."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import tensorflow as tf
 
 import modelzoo
 from modelzoo.validation import UserError
-from recipes import corpus as corpus_lib
-from recipes import data as data_lib
-from recipes import loop, streams, trainer
-from recipes.pretrain import MASK_RATE, load_corpus, mask, sequences
+from recipes import loop, trainer
+from recipes.data import base, pipeline, preprocess, records, text
+from recipes.data import corpus as corpus_lib
+from recipes.data.corpus import load_corpus, sequences
+
+MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 
 
 class MaskedLM(loop.Task):
@@ -23,7 +25,7 @@ class MaskedLM(loop.Task):
 
     recipe = "pretrain"
     export = False
-    stream: streams.Records | None = None  # the training rows, when streamed
+    stream: records.Records | None = None  # the training rows, when streamed
 
     def __init__(self, cfg):
         if modelzoo.get_entry(cfg.model).family != "bert":
@@ -50,14 +52,14 @@ class MaskedLM(loop.Task):
         )
         vocab_path = run_dir / "vocab.txt"
         if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
-            self.vocabulary = data_lib.read_vocabulary(
+            self.vocabulary = text.read_vocabulary(
                 vocab_path if vocab_path.is_file() else cfg.vocabulary_file
             )
         else:
-            self.vocabulary = data_lib.word_piece_vocabulary(
+            self.vocabulary = text.word_piece_vocabulary(
                 texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size
             )
-        self.special = [self.vocabulary.index(t) for t in data_lib.SPECIAL_TOKENS]
+        self.special = [self.vocabulary.index(t) for t in text.SPECIAL_TOKENS]
         self.opts = dict(
             vocabulary_size=len(self.vocabulary),
             special=self.special,
@@ -73,7 +75,7 @@ class MaskedLM(loop.Task):
             self.n_train = len(self.train_ids)
         else:
             self._open_stream(source, run_dir)
-        return data_lib.steps_per_epoch(self.n_train, cfg.batch_size)
+        return pipeline.steps_per_epoch(self.n_train, cfg.batch_size)
 
     def _open_stream(self, source, run_dir):
         cfg = self.cfg
@@ -82,14 +84,14 @@ class MaskedLM(loop.Task):
         self.counted = corpus_lib.load_count(
             run_dir, source, self.vocabulary, cfg.sequence_length
         ) or corpus_lib.count(source, rows, len(self.vocabulary))
-        budget = data_lib.memory_budget(cfg.memory_budget_gb)
+        budget = base.memory_budget(cfg.memory_budget_gb)
         self.stream = corpus_lib.records(
             source, rows, self.counted["train_rows"], budget, cfg.sequence_length
         )
         self.n_train, self.val_ids = len(self.stream), self.counted["held_out"]
         self.token_counts = np.asarray(self.counted["token_counts"])
         if self.n_train < 2 * cfg.batch_size or not len(self.val_ids):
-            raise data_lib.DataError(
+            raise base.DataError(
                 f"corpus {source.name!r} holds {self.n_train} training and {len(self.val_ids)} held-out "
                 f"sequences of {cfg.sequence_length} tokens; pretraining needs two batches "
                 f"({2 * cfg.batch_size}) and one held-out sequence."
@@ -121,17 +123,19 @@ class MaskedLM(loop.Task):
 
     def _masked(self, ids, seed, rows=None):
         inputs, positions, targets, weights = mask(ids, seed, rows=rows, **self.opts)
-        return {**data_lib.bert_inputs(inputs), "mask_positions": positions}, targets, weights
+        return {**text.bert_inputs(inputs), "mask_positions": positions}, targets, weights
 
     # every remaining batch; masks seeded by (seed, step)
     def batches_from(self, step, replicas=None, shard=None):
         cfg = self.cfg
 
         def finish(rows, step, first):
-            return self._masked(rows, data_lib.example_seed(cfg.seed, step, 0), rows=(cfg.batch_size, first))
+            return self._masked(
+                rows, preprocess.example_seed(cfg.seed, step, 0), rows=(cfg.batch_size, first)
+            )
 
         if self.stream is not None:
-            return streams.stream_batches(
+            return pipeline.stream_batches(
                 self.stream,
                 batch_size=cfg.batch_size,
                 epochs=cfg.epochs,
@@ -142,7 +146,7 @@ class MaskedLM(loop.Task):
                 prepare=None,
                 finish=finish,
             )
-        indices, _ = data_lib.batch_rows(self.n_train, cfg.batch_size, cfg.epochs, step, cfg.seed, replicas)
+        indices, _ = pipeline.batch_rows(self.n_train, cfg.batch_size, cfg.epochs, step, cfg.seed, replicas)
         if shard:
             indices = indices.shard(*shard)
         ids = tf.constant(self.train_ids)
@@ -181,3 +185,40 @@ class MaskedLM(loop.Task):
             f"held-out masked-token accuracy {summary['masked_token_accuracy']:.4f} (most frequent token: "
             f"{summary['most_frequent_token_accuracy']:.4f}); run folder {run_dir}"
         )
+
+
+def mask(
+    ids, seed, *, vocabulary_size: int, special: list[int], mask_id: int, max_predictions: int, rows=None
+):
+    """BERT's masking of a batch of token-id rows (int32 ``[n, length]``), in the graph: inputs,
+    positions, targets and weights. Drawn from the stateless ``seed`` (two integers) for a global
+    batch of ``rows=(total, first)`` rows of which these are rows ``first`` on (default: the whole
+    batch), so a row's mask does not depend on how the batch is split over replicas."""
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    n, length = tf.shape(ids)[0], tf.shape(ids)[1]
+    total, first = rows or (n, 0)
+    first = tf.cast(first, tf.int32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+
+    def draw(i, width, **kw):  # the global batch's numbers, this slice's rows
+        return tf.random.stateless_uniform([total, width], seeds[i], **kw)[first : first + n]
+
+    is_special = tf.reduce_any(ids[..., None] == tf.constant(special, tf.int32), axis=-1)
+    scores = tf.where(is_special, 2.0, draw(0, length))  # never chosen
+    positions = tf.argsort(scores, axis=1, stable=True)[:, :max_predictions]
+    wanted = tf.maximum(1.0, tf.round(tf.reduce_sum(tf.cast(~is_special, tf.float32), axis=1) * MASK_RATE))
+    weights = tf.cast(
+        tf.range(max_predictions, dtype=tf.float32)[None] < tf.minimum(wanted, max_predictions)[:, None],
+        tf.float32,
+    )
+    targets = tf.gather(ids, positions, batch_dims=1)
+    action = draw(1, max_predictions)
+    random_tokens = draw(2, max_predictions, minval=len(special), maxval=vocabulary_size, dtype=tf.int32)
+    replaced = tf.where(
+        action < MASK_TOKEN_RATE,
+        mask_id,
+        tf.where(action < MASK_TOKEN_RATE + RANDOM_TOKEN_RATE, random_tokens, targets),
+    )
+    at = tf.stack([tf.repeat(tf.range(n)[:, None], max_predictions, axis=1), positions], axis=-1)
+    inputs = tf.tensor_scatter_nd_update(ids, at, tf.where(weights > 0, replaced, targets))
+    return inputs, positions, targets, weights

@@ -1,4 +1,4 @@
-"""Streamed pretraining corpora (``recipes.corpus``): text files and a TFDS text set, tokenized in
+"""Streamed pretraining corpora (``recipes.data.corpus``): text files and a TFDS text set, tokenized in
 the pipeline, held out per file, sharded by file, resumed exactly; and ``streaming: auto``."""
 
 import json
@@ -8,9 +8,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from recipes import config as config_lib
-from recipes import corpus as corpus_lib
-from recipes import data as data_lib
-from recipes.pretrain import pretrain, stdlib_corpus
+from recipes.data import base
+from recipes.data import corpus as corpus_lib
+from recipes.data.corpus import stdlib_corpus
+from recipes.pretrain import pretrain
 from recipes.tasks.masked_lm import MaskedLM
 
 TINY = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
@@ -146,11 +147,11 @@ def test_in_memory_corpora_resume_exactly_and_streaming_auto_chooses_by_size(tex
         is None
     )
     with pytest.raises(
-        data_lib.DataError, match="'stdlib_corpus' is built in memory; streaming: true is for text_files"
+        base.DataError, match="'stdlib_corpus' is built in memory; streaming: true is for text_files"
     ):
         corpus_lib.streamed_source("stdlib_corpus", streaming=True)
     with pytest.raises(
-        data_lib.DataError, match="pretraining corpus must be one of .* or a TFDS text set, got 'wikipeda'"
+        base.DataError, match="pretraining corpus must be one of .* or a TFDS text set, got 'wikipeda'"
     ):
         corpus_lib.streamed_source("wikipeda", streaming=True)
 

@@ -9,8 +9,8 @@ import pytest
 import modelzoo
 from recipes import config as config_lib
 from recipes.distill import distill, main
+from recipes.tasks.classify import train
 from recipes.tasks.distill import logits_model as _logits
-from recipes.trainer import train
 
 
 @pytest.mark.slow

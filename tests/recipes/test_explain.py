@@ -9,7 +9,7 @@ import pytest
 import modelzoo
 from recipes import config as config_lib
 from recipes import explain as ex
-from recipes.trainer import train
+from recipes.tasks.classify import train
 
 X = np.random.default_rng(0).random((3, 64, 64, 1)).astype("float32")
 
@@ -224,8 +224,8 @@ def test_an_image_file_is_prepared_as_the_same_test_image_is(tmp_path):
     # issue 31: explain read a user's image without the run's normalisation and centre crop, so
     # its heat map differed from the one --test gives for the same picture; predict gives the
     # class and probabilities the model gives that test example
-    from recipes import data as data_lib
     from recipes import trainer
+    from recipes.data import preprocess
     from recipes.predict import predict
     from tests.helpers import write_image_folder
 
@@ -254,4 +254,4 @@ def test_an_image_file_is_prepared_as_the_same_test_image_is(tmp_path):
     top = predict(tmp_path / "run", [first], top=1)[0]["top"][0]
     names = json.loads((tmp_path / "run" / "summary.json").read_text())["class_names"]
     assert top["class"] == names[int(np.argmax(probs))] and abs(top["probability"] - probs.max()) < 1e-4
-    assert data_lib.NORMALIZE[cfg.normalize][0] is not None
+    assert preprocess.NORMALIZE[cfg.normalize][0] is not None

@@ -9,7 +9,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes import trainer
-from recipes.trainer import train
+from recipes.tasks.classify import train
 
 LOW, HIGH = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 

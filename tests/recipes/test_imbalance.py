@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from recipes import config as config_lib
-from recipes import data as data_lib
 from recipes import trainer
-from recipes.trainer import train
+from recipes.data import pipeline
+from recipes.tasks.classify import train
 
 RARE = {"8": 0.04, "9": 0.04}  # 4% of two classes' training examples: about 5 images each
 
@@ -20,7 +20,7 @@ def test_imbalanced_split_and_balanced_weights():
     weights = trainer.class_weights(data, "balanced")
     np.testing.assert_allclose(weights * counts, len(data.train) / 10, rtol=1e-5)
     kw = trainer.batch_options(data, pre, 1, "balanced")
-    x, y, w = next(iter(data_lib.train_batches(data.train, batch_size=32, epochs=1, **kw)))
+    x, y, w = next(iter(pipeline.train_batches(data.train, batch_size=32, epochs=1, **kw)))
     np.testing.assert_allclose(w.numpy(), weights[np.argmax(y.numpy(), -1)])
     with pytest.raises(ValueError, match="class_weight has 3 weights; the data set has 10 classes"):
         trainer.class_weights(data, [1.0, 2.0, 3.0])

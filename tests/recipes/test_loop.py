@@ -16,9 +16,8 @@ from recipes import config as config_lib
 from recipes import loop, private_tensorflow
 from recipes.distill import distill
 from recipes.pretrain import pretrain
-from recipes.tasks.classify import Classify
+from recipes.tasks.classify import Classify, train
 from recipes.tasks.distill import Distill
-from recipes.trainer import train
 
 FAST = {"epochs": 1, "batch_size": 64, "verbose": 0}
 

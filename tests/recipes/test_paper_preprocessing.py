@@ -8,8 +8,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from recipes import config as config_lib
-from recipes import data as data_lib
 from recipes import trainer
+from recipes.data import base, pipeline, preprocess, sources
+from recipes.tasks import classify
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +24,12 @@ def varied(tmp_path_factory):
             h, w = [(40, 56), (64, 48), (50, 50)][i % 3]
             img = rng.randint(0, 255, (h, w, 3)).astype("uint8")
             tf.io.write_file(str(root / f"c{c}" / f"{i}.jpg"), tf.io.encode_jpeg(img))
-    return data_lib.load("folder", path=str(root), streaming=True, val_fraction=0.1, test_fraction=0.1)
+    return sources.load("folder", path=str(root), streaming=True, val_fraction=0.1, test_fraction=0.1)
 
 
 @pytest.mark.parametrize("mode", ["random_resized", "scale_jitter"])
 def test_paper_crops_are_seeded_per_example_and_resume_exactly(varied, mode):
-    pre = data_lib.Preprocess(
+    pre = preprocess.Preprocess(
         image_size=(32, 32),
         channels=3,
         crop=True,
@@ -37,9 +38,9 @@ def test_paper_crops_are_seeded_per_example_and_resume_exactly(varied, mode):
         scale_range=(0.25, 1.0) if mode == "random_resized" else (32, 48),
     )
     options = dict(batch_size=4, epochs=2, seed=3, pre=pre)
-    full = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **options)]
-    again = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **options)]
-    resumed = [x.numpy() for x, _ in data_lib.train_batches(varied.train, start_step=3, **options)]
+    full = [x.numpy() for x, _ in pipeline.train_batches(varied.train, **options)]
+    again = [x.numpy() for x, _ in pipeline.train_batches(varied.train, **options)]
+    resumed = [x.numpy() for x, _ in pipeline.train_batches(varied.train, start_step=3, **options)]
     assert full[0].shape == (4, 32, 32, 3) and len(full) == 2 * (len(varied.train) // 4)
     for a, b in zip(full, again):
         np.testing.assert_array_equal(a, b)
@@ -47,33 +48,33 @@ def test_paper_crops_are_seeded_per_example_and_resume_exactly(varied, mode):
         np.testing.assert_array_equal(a, b)
     plain = [
         x.numpy()
-        for x, _ in data_lib.train_batches(
+        for x, _ in pipeline.train_batches(
             varied.train,
             batch_size=4,
             epochs=2,
             seed=3,
-            pre=data_lib.Preprocess(image_size=(32, 32), channels=3),
+            pre=preprocess.Preprocess(image_size=(32, 32), channels=3),
         )
     ]
     assert all(not np.allclose(a, b) for a, b in zip(full, plain))  # every batch cropped, not just resized
-    other = [x.numpy() for x, _ in data_lib.train_batches(varied.train, **{**options, "seed": 4})]
+    other = [x.numpy() for x, _ in pipeline.train_batches(varied.train, **{**options, "seed": 4})]
     assert not np.array_equal(full[0], other[0])
 
 
 def test_evaluation_takes_the_centre_crop_and_normalises(tmp_path):
     img = np.random.RandomState(1).randint(0, 255, (256, 320, 3)).astype("uint8")
-    split = data_lib.Split(np.asarray([img]), np.asarray([0]))
-    pre = data_lib.Preprocess(image_size=(224, 224), channels=3, eval_crop=0.875)
-    x = next(iter(data_lib.eval_batches(split, batch_size=1, pre=pre)))[0].numpy()[0]
+    split = base.Split(np.asarray([img]), np.asarray([0]))
+    pre = preprocess.Preprocess(image_size=(224, 224), channels=3, eval_crop=0.875)
+    x = next(iter(pipeline.eval_batches(split, batch_size=1, pre=pre)))[0].numpy()[0]
     # the shorter side is already 224 / 0.875 = 256: no resize, the centre 224 x 224
     np.testing.assert_allclose(x, img[16:240, 48:272] / 255.0, atol=1e-6)
-    mean, std = data_lib.NORMALIZE["imagenet_mean_std"]
+    mean, std = preprocess.NORMALIZE["imagenet_mean_std"]
     normed = next(
         iter(
-            data_lib.eval_batches(
+            pipeline.eval_batches(
                 split,
                 batch_size=1,
-                pre=data_lib.Preprocess(
+                pre=preprocess.Preprocess(
                     image_size=(224, 224), channels=3, eval_crop=0.875, mean=mean, std=std
                 ),
             )
@@ -100,7 +101,7 @@ def test_the_imagenet_recipes_resolve_to_the_papers_settings(model, tmp_path):
         and pre.crop_mode == cfg.crop_mode
         and pre.image_size == (cfg.image_size,) * 2
     )
-    assert pre.mean == data_lib.NORMALIZE[cfg.normalize][0]
+    assert pre.mean == preprocess.NORMALIZE[cfg.normalize][0]
     with pytest.raises(ValueError, match="scale_range=\\[2, 1\\] is invalid"):
         dataclasses_replace(cfg, scale_range=[2, 1]).validate()
 
@@ -121,12 +122,12 @@ def test_a_run_with_the_resnet_recipe_trains_on_mocked_imagenet2012(tmp_path):
         "resnet18", config_file=config_lib.recipe_path("resnet50", "imagenet2012"), overrides=overrides
     )
     with tfds.testing.mock_data(num_examples=24):
-        summary = trainer.train(cfg)
+        summary = classify.train(cfg)
     assert summary["completed"] and summary["steps"] == 3 and summary["input_shape"] == [32, 32, 3]
     with pytest.raises(ValueError, match="crop_mode='scale_jitter' is the augmentation of the crop families"):
         trainer.preprocess_for(
             dataclasses_replace(cfg, model="mlp", crop_mode="scale_jitter", image_size=32),
-            data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3)),
+            base.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3)),
             __import__("modelzoo").get_entry("mlp"),
         )
 
@@ -139,9 +140,9 @@ def dataclasses_replace(cfg, **changes):
 
 def test_eval_crop_leaves_training_batches_alone_and_config_mistakes_are_one_line():
     x = np.random.RandomState(0).rand(50, 32, 32, 3).astype("float32")
-    split = data_lib.Split(x, np.arange(50) % 3)
-    pre = data_lib.Preprocess(image_size=(28, 28), channels=3, crop=True, eval_crop=0.875)
-    batch = next(iter(data_lib.train_batches(split, batch_size=10, epochs=1, pre=pre)))[0]
+    split = base.Split(x, np.arange(50) % 3)
+    pre = preprocess.Preprocess(image_size=(28, 28), channels=3, crop=True, eval_crop=0.875)
+    batch = next(iter(pipeline.train_batches(split, batch_size=10, epochs=1, pre=pre)))[0]
     assert batch.shape == (
         10,
         28,
@@ -155,7 +156,7 @@ def test_eval_crop_leaves_training_batches_alone_and_config_mistakes_are_one_lin
         with pytest.raises(ValueError, match=message):
             config_lib.resolve("resnet18", overrides=fields).validate()
     cfg = config_lib.resolve("resnet18", overrides={"crop_mode": "random_resized", "crop_padding": 0.0})
-    data = data_lib.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3))
+    data = base.Data("x", "image", None, None, None, 3, ["a", "b", "c"], encoded_shape=(None, None, 3))
     assert trainer.preprocess_for(
         cfg, data, __import__("modelzoo").get_entry("resnet18")
     ).crop  # padding is not its knob

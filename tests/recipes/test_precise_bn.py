@@ -7,7 +7,7 @@ import numpy as np
 
 from recipes import config as config_lib
 from recipes import precise_bn
-from recipes.trainer import train
+from recipes.tasks.classify import train
 
 
 def _model():

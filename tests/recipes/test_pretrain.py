@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from recipes import config as config_lib
-from recipes.pretrain import MASK_RATE, mask, pretrain, stdlib_corpus
+from recipes.data.corpus import stdlib_corpus
+from recipes.pretrain import pretrain
+from recipes.tasks.masked_lm import MASK_RATE, mask
 from tests import helpers
 from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 

@@ -9,7 +9,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes import pruning
-from recipes.trainer import train
+from recipes.tasks.classify import train
 
 
 def test_schedule_is_cubic_from_begin_to_end():

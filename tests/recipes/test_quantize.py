@@ -7,7 +7,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes.quantize import quantize
-from recipes.trainer import train
+from recipes.tasks.classify import train
 
 
 @pytest.fixture(scope="module")

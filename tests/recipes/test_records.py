@@ -12,12 +12,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from recipes import config as config_lib
-from recipes import data as data_lib
-from recipes import records, streams, trainer
+from recipes import records as records_cli
+from recipes import trainer
+from recipes.data import base, pipeline, preprocess, records, sources
+from recipes.tasks import classify
 from tests import helpers
 from tests.helpers import write_image_folder
 
-PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
+PRE = preprocess.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
 
 
 class TinyImages(tfds.core.GeneratorBasedBuilder):
@@ -54,7 +56,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shards(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("records") / "tfrecords"
-    assert records.main([str(folder), str(out), "--shards", "8"]) == 0
+    assert records_cli.main([str(folder), str(out), "--shards", "8"]) == 0
     return out
 
 
@@ -76,7 +78,7 @@ def _examples(ds) -> list[str]:
 
 
 def _batches(split, **options):
-    return [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(split, **options)]
+    return [(x.numpy(), y.numpy()) for x, y in pipeline.train_batches(split, **options)]
 
 
 def test_the_writer_deals_every_image_once_into_mixed_shards(folder, shards):
@@ -86,7 +88,7 @@ def test_the_writer_deals_every_image_once_into_mixed_shards(folder, shards):
         and len(index["counts"]) == 8
         and index["class_names"] == ["class_000", "class_001", "class_002"]
     )
-    data = data_lib.load("tfrecord", path=str(shards))
+    data = sources.load("tfrecord", path=str(shards))
     every = [*data.train.files, *data.val.files, *data.test.files]
     assert sorted(every) == sorted(
         str(shards / f) for f in index["counts"]
@@ -106,10 +108,10 @@ def test_the_writer_deals_every_image_once_into_mixed_shards(folder, shards):
 
 
 def test_a_record_stream_is_a_function_of_seed_and_epoch_and_resumes_exactly(shards):
-    train = data_lib.load("tfrecord", path=str(shards)).train
+    train = sources.load("tfrecord", path=str(shards)).train
     options = dict(batch_size=8, epochs=3, seed=1, pre=PRE, num_classes=3)
     full, again = _batches(train, **options), _batches(train, **options)
-    steps = data_lib.steps_per_epoch(len(train), 8)
+    steps = pipeline.steps_per_epoch(len(train), 8)
     assert len(full) == 3 * steps
     for (a, ya), (b, yb) in zip(full, again):
         np.testing.assert_array_equal(a, b)
@@ -126,7 +128,7 @@ def test_a_record_stream_is_a_function_of_seed_and_epoch_and_resumes_exactly(sha
 
 
 def test_each_pipeline_reads_its_own_files_every_epoch(shards):
-    train = data_lib.load("tfrecord", path=str(shards)).train
+    train = sources.load("tfrecord", path=str(shards)).train
     assert len(train.files) >= 2 and train.by_file(2)
     seen = {(p, e): _examples(train.epoch(e, 7, 2, p)) for p in (0, 1) for e in (0, 1)}
     assert not set(seen[0, 0]) & set(seen[1, 0])  # disjoint halves of the files
@@ -138,26 +140,26 @@ def test_each_pipeline_reads_its_own_files_every_epoch(shards):
     options = dict(batch_size=8, epochs=2, seed=1, pre=PRE, num_classes=3)
     parts = [_batches(train, replicas=(2, [p]), **options) for p in (0, 1)]
     assert (
-        len(parts[0]) == len(parts[1]) == 2 * data_lib.steps_per_epoch(len(train), 8)
+        len(parts[0]) == len(parts[1]) == 2 * pipeline.steps_per_epoch(len(train), 8)
     )  # nominal epochs on both
     assert parts[0][0][0].shape == (4, 16, 16, 3)
 
 
 def test_too_few_files_shard_by_element_and_say_so(tmp_path, folder):
-    assert records.main([str(folder), str(tmp_path / "one"), "--shards", "1"]) == 0
+    assert records_cli.main([str(folder), str(tmp_path / "one"), "--shards", "1"]) == 0
     (tmp_path / "one" / "train-00000-of-00001.tfrecord").rename(tmp_path / "one" / "train-a.tfrecord")
     for split in ("validation", "test"):  # a single train file: validation and test files of their own
-        assert records.main([str(folder), str(tmp_path / split), "--shards", "1"]) == 0
+        assert records_cli.main([str(folder), str(tmp_path / split), "--shards", "1"]) == 0
         (tmp_path / split / "train-00000-of-00001.tfrecord").rename(tmp_path / "one" / f"{split}-a.tfrecord")
     (tmp_path / "one" / "records.json").unlink()  # no index: the records are counted
-    data = data_lib.load("tfrecord", path=str(tmp_path / "one"))
+    data = sources.load("tfrecord", path=str(tmp_path / "one"))
     assert len(data.train) == len(data.val) == len(data.test) == 120 and data.num_classes == 3
     train = data.train
     assert not train.by_file(2)
     halves = [_examples(train.epoch(0, 3, 2, p)) for p in (0, 1)]
     assert not set(halves[0]) & set(halves[1]) and len(halves[0]) + len(halves[1]) == 120
     with pytest.warns(UserWarning, match="1 file\\(s\\) for 2 input pipelines: each reads every file"):
-        data_lib.train_batches(train, batch_size=8, epochs=1, pre=PRE, replicas=(2, [0]))
+        pipeline.train_batches(train, batch_size=8, epochs=1, pre=PRE, replicas=(2, [0]))
 
 
 def test_a_run_trains_on_tfrecords_and_on_a_streamed_tfds_set(shards, tiny_tfds, tmp_path):
@@ -171,12 +173,12 @@ def test_a_run_trains_on_tfrecords_and_on_a_streamed_tfds_set(shards, tiny_tfds,
             "run_dir": str(tmp_path / "rec"),
         },
     )
-    summary = trainer.train(cfg)
+    summary = classify.train(cfg)
     assert summary["test_accuracy"] > 0.8 and summary["num_train"] == len(
-        data_lib.load("tfrecord", path=str(shards)).train
+        sources.load("tfrecord", path=str(shards)).train
     )
     # TinyImages is 90 + 30 images: a 1 KiB budget makes "auto" stream it, through TFDS's reader.
-    data = data_lib.load("tiny_images", data_dir=tiny_tfds, memory_budget_gb=2**-20)
+    data = sources.load("tiny_images", data_dir=tiny_tfds, memory_budget_gb=2**-20)
     assert (
         data.train.streamed
         and data.train.counts == [13, 23, 23, 22]
@@ -193,12 +195,12 @@ def test_a_run_trains_on_tfrecords_and_on_a_streamed_tfds_set(shards, tiny_tfds,
             "run_dir": str(tmp_path / "tfds"),
         },
     )
-    summary = trainer.train(cfg)
+    summary = classify.train(cfg)
     assert summary["test_accuracy"] > 0.8 and summary["num_train"] == 81
 
 
 def test_tfds_streams_shard_by_file_and_resume_exactly(tiny_tfds):
-    train = data_lib.load("tiny_images", data_dir=tiny_tfds, streaming=True).train
+    train = sources.load("tiny_images", data_dir=tiny_tfds, streaming=True).train
     assert len(train.files) == 4 and train.by_file(2)
     halves = [_examples(train.epoch(0, 5, 2, p)) for p in (0, 1)]
     assert not set(halves[0]) & set(halves[1]) and sorted(halves[0] + halves[1]) == sorted(
@@ -216,7 +218,7 @@ def test_tfds_streams_shard_by_file_and_resume_exactly(tiny_tfds):
 
 def test_imagenet2012_streams_under_tfds_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=24):
-        data = data_lib.load("imagenet2012", data_dir=str(tmp_path), streaming=True)
+        data = sources.load("imagenet2012", data_dir=str(tmp_path), streaming=True)
         assert data.num_classes == 1000 and data.class_names[0] == "n01440764" and data.train.streamed
         assert len(data.train) == 24 and data.encoded_shape == (None, None, 3)
         cfg = config_lib.resolve(
@@ -232,7 +234,7 @@ def test_imagenet2012_streams_under_tfds_mock_data(tmp_path):
                 "run_dir": str(tmp_path / "run"),
             },
         )
-        summary = trainer.train(cfg)
+        summary = classify.train(cfg)
     assert summary["completed"] and summary["steps"] == 3 and summary["input_shape"] == [32, 32, 3]
 
 
@@ -241,20 +243,20 @@ def test_bad_record_input_is_one_line(tmp_path, shards):
         feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}
         w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     with pytest.raises(
-        data_lib.DataError,
+        base.DataError,
         match="train-0.tfrecord' has no label feature \\(looked for 'image/class/label', "
         "'label'\\); its features: \\['image/encoded'\\]",
     ):
-        data_lib.load("tfrecord", path=str(tmp_path))
+        sources.load("tfrecord", path=str(tmp_path))
     (tmp_path / "train-0.tfrecord").write_bytes(b"not a record file at all")
-    with pytest.raises(data_lib.DataError, match="is not a TFRecord file"):
-        data_lib.load("tfrecord", path=str(tmp_path))
-    with pytest.raises(data_lib.DataError, match="has no TFRecord files named train"):
-        data_lib.load("tfrecord", path=str(shards.parent))  # the folder above the shards
-    with pytest.raises(data_lib.DataError, match="'tfrecord' always streams"):
-        data_lib.load("tfrecord", path=str(shards), streaming=False)
+    with pytest.raises(base.DataError, match="is not a TFRecord file"):
+        sources.load("tfrecord", path=str(tmp_path))
+    with pytest.raises(base.DataError, match="has no TFRecord files named train"):
+        sources.load("tfrecord", path=str(shards.parent))  # the folder above the shards
+    with pytest.raises(base.DataError, match="'tfrecord' always streams"):
+        sources.load("tfrecord", path=str(shards), streaming=False)
     with pytest.raises(
-        data_lib.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"
+        base.DataError, match="class_weight 'balanced', classes and class_fraction need an in-memory set"
     ):
         trainer.load_data(
             config_lib.resolve(
@@ -339,10 +341,10 @@ def test_a_corrupt_jpeg_stops_the_run_naming_it_or_is_skipped_and_counted(tmp_pa
     assert summary["skipped_images"] == 1 and summary["skipped_files"][0].endswith("class_001/broken.jpg")
     assert summary["num_train"] + summary["num_test"] < 36
     out = tmp_path / "rec"
-    assert records.main([str(folder), str(out)]) == 2  # the writer has the same policy
-    assert records.main([str(folder), str(out), "--bad-images", "skip", "--shards", "3"]) == 0
+    assert records_cli.main([str(folder), str(out)]) == 2  # the writer has the same policy
+    assert records_cli.main([str(folder), str(out), "--bad-images", "skip", "--shards", "3"]) == 0
     assert json.loads((out / "records.json").read_text())["skipped"][0].endswith("broken.jpg")
-    written = data_lib.load("tfrecord", path=str(out))
+    written = sources.load("tfrecord", path=str(out))
     assert len(written.train) + len(written.val) + len(written.test) == 36
 
 
@@ -351,7 +353,7 @@ def cluster_shards(tmp_path_factory):
     """300 images in 10 shards: 7 train files (210 examples), 1 validation, 2 test."""
     root = tmp_path_factory.mktemp("cluster")
     assert (
-        records.main(
+        records_cli.main(
             [
                 str(write_image_folder(root / "imgs", classes=3, per_class=100)),
                 str(root / "tf"),
@@ -389,7 +391,7 @@ def test_two_workers_stream_their_own_files_and_follow_a_one_worker_run(
     for out in outputs:  # each worker says which files its input pipeline reads
         line = next(line for line in out.splitlines() if re.match(r"input pipeline \d of 2 reads", line))
         read.append(set(line.split(": ", 1)[1].split(", ")))
-    train = data_lib.load("tfrecord", path=str(cluster_shards)).train
+    train = sources.load("tfrecord", path=str(cluster_shards)).train
     assert not read[0] & read[1] and read[0] | read[1] == {f.rsplit("/", 1)[1] for f in train.files}
     chief, other = _digests(run)
     assert chief["replicas"] == 2 and chief["weights_sha256"] == other["weights_sha256"]
@@ -549,28 +551,26 @@ def test_a_run_through_two_service_processes_is_the_run_without_them(shards, tmp
 
 
 def test_streamed_evaluation_is_normalised_and_a_label_out_of_range_is_named(shards, tmp_path):
-    data = data_lib.load("tfrecord", path=str(shards))
-    mean, std = data_lib.NORMALIZE["imagenet_mean_std"]
-    plain = next(iter(data_lib.eval_batches(data.test, batch_size=4, pre=PRE)))[0].numpy()
+    data = sources.load("tfrecord", path=str(shards))
+    mean, std = preprocess.NORMALIZE["imagenet_mean_std"]
+    plain = next(iter(pipeline.eval_batches(data.test, batch_size=4, pre=PRE)))[0].numpy()
     normed = next(
-        iter(data_lib.eval_batches(data.test, batch_size=4, pre=dataclasses.replace(PRE, mean=mean, std=std)))
+        iter(pipeline.eval_batches(data.test, batch_size=4, pre=dataclasses.replace(PRE, mean=mean, std=std)))
     )[0].numpy()
     np.testing.assert_allclose(normed, (plain - mean) / std, atol=1e-5)
     out = tmp_path / "bad"
     out.mkdir()
     jpeg = tf.io.encode_jpeg(tf.zeros((8, 8, 3), tf.uint8)).numpy()  # a real image: only the label is wrong
-    counts = streams.write_shards(out, "train", ((jpeg, 7) for _ in range(3)), 3, 3)  # label 7 of 3 classes
+    counts = records.write_shards(out, "train", ((jpeg, 7) for _ in range(3)), 3, 3)  # label 7 of 3 classes
     (out / "records.json").write_text(json.dumps({"class_names": ["a", "b", "c"], "counts": counts}))
-    bad = data_lib.load("tfrecord", path=str(out))
+    bad = sources.load("tfrecord", path=str(out))
     with pytest.raises(tf.errors.InvalidArgumentError, match="label is outside \\[0, num_classes\\)"):
-        next(iter(data_lib.train_batches(bad.train, batch_size=1, epochs=1, pre=PRE, num_classes=3)))
+        next(iter(pipeline.train_batches(bad.train, batch_size=1, epochs=1, pre=PRE, num_classes=3)))
 
 
 def test_a_class_whose_every_image_is_corrupt_is_one_line(tmp_path):
     folder = write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
     (folder / "class_002").mkdir()
     (folder / "class_002" / "a.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(
-        data_lib.DataError, match="every image of class index\\(es\\) \\[2\\] fails to decode"
-    ):
-        data_lib.load("folder", path=str(folder), bad_images="skip")
+    with pytest.raises(base.DataError, match="every image of class index\\(es\\) \\[2\\] fails to decode"):
+        sources.load("folder", path=str(folder), bad_images="skip")

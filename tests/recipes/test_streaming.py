@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 from recipes import config as config_lib
-from recipes import data as data_lib
 from recipes import trainer
+from recipes.data import base, pipeline, preprocess, sources
+from recipes.tasks import classify
 from tests import helpers
 from tests.helpers import write_image_folder
 
-PRE = data_lib.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
+PRE = preprocess.Preprocess(image_size=(16, 16), channels=3, crop=True, flip=True)
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,13 @@ def folder(tmp_path_factory):
 
 def test_a_folder_over_the_budget_streams_its_files(folder):
     # 180 images of 16x16x3 decode to 180 * 3 KiB as float32: a 0.0001 GiB (105 KiB) budget is exceeded.
-    streamed = data_lib.load("folder", path=str(folder), memory_budget_gb=0.0001)
+    streamed = sources.load("folder", path=str(folder), memory_budget_gb=0.0001)
     assert streamed.train.files and streamed.val.files and streamed.test.files
     assert isinstance(streamed.train.x[0], str) and streamed.train.x[0].endswith(".jpg")
     assert streamed.feature_shape == (16, 16, 3)
-    held = data_lib.load("folder", path=str(folder))  # auto, under a quarter of RAM: decoded into memory
+    held = sources.load("folder", path=str(folder))  # auto, under a quarter of RAM: decoded into memory
     assert not held.train.files and held.train.x.dtype == np.float32
-    forced = data_lib.load("folder", path=str(folder), streaming=True)
+    forced = sources.load("folder", path=str(folder), streaming=True)
     assert forced.train.files
     # The same files in the same splits, either way.
     assert [p.rsplit("/", 2)[-2] for p in streamed.test.x] == [held.class_names[y] for y in held.test.y]
@@ -34,13 +35,13 @@ def test_a_folder_over_the_budget_streams_its_files(folder):
 
 
 def test_streamed_batches_are_the_in_memory_batches_and_resume_exactly(folder):
-    streamed = data_lib.load("folder", path=str(folder), streaming=True)
-    held = data_lib.load("folder", path=str(folder), streaming=False)
+    streamed = sources.load("folder", path=str(folder), streaming=True)
+    held = sources.load("folder", path=str(folder), streaming=False)
     options = dict(batch_size=8, epochs=2, seed=5, pre=PRE)
-    full = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, **options)]
-    same = [(x.numpy(), y.numpy()) for x, y in data_lib.train_batches(held.train, **options)]
+    full = [(x.numpy(), y.numpy()) for x, y in pipeline.train_batches(streamed.train, **options)]
+    same = [(x.numpy(), y.numpy()) for x, y in pipeline.train_batches(held.train, **options)]
     tail = [
-        (x.numpy(), y.numpy()) for x, y in data_lib.train_batches(streamed.train, start_step=9, **options)
+        (x.numpy(), y.numpy()) for x, y in pipeline.train_batches(streamed.train, start_step=9, **options)
     ]
     steps = len(streamed.train) // 8
     assert len(full) == 2 * steps and len(tail) == 2 * steps - 9
@@ -50,8 +51,8 @@ def test_streamed_batches_are_the_in_memory_batches_and_resume_exactly(folder):
     for (a, ya), (b, yb) in zip(full[9:], tail):  # resume skips indices, before any file is read
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(ya, yb)
-    x, _ = next(iter(data_lib.eval_batches(streamed.test, batch_size=4, pre=PRE)))
-    y, _ = next(iter(data_lib.eval_batches(held.test, batch_size=4, pre=PRE)))
+    x, _ = next(iter(pipeline.eval_batches(streamed.test, batch_size=4, pre=PRE)))
+    y, _ = next(iter(pipeline.eval_batches(held.test, batch_size=4, pre=PRE)))
     np.testing.assert_array_equal(x.numpy(), y.numpy())
 
 
@@ -69,7 +70,7 @@ def test_a_run_streams_a_folder_and_learns_its_classes(folder, tmp_path):
     cfg = config_lib.resolve("lenet5", overrides=overrides)
     data, _ = trainer.load_data(cfg)
     assert data.train.files
-    summary = trainer.train(cfg)
+    summary = classify.train(cfg)
     assert summary["test_accuracy"] > 0.8, summary  # three colour classes; chance is 1/3
 
 
@@ -85,7 +86,7 @@ def test_a_run_says_and_records_whether_it_streams_and_why(folder, tmp_path, cap
         "verbose": 0,
         "run_dir": str(tmp_path / "run"),
     }
-    summary = trainer.train(config_lib.resolve("lenet5", overrides=overrides))
+    summary = classify.train(config_lib.resolve("lenet5", overrides=overrides))
     recorded = summary["data_medium"]
     assert recorded["medium"] == medium and recorded["budget_gib"] == budget
     assert recorded["size_gib"] == round(180 * 16 * 16 * 3 * 4 / 2**30, 4)  # 180 images, float32
@@ -99,8 +100,8 @@ def test_a_run_says_and_records_whether_it_streams_and_why(folder, tmp_path, cap
 def test_folder_errors_name_what_is_missing(tmp_path):
     write_image_folder(tmp_path / "imgs", classes=2, per_class=3)
     (tmp_path / "imgs" / "class_002").mkdir()
-    with pytest.raises(data_lib.DataError, match="class folder.*'class_002' hold no images"):
-        data_lib.load("folder", path=str(tmp_path / "imgs"))
+    with pytest.raises(base.DataError, match="class folder.*'class_002' hold no images"):
+        sources.load("folder", path=str(tmp_path / "imgs"))
     with pytest.raises(ValueError, match="streaming='yes' is invalid: one of \\[True, False, 'auto'\\]"):
         config_lib.resolve("lenet5", overrides={"streaming": "yes"}).validate()
     config_lib.resolve("bert_tiny", overrides={"streaming": True}).validate("pretrain")  # corpora stream too
@@ -109,20 +110,20 @@ def test_folder_errors_name_what_is_missing(tmp_path):
 
 
 def test_replica_shares_read_disjoint_files_and_rebuild_the_global_batches(folder):
-    streamed = data_lib.load("folder", path=str(folder), streaming=True)
+    streamed = sources.load("folder", path=str(folder), streaming=True)
     options = dict(batch_size=8, epochs=2, seed=5, pre=PRE, start_step=3)
-    full = [x.numpy() for x, _ in data_lib.train_batches(streamed.train, **options)]
+    full = [x.numpy() for x, _ in pipeline.train_batches(streamed.train, **options)]
     # Two workers of two replicas each: worker 1 holds replicas 2 and 3, a quarter of each batch apiece.
     shares = {
-        ids: [x.numpy() for x, _ in data_lib.train_batches(streamed.train, replicas=(4, ids), **options)]
+        ids: [x.numpy() for x, _ in pipeline.train_batches(streamed.train, replicas=(4, ids), **options)]
         for ids in ((0, 1), (2, 3))
     }
     assert all(len(s) == 2 * len(full) for s in shares.values())
     for step, whole in enumerate(full):  # replica r's share is rows 2r, 2r+1, augmented as in the whole batch
         parts = [shares[ids][2 * step + j] for ids in ((0, 1), (2, 3)) for j in range(2)]
         np.testing.assert_array_equal(np.concatenate(parts), whole)
-    with pytest.raises(data_lib.DataError, match="batch_size 8 does not split evenly over 3 replicas"):
-        data_lib.train_batches(streamed.train, replicas=(3, [0]), **options)
+    with pytest.raises(base.DataError, match="batch_size 8 does not split evenly over 3 replicas"):
+        pipeline.train_batches(streamed.train, replicas=(3, [0]), **options)
 
 
 @pytest.mark.slow
@@ -219,13 +220,13 @@ def test_sigkill_mid_epoch_of_a_streamed_run_then_resume_matches_an_uninterrupte
 
 
 def test_listing_a_large_folder_reports_progress(folder, monkeypatch, capsys):
-    monkeypatch.setattr(data_lib.Progress, "EVERY", 0.0)  # a line at every class folder, not every 5 s
-    data_lib.load("folder", path=str(folder), streaming=True)
+    monkeypatch.setattr(base.Progress, "EVERY", 0.0)  # a line at every class folder, not every 5 s
+    sources.load("folder", path=str(folder), streaming=True)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("listing")]
     assert lines[-1].endswith(": 3/3 class folders, 180 images"), lines
     assert len(lines) == 3
-    monkeypatch.setattr(data_lib.Progress, "EVERY", 5.0)
-    data_lib.load("folder", path=str(folder), streaming=True)
+    monkeypatch.setattr(base.Progress, "EVERY", 5.0)
+    sources.load("folder", path=str(folder), streaming=True)
     assert "listing" not in capsys.readouterr().out  # quick work prints nothing
 
 
@@ -236,9 +237,9 @@ def test_progress_on_a_terminal_is_one_bar_redrawn_in_place(monkeypatch):
         def isatty(self):
             return True
 
-    monkeypatch.setattr(data_lib.Progress, "EVERY", 0.0)
+    monkeypatch.setattr(base.Progress, "EVERY", 0.0)
     out = Terminal()
-    with data_lib.Progress("writing train records", 4, "examples", stream=out) as progress:
+    with base.Progress("writing train records", 4, "examples", stream=out) as progress:
         for done in range(1, 5):
             progress.update(done)
     text = out.getvalue()

@@ -5,25 +5,26 @@ import numpy as np
 import pytest
 
 from recipes import config as config_lib
-from recipes import data as data_lib
+from recipes.data import base, embedded, pipeline, sources, text
 from recipes.predict import predict
-from recipes.trainer import load_data, load_run, train
+from recipes.tasks.classify import train
+from recipes.trainer import load_data, load_run
 
 
 def test_stdlib_docs_is_real_labelled_text_that_ships_with_python():
-    d = data_lib.load("stdlib_docs")
-    assert d.kind == "text" and d.class_names == list(data_lib.DOC_PACKAGES)
+    d = sources.load("stdlib_docs")
+    assert d.kind == "text" and d.class_names == list(embedded.DOC_PACKAGES)
     assert len(d.train) + len(d.val) + len(d.test) > 1000
     assert np.bincount(d.test.y, minlength=6).min() >= 20
     assert all(isinstance(t, str) and len(t.split()) >= 5 for t in d.train.x[:50])
 
 
 def test_word_piece_tokens_pad_with_zero_and_frame_bert_inputs():
-    d = data_lib.load("stdlib_docs")
-    vocab = data_lib.word_piece_vocabulary(d.train.x, 500)
-    assert vocab[:5] == list(data_lib.SPECIAL_TOKENS) and len(vocab) <= 500
-    plain = data_lib.tokenize(d, vocab, 16)
-    framed = data_lib.tokenize(d, vocab, 16, cls_sep=True)
+    d = sources.load("stdlib_docs")
+    vocab = text.word_piece_vocabulary(d.train.x, 500)
+    assert vocab[:5] == list(text.SPECIAL_TOKENS) and len(vocab) <= 500
+    plain = text.tokenize(d, vocab, 16)
+    framed = text.tokenize(d, vocab, 16, cls_sep=True)
     assert plain.train.x.shape == (len(d.train), 16) and plain.train.x.dtype == np.int32
     assert (framed.train.x[:, 0] == vocab.index("[CLS]")).all()
     short = min(range(len(d.train)), key=lambda i: len(d.train.x[i]))
@@ -53,13 +54,13 @@ def test_text_models_train_into_a_run_folder(model, tmp_path):
     for name in ("model.keras", "metrics.csv", "summary.json", "config.yaml"):
         assert (tmp_path / name).is_file()
     # predict tokenizes a raw text exactly as training did: same probabilities as the test pipeline
-    raw = data_lib.load("stdlib_docs", seed=cfg.seed)
+    raw = sources.load("stdlib_docs", seed=cfg.seed)
     texts = list(raw.test.x[:3])
     (tmp_path / "doc.txt").write_text(texts[0])
     rows = predict(tmp_path, [tmp_path / "doc.txt"], top=6, texts=texts[1:])
     data, pre = load_data(cfg)
     _, model = load_run(tmp_path)
-    batch = next(iter(data_lib.eval_batches(data.test, batch_size=3, pre=pre)))[0]
+    batch = next(iter(pipeline.eval_batches(data.test, batch_size=3, pre=pre)))[0]
     expected = model.predict(batch, verbose=0)
     for row, probs in zip(rows, expected):
         got = {t["class"]: t["probability"] for t in row["top"]}
@@ -82,43 +83,42 @@ def test_csv_text_column_and_folders_of_text_files(tmp_path):
         for i in range(40)
     ]
     (tmp_path / "r.csv").write_text("\n".join(rows))
-    d = data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="review")
+    d = sources.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="review")
     assert (
         d.kind == "text"
         and d.class_names == ["bad", "good"]
         and len(d.train) + len(d.val) + len(d.test) == 40
     )
-    with pytest.raises(data_lib.DataError, match="no text column 'text'"):
-        data_lib.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="text")
+    with pytest.raises(base.DataError, match="no text column 'text'"):
+        sources.load("csv", path=str(tmp_path / "r.csv"), label_column="stars", text_column="text")
     for c in ("neg", "pos"):
         (tmp_path / "txt" / c).mkdir(parents=True)
         for i in range(10):
             (tmp_path / "txt" / c / f"{i}.txt").write_text(f"{c} document {i}")
-    d = data_lib.load("folder", path=str(tmp_path / "txt"))
+    d = sources.load("folder", path=str(tmp_path / "txt"))
     assert d.kind == "text" and d.class_names == ["neg", "pos"] and isinstance(d.train.x[0], str)
 
 
 def test_pretraining_corpora_load_through_their_real_code(tmp_path):
     import tensorflow_datasets as tfds
 
-    from recipes.pretrain import load_corpus
+    from recipes.data.corpus import load_corpus
 
     with tfds.testing.mock_data(num_examples=5):
         docs = load_corpus("wikipedia", data_dir=str(tmp_path))
     assert len(docs) == 5 and all(isinstance(t, str) for t in docs)
     (tmp_path / "a.txt").write_text("first paragraph\n\nsecond paragraph\n")
     assert load_corpus("text_files", path=str(tmp_path / "a.txt")) == ["first paragraph", "second paragraph"]
-    with pytest.raises(
-        data_lib.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"
-    ):
+    with pytest.raises(base.DataError, match="pretraining corpus must be one of.*Did you mean 'wikipedia'"):
         load_corpus("wikipeda")
 
 
 def test_empty_corpora_and_bad_vocabulary_files_are_one_clear_error(tmp_path):
-    from recipes.pretrain import load_corpus, pretrain
+    from recipes.data.corpus import load_corpus
+    from recipes.pretrain import pretrain
 
     (tmp_path / "blank.txt").write_text("\n\n   \n")
-    with pytest.raises(data_lib.DataError, match="holds no text"):
+    with pytest.raises(base.DataError, match="holds no text"):
         load_corpus("text_files", path=str(tmp_path / "blank.txt"))
     (tmp_path / "short.txt").write_text("only five words here today")
     cfg = config_lib.resolve(
@@ -131,12 +131,12 @@ def test_empty_corpora_and_bad_vocabulary_files_are_one_clear_error(tmp_path):
         },
     )
     with pytest.raises(
-        data_lib.DataError,
+        base.DataError,
         match=r"the corpus holds \d+ tokens; pretraining needs at least two sequences of 30",
     ):
         pretrain(cfg)
 
-    with pytest.raises(data_lib.DataError, match="vocabulary file '.*nope.txt' does not exist"):
+    with pytest.raises(base.DataError, match="vocabulary file '.*nope.txt' does not exist"):
         train(
             config_lib.resolve(
                 "textcnn",
@@ -154,19 +154,19 @@ def test_empty_corpora_and_bad_vocabulary_files_are_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="max_sequence_length=32 differs from sequence_length=64"):
         train(long)
     (tmp_path / "v.txt").write_text("hello\n[PAD]\n")
-    with pytest.raises(data_lib.DataError, match=r"must start with \[PAD\]"):
-        data_lib.read_vocabulary(tmp_path / "v.txt")
+    with pytest.raises(base.DataError, match=r"must start with \[PAD\]"):
+        text.read_vocabulary(tmp_path / "v.txt")
     (tmp_path / "v.txt").write_text("[PAD]\n[UNK]\nhello\n")
     with pytest.raises(
-        data_lib.DataError, match=r"lacks the special tokens \['\[CLS\]', '\[SEP\]', '\[MASK\]'\]"
+        base.DataError, match=r"lacks the special tokens \['\[CLS\]', '\[SEP\]', '\[MASK\]'\]"
     ):
-        data_lib.read_vocabulary(tmp_path / "v.txt")
+        text.read_vocabulary(tmp_path / "v.txt")
 
 
 def test_a_vocabulary_file_in_bert_layout_is_used_as_given(tmp_path):
     # BERT's published layout: [PAD] first, [UNK]/[CLS]/[SEP]/[MASK] further on
     words = sorted(
-        {w.lower().strip(".,:;()'\"") for t in data_lib.stdlib_docstrings()[0][:200] for w in t.split()}
+        {w.lower().strip(".,:;()'\"") for t in embedded.stdlib_docstrings()[0][:200] for w in t.split()}
         - {""}
     )
     vocab = (

@@ -12,7 +12,7 @@ from recipes import config as config_lib
 from recipes.checkpoint import latest_step
 from recipes.evaluate import evaluate
 from recipes.predict import predict
-from recipes.trainer import train
+from recipes.tasks.classify import train
 from tests import helpers
 from tests.helpers import ROOT, installed, kill_mid_epoch, subprocess_env
 
@@ -34,7 +34,7 @@ def test_run_folder_evaluate_and_predict(tmp_path, capsys):
     # evaluate from the folder gives the same number
     assert evaluate(run)["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
     # predict an 8x8 digit image saved as .npy and as PNG
-    from recipes.data import load
+    from recipes.data.sources import load
 
     digit = load("digits").test
     np.save(tmp_path / "d.npy", digit.x[0])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from recipes import config as config_lib
-from recipes.trainer import train
+from recipes.tasks.classify import train
 from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 from tuning import search as search_lib

@@ -1,24 +1,16 @@
-"""Pretraining corpora streamed from their files, tokenized in the pipeline: a folder of ``.txt``
-files of any size, or a TFDS text set (``wikipedia``) read from the builder's prepared files.
-``recipes.pretrain`` holds the in-memory corpora; this is their streaming counterpart, chosen by
-``streaming`` (``auto``: when the text is larger than the memory budget allows).
+"""Unlabelled text for masked-language-model pretraining.
 
-- A file's text is read line by line (``TextLineDataset``; TFDS's shard files record by record,
-  parsed with the builder's own features), tokenized with keras-hub's WordPiece in parallel, and
-  its token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length`` (a row never spans two
-  files; a file's last partial row is dropped). Every 10th row of each file is held out.
-- One pass at the start (``count``) reads the whole corpus once: each file's rows (an epoch's
-  length; sharding by file needs them), the training tokens' frequencies (the report's
-  baseline), and the first ``HELD_OUT`` held-out rows, which are the validation set (small, so
-  they stay in memory with one fixed mask). The run folder keeps it (``corpus.json``,
-  ``held_out.npy``): a resumed run does not count again.
-- The vocabulary is learned from a sample: the first ``VOCABULARY_SAMPLE`` bytes of lines, read
-  from up to ``SAMPLE_FILES`` files at once.
-- The training rows are a ``streams.Records`` split, so sharding (by file, or by element with a
-  warning), the seeded file order and shuffle buffer, and the exact resume are the image
-  streams' own. Resuming mid-epoch re-reads and re-tokenizes the rows before the restored step
-  (a shuffle buffer's state is a function of every row before it); its cost is measured in
-  ``benchmarks`` (``--only corpus``).
+In memory: the embedded ``stdlib_corpus`` (the language reference's topics and standard-library
+docstrings outside the packages ``stdlib_docs`` labels), ``text_files`` (one document per
+blank-line-separated paragraph) or a TFDS text set (``wikipedia``), packed into one token stream.
+
+Streamed (``streaming: auto`` when the text is larger than the memory budget allows, or
+``true``): a file's text is read line by line (TFDS's shard files record by record), tokenized
+in the pipeline, and its token stream cut into ``[CLS] ... [SEP]`` rows (a row never spans two
+files). Every 10th row of each file is held out. One pass at the start (``count``) reads the
+corpus once: each file's rows, the training tokens' frequencies (the report's baseline) and the
+first ``HELD_OUT`` held-out rows (the validation set); the run folder keeps it, so a resumed run
+does not count again. The vocabulary is learned from a sample of ``VOCABULARY_SAMPLE`` bytes.
 """
 
 from __future__ import annotations
@@ -30,18 +22,115 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from recipes import data as data_lib
-from recipes import streams
-from recipes.data import DataError
+from recipes.data.base import DataError, Progress, memory_budget
+from recipes.data.embedded import DOC_PACKAGES
+from recipes.data.records import Records, interleaved, shuffle_buffer
+from recipes.data.text import packer, word_piece
+from recipes.data.tfds_sets import prepare_tfds
 
 MEMORY_PER_TEXT_BYTE = (
     16  # the in-memory path's peak bytes per byte of text (measured 15.5: benchmarks, corpus)
 )
+
+
 VOCABULARY_SAMPLE = 16 * 2**20  # bytes of text (16 MB: about a minute of keras-hub's learner on 2 cores)
+
+
 SAMPLE_FILES = 64
+
+
 HELD_OUT = 4096  # validation rows at most
+
+
 HOLD_OUT_EVERY = 10
+
+
 TFDS_TEXT_KEY = "text"
+
+
+WIKIPEDIA = "wikipedia/20230601.en"
+
+
+CORPORA = ("stdlib_corpus", "wikipedia", "text_files")
+
+
+def stdlib_corpus() -> list[str]:
+    """Real English about Python that ships with Python: reference topics and docstrings."""
+    import ast
+    import pydoc_data.topics
+    import sysconfig
+
+    texts = [t for t in pydoc_data.topics.topics.values()]
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if (
+            parts[0] in DOC_PACKAGES
+            or parts[0] in ("test", "idlelib", "site-packages", "lib2to3")
+            or "tests" in parts
+        ):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc.split()) >= 5:
+                    texts.append(doc)
+    return texts
+
+
+def load_corpus(
+    name: str, *, data_dir: str | None = None, path: str | None = None, max_documents: int = 200_000
+) -> list[str]:
+    """Unlabelled text by name, in memory: the embedded ``stdlib_corpus``; ``wikipedia`` or another
+    TFDS text set (its builder's ``train`` split; at most ``max_documents`` documents);
+    ``text_files`` (``path``: a ``.txt`` file or a folder of them, one document per
+    blank-line-separated paragraph)."""
+    if name == "stdlib_corpus":
+        return stdlib_corpus()
+    if name == "text_files":
+        files = text_files(path).files
+        docs = [
+            p.strip()
+            for f in files
+            for p in Path(f).read_text(encoding="utf-8", errors="replace").split("\n\n")
+            if p.strip()
+        ]
+        if not docs:
+            raise DataError(f"data_path {path!r} holds no text.")
+        return docs
+    import tensorflow_datasets as tfds
+
+    builder = tfds_builder(name, data_dir)
+    try:
+        ds = builder.as_dataset(split="train")
+    except Exception as err:  # tfds raises many kinds for a missing or unprepared set
+        raise DataError(f"cannot load TFDS corpus {name!r}: {str(err).splitlines()[0]}") from None
+    docs = [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds.take(max_documents))]
+    if not any(d.strip() for d in docs):
+        raise DataError(f"TFDS corpus {name!r} holds no text.")
+    return docs
+
+
+def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
+    """The corpus as one token stream cut into ``[CLS] ... [SEP]`` rows of ``sequence_length``."""
+    import itertools
+
+    tokenizer = word_piece(vocabulary)
+
+    pieces = tokenizer(list(texts)) if len(texts) else []  # eager keras-hub tokenizers return lists of ids
+    stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
+    body = sequence_length - 2
+    if len(stream) < 2 * body:
+        raise DataError(
+            f"the corpus holds {len(stream)} tokens; pretraining needs at least two sequences of "
+            f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP])."
+        )
+    rows = stream[: len(stream) // body * body].reshape(-1, body)
+    return np.asarray(packer(vocabulary, sequence_length)(rows), dtype="int32")
 
 
 @dataclasses.dataclass
@@ -112,7 +201,7 @@ def vocabulary_sample(source: Source) -> list[str]:
 
 def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
     """``rows(file)``: a file's ``(index, row)`` pairs, each row int32 ``[CLS] tokens [SEP]``."""
-    tokenizer, pack = data_lib.word_piece(vocabulary), data_lib.packer(vocabulary, sequence_length)
+    tokenizer, pack = word_piece(vocabulary), packer(vocabulary, sequence_length)
 
     def rows(file):
         tokens = (
@@ -126,17 +215,17 @@ def row_reader(source: Source, vocabulary: list[str], sequence_length: int):
     return rows
 
 
-def records(source: Source, rows, counts: list[int], budget: int, sequence_length: int) -> streams.Records:
+def records(source: Source, rows, counts: list[int], budget: int, sequence_length: int) -> Records:
     """The training rows (all but every ``HOLD_OUT_EVERY``-th of each file) as a streamed split."""
 
     def training_rows(file):
         return rows(file).filter(lambda i, _: i % HOLD_OUT_EVERY != 0).map(lambda _, r: r)
 
     def open_files(files, shard, seed):
-        return streams.interleaved(files, shard, seed, training_rows)
+        return interleaved(files, shard, seed, training_rows)
 
-    buffer = streams.shuffle_buffer(budget, 4 * sequence_length)
-    return streams.Records(source.name, list(source.files), list(counts), open_files, buffer)
+    buffer = shuffle_buffer(budget, 4 * sequence_length)
+    return Records(source.name, list(source.files), list(counts), open_files, buffer)
 
 
 def count(source: Source, rows, vocabulary_size: int) -> dict:
@@ -144,9 +233,7 @@ def count(source: Source, rows, vocabulary_size: int) -> dict:
     counts, and the first ``HELD_OUT`` held-out rows (file after file)."""
     train, held, kept = [], [], []
     tokens = np.zeros(vocabulary_size, "int64")
-    with data_lib.Progress(
-        f"counting the sequences of {source.name}", len(source.files), "files"
-    ) as progress:
+    with Progress(f"counting the sequences of {source.name}", len(source.files), "files") as progress:
         for n, file in enumerate(source.files):
             n_train = n_held = 0
             for index, batch in rows(tf.constant(file)).batch(4096).prefetch(2).as_numpy_iterator():
@@ -201,8 +288,6 @@ def tfds_builder(name: str, data_dir: str | None):
     """The TFDS builder of a text corpus (``wikipedia`` is its newest English dump), prepared."""
     import tensorflow_datasets as tfds
 
-    from recipes.pretrain import CORPORA, WIKIPEDIA
-
     try:
         builder = tfds.builder(WIKIPEDIA if name == "wikipedia" else name, data_dir=data_dir)
     except Exception:  # tfds raises DatasetNotFoundError and others
@@ -212,7 +297,7 @@ def tfds_builder(name: str, data_dir: str | None):
             f"pretraining corpus must be one of {list(CORPORA)} or a TFDS text set, got {name!r}."
             + did_you_mean(name, CORPORA)
         ) from None
-    data_lib._prepare_tfds(builder, name, data_dir, {})
+    prepare_tfds(builder, name, data_dir, {})
     return builder
 
 
@@ -233,5 +318,5 @@ def streamed_source(
         source = text_files(path)
     else:
         source = tfds_text(tfds_builder(name, data_dir), name)
-    fits = source.size * MEMORY_PER_TEXT_BYTE <= data_lib.memory_budget(memory_budget_gb)
+    fits = source.size * MEMORY_PER_TEXT_BYTE <= memory_budget(memory_budget_gb)
     return None if streaming == "auto" and fits else source

@@ -1,0 +1,107 @@
+"""Text: keras-hub's WordPiece tokenizer, built here and nowhere else, its vocabulary
+(learned from a training split, or read from a file), and one way to pack [CLS] ... [SEP] rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from recipes.data.base import Data, DataError, Split
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # [PAD] is id 0
+
+
+def read_vocabulary(path) -> list[str]:
+    """A WordPiece ``vocab.txt`` (one token per line, as BERT publishes it): ``[PAD]`` first, since
+    id 0 pads, and the other special tokens anywhere (BERT's uncased vocabulary qualifies)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"vocabulary file {str(path)!r} does not exist.")
+    vocabulary = path.read_text(encoding="utf-8").split("\n")
+    while vocabulary and not vocabulary[-1]:
+        vocabulary.pop()
+    if not vocabulary or vocabulary[0] != "[PAD]":
+        raise DataError(
+            f"vocabulary file {str(path)!r} must start with [PAD] (id 0 pads); it starts with {vocabulary[:1]}."
+        )
+    missing = [t for t in SPECIAL_TOKENS if t not in vocabulary]
+    if missing:
+        raise DataError(f"vocabulary file {str(path)!r} lacks the special tokens {missing}.")
+    return vocabulary
+
+
+def string_tensor(texts) -> tf.Tensor:
+    """Texts as a tf.string tensor. (Through NumPy's ``astype(str)`` each would be padded to the
+    longest: 100,000 lines with one of 100 KB took 24 GB.)"""
+    return tf.constant([str(t) for t in texts], dtype=tf.string)
+
+
+def word_piece_vocabulary(texts, vocabulary_size: int) -> list[str]:
+    """A WordPiece vocabulary learned from ``texts`` (keras-hub), special tokens first."""
+    import keras_hub
+
+    ds = tf.data.Dataset.from_tensor_slices(string_tensor(texts))
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        ds, vocabulary_size, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS)
+    )
+
+
+def word_piece(vocabulary: list[str]):
+    """keras-hub's WordPiece tokenizer on ``vocabulary``, lowercasing, int32 ids: the one every
+    text path uses (classification, pretraining in memory and streamed, prediction)."""
+    import keras_hub
+
+    return keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=True, dtype="int32")
+
+
+def packer(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = True):
+    """keras-hub's StartEndPacker: ``[CLS] tokens [SEP]`` (or the tokens alone) cut or padded
+    with 0 to ``sequence_length``; the one way every text path frames its rows."""
+    import keras_hub
+
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    return keras_hub.layers.StartEndPacker(
+        sequence_length,
+        start_value=ids["[CLS]"] if cls_sep else None,
+        end_value=ids["[SEP]"] if cls_sep else None,
+        pad_value=0,
+        return_padding_mask=False,
+    )
+
+
+def text_encoder(vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False):
+    """A function from texts to an int32 array of token ids (keras-hub WordPiece + StartEndPacker),
+    the one used for training and for prediction alike."""
+    tokenizer, pack = word_piece(vocabulary), packer(vocabulary, sequence_length, cls_sep=cls_sep)
+
+    def encode(texts) -> np.ndarray:
+        texts = string_tensor(texts)
+        return np.asarray(pack(tokenizer(texts)), dtype="int32")
+
+    return encode
+
+
+def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep: bool = False) -> Data:
+    """Every split's texts as int32 token ids of length ``sequence_length`` (0 pads), with
+    ``[CLS] ... [SEP]`` around them for BERT. Done once: a training step only gathers rows."""
+    encode = text_encoder(vocabulary, sequence_length, cls_sep=cls_sep)
+    return dataclasses.replace(
+        data,
+        train=Split(encode(data.train.x), data.train.y),
+        val=Split(encode(data.val.x), data.val.y),
+        test=Split(encode(data.test.x), data.test.y),
+        vocabulary=list(vocabulary),
+    )
+
+
+def bert_inputs(token_ids):
+    """keras-hub's BERT inputs for single-segment text: segment 0 everywhere, padding where id 0."""
+    return {
+        "token_ids": token_ids,
+        "segment_ids": tf.zeros_like(token_ids),
+        "padding_mask": tf.cast(tf.not_equal(token_ids, 0), "int32"),
+    }
