@@ -75,7 +75,7 @@ def _timed(task, cfg, run_dir: Path, steps: int, seconds: float, repeats: int) -
     pipeline's sequences/s, and training steps/s streamed against one cached batch."""
     import tensorflow as tf
 
-    from recipes.runtime import Runtime
+    from recipes.runtime.backend import Runtime
 
     row = {}
     for at, key in ((0, "first_batch_s"), (int(0.9 * steps), "first_batch_at_90pct_s")):

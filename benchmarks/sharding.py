@@ -12,7 +12,7 @@ def shard_probe(model: str) -> dict:
     import keras
 
     import modelzoo
-    from recipes import sharding
+    from recipes.runtime import sharding
 
     devices = len(keras.distribution.list_devices())
     dist = sharding.make("model_parallel", model, mesh=f"1x{devices}", batch_size=devices)

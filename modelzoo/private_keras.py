@@ -57,7 +57,7 @@ def layer_calls(layer) -> list[tuple[list, list]]:
 
 # Keras 3's TensorFlow trainer under several replicas (keras-team/keras#20585, #19246): the
 # recipes replace two of its private step hooks on one model instance and call four private
-# helpers from their replacements (recipes/distributed.py says why each is needed).
+# helpers from their replacements (recipes/runtime/distributed.py says why each is needed).
 TRAINER_HOOKS = ("_maybe_symbolic_build", "_make_function")
 
 

@@ -69,7 +69,7 @@ class TrainingState:
     def save(self, again: bool = False) -> None:
         """Write the current state under its step (the chief only); a step already saved is
         written ``again`` only when asked (at an epoch end, the loop's state has moved on since)."""
-        from recipes.sharding import host_value
+        from recipes.runtime.sharding import host_value
 
         step = self.step
         if self.saved == step and not again:

@@ -32,7 +32,7 @@ def select_backend(argv) -> str | None:
     or a ``--config`` YAML's ``backend:``) before anything imports Keras, which reads it once.
     Returns the name asked for (None: ``KERAS_BACKEND`` or TensorFlow). An unknown name is left
     for the config's validation to report; a Keras already imported on another backend, for the
-    run's (``recipes.runtime.check_backend``)."""
+    run's (``recipes.runtime.backend.check_backend``)."""
     argv, wanted, config = list(argv), None, None
     for i, arg in enumerate(argv):
         value = argv[i + 1] if i + 1 < len(argv) else None

@@ -9,90 +9,18 @@ from pathlib import Path
 import yaml
 
 from modelzoo.validation import UserError, did_you_mean
+from recipes.config_rules import (
+    CHOICES,
+    OPTIONAL,
+    RANGES,
+    bad_value,
+    base_type,
+    range_text,
+    union_types,
+    within,
+)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-LOSSES = ("crossentropy", "focal")
-BACKENDS = ("tensorflow", "jax", "torch")
-CHOICES = {
-    "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
-    "loss": LOSSES,
-    "mixed_precision": PRECISIONS,
-    "backend": BACKENDS,
-    "streaming": (True, False, "auto"),
-    "bad_images": ("stop", "skip"),
-    "distribution": ("auto", "off", "data_parallel", "model_parallel"),
-    "crop_mode": ("pad", "random_resized", "scale_jitter"),
-    "normalize": ("none", "imagenet_mean", "imagenet_mean_std"),
-    "distill_targets": ("soft", "hard"),
-}
-# Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
-RANGES = {
-    **{
-        name: (0, None, False, None)
-        for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")
-    },
-    **{
-        name: (1, None, True, None)
-        for name in (
-            "batch_size",
-            "epochs",
-            "checkpoint_every",
-            "early_stopping_patience",
-            "image_size",
-            "data_service_workers",
-        )
-    },
-    **{
-        name: (0, None, True, None)
-        for name in (
-            "momentum",
-            "weight_decay",
-            "warmup_epochs",
-            "l1",
-            "l2",
-            "input_noise",
-            "focal_gamma",
-            "precise_bn_samples",
-        )
-    },
-    "sequence_length": (4, None, True, None),
-    "vocabulary_size": (16, None, True, None),
-    "crop_padding": (0, 0.5, True, False),
-    "label_smoothing": (0, 1, True, False),
-    "prune_sparsity": (0, 1, True, False),
-    "train_fraction": (0, 1, False, True),
-    "distill_weight": (0, 1, True, True),
-    "eval_crop": (0, 1, False, True),
-}
-OPTIONAL = (
-    "backend",
-    "clipnorm",
-    "early_stopping_patience",
-    "image_size",
-    "memory_budget_gb",
-    "data_service",
-    "eval_crop",
-    "mesh",
-)  # null allowed
-
-
-def _bad(field, value, allowed):
-    raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
-
-
-def _within(value, low, high, low_in, high_in) -> bool:
-    above = value >= low if low_in else value > low
-    return above and (high is None or (value <= high if high_in else value < high))
-
-
-def _range_text(low, high, low_in, high_in) -> str:
-    if high is None:
-        return f"must be {'>=' if low_in else '>'} {low}"
-    return f"must be in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
 
 
 @dataclasses.dataclass
@@ -222,43 +150,47 @@ class TrainConfig:
 
             service_targets(self.data_service)
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
-            _bad("class_weight", self.class_weight, "'balanced', a list of one weight per class, or null")
+            bad_value(
+                "class_weight", self.class_weight, "'balanced', a list of one weight per class, or null"
+            )
         if isinstance(self.class_weight, list) and not all(
             isinstance(w, (int, float)) and w >= 0 for w in self.class_weight
         ):
-            _bad("class_weight", self.class_weight, "weights must be numbers >= 0")
+            bad_value("class_weight", self.class_weight, "weights must be numbers >= 0")
         return self
 
     def _check_choices_and_ranges(self) -> None:
-        from recipes.strategy import STRATEGIES  # (imports TensorFlow: not at module level)
+        from recipes.runtime.strategy import STRATEGIES  # (imports TensorFlow: not at module level)
 
         for name, allowed in {**CHOICES, "strategy": STRATEGIES}.items():
             value = getattr(self, name)
             if value not in allowed and not (value is None and name in OPTIONAL):
-                _bad(name, value, f"one of {list(allowed)}" + did_you_mean(str(value), map(str, allowed)))
+                bad_value(
+                    name, value, f"one of {list(allowed)}" + did_you_mean(str(value), map(str, allowed))
+                )
         for name, bounds in RANGES.items():
             value = getattr(self, name)
-            if value is not None and not _within(value, *bounds):
-                _bad(name, value, _range_text(*bounds) + (" or null" if name in OPTIONAL else ""))
+            if value is not None and not within(value, *bounds):
+                bad_value(name, value, range_text(*bounds) + (" or null" if name in OPTIONAL else ""))
 
     def _check_schedule_fields(self) -> None:
         """Fields that name epochs of the run: freezing, pruning, step decay."""
         if self.freeze_epochs < 0 or (self.freeze_epochs and self.freeze_epochs >= self.epochs):
-            _bad("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
+            bad_value("freeze_epochs", self.freeze_epochs, f"must be in [0, epochs={self.epochs})")
         if self.freeze_epochs and not self.init_from:
-            _bad(
+            bad_value(
                 "freeze_epochs",
                 self.freeze_epochs,
                 "freezing needs init_from (the layers it provides are the ones frozen)",
             )
         if self.prune_end_epoch is not None and self.prune_end_epoch < self.prune_begin_epoch:
-            _bad(
+            bad_value(
                 "prune_end_epoch",
                 self.prune_end_epoch,
                 f"must not come before prune_begin_epoch={self.prune_begin_epoch}",
             )
         if self.schedule == "step" and not self.step_epochs:
-            _bad("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
+            bad_value("step_epochs", self.step_epochs, "schedule 'step' needs the epochs at which to decay")
 
     def _check_augmentation_fields(self) -> None:
         """``scale_range``: its shape, and its meaning under the crop mode."""
@@ -268,15 +200,15 @@ class TrainConfig:
             and all(isinstance(v, (int, float)) and v > 0 for v in self.scale_range)
             and self.scale_range[0] <= self.scale_range[1]
         ):
-            _bad("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
+            bad_value("scale_range", self.scale_range, "[low, high] with 0 < low <= high, or null")
         if self.scale_range and self.crop_mode == "random_resized" and self.scale_range[1] > 1:
-            _bad("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
+            bad_value("scale_range", self.scale_range, "with crop_mode random_resized, area shares in (0, 1]")
         if (
             self.scale_range
             and self.crop_mode == "scale_jitter"
             and not all(isinstance(v, int) for v in self.scale_range)
         ):
-            _bad(
+            bad_value(
                 "scale_range",
                 self.scale_range,
                 "with crop_mode scale_jitter, whole pixels (the shorter side's range)",
@@ -286,7 +218,7 @@ class TrainConfig:
         """Each field holds its annotated type (an int where a float is due becomes a float)."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            kind = _base_type(f.type)
+            kind = base_type(f.type)
             if value is None and "None" in str(f.type):
                 continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -295,7 +227,7 @@ class TrainConfig:
             if kind is not None and (
                 not isinstance(value, kind) or (kind is int and isinstance(value, bool))
             ):
-                alternatives = _union_types(f.type)
+                alternatives = union_types(f.type)
                 if not any(isinstance(value, k) for k in alternatives):
                     raise UserError(
                         f"config field {f.name}={value!r} is invalid: expected "
@@ -304,27 +236,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _base_type(annotation: str):
-    text = str(annotation)
-    for name, kind in (
-        ("bool", bool),
-        ("int", int),
-        ("float", float),
-        ("str", str),
-        ("dict", dict),
-        ("list", list),
-    ):
-        if text.split("|")[0].strip() == name:
-            return kind
-    return None
-
-
-def _union_types(annotation: str) -> list:
-    """Every type a ``a | b | None`` annotation names (None left out)."""
-    names = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list}
-    return [names[p.strip()] for p in str(annotation).split("|") if p.strip() in names]
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -10,18 +10,15 @@ from recipes.cli import run
 
 
 def evaluate(run_dir) -> dict:
-    from recipes.data import pipeline
-    from recipes.trainer import batch_options, load_data, load_run, per_class_recall
+    from recipes.run_folder import RunFolder
+    from recipes.trainer import per_class_recall
 
-    cfg, model = load_run(run_dir)
-    data, pre = load_data(cfg)
-    test = pipeline.eval_batches(
-        data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
-    )
-    results = model.evaluate(test, verbose=0, return_dict=True)
-    recall = per_class_recall(model, test, data.class_names)
+    run = RunFolder(run_dir)
+    test = run.test_batches()
+    results = run.model.evaluate(test, verbose=0, return_dict=True)
+    recall = per_class_recall(run.model, test, run.class_names)
     return {k: float(v) for k, v in results.items()} | {
-        "num_test": len(data.test),
+        "num_test": len(run.data.test),
         "recall_per_class": recall,
     }
 

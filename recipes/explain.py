@@ -248,23 +248,18 @@ def save_overlay(image, heat, path, title: str):
     plt.close(fig)
 
 
-def _rows(cfg, images, shape, test: int, batch_size: int) -> list:
-    """(name, image, label or None) for each given image file and the first ``test`` test images."""
+def _rows(run, images, test: int, batch_size: int) -> list:
+    """(name, image, label or None) for each given image file and the first ``test`` test images,
+    each prepared by the run's saved preprocessor (``run``: a ``RunFolder``)."""
     import numpy as np
 
     from modelzoo.validation import UserError
-    from recipes import trainer
-    from recipes.data import pipeline
-    from recipes.predict import _example
 
-    rows = [(Path(f).stem, _example(Path(f), shape, cfg), None) for f in images]  # as the run evaluates
+    rows = [(Path(f).stem, run.preprocessor.file(f), None) for f in images]  # as the run evaluates
     if test:
-        data, pre = trainer.load_data(cfg)
-        batches = pipeline.eval_batches(data.test, batch_size=batch_size, pre=pre)
-        xs = np.concatenate([np.asarray(x) for x, _ in batches])[:test]
-        rows += [
-            (f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, np.asarray(data.test.y)[:test]))
-        ]
+        xs = np.concatenate([np.asarray(x) for x, _ in run.test_batches(batch_size)])[:test]
+        labels = np.asarray(run.data.test.y)[:test]
+        rows += [(f"test_{i:04d}", x, int(y)) for i, (x, y) in enumerate(zip(xs, labels))]
     if not rows:
         raise UserError("nothing to explain: give IMAGE files or --test N.")
     return rows
@@ -312,9 +307,10 @@ def explain(
     import numpy as np
 
     from modelzoo.validation import UserError
-    from recipes import trainer
+    from recipes.run_folder import RunFolder
 
-    cfg, model = trainer.load_run(run_dir)
+    run = RunFolder(run_dir)
+    cfg, model = run.cfg, run.model
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
         raise UserError(
@@ -322,10 +318,10 @@ def explain(
         )
     layer = layer or default_gradcam_layer(model)
     methods = _methods(model, methods)
-    names = json.loads((Path(run_dir) / "summary.json").read_text())["class_names"]
+    names = run.class_names
     out = Path(out or Path(run_dir) / "explain")
     out.mkdir(parents=True, exist_ok=True)
-    rows = _rows(cfg, images, shape, test, batch_size)
+    rows = _rows(run, images, test, batch_size)
     report = {
         "run_dir": str(run_dir),
         "model": cfg.model,

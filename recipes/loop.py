@@ -7,7 +7,7 @@ validation batches and its report. :func:`run` does what every run needs, for ea
 
 * the run folder, the resolved config saved in it (only the fields the recipe takes), and a
   finished run left alone;
-* the :class:`recipes.runtime.Runtime` (backend, strategy, precision, seeds), entered as a
+* the :class:`recipes.runtime.backend.Runtime` (backend, strategy, precision, seeds), entered as a
   context manager, so a failed run leaves the caller's global state as it was;
 * checkpoints every ``checkpoint_every`` steps and at each epoch end, on every backend, and the
   exact resume: the optimizer's step counter is the run's clock, a task's batches are a function
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes import precise_bn
 from recipes.data import base
-from recipes.runtime import Runtime
+from recipes.run_outputs import finish, log_callbacks, weights_digest
+from recipes.runtime.backend import Runtime
 
 
 class Task:
@@ -224,7 +224,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     ]
     seconds = _fit_phases(task, rt, model, state, steps, every, tracker)
     if rt.distribution is not None:
-        from recipes import sharding
+        from recipes.runtime import sharding
 
         keras.distribution.set_distribution(sharding.evaluation(rt.distribution, model))
     final, report = task.report(rt)
@@ -252,14 +252,14 @@ def _before_fit(task: Task, rt: Runtime, model, start: int, callbacks: list) -> 
     evaluation distribution (it replicates the batch, a partial one too; training splits it), and
     leave the training distribution set; the callbacks, with the swap between the two first."""
     if rt.adapt:
-        from recipes import distributed
+        from recipes.runtime import distributed
 
         distributed.adapt(
             model, rt.strategy, element_spec=task.batches_from(0).element_spec, jit_compile=rt.jit
         )
     train_dist = rt.distribution
     if train_dist is not None:
-        from recipes import sharding
+        from recipes.runtime import sharding
 
         keras.distribution.set_distribution(sharding.evaluation(train_dist, model))
         callbacks = [sharding.Swap(train_dist, model), *callbacks]
@@ -321,7 +321,7 @@ def _summary(
 
 
 def _distribution(rt: Runtime) -> dict:
-    from recipes import sharding
+    from recipes.runtime import sharding
 
     return sharding.describe(rt.distribution)
 
@@ -329,7 +329,7 @@ def _distribution(rt: Runtime) -> dict:
 def _own_rows(rt: Runtime, task):
     """For one of several JAX processes: a function of the step giving this process's rows of every
     global batch (its devices' places on the batch axis), as one batch; None otherwise."""
-    from recipes import sharding
+    from recipes.runtime import sharding
 
     rows = rt.distribution is not None and sharding.local_rows(rt.distribution)
     if not rows:
@@ -397,29 +397,6 @@ def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
     return start
 
 
-class MemoryLog(keras.callbacks.Callback):
-    """This process's resident memory at each epoch end, now and at its peak (GiB), in the epoch's
-    logs (so in ``metrics.csv`` and TensorBoard): a streamed run's should stay flat."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        statm = Path("/proc/self/statm")
-        if logs is not None and statm.is_file():  # Linux
-            import resource
-
-            logs["rss_gb"] = os.sysconf("SC_PAGE_SIZE") * int(statm.read_text().split()[1]) / 2**30
-            logs["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def log_callbacks(rt: Runtime, run_dir: Path) -> list:
-    if not rt.chief:
-        return []
-    return [
-        MemoryLog(),
-        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-    ]
-
-
 def fit_resumable(
     model, cfg, batches_from, start: int, steps: int, val_ds, callbacks, stop=lambda: False, until=None
 ) -> None:
@@ -440,55 +417,3 @@ def fit_resumable(
         model.fit(
             batches_from(epoch * steps), initial_epoch=epoch, epochs=until, steps_per_epoch=steps, **fit
         )
-
-
-def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:
-    """The chief saves the model, export, curves and summary; other workers their summary."""
-    if not rt.chief:  # other workers say what they ended with, so a person (or a test) can check they agree
-        (run_dir / "workers").mkdir(exist_ok=True)
-        (run_dir / "workers" / f"{rt.worker_id}.json").write_text(json.dumps(summary, indent=2))
-        return
-    model.save(run_dir / "model.keras")
-    if export:
-        try:
-            model.export(str(run_dir / "export"), verbose=False)
-        except Exception as err:  # export must not cost the trained model; say why it failed
-            summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-    plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-
-
-def weights_digest(model: keras.Model) -> str:
-    """SHA-256 of every weight's bytes, in order: equal digests mean bit-identical models."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        digest.update(w.tobytes())
-    return digest.hexdigest()
-
-
-def plot_curves(csv_path: Path, png_path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and validation, from ``metrics.csv``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    if not Path(csv_path).is_file():
-        return
-    frame = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for col, label in ((metric, "train"), (f"val_{metric}", "validation")):
-            if col in frame:
-                ax.plot(frame["epoch"] + 1, frame[col], marker="o", label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)

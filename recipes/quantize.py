@@ -24,19 +24,15 @@ def quantize(run_dir, mode: str = "int8") -> dict:
     import keras
 
     from modelzoo.validation import UserError, did_you_mean
-    from recipes.data import pipeline
-    from recipes.trainer import batch_options, load_data, load_run
+    from recipes.run_folder import RunFolder
 
     if mode not in MODES:
         raise UserError(
             f"quantization mode must be one of {list(MODES)}, got {mode!r}." + did_you_mean(mode, MODES)
         )
     run_dir = Path(run_dir)
-    cfg, model = load_run(run_dir, compile=False)  # weights only: no optimizer state
-    data, pre = load_data(cfg)
-    test = pipeline.eval_batches(
-        data.test, batch_size=cfg.batch_size, **batch_options(data, pre, len(model.outputs))
-    )
+    run = RunFolder(run_dir, compile=False)  # weights only: no optimizer state
+    cfg, model, test = run.cfg, run.model, run.test_batches()
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     before = model.evaluate(test, verbose=0, return_dict=True)
     size = _saved_size(model)

@@ -177,3 +177,23 @@ def write_image_folder(
     from recipes.data.writer import write_synthetic_folder
 
     return write_synthetic_folder(root, classes=classes, per_class=per_class, size=size, fmt=fmt)
+
+
+def normalising_folder_config(tmp_path: Path):
+    """A one-epoch LeNet-5 run on a generated image folder whose evaluation normalises and takes
+    the centre crop; streamed, so its test split is the files, which name the images."""
+    from recipes import config as config_lib
+
+    folder = write_image_folder(tmp_path / "imgs", classes=3, per_class=10, size=20)
+    overrides = {
+        "dataset": "folder",
+        "data_path": str(folder),
+        "streaming": True,
+        "normalize": "imagenet_mean_std",
+        "eval_crop": 0.875,
+        "epochs": 1,
+        "batch_size": 8,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "run"),
+    }
+    return config_lib.resolve("lenet5", overrides=overrides)

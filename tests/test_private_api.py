@@ -1,12 +1,12 @@
 """Guards on the private Keras and TensorFlow API the project uses (modelzoo/private_keras.py,
-recipes/private_tensorflow.py): each fails when the upstream behaviour it relies on changes."""
+recipes/runtime/private_tensorflow.py): each fails when the upstream behaviour it relies on changes."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from modelzoo import private_keras
-from recipes import private_tensorflow
+from recipes.runtime import private_tensorflow
 
 
 def test_keras_global_seed_state_is_what_set_random_seed_sets_and_can_be_put_back():

@@ -25,7 +25,7 @@ import keras_tuner
 from recipes import config as config_lib
 from recipes import trainer
 from recipes.data import pipeline
-from recipes.runtime import Runtime
+from recipes.runtime.backend import Runtime
 from recipes.tasks import classify
 from tuning.spaces import Space
 

@@ -1,16 +1,19 @@
 """Unlabelled text for masked-language-model pretraining.
 
-In memory: the embedded ``stdlib_corpus`` (the language reference's topics and standard-library
-docstrings outside the packages ``stdlib_docs`` labels), ``text_files`` (one document per
-blank-line-separated paragraph) or a TFDS text set (``wikipedia``), packed into one token stream.
+The file corpora, ``text_files`` (``.txt`` files) and TFDS text sets (``wikipedia``), have one
+split whatever the medium: a file's text is read line by line (TFDS's shard files record by
+record), tokenized, and its token stream cut into ``[CLS] ... [SEP]`` rows (a row never spans two
+files); every 10th row of each file is held out, and the first ``HELD_OUT`` of those are the
+validation set. The vocabulary is learned from a sample of ``VOCABULARY_SAMPLE`` bytes. Streamed
+(``streaming: auto`` when the text is larger than the memory budget allows, or ``true``), the
+training rows are read and tokenized in the pipeline; in memory, the same rows are read once
+into an array. One pass at the start (``count``) reads the corpus once: each file's rows, the
+training tokens' frequencies (the report's baseline) and the held-out rows; the run folder
+keeps it, so a resumed run does not count again.
 
-Streamed (``streaming: auto`` when the text is larger than the memory budget allows, or
-``true``): a file's text is read line by line (TFDS's shard files record by record), tokenized
-in the pipeline, and its token stream cut into ``[CLS] ... [SEP]`` rows (a row never spans two
-files). Every 10th row of each file is held out. One pass at the start (``count``) reads the
-corpus once: each file's rows, the training tokens' frequencies (the report's baseline) and the
-first ``HELD_OUT`` held-out rows (the validation set); the run folder keeps it, so a resumed run
-does not count again. The vocabulary is learned from a sample of ``VOCABULARY_SAMPLE`` bytes.
+The embedded ``stdlib_corpus`` (the language reference's topics and standard-library docstrings
+outside the packages ``stdlib_docs`` labels) is built in memory from many short texts, packed
+into one token stream (``sequences``), a seeded 10% of its rows held out.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from recipes.data.base import DataError, Progress, memory_budget
+from recipes.data.base import IN_MEMORY, DataError, Progress, choose_medium
 from recipes.data.embedded import DOC_PACKAGES
 from recipes.data.records import Records, interleaved, shuffle_buffer
 from recipes.data.text import packer, word_piece
@@ -125,12 +128,24 @@ def sequences(texts, vocabulary, sequence_length: int) -> np.ndarray:
     stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype="int32")
     body = sequence_length - 2
     if len(stream) < 2 * body:
-        raise DataError(
-            f"the corpus holds {len(stream)} tokens; pretraining needs at least two sequences of "
-            f"{body} (sequence_length={sequence_length} minus [CLS] and [SEP])."
-        )
+        raise too_short(len(stream), sequence_length)
     rows = stream[: len(stream) // body * body].reshape(-1, body)
     return np.asarray(packer(vocabulary, sequence_length)(rows), dtype="int32")
+
+
+def too_short(tokens: int, sequence_length: int) -> DataError:
+    """The error of a corpus whose ``tokens`` do not make two rows."""
+    return DataError(
+        f"the corpus holds {tokens} tokens; pretraining needs at least two sequences of "
+        f"{sequence_length - 2} (sequence_length={sequence_length} minus [CLS] and [SEP])."
+    )
+
+
+def token_total(source: Source, vocabulary: list[str]) -> int:
+    """Every token of a file corpus (one pass; for the error of a corpus too short for two rows)."""
+    tokenizer = word_piece(vocabulary)
+    lines = tf.data.Dataset.from_tensor_slices(source.files).flat_map(source.lines).batch(256)
+    return int(sum(len(t) for t in lines.map(lambda b: tokenizer(b).flat_values).as_numpy_iterator()))
 
 
 @dataclasses.dataclass
@@ -301,22 +316,37 @@ def tfds_builder(name: str, data_dir: str | None):
     return builder
 
 
-def streamed_source(
-    name: str, *, data_dir=None, path=None, streaming="auto", memory_budget_gb=None
-) -> Source | None:
-    """The corpus to stream, or None to hold it in memory (``streaming`` false, or ``auto`` with
-    its text times ``MEMORY_PER_TEXT_BYTE`` within the memory budget)."""
+def corpus_source(name: str, *, data_dir=None, path=None) -> Source | None:
+    """The files of a file corpus (``text_files``, a TFDS text set); None for ``stdlib_corpus``,
+    which is built in memory from Python's own files."""
     if name == "stdlib_corpus":
+        return None
+    if name == "text_files":
+        return text_files(path)
+    return tfds_text(tfds_builder(name, data_dir), name)
+
+
+def corpus_medium(source: Source | None, streaming="auto", memory_budget_gb=None) -> dict:
+    """Stream a file corpus or hold its rows in memory (``streaming``; ``auto``: by its text times
+    ``MEMORY_PER_TEXT_BYTE`` against the memory budget). Either way its rows, and which of them
+    are held out, are the same: only where they live differs."""
+    if source is None:
         if streaming is True:
             raise DataError(
                 "corpus 'stdlib_corpus' is built in memory; streaming: true is for text_files and TFDS corpora."
             )
+        return dict(IN_MEMORY)
+    size = source.size * MEMORY_PER_TEXT_BYTE
+    return choose_medium(streaming, size, memory_budget_gb, f"its text x {MEMORY_PER_TEXT_BYTE}")
+
+
+def streamed_source(
+    name: str, *, data_dir=None, path=None, streaming="auto", memory_budget_gb=None
+) -> Source | None:
+    """The corpus to stream, or None to hold it in memory (``corpus_medium``)."""
+    if name == "stdlib_corpus" or streaming is False:
+        corpus_medium(None, streaming)  # stdlib_corpus cannot stream
         return None
-    if streaming is False:
-        return None
-    if name == "text_files":
-        source = text_files(path)
-    else:
-        source = tfds_text(tfds_builder(name, data_dir), name)
-    fits = source.size * MEMORY_PER_TEXT_BYTE <= memory_budget(memory_budget_gb)
-    return None if streaming == "auto" and fits else source
+    source = corpus_source(name, data_dir=data_dir, path=path)
+    streamed = corpus_medium(source, streaming, memory_budget_gb)["medium"] == "streamed"
+    return source if streamed else None

@@ -10,7 +10,7 @@ import math
 from recipes import config as config_lib
 from recipes import loop
 from recipes.data import pipeline
-from recipes.runtime import Runtime
+from recipes.runtime.backend import Runtime
 from recipes.trainer import (
     batch_options,
     build_model,
@@ -20,6 +20,7 @@ from recipes.trainer import (
     load_data,
     model_input_shape,
     per_class_recall,
+    save_preprocessor,
 )
 
 
@@ -38,8 +39,7 @@ class Classify(loop.Task):
         return pipeline.steps_per_epoch(len(self.data.train), self.cfg.batch_size)
 
     def write_files(self, run_dir):
-        if self.data.vocabulary:
-            (run_dir / "vocab.txt").write_text("\n".join(self.data.vocabulary) + "\n")
+        save_preprocessor(run_dir, self.data, self.pre)
 
     def build(self, runtime, run_dir, steps):
         return build_model(self.cfg, runtime, self.data, self.pre, run_dir)

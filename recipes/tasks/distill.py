@@ -155,6 +155,9 @@ class Distill(loop.Task):
     def title(self):
         return f"{self.cfg.model} distilled from {self.teacher_cfg.model}"
 
+    def write_files(self, run_dir):
+        trainer.save_preprocessor(run_dir, self.data, self.pre)  # the student's, as any run's
+
     def prepare(self, runtime, run_dir):
         cfg = self.cfg
         self.data, self.pre = trainer.load_data(cfg)

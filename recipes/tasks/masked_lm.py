@@ -26,6 +26,7 @@ class MaskedLM(loop.Task):
     recipe = "pretrain"
     export = False
     stream: records.Records | None = None  # the training rows, when streamed
+    source: corpus_lib.Source | None = None  # a file corpus (text_files, TFDS): its files
 
     def __init__(self, cfg):
         if modelzoo.get_entry(cfg.model).family != "bert":
@@ -40,25 +41,10 @@ class MaskedLM(loop.Task):
 
     def prepare(self, runtime, run_dir):
         cfg = self.cfg
-        source = corpus_lib.streamed_source(
-            cfg.dataset,
-            data_dir=cfg.data_dir,
-            path=cfg.data_path,
-            streaming=cfg.streaming,
-            memory_budget_gb=cfg.memory_budget_gb,
-        )
-        texts = (
-            load_corpus(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path) if source is None else None
-        )
-        vocab_path = run_dir / "vocab.txt"
-        if vocab_path.is_file() or cfg.vocabulary_file:  # a resumed run's own, or the one given
-            self.vocabulary = text.read_vocabulary(
-                vocab_path if vocab_path.is_file() else cfg.vocabulary_file
-            )
-        else:
-            self.vocabulary = text.word_piece_vocabulary(
-                texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size
-            )
+        source = corpus_lib.corpus_source(cfg.dataset, data_dir=cfg.data_dir, path=cfg.data_path)
+        self.data_medium = corpus_lib.corpus_medium(source, cfg.streaming, cfg.memory_budget_gb)
+        texts = load_corpus(cfg.dataset) if source is None else None
+        self.vocabulary = self._vocabulary(run_dir, texts, source)
         self.special = [self.vocabulary.index(t) for t in text.SPECIAL_TOKENS]
         self.opts = dict(
             vocabulary_size=len(self.vocabulary),
@@ -67,15 +53,39 @@ class MaskedLM(loop.Task):
             max_predictions=max(1, int(round(cfg.sequence_length * MASK_RATE))),
         )
         if source is None:
-            ids = sequences(texts, self.vocabulary, cfg.sequence_length)
-            held = np.random.RandomState(cfg.seed).permutation(len(ids))
-            n_val = max(1, len(ids) // 10)
-            self.train_ids, self.val_ids = ids[held[n_val:]], ids[held[:n_val]]
-            self.token_counts = np.bincount(self.train_ids.ravel(), minlength=len(self.vocabulary))
-            self.n_train = len(self.train_ids)
+            self._hold_sequences(texts)
         else:
             self._open_stream(source, run_dir)
+            if self.data_medium["medium"] == "memory":
+                self._read_into_memory()
         return pipeline.steps_per_epoch(self.n_train, cfg.batch_size)
+
+    def medium(self):
+        return self.data_medium
+
+    def _vocabulary(self, run_dir, texts, source) -> list[str]:
+        """A resumed run's own vocabulary, or the one given, or one learned from the corpus (the
+        file corpora's sample, in memory or streamed alike)."""
+        cfg = self.cfg
+        vocab_path = run_dir / "vocab.txt"
+        if vocab_path.is_file() or cfg.vocabulary_file:
+            return text.read_vocabulary(vocab_path if vocab_path.is_file() else cfg.vocabulary_file)
+        return text.word_piece_vocabulary(texts or corpus_lib.vocabulary_sample(source), cfg.vocabulary_size)
+
+    def _hold_sequences(self, texts):
+        """``stdlib_corpus``: one token stream cut into rows, a seeded 10% held out."""
+        cfg = self.cfg
+        ids = sequences(texts, self.vocabulary, cfg.sequence_length)
+        held = np.random.RandomState(cfg.seed).permutation(len(ids))
+        n_val = max(1, len(ids) // 10)
+        self.train_ids, self.val_ids = ids[held[n_val:]], ids[held[:n_val]]
+        self.token_counts = np.bincount(self.train_ids.ravel(), minlength=len(self.vocabulary))
+        self.n_train = len(self.train_ids)
+
+    def _read_into_memory(self):
+        """A file corpus that fits: the stream's training rows (file after file), held in memory."""
+        self.train_ids = np.stack(list(self.stream.in_order().as_numpy_iterator())).astype("int32")
+        self.stream = None
 
     def _open_stream(self, source, run_dir):
         cfg = self.cfg
@@ -88,6 +98,8 @@ class MaskedLM(loop.Task):
         self.stream = corpus_lib.records(
             source, rows, self.counted["train_rows"], budget, cfg.sequence_length
         )
+        if sum(self.counted["train_rows"]) + sum(self.counted["held_rows"]) < 2:
+            raise corpus_lib.too_short(corpus_lib.token_total(source, self.vocabulary), cfg.sequence_length)
         self.n_train, self.val_ids = len(self.stream), self.counted["held_out"]
         self.token_counts = np.asarray(self.counted["token_counts"])
         if self.n_train < 2 * cfg.batch_size or not len(self.val_ids):
@@ -102,7 +114,7 @@ class MaskedLM(loop.Task):
 
     def write_files(self, run_dir):
         (run_dir / "vocab.txt").write_text("\n".join(self.vocabulary) + "\n")
-        if self.stream is not None:
+        if self.source is not None:
             corpus_lib.save_count(
                 run_dir, self.counted, self.source, self.vocabulary, self.cfg.sequence_length
             )

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 import modelzoo
-from recipes import sharding
+from recipes.runtime import sharding
 
 BATCH = 16
 TINY = {  # dropout off (the distributed and the one-device step see the same function); 4 heads for a model axis of 4

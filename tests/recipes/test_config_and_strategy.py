@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from recipes import config as config_lib
 from recipes import train as train_cli
-from recipes.strategy import StrategyError, make_strategy
+from recipes.runtime.strategy import StrategyError, make_strategy
 
 
 @pytest.mark.parametrize(

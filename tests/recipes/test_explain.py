@@ -227,26 +227,15 @@ def test_an_image_file_is_prepared_as_the_same_test_image_is(tmp_path):
     from recipes import trainer
     from recipes.data import preprocess
     from recipes.predict import predict
-    from tests.helpers import write_image_folder
+    from recipes.run_folder import RunFolder
+    from tests.helpers import normalising_folder_config
 
-    folder = write_image_folder(tmp_path / "imgs", classes=3, per_class=10, size=20)
-    overrides = {
-        "dataset": "folder",
-        "data_path": str(folder),
-        "streaming": True,  # the test split is then its files, which name the images
-        "normalize": "imagenet_mean_std",
-        "eval_crop": 0.875,
-        "epochs": 1,
-        "batch_size": 8,
-        "verbose": 0,
-        "run_dir": str(tmp_path / "run"),
-    }
-    cfg = config_lib.resolve("lenet5", overrides=overrides)
+    cfg = normalising_folder_config(tmp_path)
     train(cfg)
     data, _ = trainer.load_data(cfg)
     _, model = trainer.load_run(tmp_path / "run")
     first = data.test.x[0]
-    rows = ex._rows(cfg, [first], tuple(model.inputs[0].shape[1:]), test=1, batch_size=8)
+    rows = ex._rows(RunFolder(tmp_path / "run"), [first], test=1, batch_size=8)
     (_, from_file, _), (_, from_test, label) = rows
     assert label == int(data.test.y[0]) and abs(float(from_test.mean())) > 0.05  # normalised
     np.testing.assert_allclose(from_file, from_test, atol=1e-6)

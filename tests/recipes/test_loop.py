@@ -13,9 +13,10 @@ import tensorflow as tf
 from modelzoo import private_keras
 from modelzoo.validation import UserError
 from recipes import config as config_lib
-from recipes import loop, private_tensorflow
+from recipes import loop
 from recipes.distill import distill
 from recipes.pretrain import pretrain
+from recipes.runtime import private_tensorflow
 from recipes.tasks.classify import Classify, train
 from recipes.tasks.distill import Distill
 

@@ -1,7 +1,7 @@
 """Two workers on 127.0.0.1 under ``multi_worker_mirrored``: they agree bit for bit, and a cluster
 that lost a worker mid-epoch resumes from the chief's checkpoint to the weights of an unbroken run.
 
-These guard the Keras overrides in ``recipes/distributed.py``.
+These guard the Keras overrides in ``recipes/runtime/distributed.py``.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""keras.distribution on JAX (recipes.sharding) with the families' layouts: on 8 simulated CPU
+"""keras.distribution on JAX (recipes.runtime.sharding) with the families' layouts: on 8 simulated CPU
 devices, in a fresh process (the device count is fixed when JAX starts)."""
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import modelzoo
-from recipes import sharding
+from recipes.runtime import sharding
 from tests import helpers
 from tests.helpers import ROOT, fast_compile_flags, subprocess_env
 

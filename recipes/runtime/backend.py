@@ -98,7 +98,9 @@ def _framework_rng_state():
         import torch
 
         return torch.random.get_rng_state()
-    from recipes import private_tensorflow  # keras.utils.set_random_seed seeds TensorFlow on every backend
+    from recipes.runtime import (
+        private_tensorflow,  # keras.utils.set_random_seed seeds TensorFlow on every backend
+    )
 
     return private_tensorflow.global_seed()
 
@@ -117,8 +119,8 @@ def _set_framework_rng_state(state) -> None:
 @dataclasses.dataclass
 class Runtime:
     """A run's backend, strategy (TensorFlow; one device elsewhere), chief or not, precision, XLA,
-    whether Keras's own steps must be replaced for several replicas (``recipes.distributed``), and
-    the ``keras.distribution`` of a JAX run (``recipes.sharding``).
+    whether Keras's own steps must be replaced for several replicas (``recipes.runtime.distributed``), and
+    the ``keras.distribution`` of a JAX run (``recipes.runtime.sharding``).
     ``with runtime:`` applies its precision and seed, and restores the caller's on exit."""
 
     backend: str
@@ -136,8 +138,8 @@ class Runtime:
     def create(cls, cfg) -> Runtime:
         name = check_backend(cfg.backend)
         if name == "tensorflow":
-            from recipes import distributed
-            from recipes.strategy import is_chief, make_strategy
+            from recipes.runtime import distributed
+            from recipes.runtime.strategy import is_chief, make_strategy
 
             # First: multi-worker collectives and logical CPUs must be set before TF starts.
             strategy = make_strategy(cfg.strategy, num_gpus=cfg.num_gpus, devices=cfg.devices, tpu=cfg.tpu)
@@ -152,7 +154,7 @@ class Runtime:
 
             strategy, chief, adapt = tf.distribute.get_strategy(), True, False  # a no-op scope
         # JAX's keras.distribution (None: off, or not JAX with distribution auto)
-        from recipes import sharding
+        from recipes.runtime import sharding
 
         if sharding.initialize():  # one of several JAX processes: process 0 is the chief
             chief = sharding.process_index() == 0
@@ -181,14 +183,14 @@ class Runtime:
 
     @property
     def strategy_name(self) -> str:
-        from recipes.strategy import strategy_name
+        from recipes.runtime.strategy import strategy_name
 
         return strategy_name(self.strategy)
 
     @property
     def worker_id(self) -> str:
         if self.backend == "jax":
-            from recipes import sharding
+            from recipes.runtime import sharding
 
             return f"process_{sharding.process_index()}"
         resolver = self.strategy.cluster_resolver

@@ -54,7 +54,7 @@ def adapt(model, strategy, *, element_spec, jit_compile: bool) -> None:
 
 
 def _multi_worker(strategy) -> bool:
-    from recipes.private_tensorflow import in_multi_worker_mode
+    from recipes.runtime.private_tensorflow import in_multi_worker_mode
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode(strategy)
 

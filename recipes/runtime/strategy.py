@@ -149,7 +149,7 @@ def strategy_name(strategy) -> str:
 def is_chief(strategy) -> bool:
     """True on the worker that writes the run folder (the only one outside multi-worker runs)."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    from recipes.private_tensorflow import in_multi_worker_mode
+    from recipes.runtime.private_tensorflow import in_multi_worker_mode
 
     if resolver is None or not in_multi_worker_mode(strategy):
         return True

@@ -1,5 +1,5 @@
 """Data and model parallelism on JAX through ``keras.distribution`` (Keras 3 implements it for the
-JAX backend only; TensorFlow runs keep ``tf.distribute``, see ``recipes.strategy``).
+JAX backend only; TensorFlow runs keep ``tf.distribute``, see ``recipes.runtime.strategy``).
 
 ``make("data_parallel" | "model_parallel" | "auto" | "off", model, mesh="BATCHxMODEL",
 batch_size=B)`` returns the distribution to set before any Keras object of the run is created

@@ -1,0 +1,125 @@
+"""What a config field may hold: the choices of each enumerated field, the range of each number,
+the fields that may be null, and the checks ``TrainConfig.validate`` runs with them, each
+failure one line naming the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+from modelzoo.validation import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+LOSSES = ("crossentropy", "focal")
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "loss": LOSSES,
+    "mixed_precision": PRECISIONS,
+    "backend": BACKENDS,
+    "streaming": (True, False, "auto"),
+    "bad_images": ("stop", "skip"),
+    "distribution": ("auto", "off", "data_parallel", "model_parallel"),
+    "crop_mode": ("pad", "random_resized", "scale_jitter"),
+    "normalize": ("none", "imagenet_mean", "imagenet_mean_std"),
+    "distill_targets": ("soft", "hard"),
+}
+
+
+# Numeric fields: (lowest, highest, lowest allowed, highest allowed); highest None: unbounded.
+RANGES = {
+    **{
+        name: (0, None, False, None)
+        for name in ("learning_rate", "unfreeze_lr_scale", "temperature", "clipnorm", "memory_budget_gb")
+    },
+    **{
+        name: (1, None, True, None)
+        for name in (
+            "batch_size",
+            "epochs",
+            "checkpoint_every",
+            "early_stopping_patience",
+            "image_size",
+            "data_service_workers",
+        )
+    },
+    **{
+        name: (0, None, True, None)
+        for name in (
+            "momentum",
+            "weight_decay",
+            "warmup_epochs",
+            "l1",
+            "l2",
+            "input_noise",
+            "focal_gamma",
+            "precise_bn_samples",
+        )
+    },
+    "sequence_length": (4, None, True, None),
+    "vocabulary_size": (16, None, True, None),
+    "crop_padding": (0, 0.5, True, False),
+    "label_smoothing": (0, 1, True, False),
+    "prune_sparsity": (0, 1, True, False),
+    "train_fraction": (0, 1, False, True),
+    "distill_weight": (0, 1, True, True),
+    "eval_crop": (0, 1, False, True),
+}
+
+
+OPTIONAL = (
+    "backend",
+    "clipnorm",
+    "early_stopping_patience",
+    "image_size",
+    "memory_budget_gb",
+    "data_service",
+    "eval_crop",
+    "mesh",
+)  # null allowed
+
+
+def bad_value(field, value, allowed):
+    raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
+
+
+def within(value, low, high, low_in, high_in) -> bool:
+    above = value >= low if low_in else value > low
+    return above and (high is None or (value <= high if high_in else value < high))
+
+
+def range_text(low, high, low_in, high_in) -> str:
+    if high is None:
+        return f"must be {'>=' if low_in else '>'} {low}"
+    return f"must be in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+
+
+def base_type(annotation: str):
+    text = str(annotation)
+    for name, kind in (
+        ("bool", bool),
+        ("int", int),
+        ("float", float),
+        ("str", str),
+        ("dict", dict),
+        ("list", list),
+    ):
+        if text.split("|")[0].strip() == name:
+            return kind
+    return None
+
+
+def union_types(annotation: str) -> list:
+    """Every type a ``a | b | None`` annotation names (None left out)."""
+    names = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list}
+    return [names[p.strip()] for p in str(annotation).split("|") if p.strip() in names]
