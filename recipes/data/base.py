@@ -8,9 +8,11 @@ run and written to ``summary.json``). The memory budget defaults to a quarter of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -148,6 +150,26 @@ class Progress:
         elif not self.tty and now - self.last >= self.EVERY:
             print(text, file=self.stream, flush=True)
             self.last = now
+
+    @contextlib.contextmanager
+    def ticking(self, status):
+        """Keep the line alive through one long call that reports little itself: ``status()``
+        gives (done, detail), shown with the seconds the call has taken, from a thread, until the
+        call returns."""
+        stop, begun = threading.Event(), time.monotonic()
+
+        def beat():
+            while not stop.wait(0.5):
+                done, detail = status()
+                self.update(done, f"{detail}{', ' if detail else ''}{time.monotonic() - begun:.0f} s")
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def __enter__(self) -> Progress:
         return self

@@ -202,3 +202,24 @@ def test_tfds_text_sets_train_through_the_recipe(name, tmp_path):
         summary = train(config_lib.resolve("lstm_classifier", overrides=overrides))
     assert summary["completed"] and summary["input_shape"] == [16] and len(summary["class_names"]) == 2
     assert (tmp_path / "run" / "vocab.txt").is_file() and (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_learning_a_vocabulary_shows_its_progress_and_learns_what_keras_hub_learns(monkeypatch, capsys):
+    # issue 31: learning a vocabulary from the 16 MB sample was about a minute of silence
+    import keras_hub
+    import tensorflow as tf
+
+    monkeypatch.setattr(base.Progress, "EVERY", 0.0)
+    texts = list(embedded.stdlib_docstrings()[0][:1500])
+    vocabulary = text.word_piece_vocabulary(texts, 600)
+    lines = capsys.readouterr().out.splitlines()
+    n = len(texts)
+    assert f"learning a WordPiece vocabulary of 600: 1,024/{n:,} texts read" in lines
+    assert any(
+        line.startswith(f"learning a WordPiece vocabulary of 600: {n:,}/{n:,} texts read") for line in lines
+    )
+    strings = tf.data.Dataset.from_tensor_slices(text.string_tensor(texts))
+    expected = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        strings, 600, lowercase=True, reserved_tokens=list(text.SPECIAL_TOKENS)
+    )
+    assert vocabulary == expected
