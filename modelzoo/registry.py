@@ -54,6 +54,12 @@ class ModelEntry:
         return dict(getattr(_family_module(self.family), "LAYOUT", {}))
 
     @property
+    def train_crop(self) -> bool:
+        """Whether the family's paper trains with random crops (and flips where the labels allow):
+        the recipes' augmentation for it. A family records it (``TRAIN_CROP``), not the recipes."""
+        return bool(getattr(_family_module(self.family), "TRAIN_CROP", False))
+
+    @property
     def layout_note(self) -> str:
         return getattr(
             _family_module(self.family), "LAYOUT_NOTE", "data parallel only: no model-parallel layout"
@@ -280,6 +286,7 @@ def model_info(name: str, *, stats: bool = True, recount: bool = False) -> dict[
         "default_config": entry.default_config,
         "tiny_config": dict(entry.tiny_config),
         "layout": entry.layout_note,
+        "train_crop": entry.train_crop,
     }
     if stats:
         recorded = None if recount else table.load().get(name)

@@ -24,24 +24,10 @@ from recipes.data.preprocessor import Preprocessor
 from recipes.pruning import KERNEL_LAYERS
 from recipes.runtime.backend import Runtime
 
-# Families whose paper trains with random crops (and flips where the labels allow).
-CROP_FAMILIES = (
-    "alexnet",
-    "zfnet",
-    "vgg",
-    "resnet",
-    "densenet",
-    "googlenet",
-    "mobilenet",
-    "mobilenet_v2",
-    "efficientnet",
-    "efficientnet_v2",
-    "xception",
-    "inception_v3",
-    "inception_resnet_v2",
-    "nasnet",
-    "regnet",
-)
+
+def crop_families() -> list[str]:
+    """The families whose papers train with random crops (each records ``TRAIN_CROP``)."""
+    return sorted({e.family for e in map(modelzoo.get_entry, modelzoo.list_models()) if e.train_crop})
 
 
 def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
@@ -62,12 +48,12 @@ def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
         size = cfg.image_size or (default or (224,))[0]
     else:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
-    crop = cfg.augment and entry.family in CROP_FAMILIES and (cfg.crop_padding > 0 or cfg.crop_mode != "pad")
+    crop = cfg.augment and entry.train_crop and (cfg.crop_padding > 0 or cfg.crop_mode != "pad")
     channels = data.feature_shape[-1]
     mean, std = preprocess.NORMALIZE[cfg.normalize]
     if cfg.crop_mode != "pad" and cfg.augment and not crop:
         raise UserError(
-            f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(CROP_FAMILIES)}); "
+            f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(crop_families())}); "
             f"model {cfg.model!r} trains without crops."
         )
     return preprocess.Preprocess(

@@ -277,9 +277,7 @@ def default_space(
         )
     if regularization:
         specs.update(copy.deepcopy(REGULARIZATION))
-        from recipes.trainer import CROP_FAMILIES
-
-        if entry.family in CROP_FAMILIES:
+        if entry.train_crop:
             specs.update(copy.deepcopy(AUGMENTATION))
         if entry.task != "text_classification":
             specs.update(copy.deepcopy(INPUT_NOISE))

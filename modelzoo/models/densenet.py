@@ -17,6 +17,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 _BN = dict(epsilon=1.001e-5, momentum=0.9)
 

@@ -32,6 +32,7 @@ from modelzoo.models.efficientnet import block_plan, squeeze_excite
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # stage tables: fused, expansion, first stride, output maps, repeats, squeeze-excite ratio;
 # every kernel is 3x3; the stem's maps come first

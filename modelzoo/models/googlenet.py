@@ -17,6 +17,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION = {

@@ -30,6 +30,7 @@ from modelzoo.models.inception_v3 import Convs, module_35, stem
 from modelzoo.registry import register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # block type -> residual scale, branches as (maps, kernel) chains from the block's input
 _BLOCKS = {

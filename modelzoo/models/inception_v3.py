@@ -26,6 +26,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 
 class Convs:

@@ -24,6 +24,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # Table 1: (pointwise maps, stride) of the thirteen depthwise separable convolutions
 SEPARABLE = (

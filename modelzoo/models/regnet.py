@@ -31,6 +31,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # name: (depth, w0, wa, wm, group width), the paper's parameters (pycls's configs)
 REGNETX = {

@@ -33,6 +33,7 @@ from modelzoo.deformable import DeformableConv2D
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 # Table 1: blocks per stage, and whether the stage uses bottleneck blocks.
 DEPTHS = {

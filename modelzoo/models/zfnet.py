@@ -17,6 +17,7 @@ from modelzoo.blocks import Stage
 from modelzoo.registry import register_model
 
 LAYOUT, LAYOUT_NOTE = blocks.FC678_LAYOUT, blocks.FC678_LAYOUT_NOTE  # keras.distribution (model parallel)
+TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
 
 
 @register_model(

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Split:
     x: np.ndarray
     y: np.ndarray
     files: bool = False
+    streamed: ClassVar[bool] = False  # read from record files: ``records.Records``
 
     def take(self, rows) -> Split:
         return dataclasses.replace(self, x=self.x[rows], y=np.asarray(self.y)[rows])

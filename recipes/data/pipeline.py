@@ -59,7 +59,7 @@ def train_batches(
     batch_work = dict(
         seed=seed, pre=pre, num_classes=num_classes, label_fn=label_fn, class_weights=class_weights
     )
-    if getattr(split, "streamed", False):  # record files (TFRecord, TFDS)
+    if split.streamed:  # record files (TFRecord, TFDS)
         return record_batches(
             split,
             batch_size=batch_size,
@@ -185,7 +185,7 @@ def eval_batches(
     """Validation/test batches in a fixed order, preprocessed once and cached (streamed files are
     read again each time: a cache would hold the whole split); unweighted (class weights shape
     training only, so validation loss stays comparable across settings)."""
-    if getattr(split, "streamed", False):
+    if split.streamed:
         return eval_records(split, batch_size=batch_size, pre=pre, num_classes=num_classes, label_fn=label_fn)
     pre = dataclasses.replace(pre, crop=False, flip=False)
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))

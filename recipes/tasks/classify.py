@@ -67,7 +67,7 @@ class Classify(loop.Task):
 
     def statistics_batches(self, samples):
         train = self.data.train
-        head = train if getattr(train, "streamed", False) else train.take(slice(0, samples))
+        head = train if train.streamed else train.take(slice(0, samples))
         batches = pipeline.eval_batches(head, batch_size=self.cfg.batch_size, **self._options())
         return batches.take(math.ceil(samples / self.cfg.batch_size))
 

@@ -147,6 +147,19 @@ def test_model_info_without_building():
     assert "params" not in info
     assert info["default_config"]["dropout_rate"] == 0.5
     assert "depth" not in info["default_config"]  # fixed by the preset
+    assert info["train_crop"] and not modelzoo.model_info("lenet5", stats=False)["train_crop"]
+
+
+def test_each_family_records_whether_its_paper_trains_with_random_crops():
+    """The families (not the recipes) record their training crop (``TRAIN_CROP``)."""
+    entries = [modelzoo.get_entry(name) for name in modelzoo.list_models()]
+    cropped = sorted({e.family for e in entries if e.train_crop})
+    assert cropped == sorted(
+        ["alexnet", "zfnet", "vgg", "resnet", "densenet", "googlenet", "mobilenet", "mobilenet_v2"]
+        + ["efficientnet", "efficientnet_v2", "xception", "inception_v3", "inception_resnet_v2"]
+        + ["nasnet", "regnet"]
+    )
+    assert all(e.task == "image_classification" for e in entries if e.train_crop)
 
 
 def test_reset_classifier_needs_a_head():
