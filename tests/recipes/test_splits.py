@@ -96,19 +96,25 @@ def test_a_csv_table_splits_the_same_under_any_setting(tmp_path):
 def test_a_text_corpus_holds_out_the_same_rows_in_memory_and_streamed(tmp_path):
     """The rows (a file's token stream cut into [CLS] ... [SEP] rows) and which of them are held
     out (every 10th of each file) are the stream's; in memory they are only held in an array."""
-    from recipes.data.corpus import stdlib_corpus
+    import pydoc_data.topics  # the language reference's topics: real prose that ships with Python
 
-    texts = [t.replace("\n", " ") for t in stdlib_corpus()[:240]]
+    texts = [t.replace("\n", " ") for t in sorted(pydoc_data.topics.topics.values())[:45]]
+    (tmp_path / "corpus").mkdir()
     for i in range(3):
-        (tmp_path / f"part{i}.txt").write_text("\n".join(texts[i::3]) + "\n")
-    seen = {}
+        (tmp_path / "corpus" / f"part{i}.txt").write_text("\n".join(texts[i::3]) + "\n")
+    seen, vocabularies = {}, []
     for k, setting in enumerate(SETTINGS):
         overrides = dict(
-            dataset="text_files", data_path=str(tmp_path), sequence_length=32, vocabulary_size=300
+            dataset="text_files", data_path=str(tmp_path / "corpus"), sequence_length=32, vocabulary_size=300
         )
         overrides.update(batch_size=8, run_dir=str(tmp_path / f"run{k}"), **setting)
+        if k >= 2:  # learned in memory and streamed alike (below); the rest reuse it, to save time
+            overrides["vocabulary_file"] = str(tmp_path / "run0" / "vocab.txt")
         task = MaskedLM(config_lib.resolve("bert", overrides=overrides))
+        (tmp_path / f"run{k}").mkdir()
         task.prepare(None, tmp_path / f"run{k}")
+        task.write_files(tmp_path / f"run{k}")
+        vocabularies.append(task.vocabulary)
         rows = (
             task.train_ids
             if task.stream is None
@@ -117,9 +123,9 @@ def test_a_text_corpus_holds_out_the_same_rows_in_memory_and_streamed(tmp_path):
         seen[str(setting), task.medium()["medium"]] = (
             sorted(r.tobytes() for r in rows),
             sorted(r.tobytes() for r in task.val_ids),
-            task.vocabulary,
         )
     assert {medium for _, medium in seen} == {"memory", "streamed"}
+    assert vocabularies[0] == vocabularies[1]  # streamed and in memory learn the same vocabulary
     first = next(iter(seen.values()))
     assert 8 * len(first[1]) < len(first[0]) < 10 * len(first[1])  # every 10th row of each file held out
     assert all(s == first for s in seen.values())
