@@ -19,6 +19,11 @@ from modelzoo.validation import UserError, did_you_mean
 TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
 
 
+# ImageNet's per-channel statistics on [0, 1] RGB images, as torchvision and timm normalise.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class UnknownModelError(UserError):
     """Raised for a model name that is not registered; the message suggests the closest names."""
 
@@ -58,6 +63,13 @@ class ModelEntry:
         """Whether the family's paper trains with random crops (and flips where the labels allow):
         the recipes' augmentation for it. A family records it (``TRAIN_CROP``), not the recipes."""
         return bool(getattr(_family_module(self.family), "TRAIN_CROP", False))
+
+    @property
+    def mean_std(self) -> tuple:
+        """The per-channel (mean, std) on [0, 1] RGB images that the family's ImageNet recipe
+        normalises with (``MEAN_STD``; either may be None); (None, None) where it records none.
+        The recipes apply it with ``normalize: family``."""
+        return tuple(getattr(_family_module(self.family), "MEAN_STD", (None, None)))
 
     @property
     def layout_note(self) -> str:
@@ -287,6 +299,8 @@ def model_info(name: str, *, stats: bool = True, recount: bool = False) -> dict[
         "tiny_config": dict(entry.tiny_config),
         "layout": entry.layout_note,
         "train_crop": entry.train_crop,
+        "mean": entry.mean_std[0],
+        "std": entry.mean_std[1],
     }
     if stats:
         recorded = None if recount else table.load().get(name)

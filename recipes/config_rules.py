@@ -31,7 +31,7 @@ CHOICES = {
     "bad_images": ("stop", "skip"),
     "distribution": ("auto", "off", "data_parallel", "model_parallel"),
     "crop_mode": ("pad", "random_resized", "scale_jitter"),
-    "normalize": ("none", "imagenet_mean", "imagenet_mean_std"),
+    "normalize": ("none", "imagenet_mean", "imagenet_mean_std", "family"),
     "distill_targets": ("soft", "hard"),
 }
 

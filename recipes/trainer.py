@@ -50,7 +50,7 @@ def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
         size = cfg.image_size or max(h, entry.min_input_size or 1)
     crop = cfg.augment and entry.train_crop and (cfg.crop_padding > 0 or cfg.crop_mode != "pad")
     channels = data.feature_shape[-1]
-    mean, std = preprocess.NORMALIZE[cfg.normalize]
+    mean, std = entry.mean_std if cfg.normalize == "family" else preprocess.NORMALIZE[cfg.normalize]
     if cfg.crop_mode != "pad" and cfg.augment and not crop:
         raise UserError(
             f"crop_mode={cfg.crop_mode!r} is the augmentation of the crop families ({', '.join(crop_families())}); "

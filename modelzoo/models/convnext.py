@@ -26,9 +26,11 @@ from keras import layers
 from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
-from modelzoo.registry import make_variant, register_model
+from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD, make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
+# on [0, 1] RGB images: keras.applications normalises inside its model; the zoo's leaves it out
+MEAN_STD = (IMAGENET_MEAN, IMAGENET_STD)
 
 # size: (blocks per stage, maps per stage, stochastic depth the paper trains ImageNet-1K with)
 SIZES = {

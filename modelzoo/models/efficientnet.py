@@ -29,10 +29,12 @@ from keras import layers
 from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
-from modelzoo.registry import make_variant, register_model
+from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD, make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
 TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
+# on [0, 1] RGB images: keras.applications normalises inside its model; the zoo's leaves it out
+MEAN_STD = (IMAGENET_MEAN, IMAGENET_STD)
 
 # Table 1 (B0): expansion, kernel, first stride, input maps, output maps, repeats
 STAGES = (

@@ -28,10 +28,11 @@ from keras import layers
 from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
-from modelzoo.registry import make_variant, register_model
+from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD, make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
 TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
+MEAN_STD = (IMAGENET_MEAN, IMAGENET_STD)  # on [0, 1] RGB images: timm's and torchvision's recipes
 
 # name: (depth, w0, wa, wm, group width), the paper's parameters (pycls's configs)
 REGNETX = {

@@ -30,10 +30,11 @@ from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
 from modelzoo.deformable import DeformableConv2D
-from modelzoo.registry import make_variant, register_model
+from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD, make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = {}, blocks.CONV_LAYOUT_NOTE  # keras.distribution: data parallel only
 TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
+MEAN_STD = (IMAGENET_MEAN, IMAGENET_STD)  # on [0, 1] RGB images: torchvision's and timm's recipes
 
 # Table 1: blocks per stage, and whether the stage uses bottleneck blocks.
 DEPTHS = {

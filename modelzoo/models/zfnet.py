@@ -14,10 +14,11 @@ from keras import layers
 from modelzoo import blocks
 from modelzoo import validation as v
 from modelzoo.blocks import Stage
-from modelzoo.registry import register_model
+from modelzoo.registry import IMAGENET_MEAN, register_model
 
 LAYOUT, LAYOUT_NOTE = blocks.FC678_LAYOUT, blocks.FC678_LAYOUT_NOTE  # keras.distribution (model parallel)
 TRAIN_CROP = True  # the paper trains with random crops (and flips where the labels allow)
+MEAN_STD = (IMAGENET_MEAN, None)  # on [0, 1] RGB images: as AlexNet
 
 
 @register_model(

@@ -32,7 +32,7 @@ from recipes.data.text import packer, word_piece
 from recipes.data.tfds_sets import prepare_tfds
 
 MEMORY_PER_TEXT_BYTE = (
-    16  # the in-memory path's peak bytes per byte of text (measured 15.5: benchmarks, corpus)
+    5  # the in-memory path's peak bytes per byte of text (measured 4.5: benchmarks, corpus)
 )
 
 

@@ -11,6 +11,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD
 from recipes.data.base import DataError
 from recipes.data.text import bert_inputs
 
@@ -39,9 +40,10 @@ class Preprocess:
 
 NORMALIZE = {  # normalize: name -> (mean, std) on [0, 1] images, ImageNet's statistics
     "none": (None, None),
-    "imagenet_mean": ((0.485, 0.456, 0.406), None),  # AlexNet and VGG: the training set's mean RGB subtracted
-    "imagenet_mean_std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision / timm ResNets
+    "imagenet_mean": (IMAGENET_MEAN, None),  # AlexNet and VGG: the training set's mean RGB subtracted
+    "imagenet_mean_std": (IMAGENET_MEAN, IMAGENET_STD),  # torchvision / timm ResNets
 }
+# normalize: family takes the (mean, std) the model's family records (``ModelEntry.mean_std``)
 
 
 CROP_MODES = ("pad", "random_resized", "scale_jitter")

@@ -162,6 +162,15 @@ def test_each_family_records_whether_its_paper_trains_with_random_crops():
     assert all(e.task == "image_classification" for e in entries if e.train_crop)
 
 
+def test_families_record_the_normalisation_of_their_imagenet_recipes():
+    from modelzoo.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    vgg, resnet = modelzoo.model_info("vgg16", stats=False), modelzoo.model_info("resnet50", stats=False)
+    assert (vgg["mean"], vgg["std"]) == (IMAGENET_MEAN, None)  # the mean RGB value subtracted
+    assert (resnet["mean"], resnet["std"]) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert modelzoo.get_entry("lenet5").mean_std == (None, None)
+
+
 def test_reset_classifier_needs_a_head():
     headless = modelzoo.create_model("resnet18", include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match="predictions"):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import modelzoo
 from recipes import config as config_lib
 from recipes import trainer
 from recipes.data import base, pipeline, preprocess, sources
@@ -102,6 +103,12 @@ def test_the_imagenet_recipes_resolve_to_the_papers_settings(model, tmp_path):
         and pre.image_size == (cfg.image_size,) * 2
     )
     assert pre.mean == preprocess.NORMALIZE[cfg.normalize][0]
+    # the recipe normalises as the family records (``normalize: family`` gives the same)
+    assert preprocess.NORMALIZE[cfg.normalize] == modelzoo.get_entry(model).mean_std
+    with tfds.testing.mock_data(num_examples=8):
+        family_cfg = dataclasses_replace(cfg, data_dir=str(tmp_path), normalize="family").validate("train")
+        _, family_pre = trainer.load_data(family_cfg)
+    assert (family_pre.mean, family_pre.std) == (pre.mean, pre.std)
     with pytest.raises(ValueError, match="scale_range=\\[2, 1\\] is invalid"):
         dataclasses_replace(cfg, scale_range=[2, 1]).validate()
 
