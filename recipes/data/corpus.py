@@ -243,10 +243,11 @@ def records(source: Source, rows, counts: list[int], budget: int, sequence_lengt
     return Records(source.name, list(source.files), list(counts), open_files, buffer)
 
 
-def count(source: Source, rows, vocabulary_size: int) -> dict:
+def count(source: Source, rows, vocabulary_size: int, *, keep_train: bool = False) -> dict:
     """One pass over the corpus: each file's training and held-out rows, the training tokens'
-    counts, and the first ``HELD_OUT`` held-out rows (file after file)."""
-    train, held, kept = [], [], []
+    counts, and the first ``HELD_OUT`` held-out rows (file after file); with ``keep_train``, the
+    training rows too (``"train"``: a corpus held in memory reads them in the same pass)."""
+    train, held, kept, rows_kept = [], [], [], []
     tokens = np.zeros(vocabulary_size, "int64")
     with Progress(f"counting the sequences of {source.name}", len(source.files), "files") as progress:
         for n, file in enumerate(source.files):
@@ -258,6 +259,8 @@ def count(source: Source, rows, vocabulary_size: int) -> dict:
                 tokens += np.bincount(batch[~is_held].ravel(), minlength=vocabulary_size)
                 if sum(map(len, kept)) < HELD_OUT:
                     kept.append(batch[is_held])
+                if keep_train:
+                    rows_kept.append(batch[~is_held])
             train.append(n_train)
             held.append(n_held)
             progress.update(n + 1, f"{sum(train):,} training sequences")
@@ -267,7 +270,10 @@ def count(source: Source, rows, vocabulary_size: int) -> dict:
         f"{len(source.files)} files "
         f"(kept in the run folder's corpus.json)"
     )
-    return {"train_rows": train, "held_rows": held, "token_counts": tokens.tolist(), "held_out": held_rows}
+    counted = {"train_rows": train, "held_rows": held, "token_counts": tokens.tolist(), "held_out": held_rows}
+    if keep_train:
+        counted["train"] = np.concatenate(rows_kept).astype("int32") if rows_kept else held_rows[:0]
+    return counted
 
 
 def _key(source: Source, vocabulary: list[str], sequence_length: int) -> dict:
@@ -295,7 +301,7 @@ def save_count(
     run_dir: Path, counted: dict, source: Source, vocabulary: list[str], sequence_length: int
 ) -> None:
     np.save(run_dir / "held_out.npy", counted["held_out"])
-    kept = {k: v for k, v in counted.items() if k != "held_out"}
+    kept = {k: v for k, v in counted.items() if k not in ("held_out", "train")}
     (run_dir / "corpus.json").write_text(json.dumps({**kept, **_key(source, vocabulary, sequence_length)}))
 
 

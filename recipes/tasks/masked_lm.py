@@ -55,9 +55,7 @@ class MaskedLM(loop.Task):
         if source is None:
             self._hold_sequences(texts)
         else:
-            self._open_stream(source, run_dir)
-            if self.data_medium["medium"] == "memory":
-                self._read_into_memory()
+            self._open_stream(source, run_dir, in_memory=self.data_medium["medium"] == "memory")
         return pipeline.steps_per_epoch(self.n_train, cfg.batch_size)
 
     def medium(self):
@@ -82,18 +80,18 @@ class MaskedLM(loop.Task):
         self.token_counts = np.bincount(self.train_ids.ravel(), minlength=len(self.vocabulary))
         self.n_train = len(self.train_ids)
 
-    def _read_into_memory(self):
-        """A file corpus that fits: the stream's training rows (file after file), held in memory."""
-        self.train_ids = np.stack(list(self.stream.in_order().as_numpy_iterator())).astype("int32")
-        self.stream = None
-
-    def _open_stream(self, source, run_dir):
+    def _open_stream(self, source, run_dir, in_memory: bool = False):
+        """The file corpus's rows as a stream, or, ``in_memory``, the same rows read into an
+        array in the counting pass (a saved count is not reused then: the pass reads the rows)."""
         cfg = self.cfg
         rows = corpus_lib.row_reader(source, self.vocabulary, cfg.sequence_length)
         self.source = source
-        self.counted = corpus_lib.load_count(
-            run_dir, source, self.vocabulary, cfg.sequence_length
-        ) or corpus_lib.count(source, rows, len(self.vocabulary))
+        saved = (
+            None
+            if in_memory
+            else corpus_lib.load_count(run_dir, source, self.vocabulary, cfg.sequence_length)
+        )
+        self.counted = saved or corpus_lib.count(source, rows, len(self.vocabulary), keep_train=in_memory)
         budget = base.memory_budget(cfg.memory_budget_gb)
         self.stream = corpus_lib.records(
             source, rows, self.counted["train_rows"], budget, cfg.sequence_length
@@ -108,6 +106,8 @@ class MaskedLM(loop.Task):
                 f"sequences of {cfg.sequence_length} tokens; pretraining needs two batches "
                 f"({2 * cfg.batch_size}) and one held-out sequence."
             )
+        if in_memory:  # the same rows, file after file, held in an array: no stream
+            self.train_ids, self.stream = self.counted.pop("train"), None
 
     def files_split(self):
         return self.stream
