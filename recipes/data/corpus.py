@@ -31,9 +31,8 @@ from recipes.data.records import Records, interleaved, shuffle_buffer
 from recipes.data.text import packer, word_piece
 from recipes.data.tfds_sets import prepare_tfds
 
-MEMORY_PER_TEXT_BYTE = (
-    5  # the in-memory path's peak bytes per byte of text (measured 4.5: benchmarks, corpus)
-)
+# the in-memory path's peak bytes per byte of text (measured 3.6: benchmarks, corpus)
+MEMORY_PER_TEXT_BYTE = 4
 
 
 VOCABULARY_SAMPLE = 16 * 2**20  # bytes of text (16 MB: about a minute of keras-hub's learner on 2 cores)
