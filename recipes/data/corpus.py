@@ -19,6 +19,7 @@ into one token stream (``sequences``), a seeded 10% of its rows held out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -57,7 +58,13 @@ CORPORA = ("stdlib_corpus", "wikipedia", "text_files")
 
 
 def stdlib_corpus() -> list[str]:
-    """Real English about Python that ships with Python: reference topics and docstrings."""
+    """Real English about Python that ships with Python: reference topics and docstrings (read
+    once per process: parsing the standard library takes seconds, and its text never changes)."""
+    return list(_stdlib_corpus())
+
+
+@functools.cache
+def _stdlib_corpus() -> tuple[str, ...]:
     import ast
     import pydoc_data.topics
     import sysconfig
@@ -81,7 +88,7 @@ def stdlib_corpus() -> list[str]:
                 doc = ast.get_docstring(node)
                 if doc and len(doc.split()) >= 5:
                     texts.append(doc)
-    return texts
+    return tuple(texts)
 
 
 def load_corpus(

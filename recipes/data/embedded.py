@@ -5,6 +5,7 @@ and ``stdlib_docs`` (docstrings of six standard-library packages, labelled by pa
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,14 @@ DOC_PACKAGES = ("asyncio", "email", "logging", "multiprocessing", "unittest", "x
 
 def stdlib_docstrings() -> tuple[list[str], np.ndarray]:
     """Every docstring of five words or more in ``DOC_PACKAGES`` (read with ``ast`` from the
-    standard library's source, which ships with Python), labelled by its package."""
+    standard library's source, which ships with Python), labelled by its package; read once per
+    process."""
+    texts, labels = _stdlib_docstrings()
+    return list(texts), np.asarray(labels, dtype="int64")
+
+
+@functools.cache
+def _stdlib_docstrings() -> tuple[tuple[str, ...], tuple[int, ...]]:
     import ast
     import sysconfig
 
@@ -42,7 +50,7 @@ def stdlib_docstrings() -> tuple[list[str], np.ndarray]:
                         labels.append(label)
     if not texts:
         raise DataError("no standard-library sources found for the embedded text set 'stdlib_docs'.")
-    return texts, np.asarray(labels, dtype="int64")
+    return tuple(texts), tuple(labels)
 
 
 def load_embedded(name, val_fraction, test_fraction, seed) -> Data:
