@@ -38,7 +38,7 @@ def _model_and_feeds(recipe: str, settings: Settings):
 
 def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     """Steps/s of a recipe's real training pipeline against the same model on one cached batch."""
-    from recipes import trainer
+    from recipes.data.preprocessor import model_input_shape
 
     cfg, data, pre, model, feeds = _model_and_feeds(recipe, settings)
 
@@ -56,7 +56,7 @@ def bench_pipeline(recipe: str, settings: Settings, log=print) -> dict:
     cached_sps = steps / min(times["cached"])
     return {
         "recipe": f"{recipe} on {cfg.dataset}",
-        "input": "x".join(str(d) for d in trainer.model_input_shape(data, pre)),
+        "input": "x".join(str(d) for d in model_input_shape(data, pre)),
         "batch_size": cfg.batch_size,
         "steps": steps,
         "augment": bool(pre.crop or pre.flip),

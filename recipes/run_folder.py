@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 
 from recipes.data import pipeline
 from recipes.data.preprocessor import FILE, VOCABULARY, Preprocessor
-from recipes.trainer import batch_options, load_data, load_run, model_input_shape
+from recipes.trainer import batch_options, load_data, load_run
 
 
 class RunFolder:
@@ -26,11 +25,6 @@ class RunFolder:
     def __init__(self, path, *, compile: bool = True):
         self.path = Path(path)
         self.cfg, self.model = load_run(self.path, compile=compile)
-
-    @functools.cached_property
-    def summary(self) -> dict:
-        path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
 
     @functools.cached_property
     def _loaded(self):
@@ -50,8 +44,7 @@ class RunFolder:
         config gives."""
         if (self.path / FILE).is_file():
             return Preprocessor.load(self.path)
-        data, pre = self._loaded
-        return Preprocessor.of(data, pre, model_input_shape(data, pre))
+        return Preprocessor.of(*self._loaded)
 
     @property
     def class_names(self) -> list:

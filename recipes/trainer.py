@@ -20,7 +20,7 @@ from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import config as config_lib
 from recipes.data import base, pipeline, preprocess, sources, text
-from recipes.data.preprocessor import Preprocessor
+from recipes.data.preprocessor import model_input_shape
 from recipes.pruning import KERNEL_LAYERS
 from recipes.runtime.backend import Runtime
 
@@ -313,17 +313,6 @@ def class_weights(data: base.Data, spec):
             f"({', '.join(map(str, data.class_names))})."
         )
     return np.asarray(spec, "float32")
-
-
-def model_input_shape(data, pre):
-    if data.kind == "image":
-        return (*pre.image_size, data.feature_shape[-1])
-    return data.feature_shape
-
-
-def save_preprocessor(run_dir: Path, data: base.Data, pre: preprocess.Preprocess) -> None:
-    """The run's preprocessor (and vocabulary), written once for every tool that reads the run."""
-    Preprocessor.of(data, pre, model_input_shape(data, pre)).save(run_dir)
 
 
 def model_shape_kwargs(data, pre) -> dict:

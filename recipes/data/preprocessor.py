@@ -25,6 +25,14 @@ VOCABULARY = "vocab.txt"
 TUPLES = ("image_size", "scale_range", "mean", "std")  # Preprocess's tuple fields (JSON lists)
 
 
+def model_input_shape(data: Data, pre: Preprocess) -> tuple:
+    """What the model takes of ``data`` prepared by ``pre``: images at ``pre``'s size, else the
+    data's own feature shape (token ids, table rows)."""
+    if data.kind == "image":
+        return (*pre.image_size, data.feature_shape[-1])
+    return tuple(data.feature_shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocessor:
     """What a run does to an example: ``image`` is the pipeline's per-example work (evaluation
@@ -37,9 +45,9 @@ class Preprocessor:
     vocabulary: tuple | None = None  # text: saved as vocab.txt beside the JSON
 
     @classmethod
-    def of(cls, data: Data, pre: Preprocess, input_shape) -> Preprocessor:
+    def of(cls, data: Data, pre: Preprocess) -> Preprocessor:
         vocabulary = tuple(data.vocabulary) if data.vocabulary else None
-        return cls(data.kind, tuple(input_shape), tuple(data.class_names), pre, vocabulary)
+        return cls(data.kind, model_input_shape(data, pre), tuple(data.class_names), pre, vocabulary)
 
     def save(self, run_dir) -> None:
         fields = dataclasses.asdict(self)
@@ -53,13 +61,13 @@ class Preprocessor:
         fields = json.loads((Path(run_dir) / FILE).read_text())
         image = {k: tuple(v) if k in TUPLES and v is not None else v for k, v in fields.pop("image").items()}
         vocab = Path(run_dir) / VOCABULARY
-        vocabulary = tuple(read_vocabulary(vocab)) if fields["kind"] == "text" else None
+        vocabulary = tuple(read_vocabulary(vocab)) if vocab.is_file() else None
         return cls(
             fields["kind"],
             tuple(fields["input_shape"]),
             tuple(fields["class_names"]),
             Preprocess(**image),
-            vocabulary if vocab.is_file() else None,
+            vocabulary,
         )
 
     def evaluation(self) -> Preprocess:

@@ -10,6 +10,7 @@ import math
 from recipes import config as config_lib
 from recipes import loop
 from recipes.data import pipeline
+from recipes.data.preprocessor import Preprocessor, model_input_shape
 from recipes.runtime.backend import Runtime
 from recipes.trainer import (
     batch_options,
@@ -18,9 +19,7 @@ from recipes.trainer import (
     inherited_layers,
     init_source,
     load_data,
-    model_input_shape,
     per_class_recall,
-    save_preprocessor,
 )
 
 
@@ -39,7 +38,7 @@ class Classify(loop.Task):
         return pipeline.steps_per_epoch(len(self.data.train), self.cfg.batch_size)
 
     def write_files(self, run_dir):
-        save_preprocessor(run_dir, self.data, self.pre)
+        Preprocessor.of(self.data, self.pre).save(run_dir)
 
     def build(self, runtime, run_dir, steps):
         return build_model(self.cfg, runtime, self.data, self.pre, run_dir)

@@ -23,6 +23,7 @@ from modelzoo.registry import get_entry
 from modelzoo.validation import UserError
 from recipes import loop, trainer
 from recipes.data import pipeline
+from recipes.data.preprocessor import Preprocessor, model_input_shape
 
 # The seed splits the data. The student may train on fewer of the training examples
 # (train_fraction, class_fraction: Hinton's smaller transfer set); validation and test stay put.
@@ -156,12 +157,12 @@ class Distill(loop.Task):
         return f"{self.cfg.model} distilled from {self.teacher_cfg.model}"
 
     def write_files(self, run_dir):
-        trainer.save_preprocessor(run_dir, self.data, self.pre)  # the student's, as any run's
+        Preprocessor.of(self.data, self.pre).save(run_dir)  # the student's, as any run's
 
     def prepare(self, runtime, run_dir):
         cfg = self.cfg
         self.data, self.pre = trainer.load_data(cfg)
-        student_input = tuple(trainer.model_input_shape(self.data, self.pre))
+        student_input = tuple(model_input_shape(self.data, self.pre))
         resizable = (
             len(student_input) == len(self.teacher_input) == 3 and student_input[-1] == self.teacher_input[-1]
         )
@@ -193,7 +194,7 @@ class Distill(loop.Task):
     def build(self, runtime, run_dir, steps):
         cfg = self.cfg
         with runtime.strategy.scope():
-            self.teacher_logits = logits_model(self.teacher, trainer.model_input_shape(self.data, self.pre))
+            self.teacher_logits = logits_model(self.teacher, model_input_shape(self.data, self.pre))
             self.student = self._student(classifier_activation=None)
             distiller = make_distiller(cfg, self.teacher_logits, self.student, self.token)
             distiller.compile(
@@ -251,7 +252,7 @@ class Distill(loop.Task):
             "test": {k: float(v) for k, v in results.items()},
             "teacher_params": modelzoo.count_params(self.teacher)["params"],
             "class_names": self.data.class_names,
-            "input_shape": list(trainer.model_input_shape(self.data, self.pre)),
+            "input_shape": list(model_input_shape(self.data, self.pre)),
         }
 
     def message(self, summary, run_dir):

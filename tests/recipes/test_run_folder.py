@@ -24,7 +24,7 @@ def test_every_tool_reads_the_preprocessor_the_run_saved(tmp_path):
     run = tmp_path / "run"
     saved = Preprocessor.load(run)
     data, pre = trainer.load_data(cfg)
-    assert saved == Preprocessor.of(data, pre, trainer.model_input_shape(data, pre))
+    assert saved == Preprocessor.of(data, pre)
     assert saved.image.mean == preprocess.NORMALIZE["imagenet_mean_std"][0] and saved.image.eval_crop == 0.875
     assert saved.class_names == tuple(summary["class_names"]) and saved.input_shape == (32, 32, 3)
     first = data.test.x[0]
