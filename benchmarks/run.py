@@ -101,7 +101,7 @@ def _corpus(settings, out: Path, result: dict, log) -> str:
         f"{settings.corpus_mb:g} MB in {settings.corpus_files} .txt files, masked-LM pretraining of "
         f"{settings.corpus_model} (128 tokens); peak RSS of a fresh process that prepares the corpus, at a "
         "quarter of the size and at full size (held in memory, it grows with the text; streamed, it does "
-        "not); prepare = vocabulary, tokenizing (in memory) or the counting pass (streamed); first batch "
+        "not); prepare = vocabulary plus the counting pass (which, in memory, also keeps the rows); first batch "
         "at 90% = the resumed run's wait (streamed: the rows before it are re-read and re-tokenized); "
         "streaming ratio = training steps/s / steps/s on one cached batch."
     )
