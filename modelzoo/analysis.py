@@ -34,8 +34,23 @@ def _prod(dims) -> int:
     return int(math.prod(int(d) for d in dims if d is not None))
 
 
-def _shape(t) -> tuple:
-    return tuple(t.shape)
+def _shape(t, length: int | None) -> tuple:
+    """A call's shape, an unknown sequence length (axis 1) read as ``length`` where one is given."""
+    shape = tuple(t.shape)
+    if length is not None and len(shape) >= 3 and shape[1] is None:
+        return (shape[0], length, *shape[2:])
+    return shape
+
+
+def sequence_length(model: keras.Model) -> int | None:
+    """The longest sequence a Transformer built with inputs of any length takes: the length of
+    its position table (keras-hub's ``PositionEmbedding``), the length its MACs are counted at."""
+    lengths = [
+        int(layer.sequence_length)
+        for layer in _walk(model)
+        if type(layer).__name__.endswith("PositionEmbedding") and getattr(layer, "sequence_length", None)
+    ]
+    return max(lengths) if lengths else None
 
 
 # Weighted layers whose work is element-wise: not counted, by the convention above.
@@ -81,6 +96,9 @@ def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int | None:
             tokens * in_shape[-1] * heads * (2 * key + value) + tokens * heads * value * out_shape[-1]
         )
         return projections + tokens * tokens * heads * (key + value)  # scores, weighted sum
+    if isinstance(layer, L.Attention):  # Luong's and Bahdanau's: as many source as target tokens
+        tokens = _prod(in_shape[1:-1])
+        return 2 * tokens * tokens * in_shape[-1]  # scores, weighted sum
     if isinstance(layer, L.Bidirectional):
         return 2 * _layer_macs(layer.forward_layer, in_shape, out_shape)
     if isinstance(layer, L.LSTM | L.GRU):  # gates: 4 (LSTM) or 3 (GRU) matmuls per time step
@@ -94,14 +112,19 @@ def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int | None:
     return None
 
 
-def count_flops(model: keras.Model) -> dict[str, object]:
-    """Multiply-accumulates (``macs``) and ``flops`` (2 x macs) per sample, counted layer by layer."""
+def count_flops(model: keras.Model, length: int | None = None) -> dict[str, object]:
+    """Multiply-accumulates (``macs``) and ``flops`` (2 x macs) per sample, counted layer by layer.
+
+    A model that takes sequences of any length (BERT, GPT) is counted at ``length`` tokens, by
+    default its longest (``sequence_length``), as keras-hub and the papers quote them; its
+    masked-LM head then counts every position as masked."""
+    length = sequence_length(model) if length is None else length
     macs = 0
     uncounted: list[str] = []
     for layer in _walk(model):
         if isinstance(layer, keras.Model):
             continue
-        calls = _calls(layer)
+        calls = _calls(layer, length)
         for in_shape, out_shape in calls:
             n = _layer_macs(layer, in_shape, out_shape)
             if n is None:
@@ -118,11 +141,11 @@ def _walk(model):
             yield from _walk(layer)
 
 
-def _calls(layer) -> list[tuple[tuple, tuple]]:
+def _calls(layer, length: int | None) -> list[tuple[tuple, tuple]]:
     """(input shape, output shape) of every call of ``layer`` recorded in the functional graph."""
     calls = []
     for ins, outs in private_keras.layer_calls(layer):
         if not ins or not outs:
             continue
-        calls.append((_shape(ins[0]), _shape(outs[0])))
+        calls.append((_shape(ins[0], length), _shape(outs[0], length)))
     return calls

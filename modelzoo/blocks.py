@@ -106,7 +106,7 @@ def assemble(
             "layer": _layer_name(s.tensor),
             "channels": int(s.tensor.shape[-1]),
             "reduction": s.reduction,
-            "shape": tuple(int(d) for d in s.tensor.shape[1:]),
+            "shape": tuple(None if d is None else int(d) for d in s.tensor.shape[1:]),
         }
         for i, s in enumerate(stages)
     ]

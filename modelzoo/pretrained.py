@@ -26,6 +26,12 @@ are converted to the zoo's layout:
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
+keras-hub presets load into the text families whose layers are keras-hub's (BERT, GPT):
+``create_model("bert_base", weights="bert_base_en_uncased")`` (a built-in preset name, a
+``kaggle://`` or ``hf://`` handle, or a preset directory written by ``save_to_preset``) builds the
+backbone with keras-hub's own ``Backbone.from_preset`` and copies it layer by layer; the zoo model
+must have the preset's sizes (vocabulary, layers, width), and may take fewer positions.
+
 The classifier's weights are copied when the zoo model takes its default input (224x224x3;
 EfficientNet's own sizes) with 1,000 classes (VGG's fully connected layers only exist at that
 input); otherwise those Dense layers keep their fresh initialisation, the usual start for
@@ -42,6 +48,9 @@ import keras
 import numpy as np
 
 from modelzoo.validation import UserError
+
+# zoo family -> the keras-hub backbone class whose presets load into it
+KERAS_HUB = {"bert": "BertBackbone", "gpt": "GPT2Backbone"}
 
 # zoo name -> keras.applications constructor with published ImageNet weights
 IMAGENET = {
@@ -115,10 +124,13 @@ def load(model: keras.Model, name: str, weights) -> keras.Model:
                 f"{name}: ImageNet weights loaded; {', '.join(fresh)} freshly initialised (input or classes differ)."
             )
         return model
+    if is_keras_hub_preset(name, weights):
+        return from_keras_hub_preset(model, name, weights)
     path = Path(str(weights))
     if not path.is_file():
+        presets = " or a keras-hub preset" if _family(name) in KERAS_HUB else ""
         raise UserError(
-            f"weights must be None, 'imagenet' or a weights file; {str(weights)!r} does not exist."
+            f"weights must be None, 'imagenet'{presets} or a weights file; {str(weights)!r} does not exist."
         )
     if path.suffix == ".keras":
         source = keras.saving.load_model(path, safe_mode=True, compile=False)
@@ -130,6 +142,43 @@ def load(model: keras.Model, name: str, weights) -> keras.Model:
         raise UserError(f"weights file {str(path)!r} must be a .weights.h5 or a .keras file.")
     model.load_weights(path)
     return model
+
+
+def _family(name: str) -> str:
+    from modelzoo.registry import get_entry
+
+    return get_entry(name).family
+
+
+def is_keras_hub_preset(name: str, weights) -> bool:
+    """Whether ``weights`` names a keras-hub preset for ``name``'s family: one of its backbone's
+    built-in presets, a ``scheme://`` handle, or a directory."""
+    family = _family(name)
+    if family not in KERAS_HUB or not isinstance(weights, str | Path):
+        return False
+    import keras_hub
+
+    presets = getattr(keras_hub.models, KERAS_HUB[family]).presets
+    return str(weights) in presets or "://" in str(weights) or Path(str(weights)).is_dir()
+
+
+def from_keras_hub_preset(model: keras.Model, name: str, preset) -> keras.Model:
+    """Build the preset's backbone with keras-hub's ``Backbone.from_preset`` (its download and
+    cache for a name or handle) and copy its layers into ``model``."""
+    import keras_hub
+
+    from modelzoo.models.bert import load_keras_hub_backbone
+
+    expected = KERAS_HUB[_family(name)]
+    preset = str(preset)
+    if Path(preset).is_dir() and not (Path(preset) / "config.json").is_file():
+        raise UserError(f"{preset!r} is not a keras-hub preset directory (it has no config.json).")
+    backbone = keras_hub.models.Backbone.from_preset(preset)
+    if type(backbone).__name__ != expected:
+        raise UserError(
+            f"preset {preset!r} holds a {type(backbone).__name__}; {name!r} loads {expected} presets."
+        )
+    return load_keras_hub_backbone(model, backbone)
 
 
 def imagenet_reference(name: str, model: keras.Model) -> keras.Model:

@@ -16,7 +16,14 @@ from typing import Any
 
 from modelzoo.validation import UserError, did_you_mean
 
-TASKS = ("image_classification", "text_classification", "masked_lm", "causal_lm", "tabular_classification")
+TASKS = (
+    "image_classification",
+    "text_classification",
+    "masked_lm",
+    "causal_lm",
+    "translation",
+    "tabular_classification",
+)
 
 
 # ImageNet's per-channel statistics on [0, 1] RGB images, as torchvision and timm normalise.
@@ -199,7 +206,8 @@ def create_model(name: str, weights=None, **overrides):
     """Build the registered model ``name``; keyword overrides are checked against its builder.
 
     ``weights``: None (fresh), ``"imagenet"`` (keras.applications' weights, converted; see
-    ``modelzoo.pretrained``) or a ``.weights.h5`` / ``.keras`` file.
+    ``modelzoo.pretrained``), a keras-hub preset for BERT and GPT (a preset name, handle or
+    directory) or a ``.weights.h5`` / ``.keras`` file.
     """
     entry = get_entry(name)
     allowed = entry.keywords

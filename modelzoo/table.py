@@ -8,7 +8,8 @@ list`` read it; this module imports no Keras until it counts. The model tests ke
 card fields are compared with the registry in every run, the counts with a fresh build in the
 slow run (``tests/modelzoo/test_all_models.py``).
 
-Regenerate after adding or changing a model: ``python -m modelzoo.table``. README's model table
+Regenerate after adding or changing a model: ``python -m modelzoo.table`` (every model, about 3
+minutes here), or ``python -m modelzoo.table NAME ...`` for those models only. README's model table
 is rendered from the recorded table (``markdown``) and written between its two markers by ``python
 -m modelzoo.table --readme``; a test checks that the two agree.
 """
@@ -64,14 +65,17 @@ def count(name: str) -> dict[str, Any]:
     import keras
 
     from modelzoo.analysis import count_flops, count_params
-    from modelzoo.registry import create_model
 
     # Built in a stateless scope: the variables are made in one batch when it ends, not one by one
     # as each layer builds (8 full-size models built and counted in 11.3-11.7 s instead of
     # 12.7-15.5 s, alternating runs; the same counts).
+    from modelzoo.registry import create_model, get_entry
+
+    shape = get_entry(name).default_input_shape
+    length = shape[0] if shape is not None and len(shape) == 1 else None  # a sequence model's
     with keras.StatelessScope():
         model = create_model(name)
-        stats = {**count_params(model), **count_flops(model)}
+        stats = {**count_params(model), **count_flops(model, length=length)}
         # Plain copies: the model's own entries are Keras-tracked, and keeping them would keep
         # every full-size model counted alive (19.6 GB after the test suite's builds).
         stats["features"] = [dict(f) for f in getattr(model, "feature_info", [])]
@@ -84,12 +88,17 @@ def row(name: str) -> dict[str, Any]:
     return {**card(name), **count(name)}
 
 
-def write(path: Path = PATH) -> dict[str, dict[str, Any]]:
-    """Count every registered model and write the table (sorted, one model per line)."""
+def write(path: Path = PATH, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Count every registered model and write the table (sorted, one model per line). ``only``
+    recounts those models and any the table lacks, keeping the other rows as recorded."""
     from modelzoo.registry import list_models
 
+    recorded = load(str(path)) if only is not None and Path(path).exists() else {}
     rows = {}
     for name in list_models():
+        if name in recorded and name not in only:
+            rows[name] = recorded[name]
+            continue
         print(f"counting {name}", flush=True)
         rows[name] = row(name)
     lines = [f"  {json.dumps(name)}: {json.dumps(values)}" for name, values in rows.items()]
@@ -142,6 +151,6 @@ if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
         write_readme()
         print(f"wrote the model table in {README}")
-    else:
-        write()
+    else:  # python -m modelzoo.table [NAME ...]: recount every model, or only those named
+        write(only=sys.argv[1:] or None)
         print(f"wrote {PATH}")

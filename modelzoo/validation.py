@@ -66,6 +66,14 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
+def check_token_classes(num_classes, vocabulary: int, predicts: str) -> int:
+    """A token model's classes are its vocabulary: ``num_classes`` None or equal to it.
+    ``predicts`` says what, e.g. "a language model predicts its {} tokens"."""
+    if num_classes not in (None, vocabulary):
+        raise UserError(f"num_classes={num_classes!r}: {predicts.format(vocabulary)}; leave it None.")
+    return vocabulary
+
+
 def check_choice(name: str, value, choices: Sequence):
     if value not in choices:
         raise UserError(f"{name} must be one of {list(choices)}, got {value!r}.")

@@ -24,6 +24,8 @@ from recipes.data.preprocessor import model_input_shape
 from recipes.pruning import KERNEL_LAYERS
 from recipes.runtime.backend import Runtime
 
+CLASSIFIERS = ("image_classification", "text_classification", "tabular_classification")
+
 
 def crop_families() -> list[str]:
     """The families whose papers train with random crops (each records ``TRAIN_CROP``)."""
@@ -94,6 +96,11 @@ def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
             {str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()}
         )
         data = imbalance(data, fractions, cfg.seed)
+    if entry.task not in CLASSIFIERS:
+        raise UserError(
+            f"model {cfg.model!r} is a {entry.task.replace('_', ' ')} model; this recipe trains "
+            f"classifiers ({', '.join(CLASSIFIERS)})."
+        )
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise UserError(
             f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}."

@@ -23,7 +23,11 @@ from tests import helpers
 from tests.helpers import ROOT, fast_compile_flags, installed, subprocess_env
 from tests.modelzoo.test_all_models import representatives
 
-SUITE = ["tests/modelzoo/test_all_models.py", "tests/modelzoo/test_text_models.py"]
+SUITE = [
+    "tests/modelzoo/test_all_models.py",
+    "tests/modelzoo/test_text_models.py",
+    "tests/modelzoo/test_translation_models.py",
+]
 BACKEND_CHECKS = (
     "not test_features_return_the_documented_stage_maps "
     "and not test_features_out_indices_pick_stages_in_the_order_asked "

@@ -165,3 +165,29 @@ def test_readme_layout_matches_the_tree():
         if p.name != "__init__.py" and "models" not in p.relative_to(ROOT).parts[:2]
     ]
     assert [f for f in files if f not in listed] == []
+
+
+def _serializable_classes() -> list[tuple[str, str]]:
+    """(package, class name) of every class the project registers with Keras's serialization."""
+    found = []
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for deco in node.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and getattr(deco.func, "attr", "") == "register_keras_serializable"
+                ):
+                    package = next((k.value.value for k in deco.keywords if k.arg == "package"), "Custom")
+                    found.append((package, node.name))
+    return found
+
+
+def test_no_two_serializable_classes_share_a_keras_name():
+    """Keras keys its registry by ``package>ClassName`` and a second class of the same name silently
+    replaces the first: saved models of the first then load the wrong layer (two
+    ``PositionEmbedding`` layers, ViT's and BERT's, once did)."""
+    names = [f"{package}>{name}" for package, name in _serializable_classes()]
+    assert len(names) > 10  # the walk saw the layers
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -290,4 +290,19 @@ ARCHITECTURE = {
         ),
     },
     "gpt": {},
+    "transformer": {
+        "model.num_layers": _i(1, 6, default=2, why="Encoder and decoder depth (the paper: 6)."),
+        "model.hidden_dim": _c(
+            [128, 256, 512], default=256, why="d_model; each choice is divisible by every head count."
+        ),
+        "model.num_heads": _c([2, 4, 8], default=4, why="Attention heads (the paper: 8)."),
+        "model.intermediate_dim": _c(
+            [512, 1024, 2048], default=1024, why="Feed-forward width (the paper: 4x d_model)."
+        ),
+    },
+    "seq2seq": {
+        "model.units": _c([128, 256, 512], default=256, why="Width of each LSTM layer (the paper: 1,000)."),
+        "model.num_layers": _i(1, 4, default=2, why="Stacked LSTM layers each side (the paper: 4)."),
+        "model.embedding_dim": _c([128, 256, 512], default=256, why="Width of the word vectors."),
+    },
 }

@@ -279,7 +279,7 @@ def default_space(
         specs.update(copy.deepcopy(REGULARIZATION))
         if entry.train_crop:
             specs.update(copy.deepcopy(AUGMENTATION))
-        if entry.task != "text_classification":
+        if entry.task in ("image_classification", "tabular_classification"):  # not token ids
             specs.update(copy.deepcopy(INPUT_NOISE))
     return Space(specs).check(model)
 

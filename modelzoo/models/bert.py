@@ -9,7 +9,9 @@ arXiv:1908.08962).
 The layers are keras-hub's own (``ReversibleEmbedding``, ``PositionEmbedding``,
 ``TransformerEncoder``), arranged and named as in ``keras_hub.models.BertBackbone``, so a
 backbone's weights load layer by layer (``load_keras_hub_backbone``) and parameter counts match by
-construction. Inputs are keras-hub's: ``token_ids``, ``segment_ids``, ``padding_mask``.
+construction. Inputs are keras-hub's: ``token_ids``, ``segment_ids``, ``padding_mask``, of any length up to
+``max_sequence_length`` (the position table's size) in one built model, as keras-hub's backbones
+take them.
 
 Heads: ``head="classification"`` (pooled [CLS] -> dropout -> dense, the fine-tuning head) or
 ``head="masked_lm"`` (the pretraining head: gather the masked positions, dense + GELU + layer
@@ -72,9 +74,35 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
         return transformer_layer_macs(in_shape, self.intermediate_dim)
 
 
+@keras.saving.register_keras_serializable(package="modelzoo")
+class TokenPositionEmbedding(keras_hub.layers.PositionEmbedding):
+    """keras-hub's learned positions, unchanged, with one check: a sequence longer than the table
+    (``max_sequence_length``) is a clear error, where keras-hub's slice would fail with a backend's
+    message or, under JAX, be clamped."""
+
+    def call(self, inputs, start_index=0, positions=None):
+        length = inputs.shape[-2]
+        if positions is None and isinstance(length, int) and length > self.sequence_length:
+            raise v.UserError(
+                f"a sequence of {length} tokens; this model takes at most "
+                f"max_sequence_length={self.sequence_length}."
+            )
+        return super().call(inputs, start_index=start_index, positions=positions)
+
+
+def counted_length(in_shape) -> int:
+    """The sequence length a layer's MACs are counted at; a model of any input length without a
+    position table (sinusoidal positions) is counted at a length the caller gives."""
+    if in_shape[1] is None:
+        raise v.UserError(
+            "this model takes sequences of any length; count it at one: count_flops(model, length=N)."
+        )
+    return int(in_shape[1])
+
+
 def transformer_layer_macs(in_shape, intermediate_dim: int) -> int:
     """MACs of one self-attention Transformer layer on a (sequence, hidden) input."""
-    seq, hidden = int(in_shape[1]), int(in_shape[2])
+    seq, hidden = counted_length(in_shape), int(in_shape[2])
     projections = 4 * seq * hidden * hidden  # query, key, value, output
     attention = 2 * seq * seq * hidden  # scores and the weighted sum
     return projections + attention + 2 * seq * hidden * intermediate_dim
@@ -157,7 +185,7 @@ def bert(
     )
     num_segments = v.check_int("num_segments", num_segments, minimum=1)
     head = v.check_choice("head", head, HEADS)
-    inputs = token_inputs(max_sequence_length, "token_ids", "segment_ids", "padding_mask")
+    inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
     x, token_embedding = _embeddings(
         inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, args.dropout_rate
     )
@@ -184,9 +212,11 @@ def _classifier(args):
     return classifier
 
 
-def token_inputs(length: int, *names: str) -> dict:
-    """Named int32 inputs of ``length`` tokens (keras-hub's input names)."""
-    return {name: keras.Input((length,), dtype="int32", name=name) for name in names}
+def token_inputs(*names: str) -> dict:
+    """Named int32 inputs of any length (keras-hub's input names and shapes, ``(batch, None)``):
+    one built model takes batches of any length up to its ``max_sequence_length``, the size of
+    its position table."""
+    return {name: keras.Input((None,), dtype="int32", name=name) for name in names}
 
 
 def check_transformer_sizes(num_layers, num_heads, hidden_dim, intermediate_dim) -> tuple[int, int, int, int]:
@@ -226,9 +256,9 @@ def _embeddings(inputs, vocabulary_size, max_sequence_length, num_segments, hidd
         vocabulary_size, hidden_dim, embeddings_initializer=_init(), name="token_embedding"
     )
     tokens = token_embedding(inputs["token_ids"])
-    positions = keras_hub.layers.PositionEmbedding(
-        max_sequence_length, initializer=_init(), name="position_embedding"
-    )(tokens)
+    positions = TokenPositionEmbedding(max_sequence_length, initializer=_init(), name="position_embedding")(
+        tokens
+    )
     segments = layers.Embedding(
         num_segments, hidden_dim, embeddings_initializer=_init(), name="segment_embedding"
     )(inputs["segment_ids"])
@@ -312,43 +342,46 @@ bert_large = _sized("bert_large")
 
 
 def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
-    """Copy a ``keras_hub.models.BertBackbone``'s weights into a zoo BERT of the same size.
+    """Copy a keras-hub backbone's weights (``BertBackbone``, ``GPT2Backbone``) into a zoo model of
+    the same family and size.
 
-    Layers correspond by name (the zoo uses the backbone's names); the head is left as it is.
-    A zoo model of fewer positions than the backbone takes the first ones (BERT's 512 learned
-    positions serve any shorter length); one of more positions, or any other size mismatch,
-    raises ``UserError`` naming the layer.
+    Layers correspond by name (the zoo uses the backbone's names); the head is left as it is, and
+    a zoo model without a pooler (the masked-LM model, GPT) skips the backbone's. A zoo model of
+    fewer positions than the backbone takes the first ones (512 learned positions serve any
+    shorter length); one of more positions, or any other size mismatch, raises ``UserError``
+    naming the layer.
     """
-    names = [
-        "token_embedding",
-        "position_embedding",
-        "segment_embedding",
-        "embeddings_layer_norm",
-        "pooled_dense",
-    ]
-    names += [layer.name for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
-    for name in names:
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
         try:
-            target = model.get_layer(name)
+            target = model.get_layer(layer.name)
         except ValueError:
-            if name == "pooled_dense":  # a masked-LM model has no pooler
+            if layer.name == "pooled_dense":
                 continue
             raise v.UserError(
-                f"the zoo model has no layer {name!r}: is it a BERT with as many layers as the backbone?"
+                f"the zoo model has no layer {layer.name!r}: is it of the backbone's family "
+                f"({type(backbone).__name__}) with as many layers?"
             ) from None
-        weights = backbone.get_layer(name).get_weights()
-        if name == "position_embedding":
-            length, available = target.get_weights()[0].shape[0], weights[0].shape[0]
-            if length > available:
-                raise v.UserError(
-                    f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
-                    f"max_sequence_length={available}; build it with max_sequence_length<={available}."
-                )
-            weights = [weights[0][:length]]
-        shapes = [tuple(w.shape) for w in weights]
-        if shapes != [tuple(w.shape) for w in target.get_weights()]:
-            raise v.UserError(
-                f"layer {name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ."
-            )
-        target.set_weights(weights)
+        target.set_weights(_backbone_weights(layer, target))
     return model
+
+
+def _backbone_weights(layer, target) -> list:
+    """``layer``'s weights in the shapes of the zoo's ``target`` layer: its first positions where
+    the zoo model takes shorter sequences; any other difference is an error naming the layer."""
+    weights = layer.get_weights()
+    if layer.name == "position_embedding":
+        length, available = target.get_weights()[0].shape[0], weights[0].shape[0]
+        if length > available:
+            raise v.UserError(
+                f"the zoo model takes sequences of {length} tokens, longer than the backbone's "
+                f"max_sequence_length={available}; build it with max_sequence_length<={available}."
+            )
+        weights = [weights[0][:length]]
+    shapes = [tuple(w.shape) for w in weights]
+    if shapes != [tuple(w.shape) for w in target.get_weights()]:
+        raise v.UserError(
+            f"layer {layer.name!r}: the backbone's weights have shapes {shapes}, the zoo model's differ."
+        )
+    return weights

@@ -110,6 +110,17 @@ def densenet(
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
 
 
+# The generic builder, registered like ``bert``: DenseNet-121 at the defaults. Its tiny config
+# keeps every kind of layer (4 dense blocks, bottlenecks, 3 transitions) at 6 dense layers: the
+# family's representative in the other backends' model suites (DenseNet-121's 58 layers were
+# their longest compile).
+densenet = register_model(
+    densenet,
+    reference="torchvision densenet121 at the defaults (any block configuration)",
+    **{**_PAPER, "tiny_config": {"growth_rate": 4, "blocks_per_stage": (1, 2, 2, 1)}},
+)
+
+
 def _variant(depth: int, config: tuple, count: str):
     doc = f"DenseNet-{depth} (DenseNet-BC, k=32, blocks {config}). See ``densenet``."
     fn = make_variant(densenet, f"densenet{depth}", doc, blocks_per_stage=config)

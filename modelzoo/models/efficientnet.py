@@ -165,6 +165,18 @@ def efficientnet(
     return blocks.assemble(args, inputs, stages, x, blocks.gap_head(args))
 
 
+# The generic builder, registered like ``bert``: B0 at the defaults. Its tiny config keeps every
+# stage at a quarter of the maps and 10 blocks (1,1,1,2,2,2,1: residual blocks in three stages)
+# instead of 16: the family's representative in the other backends' model suites (B0 was their
+# second-longest compile).
+efficientnet = register_model(
+    efficientnet,
+    reference="keras.applications EfficientNetB0 at the defaults, less its input normalisation",
+    tiny_config={"width_coefficient": 0.25, "depth_coefficient": 0.5},
+    **_PAPER,
+)
+
+
 def _variant(size: str, reference: str):
     width, depth, resolution, dropout = SIZES[size]
     name = f"efficientnet_{size}"

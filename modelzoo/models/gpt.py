@@ -22,6 +22,7 @@ from modelzoo import validation as v
 from modelzoo.blocks import Stage, assemble, model_args
 from modelzoo.models.bert import (
     MEGATRON_NOTE,
+    TokenPositionEmbedding,
     check_transformer_sizes,
     gelu_approximate,
     megatron_layout,
@@ -88,11 +89,9 @@ def gpt(
     and must be left None or equal to ``vocabulary_size``; ``include_top=False`` returns the final
     layer-normed sequence, ``features_only`` each decoder layer's output."""
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
-    if num_classes not in (None, vocabulary_size):
-        raise v.UserError(
-            f"num_classes={num_classes!r}: a language model predicts its {vocabulary_size} tokens; leave it None."
-        )
-    num_classes = vocabulary_size
+    num_classes = v.check_token_classes(
+        num_classes, vocabulary_size, "a language model predicts its {} tokens"
+    )
     args = model_args(
         {**locals(), "input_shape": None}, input_shape=(max_sequence_length,), default_name="gpt"
     )
@@ -100,14 +99,14 @@ def gpt(
     num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
         num_layers, num_heads, hidden_dim, intermediate_dim
     )
-    inputs = token_inputs(max_sequence_length, "token_ids", "padding_mask")
+    inputs = token_inputs("token_ids", "padding_mask")
     token_embedding = keras_hub.layers.ReversibleEmbedding(
         vocabulary_size, hidden_dim, embeddings_initializer=_init(0.01), name="token_embedding"
     )
     tokens = token_embedding(inputs["token_ids"])
-    positions = keras_hub.layers.PositionEmbedding(
-        max_sequence_length, initializer=_init(), name="position_embedding"
-    )(tokens)
+    positions = TokenPositionEmbedding(max_sequence_length, initializer=_init(), name="position_embedding")(
+        tokens
+    )
     x = layers.Add(name="embeddings_add")([tokens, positions])
     x = layers.Dropout(args.dropout_rate, name="embeddings_dropout")(x)
     stages = _decoder_layers(

@@ -31,6 +31,7 @@ PINNED = {
     "wide_resnet50_2": (68_883_240, 68_951_464, "torchvision wide_resnet50_2"),
     "seresnet50": (28_088_024, 28_141_144, "timm seresnet50"),
     "seresnext50_32x4d": (27_559_896, 27_628_120, "timm seresnext50_32x4d"),
+    "densenet": (7_978_856, 8_062_504, "torchvision densenet121 (the generic builder's defaults)"),
     "densenet121": (7_978_856, 8_062_504, "torchvision densenet121; total == keras.applications DenseNet121"),
     "densenet169": (
         14_149_480,
@@ -136,6 +137,11 @@ PINNED = {
     },
     # ResNet-50 + a 3x3 offset convolution (18 maps, bias) per deformable 3x3 (13 in conv3-5_x)
     "resnet50_dcn": (26_137_874, 26_190_994, "torchvision resnet50 + offset convolutions (arithmetic)"),
+    "efficientnet": (
+        5_288_548,
+        5_330_564,
+        "keras.applications EfficientNetB0 (the generic builder's defaults)",
+    ),
     "efficientnet_b0": (5_288_548, 5_330_564, "keras.applications EfficientNetB0"),
     "efficientnet_b1": (7_794_184, 7_856_232, "keras.applications EfficientNetB1"),
     "efficientnet_b2": (9_109_994, 9_177_562, "keras.applications EfficientNetB2"),
@@ -186,6 +192,12 @@ PINNED = {
     # 20,000 x 128 embedding + 4 (LSTM) or 3 (GRU, reset_after) gate blocks of 128 units + 128 x 2 + 2.
     "lstm_classifier": (2_691_842, 2_691_842, "arithmetic: 4 x ((128 + 128) x 128 + 128)"),
     "gru_classifier": (2_659_330, 2_659_330, "arithmetic: 3 x ((128 + 128) x 128 + 2 x 128)"),
+    # Vaswani et al. 2017 at a shared 37,000-token vocabulary (Table 3: 65M / 213M; see
+    # test_translation_models.py for why no vocabulary gives both)
+    "transformer": (63_082_496, 63_082_496, "the paper's arithmetic (transformer_base)"),
+    "transformer_base": (63_082_496, 63_082_496, "the paper's arithmetic"),
+    "transformer_big": (214_245_376, 214_245_376, "the paper's arithmetic"),
+    "lstm_seq2seq": (384_112_000, 384_112_000, "Sutskever et al. 2014: 384M"),
 }
 
 # torchvision's published compute ("GFLOPS" there are multiply-adds) at the default input (224x224;

@@ -132,7 +132,12 @@ def test_list_models_filters_and_wildcards():
     assert modelzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert modelzoo.list_models(["lenet*", "mlp"]) == ["lenet5", "mlp"]
     assert modelzoo.list_models("vgg*", exclude="*_bn") == ["vgg11", "vgg13", "vgg16", "vgg19"]
-    assert modelzoo.list_models(family="densenet") == ["densenet121", "densenet169", "densenet201"]
+    assert modelzoo.list_models(family="densenet") == [
+        "densenet",
+        "densenet121",
+        "densenet169",
+        "densenet201",
+    ]
     assert "mlp" not in modelzoo.list_models(task="image_classification")
     assert modelzoo.list_models("nothing*") == []
     with pytest.raises(ValueError, match=r"unknown family 'resnett'.*'resnet'"):

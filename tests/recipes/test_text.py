@@ -75,6 +75,12 @@ def test_a_text_model_on_image_data_is_one_clear_error(tmp_path):
         ValueError, match="dataset 'digits' holds image data; model 'textcnn' is for text_classification"
     ):
         train(cfg)
+    for model, task in (("gpt_tiny", "causal lm"), ("transformer", "translation")):
+        cfg = config_lib.resolve(model, overrides={"run_dir": str(tmp_path / model)})
+        with pytest.raises(
+            ValueError, match=f"model '{model}' is a {task} model; this recipe trains classifiers"
+        ):
+            train(cfg)
 
 
 def test_csv_text_column_and_folders_of_text_files(tmp_path):
