@@ -62,6 +62,9 @@ class TrainConfig:
     sequence_length: int = 128  # text: tokens per example (WordPiece, padded or cut)
     vocabulary_size: int = 8000  # text: size of the WordPiece vocabulary learned from the training split
     vocabulary_file: str | None = None  # text: a WordPiece vocab.txt to use instead (e.g. a published BERT's)
+    languages: list | None = None  # translation: source and target (TFDS keys, CSV columns, file suffixes)
+    beam_size: int = 4  # translation: beams when decoding the test split (1: greedy); the paper's 4
+    length_penalty: float = 0.6  # translation: Wu et al. 2016's alpha for beam search; the paper's 0.6
     batch_size: int = 64  # global: split across replicas
     epochs: int = 10
     optimizer: str = "sgd"
@@ -295,10 +298,11 @@ PARTS = {
         "run_dir",
         "verbose",
     ),
+    "smoothing": ("label_smoothing",),
+    "translation": ("languages", "beam_size", "length_penalty"),
     "classification": (
         "loss",
         "focal_gamma",
-        "label_smoothing",
         "class_weight",
         "l1",
         "l2",
@@ -314,7 +318,8 @@ PARTS = {
 }
 COMMON = ("model", "data", "optimization", "runtime")
 RECIPES = {
-    "train": (*COMMON, "labels", "images", "text", "classification"),  # finetune and tuning trials too
+    "train": (*COMMON, "labels", "images", "text", "smoothing", "classification"),  # finetune, tuning too
+    "translate": (*COMMON, "text", "smoothing", "translation"),  # train, for a translation model
     "pretrain": (*COMMON, "text"),
     "distill": (*COMMON, "labels", "images", "text", "distillation"),  # the Distiller computes its own loss
 }
@@ -379,14 +384,15 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def default_dataset(model: str) -> str:
-    """The embedded data set for a model's task: digits for images and tables, stdlib_docs for text."""
+    """The embedded data set for a model's task: digits for images and tables, stdlib_docs for
+    text, numbers_de_en for translation."""
     import modelzoo
 
     try:
         task = modelzoo.get_entry(model).task
     except ValueError:
         return "digits"  # the unknown name is reported when the model is built
-    return "stdlib_docs" if task == "text_classification" else "digits"
+    return {"text_classification": "stdlib_docs", "translation": "numbers_de_en"}.get(task, "digits")
 
 
 def resolve(model: str, *, config_file=None, overrides: dict | None = None) -> TrainConfig:

@@ -9,7 +9,7 @@ from modelzoo.validation import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "inverse_sqrt")
 
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -70,6 +70,8 @@ RANGES = {
     "vocabulary_size": (16, None, True, None),
     "crop_padding": (0, 0.5, True, False),
     "label_smoothing": (0, 1, True, False),
+    "beam_size": (1, 64, True, True),
+    "length_penalty": (0, 5, True, True),
     "prune_sparsity": (0, 1, True, False),
     "train_fraction": (0, 1, False, True),
     "distill_weight": (0, 1, True, True),

@@ -85,12 +85,15 @@ def main(argv=None, prog="python -m recipes.train") -> int:
     args = build_parser(prog).parse_args(argv)
 
     def go():
+        import modelzoo
         from recipes import config as config_lib
-        from recipes.tasks.classify import train
+        from recipes.tasks import classify, translate
 
         overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
-        train(config_lib.resolve(args.model, config_file=args.config, overrides=overrides))
+        cfg = config_lib.resolve(args.model, config_file=args.config, overrides=overrides)
+        translating = modelzoo.get_entry(cfg.model).task == "translation"
+        (translate.train if translating else classify.train)(cfg)
 
     return run(prog, go)
 

@@ -74,6 +74,12 @@ def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
 
 def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
+    entry = modelzoo.get_entry(cfg.model)
+    if entry.task not in CLASSIFIERS:
+        raise UserError(
+            f"model {cfg.model!r} is a {entry.task.replace('_', ' ')} model; this recipe trains "
+            f"classifiers ({', '.join(CLASSIFIERS)})."
+        )
     data = sources.load(
         cfg.dataset,
         data_dir=cfg.data_dir,
@@ -85,7 +91,6 @@ def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
         memory_budget_gb=cfg.memory_budget_gb,
         bad_images=cfg.bad_images,
     )
-    entry = modelzoo.get_entry(cfg.model)
     if cfg.classes:
         data = select_classes(data, cfg.classes)
     if cfg.class_fraction or cfg.train_fraction < 1:
@@ -96,11 +101,6 @@ def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
             {str(k): float(v) * cfg.train_fraction for k, v in (cfg.class_fraction or {}).items()}
         )
         data = imbalance(data, fractions, cfg.seed)
-    if entry.task not in CLASSIFIERS:
-        raise UserError(
-            f"model {cfg.model!r} is a {entry.task.replace('_', ' ')} model; this recipe trains "
-            f"classifiers ({', '.join(CLASSIFIERS)})."
-        )
     if (data.kind == "text") != (entry.task == "text_classification"):
         raise UserError(
             f"dataset {cfg.dataset!r} holds {data.kind} data; model {cfg.model!r} is for {entry.task}."
@@ -292,6 +292,25 @@ class ScaledAfter(keras.optimizers.schedules.LearningRateSchedule):
         return cls(base, config["boundary"], config["scale"])
 
 
+@keras.saving.register_keras_serializable(package="modelzoo_recipes")
+class InverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """The Transformer's schedule (Vaswani et al. 2017, section 5.3): linear warmup over
+    ``warmup`` steps, then decay with the inverse square root of the step. ``peak`` is the rate at
+    the end of warmup; the paper's d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) is this with
+    peak (d_model * warmup)^-0.5 (7.0e-4 for the base model's 512 and 4,000 steps)."""
+
+    def __init__(self, peak: float, warmup: int):
+        self.peak, self.warmup = float(peak), max(1, int(warmup))
+
+    def __call__(self, step):
+        step = keras.ops.maximum(keras.ops.cast(step, "float32") + 1.0, 1.0)  # Keras counts from 0
+        warm = self.warmup
+        return self.peak * keras.ops.minimum(step / warm, keras.ops.sqrt(warm / step))
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup}
+
+
 def batch_options(data: base.Data, pre: preprocess.Preprocess, outputs: int, class_weight=None) -> dict:
     """Pipeline options: preprocessing and one-hot labels (repeated for each head of a multi-head
     model), for ``eval_batches`` and ``train_batches``; with ``class_weight`` (training only),
@@ -344,6 +363,8 @@ def make_optimizer(cfg, steps_per_epoch: int):
             warmup_target=lr if warmup else None,
             warmup_steps=warmup,
         )
+    elif cfg.schedule == "inverse_sqrt":
+        schedule = InverseSqrt(lr, int(cfg.warmup_epochs * steps_per_epoch))
     else:
         schedule = lr
     if cfg.freeze_epochs:
@@ -401,6 +422,7 @@ def load_run(run_dir, compile: bool = True) -> tuple[config_lib.TrainConfig, ker
     if not (run_dir / "model.keras").is_file():
         raise UserError(f"{str(run_dir)!r} is not a finished run folder (no model.keras).")
     cfg = config_lib.from_dict(config_lib.load_yaml(run_dir / "config.yaml"))
+    modelzoo.get_entry(cfg.model)  # imports the zoo's families: their layers deserialize
     return cfg, keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=compile)
 
 

@@ -1,5 +1,7 @@
 """Text: keras-hub's WordPiece tokenizer, built here and nowhere else, its vocabulary
-(learned from a training split, or read from a file), and one way to pack [CLS] ... [SEP] rows.
+(learned from a training split, or read from a file), and one way to pack [CLS] ... [SEP] rows;
+and SentencePiece for translation, whose pieces keep the spaces, so a translation detokenizes to
+the text a reader (and BLEU) expects.
 """
 
 from __future__ import annotations
@@ -73,6 +75,43 @@ def _counted(ds: tf.data.Dataset, progress: Progress, every: int = 1024) -> tupl
             return tf.identity(batch)
 
     return ds.batch(every).map(counted).unbatch(), read
+
+
+# SentencePiece ids: 0 pads (as every text path here), then unknown, start and end of a sentence
+PIECE_IDS = dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3)
+
+
+def sentence_piece_model(texts, vocabulary_size: int) -> bytes:
+    """A SentencePiece unigram model (Kudo 2018) learned from ``texts``, at most
+    ``vocabulary_size`` pieces (fewer where the texts hold fewer), as serialized bytes. The
+    sentencepiece trainer keras-hub's ``compute_sentence_piece_proto`` wraps, called directly
+    because that wrapper cannot set the ids: here 0 must pad."""
+    import io
+
+    import sentencepiece as spm
+
+    texts = [str(t) for t in texts]
+    model = io.BytesIO()
+    what = f"learning a SentencePiece vocabulary of at most {vocabulary_size:,}"
+    with Progress(what, len(texts), "texts") as progress, progress.ticking(lambda: (0, "training")):
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            vocab_size=vocabulary_size,
+            model_type="unigram",
+            hard_vocab_limit=False,
+            character_coverage=1.0,
+            minloglevel=2,
+            **PIECE_IDS,
+        )
+    return model.getvalue()
+
+
+def sentence_piece(proto: bytes):
+    """keras-hub's SentencePiece tokenizer on a learned model: int32 ids, ``detokenize`` back."""
+    import keras_hub
+
+    return keras_hub.tokenizers.SentencePieceTokenizer(proto=proto, dtype="int32")
 
 
 def word_piece(vocabulary: list[str]):
