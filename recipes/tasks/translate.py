@@ -128,6 +128,7 @@ class Translate(loop.Task):
             )
             model.optimizer.build(model.trainable_variables)
         self.input_names = [t.name for t in model.inputs]
+        self.replicas = runtime.replicas
         return model
 
     def inputs(self, source_ids, decoder_ids) -> dict:
@@ -191,7 +192,9 @@ class Translate(loop.Task):
             k: np.asarray(v)
             for k, v in self.inputs(tf.constant(source_ids), tf.constant(decoder_ids)).items()
         }
-        return np.asarray(self.model.predict_on_batch(inputs))
+        if getattr(self, "replicas", 1) > 1:  # tf.distribute's predict splits rows over replicas: one call
+            return keras.ops.convert_to_numpy(self.model(inputs, training=False))
+        return np.asarray(self.model.predict_on_batch(inputs))  # compiled once (eager JAX runs op by op)
 
     def report(self, runtime):
         cfg = self.cfg

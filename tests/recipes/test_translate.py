@@ -224,3 +224,29 @@ def test_sigkill_mid_epoch_then_resume_gives_the_unbroken_weights(tmp_path):
     assert (
         ours["weights_sha256"] == reference["weights_sha256"] and ours["test_bleu"] == reference["test_bleu"]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [("--backend", "jax"), ("--strategy", "mirrored")])
+def test_the_transformer_trains_under_jax_and_mirrored_over_two_cpus(tmp_path, how):
+    cfg = _config(tmp_path)  # writes the CSV
+    extra = ["--set", "devices=['/cpu:0', '/cpu:1']"] if how[1] == "mirrored" else []
+    cmd = [
+        *_cmd(tmp_path / "run", extra=[*how, *extra]),
+        "--dataset",
+        "csv",
+        "--data-path",
+        cfg.data_path,
+        "--set",
+        "vocabulary_size=60",
+        "--batch-size",
+        "8",
+    ]
+    helpers.run(cmd, env=subprocess_env(), check=True, timeout=600, cwd=ROOT)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["completed"] and summary["steps"] == 2 * 8
+    if how[1] == "jax":
+        assert summary["backend"] == "jax"
+    else:
+        assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
+    assert 0 <= summary["test_bleu"] <= 100 and summary["decoding"]["greedy"]["examples"]
