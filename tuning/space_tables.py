@@ -290,6 +290,20 @@ ARCHITECTURE = {
         ),
     },
     "gpt": {},
+    "roberta": {
+        "model.num_layers": _i(1, 4, default=2, why="Encoder depth."),
+        "model.hidden_dim": _c(
+            [64, 128, 256], default=128, why="Width; each choice is divisible by every head count."
+        ),
+        "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
+    },
+    "distilbert": {
+        "model.num_layers": _i(1, 6, default=2, why="Encoder depth (the paper: 6, half of BERT-base's)."),
+        "model.hidden_dim": _c(
+            [64, 128, 256], default=128, why="Width; each choice is divisible by every head count."
+        ),
+        "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
+    },
     "transformer": {
         "model.num_layers": _i(1, 6, default=2, why="Encoder and decoder depth (the paper: 6)."),
         "model.hidden_dim": _c(

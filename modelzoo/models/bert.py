@@ -189,7 +189,7 @@ def bert(
     x, token_embedding = _embeddings(
         inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, args.dropout_rate
     )
-    stages = _encoder_layers(
+    stages = encoder_layers(
         x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
     )
     cls = ClsToken(name="cls_token")(stages[-1].tensor)
@@ -231,22 +231,61 @@ def check_transformer_sizes(num_layers, num_heads, hidden_dim, intermediate_dim)
     return num_layers, num_heads, hidden_dim, intermediate_dim
 
 
-def _encoder_layers(x, padding_mask, num_layers, num_heads, intermediate_dim, dropout_rate) -> list:
-    """BERT's post-norm Transformer encoder layers (keras-hub's, with BERT's GELU and epsilon):
-    each layer's output, a feature stage."""
+def encoder_layers(
+    x, padding_mask, num_layers, num_heads, intermediate_dim, dropout_rate, activation=None, epsilon=1e-12
+) -> list:
+    """Post-norm Transformer encoder layers (keras-hub's) named ``transformer_layer_{i}``, with
+    BERT's tanh-approximated GELU and epsilon unless given (RoBERTa and DistilBERT use the exact
+    GELU): each layer's output, a feature stage."""
     stages = []
     for i in range(num_layers):
         x = TransformerEncoder(
             num_heads=num_heads,
             intermediate_dim=intermediate_dim,
-            activation=gelu_approximate,
+            activation=activation or gelu_approximate,
             dropout=dropout_rate,
-            layer_norm_epsilon=1e-12,
+            layer_norm_epsilon=epsilon,
             kernel_initializer=_init(),
             name=f"transformer_layer_{i}",
         )(x, padding_mask=padding_mask)
         stages.append(Stage(x, None))
     return stages
+
+
+def token_position_encoder(inputs, sizes: dict, dropout_rate: float, *, embedding: str, epsilon: float):
+    """RoBERTa's and DistilBERT's encoder as keras-hub builds it: a token-and-position embedding
+    (``embedding`` names it), layer norm, dropout and post-norm layers with the exact GELU. ``sizes``:
+    vocabulary_size, max_sequence_length, num_layers, num_heads, hidden_dim, intermediate_dim. The
+    embedding (its token table ties a masked-LM head) and each layer's output."""
+    table = TokenAndPositionEmbedding(
+        vocabulary_size=sizes["vocabulary_size"],
+        sequence_length=sizes["max_sequence_length"],
+        embedding_dim=sizes["hidden_dim"],
+        embeddings_initializer=_init(),
+        name=embedding,
+    )
+    x = layers.LayerNormalization(epsilon=epsilon, name="embeddings_layer_norm")(table(inputs["token_ids"]))
+    x = layers.Dropout(dropout_rate, name="embeddings_dropout")(x)
+    sizes = {k: sizes[k] for k in ("num_layers", "num_heads", "intermediate_dim")}
+    stages = encoder_layers(
+        x, inputs["padding_mask"], **sizes, dropout_rate=dropout_rate, activation="gelu", epsilon=epsilon
+    )
+    return table, stages
+
+
+@keras.saving.register_keras_serializable(package="modelzoo")
+class TokenAndPositionEmbedding(keras_hub.layers.TokenAndPositionEmbedding):
+    """keras-hub's token and position embedding, unchanged, with ``TokenPositionEmbedding``'s check
+    of the sequence's length."""
+
+    def call(self, inputs, start_index=0, positions=None):
+        length = inputs.shape[-1]
+        if positions is None and isinstance(length, int) and length > self.sequence_length:
+            raise v.UserError(
+                f"a sequence of {length} tokens; this model takes at most "
+                f"max_sequence_length={self.sequence_length}."
+            )
+        return super().call(inputs, start_index=start_index, positions=positions)
 
 
 def _embeddings(inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, dropout_rate):

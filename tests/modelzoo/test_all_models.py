@@ -19,7 +19,16 @@ ALL = modelzoo.list_models()
 # Presets whose every width is fixed and large: their tiny config can only shorten the vocabulary
 # and the sequence. Data never runs through them here (their builder ``bert`` is covered at tiny
 # widths, and their parameter counts are pinned in test_text_models.py).
-FIXED_LARGE = ("bert_base", "bert_large", "gpt2_small", "transformer_base", "transformer_big")
+FIXED_LARGE = (
+    "bert_base",
+    "bert_large",
+    "gpt2_small",
+    "transformer_base",
+    "transformer_big",
+    "roberta_base",
+    "roberta_large",
+    "distilbert_base",
+)
 RUN = [n for n in ALL if n not in FIXED_LARGE]
 
 

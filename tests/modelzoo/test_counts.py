@@ -192,6 +192,18 @@ PINNED = {
     # 20,000 x 128 embedding + 4 (LSTM) or 3 (GRU, reset_after) gate blocks of 128 units + 128 x 2 + 2.
     "lstm_classifier": (2_691_842, 2_691_842, "arithmetic: 4 x ((128 + 128) x 128 + 128)"),
     "gru_classifier": (2_659_330, 2_659_330, "arithmetic: 3 x ((128 + 128) x 128 + 2 x 128)"),
+    # RoBERTa and DistilBERT: keras_hub's backbones (see test_text_models.py) + the classifier head's
+    # hidden x hidden dense layer and hidden x 2 logits. roberta_base's backbone, 124,052,736, is
+    # Hugging Face's roberta-base (124,645,632) less its pooler, type embedding and 2 extra positions.
+    "roberta": (
+        124_052_736 + 590_592 + 1_538,
+        124_644_866,
+        "keras_hub RobertaBackbone (roberta_base) + head",
+    ),
+    "roberta_base": (124_052_736 + 590_592 + 1_538, 124_644_866, "keras_hub RobertaBackbone + head"),
+    "roberta_large": (354_307_072 + 1_049_600 + 2_050, 355_358_722, "keras_hub RobertaBackbone + head"),
+    "distilbert": (66_362_880 + 590_592 + 1_538, 66_955_010, "keras_hub DistilBertBackbone + head"),
+    "distilbert_base": (66_362_880 + 590_592 + 1_538, 66_955_010, "keras_hub DistilBertBackbone + head"),
     # Vaswani et al. 2017 at a shared 37,000-token vocabulary (Table 3: 65M / 213M; see
     # test_translation_models.py for why no vocabulary gives both)
     "transformer": (63_082_496, 63_082_496, "the paper's arithmetic (transformer_base)"),

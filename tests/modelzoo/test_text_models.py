@@ -280,3 +280,45 @@ def test_keras_hub_presets_load_through_from_preset(tmp_path):
         modelzoo.create_model("bert_tiny", weights=str(tmp_path))
     with pytest.raises(ValueError, match="'imagenet' or a keras-hub preset or a weights file"):
         modelzoo.create_model("bert_tiny", weights="no_such_preset")
+
+
+RELATIVES = {"roberta": "RobertaBackbone", "distilbert": "DistilBertBackbone"}
+
+
+@pytest.mark.parametrize("name", list(RELATIVES))
+def test_bert_relatives_load_keras_hub_backbones_and_give_their_outputs(name):
+    sizes = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
+    hub = getattr(keras_hub.models, RELATIVES[name])(**sizes, max_sequence_length=32)
+    zoo = modelzoo.create_model(name, **sizes, max_sequence_length=32, features_only=True, out_indices=(-1,))
+    load_keras_hub_backbone(zoo, hub)
+    for length in (20, 32):  # any length up to the positions
+        x = {k: v for k, v in _inputs(2, length, 100).items() if k != "segment_ids"}
+        out = keras.ops.convert_to_numpy(keras.tree.flatten(zoo(x))[0])
+        np.testing.assert_allclose(out, keras.ops.convert_to_numpy(hub(x)), rtol=0, atol=1e-6)
+    classifier = modelzoo.create_model(name, **sizes, max_sequence_length=32, num_classes=3)
+    load_keras_hub_backbone(classifier, hub)
+    assert classifier.get_layer("logits").units == 3 and classifier(x).shape == (2, 3)
+    with pytest.raises(
+        ValueError, match="a sequence of 33 tokens; this model takes at most max_sequence_length=32"
+    ):
+        zoo({k: np.ones((2, 33), "int32") for k in ("token_ids", "padding_mask")})
+
+
+@pytest.mark.slow
+def test_bert_relatives_have_the_parameters_of_keras_hub_backbones():
+    sizes = {
+        "roberta_base": ("RobertaBackbone", 50265, 12, 768, 12),
+        "roberta_large": ("RobertaBackbone", 50265, 24, 1024, 16),
+        "distilbert_base": ("DistilBertBackbone", 30522, 6, 768, 12),
+    }
+    with keras.StatelessScope():
+        for name, (backbone, vocabulary, layers, hidden, heads) in sizes.items():
+            hub = getattr(keras_hub.models, backbone)(
+                vocabulary_size=vocabulary,
+                num_layers=layers,
+                num_heads=heads,
+                hidden_dim=hidden,
+                intermediate_dim=4 * hidden,
+                max_sequence_length=512,
+            )
+            assert modelzoo.create_model(name, include_top=False).count_params() == hub.count_params(), name
