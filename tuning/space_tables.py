@@ -297,6 +297,26 @@ ARCHITECTURE = {
         ),
         "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
     },
+    "albert": {
+        "model.num_layers": _i(2, 12, step=2, default=4, why="Calls of the shared layer (the paper: 12)."),
+        "model.hidden_dim": _c(
+            [64, 128, 256], default=128, why="Width; each choice is divisible by every head count."
+        ),
+        "model.embedding_dim": _c(
+            [32, 64, 128], default=64, why="The factorised embedding's width E (the paper: 128)."
+        ),
+        "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
+    },
+    "electra": {
+        "model.num_layers": _i(1, 4, default=2, why="Encoder depth."),
+        "model.hidden_dim": _c(
+            [64, 128, 256], default=128, why="Width; each choice is divisible by every head count."
+        ),
+        "model.embedding_dim": _c(
+            [32, 64, 128], default=64, why="The embedding's width, projected to the hidden size."
+        ),
+        "model.num_heads": _c([2, 4], default=2, why="Attention heads."),
+    },
     "distilbert": {
         "model.num_layers": _i(1, 6, default=2, why="Encoder depth (the paper: 6, half of BERT-base's)."),
         "model.hidden_dim": _c(

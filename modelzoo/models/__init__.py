@@ -1,6 +1,7 @@
 """One module per family; importing this package registers every builder."""
 
 from modelzoo.models import (  # noqa: F401
+    albert,
     alexnet,
     bert,
     convnext,
@@ -8,6 +9,7 @@ from modelzoo.models import (  # noqa: F401
     distilbert,
     efficientnet,
     efficientnet_v2,
+    electra,
     googlenet,
     gpt,
     inception_resnet_v2,

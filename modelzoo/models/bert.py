@@ -192,24 +192,54 @@ def bert(
     stages = encoder_layers(
         x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
     )
-    cls = ClsToken(name="cls_token")(stages[-1].tensor)
-    pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
     if head == "masked_lm":
         return _masked_lm(args, inputs, stages[-1].tensor, token_embedding, hidden_dim)
+    return pooled_top(args, inputs, stages, hidden_dim)
+
+
+def pooled_top(args, inputs, stages, hidden_dim: int, dropout_name: str = "classifier_dropout"):
+    """The BERT family's top: the [CLS] encoding through the tanh pooler (``pooled_dense``), the
+    model's output with ``include_top=False``; else dropout and a dense layer to logits."""
+    cls = ClsToken(name="cls_token")(stages[-1].tensor)
+    pooled = layers.Dense(hidden_dim, activation="tanh", kernel_initializer=_init(), name="pooled_dense")(cls)
     if not args.include_top and not args.features_only:
         return keras.Model(inputs, pooled, name=args.name)
-    return assemble(args, inputs, stages, pooled, _classifier(args))
-
-
-def _classifier(args):
-    """BERT's classification head on the pooled vector: dropout, then a dense layer to logits."""
 
     def classifier(h):
         if args.dropout_rate > 0:
-            h = layers.Dropout(args.dropout_rate, name="classifier_dropout")(h)
+            h = layers.Dropout(args.dropout_rate, name=dropout_name)(h)
         return layers.Dense(args.num_classes, kernel_initializer=_init(), name="logits")(h)
 
-    return classifier
+    return assemble(args, inputs, stages, pooled, classifier)
+
+
+def embedding_sizes(given: dict, hidden_dim: int) -> dict:
+    """``factorized_embeddings``' sizes from a builder's arguments, checked."""
+    return dict(
+        vocabulary_size=v.check_int("vocabulary_size", given["vocabulary_size"], minimum=2),
+        max_sequence_length=v.check_int("max_sequence_length", given["max_sequence_length"], minimum=1),
+        num_segments=v.check_int("num_segments", given["num_segments"], minimum=1),
+        embedding_dim=v.check_int("embedding_dim", given["embedding_dim"], minimum=1),
+        hidden_dim=hidden_dim,
+    )
+
+
+def factorized_embeddings(inputs, sizes: dict, dropout_rate: float, projection: str, always: bool):
+    """ALBERT's and ELECTRA's input: BERT's token, position and segment embeddings at
+    ``embedding_dim``, then a dense projection to ``hidden_dim`` (named ``projection``; ELECTRA has
+    it only where the two differ, ``always`` False). ``sizes`` holds vocabulary_size,
+    max_sequence_length, num_segments, embedding_dim and hidden_dim."""
+    x, _ = _embeddings(
+        inputs,
+        sizes["vocabulary_size"],
+        sizes["max_sequence_length"],
+        sizes["num_segments"],
+        sizes["embedding_dim"],
+        dropout_rate,
+    )
+    if always or sizes["embedding_dim"] != sizes["hidden_dim"]:
+        x = layers.Dense(sizes["hidden_dim"], kernel_initializer=_init(), name=projection)(x)
+    return x
 
 
 def token_inputs(*names: str) -> dict:

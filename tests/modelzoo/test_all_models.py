@@ -28,6 +28,10 @@ FIXED_LARGE = (
     "roberta_base",
     "roberta_large",
     "distilbert_base",
+    "albert_base",
+    "albert_large",
+    "electra_small",
+    "electra_base",
 )
 RUN = [n for n in ALL if n not in FIXED_LARGE]
 

@@ -204,6 +204,15 @@ PINNED = {
     "roberta_large": (354_307_072 + 1_049_600 + 2_050, 355_358_722, "keras_hub RobertaBackbone + head"),
     "distilbert": (66_362_880 + 590_592 + 1_538, 66_955_010, "keras_hub DistilBertBackbone + head"),
     "distilbert_base": (66_362_880 + 590_592 + 1_538, 66_955_010, "keras_hub DistilBertBackbone + head"),
+    # ALBERT (E = 128, one shared layer) and ELECTRA discriminators: keras_hub's backbones + logits
+    # (hidden x 2 + 2; their pooler is in the backbone, as BERT's). The papers round them to 12M, 18M
+    # (Lan et al. Table 1), 14M and 110M (Clark et al. Table 6).
+    "albert": (11_683_584 + 1_538, 11_685_122, "keras_hub AlbertBackbone (albert_base) + head"),
+    "albert_base": (11_683_584 + 1_538, 11_685_122, "keras_hub AlbertBackbone + head"),
+    "albert_large": (17_683_968 + 2_050, 17_686_018, "keras_hub AlbertBackbone + head"),
+    "electra": (109_482_240 + 1_538, 109_483_778, "keras_hub ElectraBackbone (electra_base) + head"),
+    "electra_small": (13_548_800 + 514, 13_549_314, "keras_hub ElectraBackbone + head"),
+    "electra_base": (109_482_240 + 1_538, 109_483_778, "keras_hub ElectraBackbone + head"),
     # Vaswani et al. 2017 at a shared 37,000-token vocabulary (Table 3: 65M / 213M; see
     # test_translation_models.py for why no vocabulary gives both)
     "transformer": (63_082_496, 63_082_496, "the paper's arithmetic (transformer_base)"),

@@ -282,43 +282,81 @@ def test_keras_hub_presets_load_through_from_preset(tmp_path):
         modelzoo.create_model("bert_tiny", weights="no_such_preset")
 
 
-RELATIVES = {"roberta": "RobertaBackbone", "distilbert": "DistilBertBackbone"}
+# zoo builder: keras-hub backbone, its extra sizes (ALBERT: 4 calls of 2 groups of 2 shared layers)
+RELATIVES = {
+    "roberta": ("RobertaBackbone", {}),
+    "distilbert": ("DistilBertBackbone", {}),
+    "albert": (
+        "AlbertBackbone",
+        {"embedding_dim": 8, "num_groups": 2, "num_inner_repetitions": 2, "num_layers": 4},
+    ),
+    "electra": ("ElectraBackbone", {"embedding_dim": 8}),
+}
+
+
+def _hub_backbone(backbone: str, **kwargs):
+    if backbone == "ElectraBackbone":  # keras-hub's ELECTRA alone names it vocab_size
+        kwargs["vocab_size"] = kwargs.pop("vocabulary_size")
+    return getattr(keras_hub.models, backbone)(**kwargs)
 
 
 @pytest.mark.parametrize("name", list(RELATIVES))
 def test_bert_relatives_load_keras_hub_backbones_and_give_their_outputs(name):
-    sizes = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
-    hub = getattr(keras_hub.models, RELATIVES[name])(**sizes, max_sequence_length=32)
+    backbone, extra = RELATIVES[name]
+    sizes = {
+        **dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64),
+        **extra,
+    }
+    hub = _hub_backbone(backbone, **sizes, max_sequence_length=32)
     zoo = modelzoo.create_model(name, **sizes, max_sequence_length=32, features_only=True, out_indices=(-1,))
     load_keras_hub_backbone(zoo, hub)
+    segments = name in ("albert", "electra")
     for length in (20, 32):  # any length up to the positions
-        x = {k: v for k, v in _inputs(2, length, 100).items() if k != "segment_ids"}
+        x = {k: v for k, v in _inputs(2, length, 100).items() if segments or k != "segment_ids"}
         out = keras.ops.convert_to_numpy(keras.tree.flatten(zoo(x))[0])
-        np.testing.assert_allclose(out, keras.ops.convert_to_numpy(hub(x)), rtol=0, atol=1e-6)
+        expected = hub(x)["sequence_output"] if segments else hub(x)
+        np.testing.assert_allclose(out, keras.ops.convert_to_numpy(expected), rtol=0, atol=1e-6)
     classifier = modelzoo.create_model(name, **sizes, max_sequence_length=32, num_classes=3)
     load_keras_hub_backbone(classifier, hub)
     assert classifier.get_layer("logits").units == 3 and classifier(x).shape == (2, 3)
     with pytest.raises(
         ValueError, match="a sequence of 33 tokens; this model takes at most max_sequence_length=32"
     ):
-        zoo({k: np.ones((2, 33), "int32") for k in ("token_ids", "padding_mask")})
+        zoo({k: np.ones((2, 33), "int32") for k in x})
+
+
+def test_electra_discriminator_scores_every_token_and_albert_shares_its_layers(tmp_path):
+    sizes = dict(vocabulary_size=100, num_heads=2, hidden_dim=32, intermediate_dim=64, embedding_dim=8)
+    electra = modelzoo.create_model("electra", **sizes, num_layers=2, head="discriminator")
+    x = _inputs(2, 20, 100)
+    replaced = keras.ops.convert_to_numpy(electra(x))
+    assert replaced.shape == (2, 20) and ((replaced > 0) & (replaced < 1)).all()  # P(replaced) per token
+    electra.save(tmp_path / "electra.keras")
+    loaded = keras.saving.load_model(tmp_path / "electra.keras", safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), replaced)
+    shared = modelzoo.create_model("albert", **sizes, num_layers=6)
+    assert shared.count_params() == modelzoo.create_model("albert", **sizes, num_layers=1).count_params()
+    assert [f["layer"] for f in shared.feature_info] == [
+        f"layer_{i}" for i in range(6)
+    ]  # six calls, one layer
+    with pytest.raises(ValueError, match="num_layers=6 must be divisible by num_groups=4"):
+        modelzoo.create_model("albert", **sizes, num_layers=6, num_groups=4)
 
 
 @pytest.mark.slow
 def test_bert_relatives_have_the_parameters_of_keras_hub_backbones():
-    sizes = {
-        "roberta_base": ("RobertaBackbone", 50265, 12, 768, 12),
-        "roberta_large": ("RobertaBackbone", 50265, 24, 1024, 16),
-        "distilbert_base": ("DistilBertBackbone", 30522, 6, 768, 12),
+    sizes = {  # backbone, vocabulary, layers, hidden, heads, embedding
+        "roberta_base": ("RobertaBackbone", 50265, 12, 768, 12, None),
+        "roberta_large": ("RobertaBackbone", 50265, 24, 1024, 16, None),
+        "distilbert_base": ("DistilBertBackbone", 30522, 6, 768, 12, None),
+        "albert_base": ("AlbertBackbone", 30000, 12, 768, 12, 128),
+        "albert_large": ("AlbertBackbone", 30000, 24, 1024, 16, 128),
+        "electra_small": ("ElectraBackbone", 30522, 12, 256, 4, 128),
+        "electra_base": ("ElectraBackbone", 30522, 12, 768, 12, 768),
     }
     with keras.StatelessScope():
-        for name, (backbone, vocabulary, layers, hidden, heads) in sizes.items():
-            hub = getattr(keras_hub.models, backbone)(
-                vocabulary_size=vocabulary,
-                num_layers=layers,
-                num_heads=heads,
-                hidden_dim=hidden,
-                intermediate_dim=4 * hidden,
-                max_sequence_length=512,
-            )
+        for name, (backbone, vocabulary, layers, hidden, heads, embedding) in sizes.items():
+            kwargs = dict(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads, hidden_dim=hidden)
+            kwargs.update(intermediate_dim=4 * hidden, max_sequence_length=512)
+            hub = _hub_backbone(backbone, **kwargs, **({"embedding_dim": embedding} if embedding else {}))
             assert modelzoo.create_model(name, include_top=False).count_params() == hub.count_params(), name
