@@ -26,7 +26,8 @@ are converted to the zoo's layout:
 * EfficientNet-B0 to B7: the same names; keras.applications' input scaling (x / 255, ImageNet's
   mean and standard deviation) is a layer there and the recipes' preprocessing here.
 
-keras-hub presets load into the text families whose layers are keras-hub's (BERT, GPT):
+keras-hub presets load into the text families whose layers are keras-hub's (BERT, GPT, RoBERTa,
+DistilBERT, ALBERT, ELECTRA):
 ``create_model("bert_base", weights="bert_base_en_uncased")`` (a built-in preset name, a
 ``kaggle://`` or ``hf://`` handle, or a preset directory written by ``save_to_preset``) builds the
 backbone with keras-hub's own ``Backbone.from_preset`` and copies it layer by layer; the zoo model
@@ -50,7 +51,14 @@ import numpy as np
 from modelzoo.validation import UserError
 
 # zoo family -> the keras-hub backbone class whose presets load into it
-KERAS_HUB = {"bert": "BertBackbone", "gpt": "GPT2Backbone"}
+KERAS_HUB = {
+    "bert": "BertBackbone",
+    "gpt": "GPT2Backbone",
+    "roberta": "RobertaBackbone",
+    "distilbert": "DistilBertBackbone",
+    "albert": "AlbertBackbone",
+    "electra": "ElectraBackbone",
+}
 
 # zoo name -> keras.applications constructor with published ImageNet weights
 IMAGENET = {

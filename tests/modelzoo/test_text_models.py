@@ -360,3 +360,29 @@ def test_bert_relatives_have_the_parameters_of_keras_hub_backbones():
             kwargs.update(intermediate_dim=4 * hidden, max_sequence_length=512)
             hub = _hub_backbone(backbone, **kwargs, **({"embedding_dim": embedding} if embedding else {}))
             assert modelzoo.create_model(name, include_top=False).count_params() == hub.count_params(), name
+
+
+@pytest.mark.parametrize("name", list(RELATIVES))
+def test_bert_relatives_load_locally_saved_keras_hub_presets(tmp_path, name):
+    backbone, extra = RELATIVES[name]
+    sizes = {
+        **dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64),
+        **extra,
+    }
+    hub = _hub_backbone(backbone, **sizes, max_sequence_length=32)
+    hub.save_to_preset(str(tmp_path / name))
+    zoo = modelzoo.create_model(
+        name,
+        **sizes,
+        max_sequence_length=32,
+        features_only=True,
+        out_indices=(-1,),
+        weights=str(tmp_path / name),
+    )
+    x = {k: v for k, v in _inputs(2, 20, 100).items() if name in ("albert", "electra") or k != "segment_ids"}
+    expected = hub(x)["sequence_output"] if isinstance(hub.output, dict) else hub(x)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.tree.flatten(zoo(x))[0]),
+        keras.ops.convert_to_numpy(expected),
+        atol=1e-6,
+    )
