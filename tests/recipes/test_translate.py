@@ -173,6 +173,22 @@ def test_a_translation_model_trains_translates_and_is_scored(tmp_path, model):
         translate.translator(tmp_path / "copy")
 
 
+def test_the_papers_recipe_is_the_wmt14_default():
+    cfg = config_lib.resolve("transformer_base", overrides={"dataset": "wmt14_translate/de-en"})
+    assert (cfg.languages, cfg.vocabulary_size, cfg.schedule, cfg.label_smoothing) == (
+        ["en", "de"],
+        37000,
+        "inverse_sqrt",
+        0.1,
+    )
+    assert cfg.learning_rate == pytest.approx((512 * 4000) ** -0.5, rel=1e-3)
+    assert int(cfg.warmup_epochs * (4_508_785 // cfg.batch_size)) == 4000 and (
+        cfg.beam_size,
+        cfg.length_penalty,
+    ) == (4, 0.6)
+    assert config_lib.resolve("transformer").dataset == "numbers_de_en"  # the embedded default
+
+
 def test_translation_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="model 'lenet5' is not a translation model"):
         translate.Translate(config_lib.resolve("lenet5", overrides={"run_dir": str(tmp_path)}))
