@@ -209,7 +209,7 @@ def _cmd(run, extra=()):
         "--epochs",
         "2",
         "--batch-size",
-        "16",
+        "32",
         "--set",
         "sequence_length=16",
         "--set",
@@ -224,12 +224,12 @@ def _cmd(run, extra=()):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_unbroken_weights(tmp_path):
-    """The embedded numbers (10,000 training pairs, 625 steps an epoch at batch 16)."""
+    """The embedded numbers (10,000 training pairs, 312 steps an epoch at batch 32)."""
     env = subprocess_env()
     helpers.run(_cmd(tmp_path / "reference"), env=env, check=True, timeout=900, cwd=ROOT)
     run = tmp_path / "killed"
     proc = helpers.start(_cmd(run), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    killed_at = kill_mid_epoch(proc, run, 625)
+    killed_at = kill_mid_epoch(proc, run, 312)
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     out = helpers.run(
