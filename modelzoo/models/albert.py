@@ -93,13 +93,20 @@ def albert(
     sizes = embedding_sizes(given, hidden_dim)
     inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
     x = factorized_embeddings(inputs, sizes, args.dropout_rate, "embedding_projection", always=True)
+    layer = dict(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=args.dropout_rate)
+    stages = _shared_layers(x, inputs["padding_mask"], layer, num_layers, num_groups, repetitions)
+    return pooled_top(args, inputs, stages, hidden_dim, dropout_name="output_dropout")
+
+
+def _shared_layers(x, padding_mask, layer: dict, num_layers: int, num_groups: int, repetitions: int) -> list:
+    """keras-hub's sharing: ``num_groups`` groups of ``repetitions`` distinct encoder layers (BERT's
+    GELU and epsilon), each group called in turn until ``num_layers`` calls are made; each call's
+    output, through an ``Identity`` named ``layer_{i}``, is a feature stage."""
     shared = [
         [
             TransformerEncoder(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
+                **layer,
                 activation=gelu_approximate,
-                dropout=args.dropout_rate,
                 layer_norm_epsilon=1e-12,
                 kernel_initializer=_init(),
                 name=f"group_{g}_inner_layer_{i}",
@@ -111,12 +118,10 @@ def albert(
     stages = []
     for group in shared:
         for _ in range(num_layers // num_groups):
-            for layer in group:
-                x = layers.Identity(name=f"layer_{len(stages)}")(
-                    layer(x, padding_mask=inputs["padding_mask"])
-                )
+            for encoder in group:
+                x = layers.Identity(name=f"layer_{len(stages)}")(encoder(x, padding_mask=padding_mask))
                 stages.append(Stage(x, None))
-    return pooled_top(args, inputs, stages, hidden_dim, dropout_name="output_dropout")
+    return stages
 
 
 # layers, hidden, heads (Lan et al. 2019, Table 1; E = 128, feed-forward 4H, one shared group)

@@ -32,6 +32,7 @@ from modelzoo.registry import register_model
 
 LAYOUT, LAYOUT_NOTE = {}, "data parallel only"  # keras.distribution
 ATTENTION = (None, "luong", "bahdanau")
+INPUTS = ("encoder_token_ids", "decoder_token_ids")
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")
@@ -94,14 +95,8 @@ def lstm_seq2seq(
     num_layers = v.check_int("num_layers", num_layers, minimum=1)
     attention = v.check_choice("attention", attention, ATTENTION)
     reverse_source = v.check_bool("reverse_source", reverse_source)
-    inputs = {
-        key: keras.Input((None,), dtype="int32", name=key)
-        for key in ("encoder_token_ids", "decoder_token_ids")
-    }
-    source = inputs["encoder_token_ids"]
-    if reverse_source:
-        source = ReverseTokens(name="reverse_source")(source)
-    x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="encoder_embedding")(source)
+    inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in INPUTS}
+    x = _source(inputs["encoder_token_ids"], vocabulary_size, embedding_dim, reverse_source)
     encoded, states, stages = _lstms(x, units, num_layers, args.dropout_rate, "encoder")
     y = layers.Embedding(target, embedding_dim, mask_zero=True, name="decoder_embedding")(
         inputs["decoder_token_ids"]
@@ -111,6 +106,15 @@ def lstm_seq2seq(
         y = _attend(y, encoded, units, attention)
     return assemble(
         args, inputs, stages + decoder_stages, y, lambda h: layers.Dense(target, name="logits")(h)
+    )
+
+
+def _source(token_ids, vocabulary_size: int, embedding_dim: int, reverse: bool):
+    """The source's tokens, reversed (the paper's section 3.3) unless not asked, embedded; 0 masked."""
+    if reverse:
+        token_ids = ReverseTokens(name="reverse_source")(token_ids)
+    return layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="encoder_embedding")(
+        token_ids
     )
 
 

@@ -104,6 +104,28 @@ def transformer(
     only) or ``"none"``. ``include_top=False`` returns the decoder's last layer; ``features_only``
     every encoder layer's output, then every decoder layer's.
     """
+    vocabulary_size, target, share = _check_vocabularies(
+        vocabulary_size, target_vocabulary_size, share_embeddings
+    )
+    num_classes = v.check_token_classes(num_classes, target, "the decoder predicts its {} target tokens")
+    args = model_args({**locals(), "input_shape": None}, input_shape=(None,), default_name="transformer")
+    num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
+        num_layers, num_heads, hidden_dim, intermediate_dim
+    )
+    inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in INPUTS}
+    source, target_embedding = _embeddings(vocabulary_size, target, hidden_dim, share)
+    sizes = dict(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=args.dropout_rate)
+    x = _embed(inputs["encoder_token_ids"], source, hidden_dim, args.dropout_rate, "encoder")
+    stages = _encoder(x, inputs, num_layers, sizes)
+    y = _embed(inputs["decoder_token_ids"], target_embedding, hidden_dim, args.dropout_rate, "decoder")
+    stages += _decoder(y, stages[-1].tensor, inputs, num_layers, sizes)
+    # the pre-softmax map: the target table transposed, or its own untied matrix ("none")
+    return assemble(args, inputs, stages, stages[-1].tensor, lambda h: target_embedding(h, reverse=True))
+
+
+def _check_vocabularies(vocabulary_size, target_vocabulary_size, share_embeddings) -> tuple[int, int, str]:
+    """The source and target vocabularies' sizes (the target's the source's unless given) and the
+    sharing, checked: sharing everything needs one vocabulary."""
     vocabulary_size = v.check_int("vocabulary_size", vocabulary_size, minimum=2)
     target = vocabulary_size if target_vocabulary_size is None else target_vocabulary_size
     target = v.check_int("target_vocabulary_size", target, minimum=2)
@@ -113,23 +135,24 @@ def transformer(
             f"share_embeddings='all' needs one vocabulary; vocabulary_size={vocabulary_size} and "
             f"target_vocabulary_size={target} differ (use 'decoder' or 'none')."
         )
-    num_classes = v.check_token_classes(num_classes, target, "the decoder predicts its {} target tokens")
-    args = model_args({**locals(), "input_shape": None}, input_shape=(None,), default_name="transformer")
-    num_layers, num_heads, hidden_dim, intermediate_dim = check_transformer_sizes(
-        num_layers, num_heads, hidden_dim, intermediate_dim
-    )
-    inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in INPUTS}
-    source, target_embedding = _embeddings(vocabulary_size, target, hidden_dim, share)
-    x = _embed(inputs["encoder_token_ids"], source, hidden_dim, args.dropout_rate, "encoder")
-    sizes = dict(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=args.dropout_rate)
+    return vocabulary_size, target, share
+
+
+def _encoder(x, inputs, num_layers: int, sizes: dict) -> list:
+    """The encoder's layers over the embedded source: each one's output, a feature stage."""
     stages = []
     for i in range(num_layers):
         x = TransformerEncoder(**sizes, **_LAYER, name=f"transformer_encoder_layer_{i}")(
             x, padding_mask=inputs["encoder_padding_mask"]
         )
         stages.append(Stage(x, None))
-    encoded = x
-    y = _embed(inputs["decoder_token_ids"], target_embedding, hidden_dim, args.dropout_rate, "decoder")
+    return stages
+
+
+def _decoder(y, encoded, inputs, num_layers: int, sizes: dict) -> list:
+    """The decoder's layers over the embedded target, each attending to ``encoded``: each one's
+    output, a feature stage."""
+    stages = []
     for i in range(num_layers):
         y = CrossAttentionDecoder(**sizes, **_LAYER, name=f"transformer_decoder_layer_{i}")(
             y,
@@ -138,8 +161,7 @@ def transformer(
             encoder_padding_mask=inputs["encoder_padding_mask"],
         )
         stages.append(Stage(y, None))
-    # the pre-softmax map: the target table transposed, or its own untied matrix ("none")
-    return assemble(args, inputs, stages, y, lambda h: target_embedding(h, reverse=True))
+    return stages
 
 
 # Post-norm (the paper's residual blocks), ReLU feed-forward; epsilon as tensor2tensor's.
