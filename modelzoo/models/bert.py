@@ -81,13 +81,18 @@ class TokenPositionEmbedding(keras_hub.layers.PositionEmbedding):
     message or, under JAX, be clamped."""
 
     def call(self, inputs, start_index=0, positions=None):
-        length = inputs.shape[-2]
-        if positions is None and isinstance(length, int) and length > self.sequence_length:
-            raise v.UserError(
-                f"a sequence of {length} tokens; this model takes at most "
-                f"max_sequence_length={self.sequence_length}."
-            )
+        if positions is None:
+            check_length(inputs.shape[-2], self.sequence_length)
         return super().call(inputs, start_index=start_index, positions=positions)
+
+
+def check_length(length, limit: int) -> None:
+    """A sequence longer than the position table (``max_sequence_length``), where its length is
+    known when the graph is traced, is one line naming both."""
+    if isinstance(length, int) and length > limit:
+        raise v.UserError(
+            f"a sequence of {length} tokens; this model takes at most max_sequence_length={limit}."
+        )
 
 
 def counted_length(in_shape) -> int:
@@ -213,11 +218,18 @@ def pooled_top(args, inputs, stages, hidden_dim: int, dropout_name: str = "class
     return assemble(args, inputs, stages, pooled, classifier)
 
 
-def embedding_sizes(given: dict, hidden_dim: int) -> dict:
-    """``factorized_embeddings``' sizes from a builder's arguments, checked."""
+def vocabulary_sizes(given: dict) -> dict:
+    """A token model's vocabulary and position-table sizes from its builder's arguments, checked."""
     return dict(
         vocabulary_size=v.check_int("vocabulary_size", given["vocabulary_size"], minimum=2),
         max_sequence_length=v.check_int("max_sequence_length", given["max_sequence_length"], minimum=1),
+    )
+
+
+def embedding_sizes(given: dict, hidden_dim: int) -> dict:
+    """``factorized_embeddings``' sizes from a builder's arguments, checked."""
+    return dict(
+        **vocabulary_sizes(given),
         num_segments=v.check_int("num_segments", given["num_segments"], minimum=1),
         embedding_dim=v.check_int("embedding_dim", given["embedding_dim"], minimum=1),
         hidden_dim=hidden_dim,
@@ -309,12 +321,8 @@ class TokenAndPositionEmbedding(keras_hub.layers.TokenAndPositionEmbedding):
     of the sequence's length."""
 
     def call(self, inputs, start_index=0, positions=None):
-        length = inputs.shape[-1]
-        if positions is None and isinstance(length, int) and length > self.sequence_length:
-            raise v.UserError(
-                f"a sequence of {length} tokens; this model takes at most "
-                f"max_sequence_length={self.sequence_length}."
-            )
+        if positions is None:
+            check_length(inputs.shape[-1], self.sequence_length)
         return super().call(inputs, start_index=start_index, positions=positions)
 
 

@@ -27,6 +27,7 @@ from modelzoo.models.bert import (
     megatron_layout,
     token_inputs,
     token_position_encoder,
+    vocabulary_sizes,
 )
 from modelzoo.registry import make_variant, register_model
 
@@ -106,8 +107,7 @@ def relative_sizes(given: dict) -> dict:
         given["num_layers"], given["num_heads"], given["hidden_dim"], given["intermediate_dim"]
     )
     return dict(
-        vocabulary_size=v.check_int("vocabulary_size", given["vocabulary_size"], minimum=2),
-        max_sequence_length=v.check_int("max_sequence_length", given["max_sequence_length"], minimum=1),
+        **vocabulary_sizes(given),
         num_layers=num_layers,
         num_heads=num_heads,
         hidden_dim=hidden_dim,

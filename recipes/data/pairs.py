@@ -7,7 +7,7 @@ Sources:
   ``num2words`` for 12,000 distinct numbers below a million (a fixed draw: the set is the set),
   split by number, seeded, 10,000 / 1,000 / 1,000, so the test numbers are unseen. German writes a
   number as one word with its units before its tens ("dreihundertzweiundvierzig", three hundred
-  two-and-forty): WordPiece cuts it into pieces, and the translator must reorder them. (English is
+  two-and-forty): SentencePiece cuts it into pieces, and the translator must reorder them. (English is
   the target because BLEU counts words: a one-word German target has no 2-grams to match.)
 * ``csv``: a table with a source and a target column (``languages``, default the first two),
   split seeded 80 / 10 / 10.
@@ -44,11 +44,6 @@ class Pairs:
 
     def sizes(self) -> dict[str, int]:
         return {split: len(getattr(self, split)[0]) for split in ("train", "val", "test")}
-
-
-def is_pairs(name: str) -> bool:
-    """Whether ``name`` is a translation set (embedded, a file layout, or a TFDS translation set)."""
-    return name in (*NUMBERS, "text_pairs") or "translate" in name
 
 
 def load_pairs(name: str, *, path=None, languages=None, data_dir=None, seed: int = 0) -> Pairs:

@@ -127,8 +127,11 @@ class Translate(loop.Task):
                 jit_compile=runtime.jit and not runtime.adapt,
             )
             model.optimizer.build(model.trainable_variables)
-        self.input_names = [t.name for t in model.inputs]
-        self.replicas = runtime.replicas
+        return self._decodes_with(model, runtime.replicas)
+
+    def _decodes_with(self, model, replicas: int):
+        """``model``, which ``translate`` then calls: its input names and replicas noted."""
+        self.model, self.input_names, self.replicas = model, [t.name for t in model.inputs], replicas
         return model
 
     def inputs(self, source_ids, decoder_ids) -> dict:
@@ -192,7 +195,7 @@ class Translate(loop.Task):
             k: np.asarray(v)
             for k, v in self.inputs(tf.constant(source_ids), tf.constant(decoder_ids)).items()
         }
-        if getattr(self, "replicas", 1) > 1:  # tf.distribute's predict splits rows over replicas: one call
+        if self.replicas > 1:  # tf.distribute's predict splits rows over replicas: one call
             return keras.ops.convert_to_numpy(self.model(inputs, training=False))
         return np.asarray(self.model.predict_on_batch(inputs))  # compiled once (eager JAX runs op by op)
 
@@ -244,8 +247,8 @@ def translator(run_dir) -> Translate:
         raise UserError(f"{str(run_dir)!r} is not a translation run folder (no {VOCABULARY_FILE}).")
     task = Translate(cfg)
     task.proto = (run_dir / VOCABULARY_FILE).read_bytes()
-    task.tokenizer, task.model = text.sentence_piece(task.proto), model
-    task.input_names = [t.name for t in model.inputs]
+    task.tokenizer = text.sentence_piece(task.proto)
+    task._decodes_with(model, replicas=1)
     return task
 
 
