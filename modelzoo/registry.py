@@ -79,6 +79,18 @@ class ModelEntry:
         return tuple(getattr(_family_module(self.family), "MEAN_STD", (None, None)))
 
     @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads the family's builder takes (``head=``; ``HEADS``), empty where it has one."""
+        return tuple(getattr(_family_module(self.family), "HEADS", ()))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The named inputs of a family of token models (``INPUTS``: keras-hub's ``token_ids``,
+        ``segment_ids``, ``padding_mask``), which the recipes build from token ids; empty where
+        the model takes one tensor."""
+        return tuple(getattr(_family_module(self.family), "INPUTS", ()))
+
+    @property
     def layout_note(self) -> str:
         return getattr(
             _family_module(self.family), "LAYOUT_NOTE", "data parallel only: no model-parallel layout"

@@ -71,6 +71,9 @@ class TrainConfig:
     learning_rate: float = 0.01
     momentum: float = 0.9
     nesterov: bool = False
+    adam_beta_1: float = 0.9  # Adam/AdamW: the first moment's decay (Keras's default)
+    adam_beta_2: float = 0.999  # the second moment's (the Transformer paper's 0.98)
+    adam_epsilon: float = 1e-7  # added to the second moment's root (Keras's; the Transformer's 1e-9)
     weight_decay: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0
@@ -274,6 +277,9 @@ PARTS = {
         "learning_rate",
         "momentum",
         "nesterov",
+        "adam_beta_1",
+        "adam_beta_2",
+        "adam_epsilon",
         "weight_decay",
         "schedule",
         "warmup_epochs",

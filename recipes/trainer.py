@@ -36,7 +36,7 @@ def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
     """Resize to the model's input (the config's ``image_size`` or the smallest legal size that is
     not smaller than the data), keep the data's channels, and the family's augmentation."""
     if data.kind == "text":
-        return preprocess.Preprocess(bert_inputs=entry.family == "bert")
+        return preprocess.Preprocess(bert_inputs=entry.input_names)
     if data.kind != "image":
         return preprocess.Preprocess()
     h = data.feature_shape[0]
@@ -132,7 +132,7 @@ def _tokenized(cfg, data: base.Data, entry) -> base.Data:
             raise UserError(
                 f"sequence_length={cfg.sequence_length} differs from init_from's {length}; use {length}."
             )
-    return text.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=entry.family == "bert")
+    return text.tokenize(data, vocabulary, cfg.sequence_length, cls_sep=bool(entry.input_names))
 
 
 def per_class_recall(model: keras.Model, batches, class_names) -> dict:
@@ -374,9 +374,10 @@ def make_optimizer(cfg, steps_per_epoch: int):
         return keras.optimizers.SGD(
             momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay or None, **common
         )
+    moments = dict(beta_1=cfg.adam_beta_1, beta_2=cfg.adam_beta_2, epsilon=cfg.adam_epsilon)
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **common)
-    return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **common)
+        return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **moments, **common)
+    return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **moments, **common)
 
 
 def build_model(cfg, env: Runtime, data: base.Data, pre: preprocess.Preprocess, run_dir: Path) -> keras.Model:

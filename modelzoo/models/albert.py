@@ -9,8 +9,11 @@ times). keras-hub's ``AlbertBackbone`` generalises the sharing to ``num_groups``
 ``load_keras_hub_backbone`` copies one in. Each call's output is a feature stage, marked by an
 ``Identity`` layer (``layer_{i}``) since the layers it came from are shared. BERT's tanh pooler
 and inputs (``token_ids``, ``segment_ids``, ``padding_mask``, any length up to
-``max_sequence_length``); dropout 0 as the paper; the head is keras-hub's ``AlbertTextClassifier``'s
-(dropout, logits on the pooled vector).
+``max_sequence_length``); dropout 0 as the paper. Heads: ``head="classification"``, keras-hub's
+``AlbertTextClassifier``'s (dropout, logits on the pooled vector); ``head="masked_lm"``,
+``AlbertMaskedLM``'s: a dense layer of the embedding's width E with the tanh GELU, layer norm, and
+the E-wide token table transposed (tied). The paper's sentence-order head is not built (as BERT's
+next-sentence head is not: pretraining here is masked LM only).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from keras import layers
 from modelzoo import validation as v
 from modelzoo.blocks import Stage, model_args
 from modelzoo.models.bert import (
+    HEADS,
+    INPUTS,
     MEGATRON_NOTE,
     TransformerEncoder,
     _init,
@@ -27,6 +32,7 @@ from modelzoo.models.bert import (
     embedding_sizes,
     factorized_embeddings,
     gelu_approximate,
+    masked_lm_top,
     megatron_layout,
     pooled_top,
     token_inputs,
@@ -78,6 +84,7 @@ def albert(
     num_groups=1,
     num_inner_repetitions=1,
     num_segments=2,
+    head="classification",
 ):
     """An ALBERT of any size (the base model at the defaults). ``num_layers`` calls in all, spread
     over ``num_groups`` groups of ``num_inner_repetitions`` distinct layers each."""
@@ -90,11 +97,14 @@ def albert(
     repetitions = v.check_int("num_inner_repetitions", num_inner_repetitions, minimum=1)
     if num_layers % num_groups:
         raise v.UserError(f"num_layers={num_layers} must be divisible by num_groups={num_groups}.")
+    head = v.check_choice("head", head, HEADS)
     sizes = embedding_sizes(given, hidden_dim)
-    inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
-    x = factorized_embeddings(inputs, sizes, args.dropout_rate, "embedding_projection", always=True)
+    inputs = token_inputs(*INPUTS)
+    x, table = factorized_embeddings(inputs, sizes, args.dropout_rate, "embedding_projection", always=True)
     layer = dict(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=args.dropout_rate)
     stages = _shared_layers(x, inputs["padding_mask"], layer, num_layers, num_groups, repetitions)
+    if head == "masked_lm":
+        return masked_lm_top(args, inputs, stages[-1].tensor, table, gelu_approximate)
     return pooled_top(args, inputs, stages, hidden_dim, dropout_name="output_dropout")
 
 

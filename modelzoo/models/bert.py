@@ -64,6 +64,7 @@ LAYOUT, LAYOUT_NOTE = (
 )  # keras.distribution (model parallel)
 
 HEADS = ("classification", "masked_lm")
+INPUTS = ("token_ids", "segment_ids", "padding_mask")  # keras-hub's names; the recipes feed these
 
 
 @keras.saving.register_keras_serializable(package="modelzoo")
@@ -190,7 +191,7 @@ def bert(
     )
     num_segments = v.check_int("num_segments", num_segments, minimum=1)
     head = v.check_choice("head", head, HEADS)
-    inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
+    inputs = token_inputs(*INPUTS)
     x, token_embedding = _embeddings(
         inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, args.dropout_rate
     )
@@ -198,7 +199,7 @@ def bert(
         x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
     )
     if head == "masked_lm":
-        return _masked_lm(args, inputs, stages[-1].tensor, token_embedding, hidden_dim)
+        return masked_lm_top(args, inputs, stages[-1].tensor, token_embedding, "gelu")
     return pooled_top(args, inputs, stages, hidden_dim)
 
 
@@ -240,8 +241,9 @@ def factorized_embeddings(inputs, sizes: dict, dropout_rate: float, projection: 
     """ALBERT's and ELECTRA's input: BERT's token, position and segment embeddings at
     ``embedding_dim``, then a dense projection to ``hidden_dim`` (named ``projection``; ELECTRA has
     it only where the two differ, ``always`` False). ``sizes`` holds vocabulary_size,
-    max_sequence_length, num_segments, embedding_dim and hidden_dim."""
-    x, _ = _embeddings(
+    max_sequence_length, num_segments, embedding_dim and hidden_dim. Returns the projected
+    embeddings and the token table (a masked-LM head's tied output)."""
+    x, token_embedding = _embeddings(
         inputs,
         sizes["vocabulary_size"],
         sizes["max_sequence_length"],
@@ -251,7 +253,7 @@ def factorized_embeddings(inputs, sizes: dict, dropout_rate: float, projection: 
     )
     if always or sizes["embedding_dim"] != sizes["hidden_dim"]:
         x = layers.Dense(sizes["hidden_dim"], kernel_initializer=_init(), name=projection)(x)
-    return x
+    return x, token_embedding
 
 
 def token_inputs(*names: str) -> dict:
@@ -317,13 +319,23 @@ def token_position_encoder(inputs, sizes: dict, dropout_rate: float, *, embeddin
 
 @keras.saving.register_keras_serializable(package="modelzoo")
 class TokenAndPositionEmbedding(keras_hub.layers.TokenAndPositionEmbedding):
-    """keras-hub's token and position embedding, unchanged, with ``TokenPositionEmbedding``'s check
-    of the sequence's length."""
+    """keras-hub's token and position embedding, with ``TokenPositionEmbedding``'s check of the
+    sequence's length, and ``reverse=True``: vectors times the token table transposed (a tied
+    masked-LM head's logits). The head calls this layer again, where keras-hub's ``MaskedLMHead``
+    holds the table by reference, which a ``.keras`` save does not keep."""
 
-    def call(self, inputs, start_index=0, positions=None):
+    def call(self, inputs, start_index=0, positions=None, reverse=False):
+        if reverse:
+            return self.token_embedding(inputs, reverse=True)
         if positions is None:
             check_length(inputs.shape[-1], self.sequence_length)
         return super().call(inputs, start_index=start_index, positions=positions)
+
+    def compute_output_spec(self, inputs, start_index=0, positions=None, reverse=False):
+        if reverse:
+            shape = (*inputs.shape[:-1], self.token_embedding.input_dim)
+            return keras.KerasTensor(shape, dtype=self.compute_dtype)
+        return super().compute_output_spec(inputs, start_index=start_index, positions=positions)
 
 
 def _embeddings(inputs, vocabulary_size, max_sequence_length, num_segments, hidden_dim, dropout_rate):
@@ -344,16 +356,19 @@ def _embeddings(inputs, vocabulary_size, max_sequence_length, num_segments, hidd
     return layers.Dropout(dropout_rate, name="embeddings_dropout")(x), token_embedding
 
 
-def _masked_lm(args, inputs, sequence, token_embedding, hidden_dim):
-    """The pretraining model: the sequence at ``mask_positions`` through a dense layer, layer norm
-    and the token embedding transposed (tied), to a softmax over the vocabulary."""
+def masked_lm_top(args, inputs, sequence, table, activation):
+    """The pretraining model, keras-hub's ``MaskedLMHead``: the sequence at ``mask_positions``
+    through a dense layer of the token table's width with ``activation``, layer norm, and the
+    token table transposed (``table(h, reverse=True)``: tied, one table), to a softmax over the
+    vocabulary. The table is called again in the graph, so the tie survives a save and load."""
     if args.features_only or not args.include_top:
         raise v.UserError("head='masked_lm' needs include_top=True and features_only=False.")
+    width = table.embedding_dim if isinstance(table, TokenAndPositionEmbedding) else table.output_dim
     positions_in = keras.Input((None,), dtype="int32", name="mask_positions")
     h = GatherPositions(name="mlm_gather")(sequence, positions_in)
-    h = layers.Dense(hidden_dim, activation="gelu", kernel_initializer=_init(), name="mlm_dense")(h)
+    h = layers.Dense(width, activation=activation, kernel_initializer=_init(), name="mlm_dense")(h)
     h = layers.LayerNormalization(epsilon=1e-5, name="mlm_layer_norm")(h)
-    logits = Bias(name="mlm_bias")(token_embedding(h, reverse=True))
+    logits = Bias(name="mlm_bias")(table(h, reverse=True))
     probs = layers.Activation(args.classifier_activation, dtype="float32", name="predictions")(logits)
     return keras.Model({**inputs, "mask_positions": positions_in}, probs, name=args.name)
 
@@ -441,6 +456,30 @@ def load_keras_hub_backbone(model: keras.Model, backbone) -> keras.Model:
                 f"({type(backbone).__name__}) with as many layers?"
             ) from None
         target.set_weights(_backbone_weights(layer, target))
+    return model
+
+
+def load_keras_hub_masked_lm(model: keras.Model, masked_lm) -> keras.Model:
+    """Copy a keras-hub masked-LM task (``BertMaskedLM``, ``RobertaMaskedLM``,
+    ``DistilBertMaskedLM``, ``AlbertMaskedLM``) into a zoo model built with ``head="masked_lm"``:
+    its backbone as ``load_keras_hub_backbone`` does, then its ``MaskedLMHead`` (the dense layer,
+    the layer norm and the output bias; the output table is the token embedding, already copied)."""
+    load_keras_hub_backbone(model, masked_lm.backbone)
+    head = masked_lm.masked_lm_head
+    by_path = {w.path.removeprefix(f"{head.name}/"): keras.ops.convert_to_numpy(w) for w in head.weights}
+    pairs = {
+        "mlm_dense": ("intermediate_dense/kernel", "intermediate_dense/bias"),
+        "mlm_layer_norm": ("intermediate_layer_norm/gamma", "intermediate_layer_norm/beta"),
+        "mlm_bias": ("output_bias",),
+    }
+    for name, paths in pairs.items():
+        try:
+            target = model.get_layer(name)
+        except ValueError:
+            raise v.UserError(
+                "the zoo model has no masked-LM head: build it with head='masked_lm'."
+            ) from None
+        target.set_weights([by_path[p] for p in paths])
     return model
 
 

@@ -7,19 +7,21 @@ keras-hub's ``DistilBertBackbone`` builds it (a token-and-position embedding, la
 epsilon 1e-12, the exact GELU) under its layer names, so ``load_keras_hub_backbone`` copies one in.
 Inputs: ``token_ids`` and ``padding_mask``, of any length up to ``max_sequence_length``.
 
-The head is keras-hub's ``DistilBertTextClassifier``'s (the first token's encoding, a ReLU dense
-layer of the hidden size, dropout, logits); the masked-LM head is not built yet (see roberta.py).
+Heads: ``head="classification"``, keras-hub's ``DistilBertTextClassifier``'s (the first token's
+encoding, a ReLU dense layer of the hidden size, dropout, logits); ``head="masked_lm"``,
+``DistilBertMaskedLM``'s tied pretraining head (as RoBERTa's).
 """
 
 from __future__ import annotations
 
 import keras
 
+from modelzoo.models import roberta
 from modelzoo.models.bert import MEGATRON_NOTE, megatron_layout
-from modelzoo.models.roberta import relative
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention_layer"), MEGATRON_NOTE  # keras.distribution
+HEADS, INPUTS = roberta.HEADS, roberta.INPUTS  # the registry reads them per family
 CARD = dict(
     paper="Sanh et al., DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter",
     year=2019,
@@ -65,7 +67,9 @@ def distilbert(
     given = dict(locals())
     init = keras.initializers.TruncatedNormal(stddev=0.02)
     embedding = "token_and_position_embedding"
-    return relative(given, "distilbert", embedding=embedding, epsilon=1e-12, pooled=("relu", init, False))
+    return roberta.relative(
+        given, "distilbert", embedding=embedding, epsilon=1e-12, pooled=("relu", init, False)
+    )
 
 
 distilbert_base = register_model(

@@ -9,7 +9,12 @@ names (``load_keras_hub_backbone`` copies one in). Inputs are BERT's.
 
 Heads: ``head="classification"``, BERT's (dropout and logits on the tanh-pooled [CLS]);
 ``head="discriminator"``, the paper's replaced-token detection: a dense layer of the hidden size with
-GELU, then one logit per token and a sigmoid (the probability that the token was replaced).
+GELU, then one logit per token and a sigmoid (the probability that the token was replaced);
+``head="masked_lm"``, the generator's head (section 3.2: a dense layer of the embedding's width with
+GELU, layer norm, the token table transposed; ``bert.masked_lm_top``). A generator is an ELECTRA of
+a quarter to a half of the discriminator's hidden size with this head; keras-hub has no ELECTRA
+masked-LM task, and the paper's sharing of the embeddings between the two models, a training
+choice, is not built here.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from keras import layers
 from modelzoo import validation as v
 from modelzoo.blocks import model_args
 from modelzoo.models.bert import (
+    INPUTS,
     MEGATRON_NOTE,
     _init,
     check_transformer_sizes,
     embedding_sizes,
     encoder_layers,
     factorized_embeddings,
+    masked_lm_top,
     megatron_layout,
     pooled_top,
     token_inputs,
@@ -33,7 +40,7 @@ from modelzoo.models.bert import (
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention_layer"), MEGATRON_NOTE  # keras.distribution
-HEADS = ("classification", "discriminator")
+HEADS = ("classification", "discriminator", "masked_lm")
 CARD = dict(
     paper="Clark et al., ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators",
     year=2020,
@@ -85,11 +92,13 @@ def electra(
     )
     head = v.check_choice("head", head, HEADS)
     sizes = embedding_sizes(given, hidden_dim)
-    inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
-    x = factorized_embeddings(inputs, sizes, args.dropout_rate, "embeddings_projection", always=False)
+    inputs = token_inputs(*INPUTS)
+    x, table = factorized_embeddings(inputs, sizes, args.dropout_rate, "embeddings_projection", always=False)
     stages = encoder_layers(
         x, inputs["padding_mask"], num_layers, num_heads, intermediate_dim, args.dropout_rate
     )
+    if head == "masked_lm":
+        return masked_lm_top(args, inputs, stages[-1].tensor, table, "gelu")
     if head == "discriminator":
         if args.features_only or not args.include_top:
             raise v.UserError("head='discriminator' needs include_top=True and features_only=False.")

@@ -8,9 +8,10 @@ builds it, under its layer names (``load_keras_hub_backbone`` copies one in; par
 by construction). Inputs: ``token_ids`` and ``padding_mask``, of any length up to
 ``max_sequence_length``.
 
-The head is keras-hub's ``RobertaTextClassifier``'s (the start token's encoding, dropout, a tanh
-dense layer of the hidden size, dropout, logits). The masked-LM head is not built yet: keras-hub's
-``MaskedLMHead`` ties its table by reference, which a ``.keras`` save does not keep.
+Heads: ``head="classification"``, keras-hub's ``RobertaTextClassifier``'s (the start token's
+encoding, dropout, a tanh dense layer of the hidden size, dropout, logits); ``head="masked_lm"``,
+the pretraining head of ``RobertaMaskedLM`` (``bert.masked_lm_top``: the exact GELU, tied to the
+token table through the embedding layer itself, so the tie survives a ``.keras`` save).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from modelzoo.models.bert import (
     MEGATRON_NOTE,
     ClsToken,
     check_transformer_sizes,
+    masked_lm_top,
     megatron_layout,
     token_inputs,
     token_position_encoder,
@@ -32,7 +34,8 @@ from modelzoo.models.bert import (
 from modelzoo.registry import make_variant, register_model
 
 LAYOUT, LAYOUT_NOTE = megatron_layout("self_attention_layer"), MEGATRON_NOTE  # keras.distribution
-HEADS = ("classification",)  # the masked-LM head is not built yet for the relatives
+HEADS = ("classification", "masked_lm")
+INPUTS = ("token_ids", "padding_mask")  # no segments
 CARD = dict(
     paper="Liu et al., RoBERTa: A Robustly Optimized BERT Pretraining Approach",
     year=2019,
@@ -74,13 +77,18 @@ def roberta(
 
 def relative(given: dict, default_name: str, *, embedding: str, epsilon: float, pooled: tuple):
     """A BERT relative built from its builder's arguments: the token-and-position encoder with
-    the family's embedding name and epsilon, the first token's encoding, and keras-hub's
-    classifier: ``pooled`` is (activation, kernel initializer, dropout before) of its dense layer."""
+    the family's embedding name and epsilon, then the masked-LM head, or the first token's encoding
+    and keras-hub's classifier: ``pooled`` is (activation, kernel initializer, dropout before) of
+    its dense layer."""
     args = model_args({**given, "input_shape": None}, input_shape=(None,), default_name=default_name)
     sizes = relative_sizes(given)
-    v.check_choice("head", given["head"], HEADS)
-    inputs = token_inputs("token_ids", "padding_mask")
-    _, stages = token_position_encoder(inputs, sizes, args.dropout_rate, embedding=embedding, epsilon=epsilon)
+    head = v.check_choice("head", given["head"], HEADS)
+    inputs = token_inputs(*INPUTS)
+    table, stages = token_position_encoder(
+        inputs, sizes, args.dropout_rate, embedding=embedding, epsilon=epsilon
+    )
+    if head == "masked_lm":
+        return masked_lm_top(args, inputs, stages[-1].tensor, table, "gelu")
     cls = ClsToken(name="cls_token")(stages[-1].tensor)
     if not args.include_top and not args.features_only:
         return keras.Model(inputs, cls, name=args.name)

@@ -25,7 +25,7 @@ class Preprocess:
     crop: bool = False  # random crop after zero-padding each side (AlexNet/VGG/ResNet style)
     crop_padding: float = 0.125  # the padding as a share of the side: the augmentation's strength
     flip: bool = False  # random horizontal flip (only where the label allows it)
-    bert_inputs: bool = False  # token ids become BERT's dict of ids, segments and padding mask
+    bert_inputs: tuple = ()  # token ids become a BERT-family dict of these inputs (ids, segments, mask)
     # ImageNet papers' crops, per image before batching (sizes vary): "pad" is the padded random crop
     # above; "random_resized" Szegedy et al. 2015's (area, aspect 3/4-4/3; Goyal et al. 2017, ResNet
     # recipes); "scale_jitter" Simonyan & Zisserman 2014's (shorter side random in scale_range, then crop).
@@ -168,4 +168,4 @@ def features(x, pre: Preprocess):
         x = x - tf.constant(pre.mean, x.dtype)
     if pre.std is not None:
         x = x / tf.constant(pre.std, x.dtype)
-    return bert_inputs(x) if pre.bert_inputs else x
+    return bert_inputs(x, pre.bert_inputs) if pre.bert_inputs else x

@@ -18,11 +18,11 @@ import numpy as np
 from recipes.data.base import Data, DataError
 from recipes.data.folder import IMAGE_EXTENSIONS, decode
 from recipes.data.preprocess import Preprocess, features, prepare
-from recipes.data.text import bert_inputs, read_vocabulary, text_encoder
+from recipes.data.text import BERT_INPUTS, bert_inputs, read_vocabulary, text_encoder
 
 FILE = "preprocessor.json"
 VOCABULARY = "vocab.txt"
-TUPLES = ("image_size", "scale_range", "mean", "std")  # Preprocess's tuple fields (JSON lists)
+TUPLES = ("image_size", "scale_range", "mean", "std", "bert_inputs")  # Preprocess's tuples (JSON lists)
 
 
 def model_input_shape(data: Data, pre: Preprocess) -> tuple:
@@ -59,7 +59,10 @@ class Preprocessor:
     @classmethod
     def load(cls, run_dir) -> Preprocessor:
         fields = json.loads((Path(run_dir) / FILE).read_text())
-        image = {k: tuple(v) if k in TUPLES and v is not None else v for k, v in fields.pop("image").items()}
+        image = fields.pop("image")
+        if isinstance(image.get("bert_inputs"), bool):  # a run folder written before the input names
+            image["bert_inputs"] = BERT_INPUTS if image["bert_inputs"] else ()
+        image = {k: tuple(v) if k in TUPLES and v is not None else v for k, v in image.items()}
         vocab = Path(run_dir) / VOCABULARY
         vocabulary = tuple(read_vocabulary(vocab)) if vocab.is_file() else None
         return cls(
@@ -101,7 +104,7 @@ class Preprocessor:
         if self.kind != "text":
             raise DataError(f"texts need a text model; this run was trained on {self.kind} data.")
         bert = self.image.bert_inputs  # BERT: [CLS] ... [SEP] framing, and its dict of inputs
-        ids = text_encoder(list(self.vocabulary), self.input_shape[0], cls_sep=bert)(list(texts))
+        ids = text_encoder(list(self.vocabulary), self.input_shape[0], cls_sep=bool(bert))(list(texts))
         if bert:
-            return {k: np.asarray(v) for k, v in bert_inputs(ids).items()}
+            return {k: np.asarray(v) for k, v in bert_inputs(ids, bert).items()}
         return ids

@@ -162,10 +162,16 @@ def tokenize(data: Data, vocabulary: list[str], sequence_length: int, *, cls_sep
     )
 
 
-def bert_inputs(token_ids):
-    """keras-hub's BERT inputs for single-segment text: segment 0 everywhere, padding where id 0."""
-    return {
+BERT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def bert_inputs(token_ids, names=BERT_INPUTS):
+    """keras-hub's BERT-family inputs for single-segment text: segment 0 everywhere, padding where
+    id 0; ``names`` are those the model takes (the registry's ``input_names``: RoBERTa's and
+    DistilBERT's have no segments)."""
+    inputs = {
         "token_ids": token_ids,
         "segment_ids": tf.zeros_like(token_ids),
         "padding_mask": tf.cast(tf.not_equal(token_ids, 0), "int32"),
     }
+    return {name: inputs[name] for name in names}

@@ -20,8 +20,9 @@ MASK_RATE, MASK_TOKEN_RATE, RANDOM_TOKEN_RATE = 0.15, 0.8, 0.1
 
 
 class MaskedLM(loop.Task):
-    """Pretrain a zoo BERT with masked LM; the report compares the held-out masked-token
-    accuracy with the most frequent token's."""
+    """Pretrain a zoo BERT, or a relative with a masked-LM head (RoBERTa, DistilBERT, ALBERT, an
+    ELECTRA generator), with masked LM; the report compares the held-out masked-token accuracy
+    with the most frequent token's."""
 
     recipe = "pretrain"
     export = False
@@ -29,10 +30,16 @@ class MaskedLM(loop.Task):
     source: corpus_lib.Source | None = None  # a file corpus (text_files, TFDS): its files
 
     def __init__(self, cfg):
-        if modelzoo.get_entry(cfg.model).family != "bert":
-            raise UserError(
-                f"masked-LM pretraining needs a BERT model (bert, bert_tiny, ...), got {cfg.model!r}."
+        entry = modelzoo.get_entry(cfg.model)
+        if "masked_lm" not in entry.heads:
+            families = sorted(
+                {e.family for e in map(modelzoo.get_entry, modelzoo.list_models()) if "masked_lm" in e.heads}
             )
+            raise UserError(
+                f"masked-LM pretraining needs a model with a masked-LM head (the {', '.join(families)} "
+                f"families), got {cfg.model!r}."
+            )
+        self.input_names = entry.input_names
         super().__init__(cfg)
 
     @property
@@ -135,7 +142,7 @@ class MaskedLM(loop.Task):
 
     def _masked(self, ids, seed, rows=None):
         inputs, positions, targets, weights = mask(ids, seed, rows=rows, **self.opts)
-        return {**text.bert_inputs(inputs), "mask_positions": positions}, targets, weights
+        return {**text.bert_inputs(inputs, self.input_names), "mask_positions": positions}, targets, weights
 
     # every remaining batch; masks seeded by (seed, step)
     def batches_from(self, step, replicas=None, shard=None):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import modelzoo
-from modelzoo.models.bert import SIZES, load_keras_hub_backbone
+from modelzoo.models.bert import SIZES, load_keras_hub_backbone, load_keras_hub_masked_lm
 
 
 def _backbone(name, vocabulary_size=30522, max_sequence_length=512):
@@ -323,6 +323,53 @@ def test_bert_relatives_load_keras_hub_backbones_and_give_their_outputs(name):
         ValueError, match="a sequence of 33 tokens; this model takes at most max_sequence_length=32"
     ):
         zoo({k: np.ones((2, 33), "int32") for k in x})
+
+
+MASKED_LM = {"bert": "BertMaskedLM", "roberta": "RobertaMaskedLM", "distilbert": "DistilBertMaskedLM"}
+MASKED_LM["albert"] = "AlbertMaskedLM"
+
+
+@pytest.mark.parametrize("name", list(MASKED_LM))
+def test_masked_lm_heads_give_keras_hub_tasks_outputs_and_keep_their_tie(tmp_path, name):
+    backbone, extra = ("BertBackbone", {}) if name == "bert" else RELATIVES[name]
+    sizes = {
+        **dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64),
+        **extra,
+    }
+    hub = getattr(keras_hub.models, MASKED_LM[name])(
+        backbone=_hub_backbone(backbone, **sizes, max_sequence_length=32), preprocessor=None
+    )
+    for w in hub.masked_lm_head.weights:  # random head weights, not the initial ones and zeros
+        w.assign(np.random.default_rng(1).normal(0, 0.2, w.shape))
+    zoo = modelzoo.create_model(name, **sizes, max_sequence_length=32, head="masked_lm")
+    load_keras_hub_masked_lm(zoo, hub)
+    pooler = 32 * 32 + 32 if name in ("bert", "albert") else 0
+    assert zoo.count_params() == hub.count_params() - pooler  # one table: the head reuses it
+    segments = name in ("bert", "albert")
+    x = {k: v for k, v in _inputs(2, 20, 100).items() if segments or k != "segment_ids"}
+    x["mask_positions"] = np.array([[1, 5, 19], [0, 2, 7]], "int32")
+    y = keras.ops.convert_to_numpy(zoo(x))
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(hub(x)))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
+    zoo.save(tmp_path / "mlm.keras")
+    loaded = keras.saving.load_model(tmp_path / "mlm.keras", safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), y)
+    assert loaded.count_params() == zoo.count_params()  # the tie survives the save
+    classifier = modelzoo.create_model(name, **sizes, max_sequence_length=32)
+    with pytest.raises(ValueError, match="has no masked-LM head: build it with head='masked_lm'"):
+        load_keras_hub_masked_lm(classifier, hub)
+
+
+def test_electra_generator_head_is_tied_at_the_embedding_width():
+    sizes = dict(vocabulary_size=100, num_heads=2, hidden_dim=32, intermediate_dim=64, num_layers=1)
+    generator = modelzoo.create_model("electra", **sizes, embedding_dim=8, head="masked_lm")
+    encoder = modelzoo.create_model("electra", **sizes, embedding_dim=8, include_top=False)
+    pooler = 32 * 32 + 32
+    assert (
+        generator.count_params() == encoder.count_params() - pooler + (32 * 8 + 8) + 2 * 8 + 100
+    )  # dense to E
+    x = {**_inputs(2, 20, 100), "mask_positions": np.array([[1, 2], [3, 4]], "int32")}
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(generator(x)).sum(-1), 1.0, rtol=1e-5)
 
 
 def test_electra_discriminator_scores_every_token_and_albert_shares_its_layers(tmp_path):

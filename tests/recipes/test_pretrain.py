@@ -46,8 +46,9 @@ def test_masking_follows_bert():
 
 @pytest.mark.slow
 def test_pretraining_lowers_held_out_loss_and_fine_tuning_starts_from_it(tmp_path):
+    # RoBERTa (no segment inputs): BERT's own pretraining runs in the tests below
     cfg = config_lib.resolve(
-        "bert",
+        "roberta",
         overrides={
             "dataset": "stdlib_corpus",
             "epochs": 1,
@@ -176,3 +177,12 @@ def test_mixed_precision_pretraining_keeps_float32_predictions(tmp_path):
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     assert model.get_layer("transformer_layer_0").dtype_policy.name == "mixed_float16"
     assert model.outputs[0].dtype == "float32" and keras.mixed_precision.dtype_policy().name == "float32"
+
+
+def test_pretraining_a_model_without_a_masked_lm_head_is_one_clear_error():
+    from recipes.tasks.masked_lm import MaskedLM
+
+    with pytest.raises(
+        ValueError, match=r"needs a model with a masked-LM head \(the albert, bert, distilbert"
+    ):
+        MaskedLM(config_lib.resolve("gpt_tiny", overrides={"dataset": "stdlib_corpus"}))

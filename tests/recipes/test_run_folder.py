@@ -63,3 +63,23 @@ def test_a_text_run_saves_its_vocabulary_with_its_preprocessor(tmp_path):
     assert json.loads((tmp_path / "preprocessor.json").read_text())["kind"] == "text"
     ids = saved.texts(["Return the logger of the given name."])
     assert ids.shape == (1, 16) and ids.dtype == np.int32 and ids[0, 0] != 0
+
+
+def test_a_bert_family_preprocessor_feeds_the_inputs_its_model_takes(tmp_path):
+    vocabulary = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "name")
+    for names in (("token_ids", "padding_mask"), ("token_ids", "segment_ids", "padding_mask")):
+        Preprocessor("text", (8,), ("a", "b"), preprocess.Preprocess(bert_inputs=names), vocabulary).save(
+            tmp_path
+        )
+        inputs = Preprocessor.load(tmp_path).texts(["the name"])
+        assert tuple(inputs) == names and inputs["token_ids"][0, :4].tolist() == [
+            2,
+            5,
+            6,
+            3,
+        ]  # [CLS] .. [SEP]
+    # a run folder written when the field was a flag: BERT's three inputs
+    fields = json.loads((tmp_path / "preprocessor.json").read_text())
+    fields["image"]["bert_inputs"] = True
+    (tmp_path / "preprocessor.json").write_text(json.dumps(fields))
+    assert tuple(Preprocessor.load(tmp_path).texts(["the"])) == ("token_ids", "segment_ids", "padding_mask")

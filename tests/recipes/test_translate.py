@@ -16,7 +16,7 @@ from recipes import predict
 from recipes.data import pairs as pairs_lib
 from recipes.data.base import DataError
 from recipes.tasks import decode, translate
-from recipes.trainer import InverseSqrt
+from recipes.trainer import InverseSqrt, make_optimizer
 from tests import helpers
 from tests.helpers import ROOT, kill_mid_epoch, subprocess_env
 
@@ -186,7 +186,11 @@ def test_the_papers_recipe_is_the_wmt14_default():
         cfg.beam_size,
         cfg.length_penalty,
     ) == (4, 0.6)
+    adam = make_optimizer(cfg, steps_per_epoch=100)  # section 5.3's Adam
+    assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.98, 1e-9)
     assert config_lib.resolve("transformer").dataset == "numbers_de_en"  # the embedded default
+    with pytest.raises(ValueError, match=r"adam_beta_2=1.0 is invalid: must be in \[0, 1\)"):
+        config_lib.resolve("transformer", overrides={"adam_beta_2": 1.0})
 
 
 def test_translation_errors_are_one_line(tmp_path):
