@@ -197,3 +197,11 @@ def normalising_folder_config(tmp_path: Path):
         "run_dir": str(tmp_path / "run"),
     }
     return config_lib.resolve("lenet5", overrides=overrides)
+
+
+def write_pairs_csv(path: Path) -> Path:
+    """80 German-English pairs ("eins a" / "a eins"): a translation set small enough to train in
+    seconds, split by the recipe 64 / 8 / 8."""
+    words = [f"{a} {b},{b} {a}" for a in ("eins", "zwei", "drei", "vier") for b in "abcdefghijklmnopqrst"]
+    path.write_text("de,en\n" + "\n".join(words) + "\n")
+    return path

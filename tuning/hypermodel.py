@@ -6,7 +6,10 @@
 ``recipes.tasks.classify.train``, a run of the loop's classification task (``recipes.loop``): the same
 data pipeline, runtime, checkpoints, early stopping and run folder (``trial_<id>/run`` in the
 search's directory), so tuning and training cannot drift apart, and a trial interrupted mid-way
-resumes from its own checkpoints when the search is rerun.
+resumes from its own checkpoints when the search is rerun. A translation model's trials build and
+train through the translation task instead (``recipes.tasks.translate``: its vocabulary learned
+per trial, the objective its validation token accuracy or loss; the test split is scored by tokens,
+not decoded, until the best config is retrained).
 
 Per trial, ``trial_<id>/record.json`` keeps what KerasTuner's trial files lack: the per-epoch
 history, wall time, parameter count, measured inference latency, and (written by the tuner) the
@@ -21,13 +24,14 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 
 from recipes import config as config_lib
 from recipes import trainer
 from recipes.data import pipeline
 from recipes.runtime.backend import Runtime
-from recipes.tasks import classify
-from tuning.spaces import Space
+from recipes.tasks import classify, translate
+from tuning.spaces import Space, translating
 
 # The recipe's metrics and the direction that makes each better.
 METRICS = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
@@ -56,6 +60,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         super().__init__(name=base.model, tunable=True)
         self.base, self.space, self.root, self.objective = base, space, Path(root), objective
         self.trial_id = "0"  # set by the tuner before each trial
+        self.translation = translating(base.model)
         self._prepared: dict = {}
         self._env = None
 
@@ -85,8 +90,10 @@ class RecipeHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         cfg = self.config_for(hp)
         self._env = Runtime.create(cfg)
-        data, pre = self.prepared(cfg)
         with self._env:  # the trial's precision and seed while building; the caller's restored after
+            if self.translation:
+                return translate.build_model(cfg, self._env)
+            data, pre = self.prepared(cfg)
             return trainer.build_model(cfg, self._env, data, pre, cfg.resolved_run_dir())
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
@@ -101,14 +108,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         start_step = int(model.optimizer.iterations.numpy())  # > 0: Hyperband loaded a parent's state
         started = time.time()
         with self._env:
-            summary = classify.train(
-                cfg,
-                env=self._env,
-                prepared=self.prepared(cfg),
-                model=model,
-                callbacks=list(callbacks),
-                export=False,
-            )
+            summary = self._train(cfg, model, list(callbacks))
         history = read_history(cfg.resolved_run_dir())
         record = {
             "trial_id": self.trial_id,
@@ -119,8 +119,8 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             "steps_per_epoch": summary.get("steps_per_epoch"),
             "wall_seconds": round(time.time() - started, 2),
             "params": summary.get("params"),
-            "latency_ms": inference_latency_ms(model, self.prepared(cfg), cfg),
-            "test_accuracy": summary.get("test_accuracy"),
+            "latency_ms": inference_latency_ms(model, self._latency_batch(model, cfg)),
+            "test_accuracy": summary.get("test_accuracy", summary.get("test_token_accuracy")),
             "early_stopped": bool(summary.get("early_stopped")),
             "stopped_by": getattr(model, "_zoo_stopped_by", None),
             "ended_at": time.time(),
@@ -128,6 +128,24 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         }
         write_record(self.root, self.trial_id, record)
         return best_epoch(history, self.objective)
+
+    def _train(self, cfg, model, callbacks: list) -> dict:
+        """The trial's run: the translation task for a translation model, else classification."""
+        if self.translation:
+            return translate.train(cfg, env=self._env, model=model, callbacks=callbacks, decode_test=False)
+        prepared = self.prepared(cfg)
+        return classify.train(
+            cfg, env=self._env, prepared=prepared, model=model, callbacks=callbacks, export=False
+        )
+
+    def _latency_batch(self, model, cfg):
+        """A batch the size of the config's, as the model takes it: the validation split's first
+        (a translation model's: ids of the full sequence length, whose values cost nothing)."""
+        if self.translation:
+            return {t.name: np.ones((cfg.batch_size, cfg.sequence_length), "int32") for t in model.inputs}
+        data, pre = self.prepared(cfg)
+        kw = trainer.batch_options(data, pre, len(model.outputs))
+        return next(iter(pipeline.eval_batches(data.val, batch_size=cfg.batch_size, **kw)))[0]
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -153,14 +171,11 @@ def best_epoch(history: list[dict], objective: str) -> dict:
     return {k: v for k, v in best.items() if k in METRICS}
 
 
-def inference_latency_ms(model, prepared, cfg, repeats: int = 5) -> float:
-    """Milliseconds for one batch (the config's batch size) through the compiled forward pass,
-    best of ``repeats``: the cost side of the multi-objective report."""
+def inference_latency_ms(model, x, repeats: int = 5) -> float:
+    """Milliseconds for the batch ``x`` through the compiled forward pass, best of ``repeats``:
+    the cost side of the multi-objective report."""
     import tensorflow as tf
 
-    data, pre = prepared
-    kw = trainer.batch_options(data, pre, len(model.outputs))
-    x = next(iter(pipeline.eval_batches(data.val, batch_size=cfg.batch_size, **kw)))[0]
     forward = tf.function(lambda inputs: model(inputs, training=False))
     forward(x)
     best = float("inf")

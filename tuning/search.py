@@ -158,8 +158,9 @@ def report(
 ) -> SearchResult:
     """trials.csv, plots, best.yaml and the retrained best run of a finished search."""
     from recipes import config as config_lib
-    from recipes.tasks.classify import train
+    from recipes.tasks import classify, translate
     from tuning import results
+    from tuning.spaces import translating
 
     frame = results.trials_frame(project_dir)
     frame.to_csv(project_dir / "trials.csv", index=False)
@@ -177,15 +178,18 @@ def report(
         cfg = config_lib.resolve(
             model, config_file=best_yaml, overrides={"run_dir": str(project_dir / "best_run")}
         )
-        summary = train(cfg)
+        summary = (translate.train if translating(model) else classify.train)(cfg)
     done = int((frame["status"] == "COMPLETED").sum())
     print(
         f"{len(frame)} trials ({done} completed); best trial {best['trial_id']}: {objective} {best[objective]:.4f}"
     )
     if summary:
-        print(
-            f"best config retrained: test accuracy {summary['test_accuracy']:.4f} ({project_dir / 'best_run'})"
+        score = (
+            f"test BLEU {summary['test_bleu']:.2f}"
+            if "test_bleu" in summary
+            else f"test accuracy {summary['test_accuracy']:.4f}"
         )
+        print(f"best config retrained: {score} ({project_dir / 'best_run'})")
     print(f"trials: {project_dir / 'trials.csv'}; best config: {best_yaml}")
     return SearchResult(project_dir, frame, best.to_dict(), best_yaml, summary, front)
 

@@ -34,7 +34,14 @@ import json
 import yaml
 
 from modelzoo.validation import UserError
-from tuning.space_tables import ARCHITECTURE, AUGMENTATION, INPUT_NOISE, OPTIMIZATION, REGULARIZATION
+from tuning.space_tables import (
+    ARCHITECTURE,
+    AUGMENTATION,
+    INPUT_NOISE,
+    OPTIMIZATION,
+    REGULARIZATION,
+    TRANSLATION,
+)
 
 TYPES = ("float", "int", "choice", "bool", "fixed")
 
@@ -83,12 +90,11 @@ class Space:
         recipe config field nor a keyword that ``model``'s builder accepts."""
         import modelzoo
         from modelzoo.validation import did_you_mean
-        from recipes.config import FIELDS
 
         if not self.specs:
             raise UserError("the search space is empty: give at least one hyperparameter to tune.")
         accepted = builder_keywords(model)
-        fields = set(fields or FIELDS) - {"model", "model_kwargs", "run_dir", "dataset"}
+        fields = set(fields or recipe_fields(model)) - {"model", "model_kwargs", "run_dir", "dataset"}
         for name, spec in self.specs.items():
             if name.startswith("model."):
                 key = name[len("model.") :]
@@ -281,7 +287,29 @@ def default_space(
             specs.update(copy.deepcopy(AUGMENTATION))
         if entry.task in ("image_classification", "tabular_classification"):  # not token ids
             specs.update(copy.deepcopy(INPUT_NOISE))
+    if translating(model):
+        changes = {k: v for k, v in TRANSLATION.items() if k in specs}  # in place: parents stay first
+        specs.update(copy.deepcopy(changes))
+        fields = recipe_fields(model)
+        specs = {k: v for k, v in specs.items() if k.startswith("model.") or k in fields}
     return Space(specs).check(model)
+
+
+def translating(model: str) -> bool:
+    """Whether ``model`` trains through the translation recipe (its trials too)."""
+    import modelzoo
+
+    return modelzoo.get_entry(model).task == "translation"
+
+
+def recipe_fields(model: str) -> set[str]:
+    """The config fields a search over ``model`` may set: the translation recipe's for a
+    translation model (no L1/L2 or class weights there); any field for a classifier."""
+    from recipes import config as config_lib
+
+    if translating(model):
+        return set(config_lib.recipe_fields("translate"))
+    return set(config_lib.FIELDS)
 
 
 def load_space(path, model: str) -> Space:

@@ -59,12 +59,13 @@ class Translate(loop.Task):
     recipe = "translate"
     export = False
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, decode_test: bool = True):
         if modelzoo.get_entry(cfg.model).task != "translation":
             raise UserError(
                 f"model {cfg.model!r} is not a translation model (transformer, lstm_seq2seq, ...)."
             )
         super().__init__(cfg)
+        self.decode_test = decode_test  # False: the report scores the test split's tokens only
 
     @property
     def title(self):
@@ -75,6 +76,7 @@ class Translate(loop.Task):
         self.pairs = load_pairs(
             cfg.dataset, path=cfg.data_path, languages=cfg.languages, data_dir=cfg.data_dir, seed=cfg.seed
         )
+        self.replicas = runtime.replicas  # over several, decoding calls the model directly
         self.proto = self._vocabulary(run_dir)
         self.tokenizer = text.sentence_piece(self.proto)
         self.rows = {split: self.encode(*getattr(self.pairs, split)) for split in ("train", "val", "test")}
@@ -127,12 +129,13 @@ class Translate(loop.Task):
                 jit_compile=runtime.jit and not runtime.adapt,
             )
             model.optimizer.build(model.trainable_variables)
-        return self._decodes_with(model, runtime.replicas)
-
-    def _decodes_with(self, model, replicas: int):
-        """``model``, which ``translate`` then calls: its input names and replicas noted."""
-        self.model, self.input_names, self.replicas = model, [t.name for t in model.inputs], replicas
         return model
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's inputs (the recurrent model has no padding masks): the loop's model, built
+        here or handed in (a tuning trial's)."""
+        return [t.name for t in self.model.inputs]
 
     def inputs(self, source_ids, decoder_ids) -> dict:
         """The model's inputs (keras-hub's encoder-decoder names; a model takes those it has)."""
@@ -202,6 +205,9 @@ class Translate(loop.Task):
     def report(self, runtime):
         cfg = self.cfg
         test = self.model.evaluate(self._split("test"), verbose=0, return_dict=True)
+        scored = {"test_loss": float(test["loss"]), "test_token_accuracy": float(test["accuracy"])}
+        if not self.decode_test:
+            return self.model, scored
         sources, references = self.pairs.test
         results = {}
         for name, beams in (("greedy", 1), ("beam", cfg.beam_size)):
@@ -222,14 +228,15 @@ class Translate(loop.Task):
             "pairs": self.pairs.sizes(),
             "languages": list(self.pairs.languages),
             "vocabulary_size": self.tokenizer.vocabulary_size(),
-            "test_loss": float(test["loss"]),
-            "test_token_accuracy": float(test["accuracy"]),
+            **scored,
             "test_bleu": results["beam"]["bleu"],
             "test_bleu_greedy": results["greedy"]["bleu"],
             "decoding": {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty, **results},
         }
 
     def message(self, summary, run_dir):
+        if "decoding" not in summary:
+            return f"test token accuracy {summary['test_token_accuracy']:.4f}; run folder {run_dir}"
         beam = summary["decoding"]["beam"]
         return (
             f"test BLEU {summary['test_bleu']:.2f} with {summary['decoding']['beam_size']} beams "
@@ -248,10 +255,22 @@ def translator(run_dir) -> Translate:
     task = Translate(cfg)
     task.proto = (run_dir / VOCABULARY_FILE).read_bytes()
     task.tokenizer = text.sentence_piece(task.proto)
-    task._decodes_with(model, replicas=1)
+    task.model, task.replicas = model, 1
     return task
 
 
-def train(cfg, *, callbacks=()) -> dict:
-    """Train a translation model to completion (resuming from its run folder); the summary."""
-    return loop.run(Translate(cfg), callbacks=callbacks)
+def build_model(cfg, runtime) -> keras.Model:
+    """``cfg``'s model as its run builds it, after its vocabulary is learned and saved in the run
+    folder (a run handed this model reads that vocabulary back): ``tuning`` builds trials here."""
+    task, run_dir = Translate(cfg), cfg.resolved_run_dir()
+    steps = task.prepare(runtime, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task.write_files(run_dir)
+    return task.build(runtime, run_dir, steps)
+
+
+def train(cfg, *, env=None, model=None, callbacks=(), decode_test: bool = True) -> dict:
+    """Train a translation model to completion (resuming from its run folder); the summary.
+    ``env`` (an entered Runtime) and ``model`` (from ``build_model``) as ``classify.train`` takes
+    them; ``decode_test=False`` skips the test split's beam search (a tuning trial's report)."""
+    return loop.run(Translate(cfg, decode_test), runtime=env, model=model, callbacks=callbacks)

@@ -118,13 +118,7 @@ def test_beam_search_finds_what_greedy_misses_and_the_length_penalty_weighs_leng
 
 
 def _config(tmp_path, model="transformer", **extra):
-    (tmp_path / "p.csv").write_text(
-        "de,en\n"
-        + "\n".join(
-            f"{a} {b},{b} {a}" for a in ("eins", "zwei", "drei", "vier") for b in "abcdefghijklmnopqrst"
-        )
-        + "\n"
-    )
+    helpers.write_pairs_csv(tmp_path / "p.csv")
     kwargs = (
         TINY
         if model == "transformer"

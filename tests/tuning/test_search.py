@@ -15,6 +15,7 @@ from recipes.tasks.classify import train
 from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 from tuning import search as search_lib
+from tuning import spaces
 from tuning.hypermodel import MedianStop, write_record
 
 FAST = {"batch_size": 32, "classes": [0, 1, 2]}  # three digits: 12 steps per epoch, quick trials
@@ -217,3 +218,33 @@ def test_memory_stays_flat_over_twelve_trials(tmp_path):
     after_2, after_12 = frame["rss_mb"][1], frame["rss_mb"][11]
     print(f"resident memory after trial 2: {after_2:.0f} MiB, after trial 12: {after_12:.0f} MiB")
     assert after_12 <= 1.2 * after_2
+
+
+def test_a_translation_model_is_searched_through_the_translation_recipe(tmp_path):
+    overrides = {
+        "dataset": "csv",
+        "data_path": str(helpers.write_pairs_csv(tmp_path / "p.csv")),
+        "batch_size": 8,
+        "sequence_length": 8,
+        "vocabulary_size": 60,
+        "optimizer": "adam",
+        "learning_rate": 0.005,
+        "beam_size": 2,
+        "model_kwargs": {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32},
+    }
+    space = spaces.default_space("transformer")
+    assert {"l1", "l2", "input_noise"}.isdisjoint(space.specs)  # not the translation recipe's fields
+    assert space.specs["schedule"]["default"] == "inverse_sqrt" and "label_smoothing" in space.specs
+    only = ["schedule", "warmup_epochs", "label_smoothing"]
+    result = search_lib.search(
+        "transformer", max_trials=2, epochs=1, results_dir=tmp_path, only=only, overrides=overrides, verbose=0
+    )
+    frame = result.frame
+    assert len(frame) == 2 and (frame["status"] == "COMPLETED").all() and (frame["latency_ms"] > 0).all()
+    assert {"hp:schedule", "hp:label_smoothing", "val_accuracy"} <= set(frame.columns)  # token accuracy
+    trial_run = result.project_dir / f"trial_{result.best['trial_id']}" / "run"
+    trial = json.loads((trial_run / "summary.json").read_text())
+    assert (trial_run / "sentencepiece.model").is_file() and "test_bleu" not in trial  # trials do not decode
+    # the best config retrained: the best trial's very weights, then decoded and scored
+    assert result.best_run["weights_sha256"] == trial["weights_sha256"]
+    assert 0 <= result.best_run["test_bleu"] <= 100
