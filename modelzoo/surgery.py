@@ -69,3 +69,102 @@ def classifier_layers(model: keras.Model) -> list[str]:
     output): what a new label set replaces."""
     preds = [p for p in map(private_keras.producer, model.outputs) if p.name.endswith("predictions")]
     return [_classifier_chain(pred)[-1].name for pred in preds]
+
+
+# Layers whose output channels are the last axis of their last kernel: a batch norm after one
+# folds into that kernel and the bias. (A separable convolution's pointwise kernel is its last.)
+FOLDS_INTO = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Dense,
+)
+
+
+def fold_batch_norm(model: keras.Model) -> tuple[keras.Model, list[tuple[str, str]]]:
+    """``model`` with every batch norm that directly follows a convolution or dense layer folded
+    into it (Jacob et al. 2018, section 3.2: in inference a batch norm is a per-channel affine map,
+    so ``W * s`` and ``(b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)`` do the same in
+    one layer); the folded-away batch norms become ``Identity`` layers of the same names.
+
+    A pair folds where the layer has no activation of its own (the batch norm must see its
+    linear output), feeds only that batch norm, is called once, and the batch norm normalises the
+    last (channel) axis; other batch norms stay. The result is an ordinary functional model of
+    Keras's own layers (it saves and loads with ``safe_mode``), for inference: its layers hold no
+    batch statistics to train. Returns the model and the (layer, batch norm) names folded.
+    """
+    pairs = _foldable_pairs(model)
+    into = {layer.name: bn for layer, bn in pairs}
+    folded = {bn.name for _, bn in pairs}
+
+    def clone(layer):
+        if layer.name in folded:
+            return keras.layers.Identity(name=layer.name)
+        config = layer.get_config()
+        if layer.name in into:
+            config["use_bias"] = True
+        return type(layer).from_config(config)
+
+    def call(layer, *args, **kwargs):
+        if layer.name in folded:  # the batch norm's call took a mask and training; Identity neither
+            return layer(args[0])
+        return layer(*args, **kwargs)
+
+    new = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in model.layers:
+        if layer.name in into:
+            new.get_layer(layer.name).set_weights(_folded_weights(layer, into[layer.name]))
+        elif layer.name not in folded and layer.weights:
+            new.get_layer(layer.name).set_weights(layer.get_weights())
+    return new, [(layer.name, bn.name) for layer, bn in pairs]
+
+
+def _foldable_pairs(model: keras.Model) -> list:
+    """(layer, batch norm) pairs that fold exactly (see ``fold_batch_norm``)."""
+    uses: dict[int, int] = {}
+    for layer in model.layers:
+        for inputs, _ in private_keras.layer_calls(layer):
+            for t in keras.tree.flatten(inputs):
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in model.outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    pairs = []
+    for bn in model.layers:
+        calls = private_keras.layer_calls(bn)
+        if not isinstance(bn, keras.layers.BatchNormalization) or len(calls) != 1:
+            continue
+        source = calls[0][0][0]
+        layer = private_keras.producer(source)
+        if (
+            isinstance(layer, FOLDS_INTO)
+            and len(private_keras.layer_calls(layer)) == 1
+            and uses.get(id(source)) == 1
+            and keras.activations.serialize(layer.activation) == "linear"
+            and bn.axis in (-1, len(source.shape) - 1)
+        ):
+            pairs.append((layer, bn))
+    return pairs
+
+
+def _folded_weights(layer, bn) -> list:
+    """``layer``'s weights with ``bn`` folded in: the last kernel scaled per output channel, a
+    bias made from the batch norm's statistics (``layer``'s own bias included)."""
+    import numpy as np
+
+    stats = {w.path.rsplit("/", 1)[-1]: keras.ops.convert_to_numpy(w).astype("float64") for w in bn.weights}
+    channels = stats["moving_mean"].shape[0]
+    gamma, beta = stats.get("gamma", np.ones(channels)), stats.get("beta", np.zeros(channels))
+    scale = gamma / np.sqrt(stats["moving_variance"] + bn.epsilon)
+    weights = [np.asarray(w, "float64") for w in layer.get_weights()]
+    kernels = weights[:-1] if layer.use_bias else weights
+    bias = weights[-1] if layer.use_bias else np.zeros(channels)
+    last = kernels[-1]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):  # (h, w, in, multiplier): channel = in * m + j
+        last = last * scale.reshape(last.shape[-2:])
+    else:
+        last = last * scale
+    dtype = layer.get_weights()[0].dtype
+    new = [*kernels[:-1], last, (bias - stats["moving_mean"]) * scale + beta]
+    return [w.astype(dtype) for w in new]
