@@ -1,5 +1,5 @@
 """The ``modelzoo`` command: ``list``, ``info`` (model cards), ``train`` / ``pretrain`` /
-``finetune`` / ``distill`` / ``quantize`` / ``explain`` / ``records`` (the recipes' CLIs), ``tune``
+``finetune`` / ``distill`` / ``quantize`` / ``export`` / ``explain`` / ``records`` (the recipes' CLIs), ``tune``
 (the KerasTuner search) and ``bench`` (the benchmarks). It sits outside the ``modelzoo`` package
 so that it can dispatch to ``recipes``, ``tuning`` and ``benchmarks`` while the model code imports none of them.
 
@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         "quantize", help="post-training quantization of a run: modelzoo quantize RUN_DIR [--mode int8]"
     )
     sub.add_parser(
+        "export",
+        help="serve a run: modelzoo export RUN_DIR --format savedmodel|litert|onnx [--quantize int8] [--fold-bn]",
+    )
+    sub.add_parser(
         "explain", help="CAM / Grad-CAM heat maps over images: modelzoo explain RUN_DIR IMAGE... [--test N]"
     )
     sub.add_parser(
@@ -170,7 +174,15 @@ def main(argv=None) -> int:
         from recipes.train import main as train_main
 
         return train_main(argv[1:], prog="modelzoo train")
-    if argv[:1] in (["pretrain"], ["finetune"], ["quantize"], ["distill"], ["explain"], ["records"]):
+    if argv[:1] in (
+        ["pretrain"],
+        ["finetune"],
+        ["quantize"],
+        ["export"],
+        ["distill"],
+        ["explain"],
+        ["records"],
+    ):
         # those recipes' own command lines
         _import_modelzoo()
         import importlib

@@ -46,7 +46,9 @@ def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, expo
     model.save(run_dir / "model.keras")
     if export:
         try:
-            model.export(str(run_dir / "export"), verbose=False)
+            model.export(
+                str(run_dir / "export" / "savedmodel"), verbose=False
+            )  # `modelzoo export` writes beside it
         except Exception as err:  # export must not cost the trained model; say why it failed
             summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
     plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)

@@ -88,7 +88,7 @@ def test_tune_dispatches_to_the_search_and_keeps_errors_one_line(capsys):
 
 
 def test_recipe_commands_dispatch_with_their_own_prog_names(capsys, tmp_path):
-    for command in ("distill", "quantize", "explain"):
+    for command in ("distill", "quantize", "explain", "export"):
         assert (
             modelzoo_cli.main([command, str(tmp_path / "no_run"), *(["mlp"] if command == "distill" else [])])
             == 2

@@ -25,7 +25,7 @@ def test_run_folder_evaluate_and_predict(tmp_path, capsys):
     run = tmp_path / "run"
     for name in ("config.yaml", "metrics.csv", "curves.png", "model.keras", "summary.json"):
         assert (run / name).is_file(), name
-    assert (run / "export" / "saved_model.pb").is_file()
+    assert (run / "export" / "savedmodel" / "saved_model.pb").is_file()
     assert list((run / "logs").rglob("events.out.tfevents*"))
     assert latest_step(run / "checkpoints") == summary["steps"]
     assert summary["completed"] and summary["steps"] == 2 * summary["steps_per_epoch"] == 2 * (1293 // 64)
