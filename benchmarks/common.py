@@ -62,6 +62,9 @@ class Settings:
     corpus_vocabulary: int = 2000  # WordPiece pieces learned from the corpus (10 s at 2000 on 0.4 MB here)
     # sharding: (model, model-parallel devices) built on that many simulated JAX CPU devices
     sharded: tuple = (("bert_base", 4), ("bert_large", 8), ("gpt2_small", 4), ("vgg16", 4))
+    # deploy: zoo models exported and served (recipes.export) at these batch sizes
+    deploy: tuple = ("resnet50", "mobilenet_v2", "lenet5")
+    deploy_batches: tuple = (1, 32)
 
 
 def settings_for(mode: str, accelerator: str) -> Settings:
@@ -86,6 +89,8 @@ def settings_for(mode: str, accelerator: str) -> Settings:
             corpus_batch=8,
             corpus_vocabulary=200,
             sharded=(("bert_tiny", 4),),
+            deploy=("lenet5",),
+            deploy_batches=(2,),
         )
     if mode == "quick":
         return Settings(

@@ -39,12 +39,13 @@ from pathlib import Path
 
 from benchmarks.common import accelerator, machine, markdown, matmul_peak, settings_for
 from benchmarks.corpus import CORPUS_FORMAT, bench_corpus
+from benchmarks.deploy import DEPLOY_FORMAT, bench_deploy
 from benchmarks.pairs import PAIR_FORMAT, bench_pair
 from benchmarks.pipeline import PIPE_FORMAT, bench_pipeline
 from benchmarks.sharding import SHARD_FORMAT, bench_sharding
 from benchmarks.streaming import STREAM_FORMAT, bench_streaming
 
-SECTIONS = ("pairs", "pipeline", "streaming", "corpus", "sharding")
+SECTIONS = ("pairs", "deploy", "pipeline", "streaming", "corpus", "sharding")
 
 
 def _table(result: dict, out: Path, name: str, rows: list, fmt: dict, note: str, csv: str = "") -> str:
@@ -71,6 +72,19 @@ def _pairs(settings, out: Path, result: dict, log) -> str:
         "samples/s / matmul peak (training counted as 3x the forward FLOPs)."
     )
     return _table(result, out, "pairs", rows, PAIR_FORMAT, note, csv="results.csv")
+
+
+def _deploy(settings, out: Path, result: dict, log) -> str:
+    """The zoo's exports served, against keras.applications' model as a TensorFlow graph."""
+    note = (
+        "Deploy: float32 images of the pairs' size (LeNet-5: 32x32x1) and random weights, copied into "
+        "keras.applications' model where it has one (its row is the reference; else the zoo's Keras model "
+        "as a TF graph is); each export written by `modelzoo export`'s writers, batch norms folded where "
+        "the row says, int8 calibrated on the batch; samples/s from the fastest step, on every core; ratio "
+        "= samples/s / the reference's; relative difference = the largest output difference from the zoo's "
+        "Keras model over its largest output."
+    )
+    return _table(result, out, "deploy", bench_deploy(settings, log), DEPLOY_FORMAT, note)
 
 
 def _pipeline(settings, out: Path, result: dict, log) -> str:
@@ -122,6 +136,7 @@ def _sharding(settings, out: Path, result: dict, log) -> str:
 
 SECTION_RUNS = {
     "pairs": _pairs,
+    "deploy": _deploy,
     "pipeline": _pipeline,
     "streaming": _streaming,
     "corpus": _corpus,

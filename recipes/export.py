@@ -269,17 +269,9 @@ def raw_input_check(out: Path, folder, n: int = 16) -> dict:
 
 def _raw_texts(cfg, n: int) -> list[str]:
     """The first ``n`` test texts of the run's data set, untokenized (the split is the run's)."""
-    from recipes.data import sources
+    from recipes.trainer import source_data
 
-    data = sources.load(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        path=cfg.data_path,
-        label_column=cfg.label_column,
-        text_column=cfg.text_column,
-        seed=cfg.seed,
-    )
-    return [str(t) for t in data.test.x[:n]]
+    return [str(t) for t in source_data(cfg).test.x[:n]]
 
 
 def main(argv=None, prog="python -m recipes.export") -> int:

@@ -72,6 +72,19 @@ def preprocess_for(cfg, data: base.Data, entry) -> preprocess.Preprocess:
     )
 
 
+def source_data(cfg, **options) -> base.Data:
+    """The config's data set as its source gives it, split by the seed (text untokenized)."""
+    return sources.load(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        path=cfg.data_path,
+        label_column=cfg.label_column,
+        text_column=cfg.text_column,
+        seed=cfg.seed,
+        **options,
+    )
+
+
 def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
     """The run's data set and the preprocessing its model gets (shared by train and evaluate)."""
     entry = modelzoo.get_entry(cfg.model)
@@ -80,16 +93,8 @@ def load_data(cfg) -> tuple[base.Data, preprocess.Preprocess]:
             f"model {cfg.model!r} is a {entry.task.replace('_', ' ')} model; this recipe trains "
             f"classifiers ({', '.join(CLASSIFIERS)})."
         )
-    data = sources.load(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        path=cfg.data_path,
-        label_column=cfg.label_column,
-        text_column=cfg.text_column,
-        seed=cfg.seed,
-        streaming=cfg.streaming,
-        memory_budget_gb=cfg.memory_budget_gb,
-        bad_images=cfg.bad_images,
+    data = source_data(
+        cfg, streaming=cfg.streaming, memory_budget_gb=cfg.memory_budget_gb, bad_images=cfg.bad_images
     )
     if cfg.classes:
         data = select_classes(data, cfg.classes)

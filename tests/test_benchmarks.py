@@ -67,12 +67,24 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     shards = pd.read_csv(tmp_path / "sharding.csv")
     assert shards["model"].tolist() == ["bert_tiny"] and shards["mesh"].tolist() == ["1x4"]
     assert 0.2 < shards["model_parallel_share"][0] < 0.5 and shards["data_parallel_share"][0] == 1.0
+    deploy = pd.read_csv(tmp_path / "deploy.csv")
+    assert deploy["runtime"].tolist() == [
+        "zoo Keras model, TF graph",  # keras.applications has no LeNet-5
+        "SavedModel",
+        "SavedModel, folded",
+        "LiteRT float32, folded",
+        "LiteRT int8",
+        "ONNX Runtime, folded",
+    ]
+    assert (deploy["samples_per_s"] > 0).all() and deploy["ratio"][0] == 1.0
+    assert (deploy["relative_difference"][:4] < 1e-5).all() and deploy["relative_difference"][5] < 1e-5
+    assert deploy["relative_difference"][4] < 0.2  # int8
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]
     assert (
-        len(tables) == 2 + 4 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
-    )  # headers and rules; four pairs, a recipe, four streams, two corpora, a model
+        len(tables) == 2 + 4 + 2 + 6 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
+    )  # headers and rules; four pairs, six exports, a recipe, four streams, two corpora, a model
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 
