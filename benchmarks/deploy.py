@@ -3,9 +3,10 @@ instead, keras.applications' model as a TensorFlow graph (the zoo's own Keras mo
 keras.applications has none), at batch 1 and a larger batch, interleaved.
 
 Each side runs the same random batch; samples/s from the fastest of the repeated steps; beside
-each, how far its outputs are from the zoo's Keras model (the largest difference over the largest
-output). Weights are random: speed does not depend on them, and int8's accuracy is measured on a
-trained model by ``modelzoo export`` (README), not here.
+each, how far its logits are from the zoo's Keras model's (the largest difference over the
+largest logit: random weights saturate a softmax, which would hide a difference). Weights are
+random: speed does not depend on them, and int8's accuracy is measured on a trained model by
+``modelzoo export`` (README), not here.
 """
 
 from __future__ import annotations
@@ -83,11 +84,11 @@ def _models(name: str, batch: int, settings: Settings):
     shape = (settings.image_size, settings.image_size, 3)
     if name == "lenet5":
         shape = (32, 32, 1)
-    zoo = modelzoo.create_model(name, num_classes=10, input_shape=shape)
+    zoo = modelzoo.create_model(name, num_classes=10, input_shape=shape, classifier_activation=None)
     x = np.random.default_rng(0).random((batch, *shape), dtype="float32")
     if entry.name in pretrained.IMAGENET:
         constructor = pretrained.reference_constructor(name)
-        reference = constructor(weights=None, input_shape=shape, classes=10)
+        reference = constructor(weights=None, input_shape=shape, classes=10, classifier_activation=None)
         pretrained.from_keras_applications(zoo, reference, name)  # one set of weights: outputs comparable
         return zoo, reference, f"keras.applications.{constructor.func.__name__}, TF graph", x
     return zoo, zoo, "zoo Keras model, TF graph", x

@@ -10,6 +10,8 @@ round of each side is kept: on a shared machine, noise only ever makes a round s
   ``bert_small`` and ``bert_base`` vs keras-hub's ``BertTextClassifier`` on a ``BertBackbone`` of
   the same size): inference and training-step samples per second at the same batch, input, dtype
   and compile settings, and the ratio zoo / reference;
+* deploy (``deploy.csv``): the zoo's exports (SavedModel, folded; LiteRT float32 and int8; ONNX
+  Runtime) served at batch 1 and 32 against keras.applications' model as a TensorFlow graph;
 * hardware efficiency: FLOPs per sample (counted on the built model by ``modelzoo.count_flops``;
   a training step counted as 3x the forward pass) times samples per second, over the peak FLOP/s
   of a large float32 matrix multiply measured in the same run;
@@ -81,8 +83,8 @@ def _deploy(settings, out: Path, result: dict, log) -> str:
         "keras.applications' model where it has one (its row is the reference; else the zoo's Keras model "
         "as a TF graph is); each export written by `modelzoo export`'s writers, batch norms folded where "
         "the row says, int8 calibrated on the batch; samples/s from the fastest step, on every core; ratio "
-        "= samples/s / the reference's; relative difference = the largest output difference from the zoo's "
-        "Keras model over its largest output."
+        "= samples/s / the reference's; relative difference = the largest logit difference from the zoo's "
+        "Keras model over its largest logit."
     )
     return _table(result, out, "deploy", bench_deploy(settings, log), DEPLOY_FORMAT, note)
 

@@ -99,7 +99,9 @@ class TrainConfig:
     input_noise: float = 0.0  # std of Gaussian noise added to the (scaled) inputs while training
     clipnorm: float | None = None
     mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
-    jit_compile: bool | None = None  # None: XLA on GPU/TPU, not on CPU (slower there for small nets)
+    # None: XLA on GPU/TPU, not on CPU (slower there for small nets); "auto": the faster, measured
+    # at the start of the run (recipes.compile_choice)
+    jit_compile: bool | str | None = None
     backend: str | None = (
         None  # tensorflow, jax or torch; None: the one Keras runs on (KERAS_BACKEND, default tensorflow)
     )

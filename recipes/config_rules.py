@@ -33,6 +33,7 @@ CHOICES = {
     "crop_mode": ("pad", "random_resized", "scale_jitter"),
     "normalize": ("none", "imagenet_mean", "imagenet_mean_std", "family"),
     "distill_targets": ("soft", "hard"),
+    "jit_compile": (True, False, "auto"),
 }
 
 
@@ -91,6 +92,7 @@ OPTIONAL = (
     "data_service",
     "eval_crop",
     "mesh",
+    "jit_compile",
 )  # null allowed
 
 

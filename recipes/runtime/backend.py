@@ -165,7 +165,7 @@ class Runtime:
                 f"config field batch_size={cfg.batch_size} must be divisible by the {replicas} replicas."
             )
         device = accelerator()
-        jit = cfg.jit_compile if cfg.jit_compile is not None else default_jit(name, device)
+        jit = cfg.jit_compile if cfg.jit_compile not in (None, "auto") else default_jit(name, device)
         return cls(
             name, strategy, chief, replicas, precision_policy(cfg), bool(jit), adapt, cfg.seed, distribution
         )
