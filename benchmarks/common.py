@@ -65,33 +65,42 @@ class Settings:
     # deploy: zoo models exported and served (recipes.export) at these batch sizes
     deploy: tuple = ("resnet50", "mobilenet_v2", "lenet5")
     deploy_batches: tuple = (1, 32)
+    # isa: models timed with oneDNN's full ISA and capped (recipes/runtime/native.py), fresh processes
+    isa_models: tuple = ("resnet50", "mobilenet_v2", "densenet121", "vgg16")
+    isa_rounds: int = 2
+
+
+# for tests: does the harness run and make well-formed tables
+TINY = Settings(
+    batch_size=2,
+    image_size=32,
+    repeats=1,
+    steps=1,
+    matmul_size=256,
+    pairs=("resnet50",),
+    text_pairs=("bert_tiny",),
+    text_batch_size=2,
+    sequence_length=16,
+    pipeline=("lenet5",),
+    pipeline_seconds=0.5,
+    stream_set=(3, 24, 32),
+    stream_model="lenet5",
+    stream_batch=8,
+    corpus_mb=0.4,
+    corpus_files=2,
+    corpus_batch=8,
+    corpus_vocabulary=200,
+    sharded=(("bert_tiny", 4),),
+    deploy=("lenet5",),
+    deploy_batches=(2,),
+    isa_models=("lenet5",),
+    isa_rounds=1,
+)
 
 
 def settings_for(mode: str, accelerator: str) -> Settings:
-    if mode == "tiny":  # for tests: does the harness run and make a well-formed table
-        return Settings(
-            batch_size=2,
-            image_size=32,
-            repeats=1,
-            steps=1,
-            matmul_size=256,
-            pairs=("resnet50",),
-            text_pairs=("bert_tiny",),
-            text_batch_size=2,
-            sequence_length=16,
-            pipeline=("lenet5",),
-            pipeline_seconds=0.5,
-            stream_set=(3, 24, 32),
-            stream_model="lenet5",
-            stream_batch=8,
-            corpus_mb=0.4,
-            corpus_files=2,
-            corpus_batch=8,
-            corpus_vocabulary=200,
-            sharded=(("bert_tiny", 4),),
-            deploy=("lenet5",),
-            deploy_batches=(2,),
-        )
+    if mode == "tiny":
+        return TINY
     if mode == "quick":
         return Settings(
             batch_size=8,

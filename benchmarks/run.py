@@ -42,12 +42,13 @@ from pathlib import Path
 from benchmarks.common import accelerator, machine, markdown, matmul_peak, settings_for
 from benchmarks.corpus import CORPUS_FORMAT, bench_corpus
 from benchmarks.deploy import DEPLOY_FORMAT, bench_deploy
+from benchmarks.isa import ISA_FORMAT, bench_isa
 from benchmarks.pairs import PAIR_FORMAT, bench_pair
 from benchmarks.pipeline import PIPE_FORMAT, bench_pipeline
 from benchmarks.sharding import SHARD_FORMAT, bench_sharding
 from benchmarks.streaming import STREAM_FORMAT, bench_streaming
 
-SECTIONS = ("pairs", "deploy", "pipeline", "streaming", "corpus", "sharding")
+SECTIONS = ("pairs", "deploy", "isa", "pipeline", "streaming", "corpus", "sharding")
 
 
 def _table(result: dict, out: Path, name: str, rows: list, fmt: dict, note: str, csv: str = "") -> str:
@@ -87,6 +88,19 @@ def _deploy(settings, out: Path, result: dict, log) -> str:
         "Keras model over its largest logit."
     )
     return _table(result, out, "deploy", bench_deploy(settings, log), DEPLOY_FORMAT, note)
+
+
+def _isa(settings, out: Path, result: dict, log) -> str:
+    """The cost of capping oneDNN below AVX-512 (the recipes' workaround for its crash)."""
+    note = (
+        "ISA: samples/s of each zoo model (the pairs' batch and input) with oneDNN's full instruction set and "
+        "capped below AVX-512 (recipes/runtime/native.py: its AVX-512 backward-weights kernel crashes), each "
+        "in a fresh process, alternating; ratio = capped / full."
+    )
+    rows = bench_isa(settings, result["mode"], log)
+    if not rows:
+        return "ISA: this CPU has no AVX-512, so the recipes cap nothing and nothing is measured."
+    return _table(result, out, "isa", rows, ISA_FORMAT, note)
 
 
 def _pipeline(settings, out: Path, result: dict, log) -> str:
@@ -139,6 +153,7 @@ def _sharding(settings, out: Path, result: dict, log) -> str:
 SECTION_RUNS = {
     "pairs": _pairs,
     "deploy": _deploy,
+    "isa": _isa,
     "pipeline": _pipeline,
     "streaming": _streaming,
     "corpus": _corpus,
@@ -182,7 +197,7 @@ def run(mode: str = "quick", out: str | Path = "benchmarks/results", log=print, 
     log(f"benchmark mode={mode} on {info['cpu']} ({info['cores']} cores), GPU: {info['gpu']}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result, parts = {"machine": info}, []
+    result, parts = {"machine": info, "mode": mode}, []
     for name in SECTIONS:
         if name == "pipeline":
             keras.mixed_precision.set_global_policy("float32")  # recipes pick their own precision

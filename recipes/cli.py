@@ -53,21 +53,27 @@ def select_backend(argv) -> str | None:
             wanted = None  # the config's own loading reports it
     if wanted in BACKENDS and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = wanted
+    from recipes.runtime.native import avoid_onednn_fault
+
+    avoid_onednn_fault()  # before any convolution runs (recipes/runtime/native.py says why)
     return wanted
 
 
 def run(prog: str, func, *args, **kwargs) -> int:
     """Call ``func``; a ``UserError`` (every user error in recipes, tuning and modelzoo is one)
     becomes ``<prog>: error: <first line>`` on stderr and status 2. Other exceptions (Keras's or
-    TensorFlow's own ``ValueError`` included) propagate with their traceback."""
+    TensorFlow's own ``ValueError`` included) propagate with their traceback. A run's summary that
+    says a signal stopped it (``recipes.preemption``) gives that run's status, 128 + the signal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the command prints its own errors
     import_quietly("modelzoo")
     from modelzoo.validation import UserError
 
     try:
-        func(*args, **kwargs)
+        result = func(*args, **kwargs)
     except UserError as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"{prog.replace('python -m ', '')}: error: {message}", file=sys.stderr)
         return 2
+    if isinstance(result, dict) and result.get("stopped_by"):  # a run stopped by a signal, resumable
+        return int(result["exit_status"])
     return 0

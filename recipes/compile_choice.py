@@ -102,3 +102,18 @@ def _steps_per_s(clone, batch) -> float:
     for _ in range(TIMED):
         clone.train_on_batch(x, y, sample_weight=weight)
     return TIMED / (time.perf_counter() - start)
+
+
+def for_run(task, rt, model, run_dir: Path) -> dict:
+    """``jit_compile: auto``: XLA or not by measurement (``recipes.compile_choice``), said once;
+    the summary's ``jit_compile`` and ``jit_choice``. Otherwise nothing to add."""
+    if task.cfg.jit_compile != "auto":
+        return {}
+    choice = choose(task, rt, model, run_dir)
+    rates = choice.get("steps_per_s")
+    if rt.chief:
+        said = f" ({rates['xla']:.2f} steps/s with XLA, {rates['no_xla']:.2f} without)" if rates else ""
+        print(
+            f"jit_compile auto: {'XLA' if choice['jit_compile'] else 'no XLA'}, {choice['picked_by']}{said}"
+        )
+    return {"jit_compile": choice["jit_compile"], "jit_choice": choice}

@@ -98,6 +98,7 @@ class TrainConfig:
     l2: float = 0.0  # L2 penalty on every Dense/Conv kernel (coupled; weight_decay is the decoupled kind)
     input_noise: float = 0.0  # std of Gaussian noise added to the (scaled) inputs while training
     clipnorm: float | None = None
+    divergence_factor: float | None = None  # stop when the loss passes this multiple of step 1's (None: off)
     mixed_precision: str = "auto"  # float32 on CPU, mixed_float16 on GPU, mixed_bfloat16 on TPU
     # None: XLA on GPU/TPU, not on CPU (slower there for small nets); "auto": the faster, measured
     # at the start of the run (recipes.compile_choice)
@@ -288,6 +289,7 @@ PARTS = {
         "step_epochs",
         "step_gamma",
         "clipnorm",
+        "divergence_factor",
         "early_stopping_patience",
         "precise_bn_samples",
     ),

@@ -75,6 +75,7 @@ RANGES = {
     "adam_beta_1": (0, 1, True, False),
     "adam_beta_2": (0, 1, True, False),
     "adam_epsilon": (0, None, False, None),
+    "divergence_factor": (1, None, False, None),
     "length_penalty": (0, 5, True, True),
     "prune_sparsity": (0, 1, True, False),
     "train_fraction": (0, 1, False, True),
@@ -93,6 +94,7 @@ OPTIONAL = (
     "eval_crop",
     "mesh",
     "jit_compile",
+    "divergence_factor",
 )  # null allowed
 
 

@@ -95,7 +95,9 @@ def main(argv=None, prog="python -m recipes.distill") -> int:
         )
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         overrides.setdefault("run_dir", str(teacher.parent / f"{args.student}_distilled_from_{teacher.name}"))
-        distill(config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher)
+        return distill(
+            config_lib.resolve(args.student, config_file=args.config, overrides=overrides), teacher
+        )
 
     return run(prog, go)
 

@@ -47,7 +47,7 @@ def main(argv=None, prog="python -m recipes.finetune") -> int:
         overrides.setdefault(
             "run_dir", str(source.parent / f"{source.name}_finetune_{overrides['dataset'].replace('/', '_')}")
         )
-        train(config_lib.resolve(pretrained["model"], config_file=args.config, overrides=overrides))
+        return train(config_lib.resolve(pretrained["model"], config_file=args.config, overrides=overrides))
 
     return run(prog, go)
 

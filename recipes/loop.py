@@ -15,12 +15,18 @@ validation batches and its report. :func:`run` does what every run needs, for ea
 * early stopping on validation loss, its state in the checkpoint; CSV and TensorBoard logs;
 * the summary (common keys and the task's own), curves, ``model.keras`` and the export.
 
+* the ways a run dies: a signal (``recipes.preemption``), a diverged loss (``recipes.divergence``),
+  an unreadable checkpoint or another run's (``recipes.checkpoint``), a second run into the folder
+  (``recipes.run_lock``).
+
 Run folder: ``config.yaml``, ``checkpoints/``, ``logs/`` (TensorBoard), ``metrics.csv``,
-``curves.png``, ``model.keras``, ``export/`` (SavedModel for serving), ``summary.json``.
+``curves.png``, ``model.keras``, ``export/savedmodel/`` (SavedModel for serving), ``summary.json``,
+and ``.lock`` while a run writes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -32,9 +38,11 @@ import keras
 import modelzoo
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
+from recipes import compile_choice, divergence, precise_bn, run_lock
 from recipes import config as config_lib
-from recipes import precise_bn
 from recipes.data import base
+from recipes.divergence import Diverged, DivergenceGuard
+from recipes.preemption import Preempted, Preemption, one_process, stopped
 from recipes.run_outputs import finish, log_callbacks, weights_digest
 from recipes.runtime.backend import Runtime
 
@@ -146,31 +154,6 @@ class EarlyStop(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
-class StepCheckpoint(keras.callbacks.Callback):
-    """Save the training state every ``every`` steps and at each epoch end."""
-
-    def __init__(self, state: ckpt_lib.TrainingState, every: int):
-        super().__init__()
-        self.training_state, self.every = state, every
-
-    def _step(self) -> int:  # through ``self.model``: on JAX that syncs the variables with the step's state
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
-    def on_train_begin(self, logs=None):
-        self.count = self._step()
-
-    def on_train_batch_end(self, batch, logs=None):  # counted here: a JAX sync only on the steps that save
-        self.count += 1
-        if self.count % self.every == 0:
-            self._step()
-            self.training_state.save()
-
-    # again: early stopping has counted this epoch since its last step
-    def on_epoch_end(self, epoch, logs=None):
-        self._step()
-        self.training_state.save(again=True)
-
-
 def start_run(cfg, recipe: str = "train") -> tuple[Path, dict | None]:
     """Validate ``cfg`` for ``recipe``; its run folder, and the summary if that run is complete."""
     cfg.validate(recipe=recipe)
@@ -192,66 +175,82 @@ def run(task: Task, *, runtime: Runtime | None = None, model=None, callbacks=(),
     if done:
         return done
     if runtime is not None:
-        return _run(task, runtime, run_dir, model, list(callbacks), export)
+        return _locked_run(task, runtime, run_dir, model, list(callbacks), export)
     with Runtime.create(task.cfg) as runtime:
-        return _run(task, runtime, run_dir, model, list(callbacks), export)
+        return _locked_run(task, runtime, run_dir, model, list(callbacks), export)
 
 
-def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
-    cfg = task.cfg
+def _locked_run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
+    """``_run`` holding the run folder's lock (the chief's; ``recipes.run_lock``)."""
+    with run_lock.locked(run_dir) if rt.chief else contextlib.nullcontext():
+        return _run(task, rt, run_dir, model, callbacks, export)
+
+
+def _prepare(task: Task, rt: Runtime, run_dir: Path) -> int:
+    """The task's data, and the run folder's config and files (after checking that its
+    checkpoints, if any, are this run's); the steps per epoch."""
     steps = task.prepare(rt, run_dir)
     if task.medium() is not None and rt.chief:
         print(base.medium_line(task.medium()))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rt.chief:
-        config_lib.save(cfg, run_dir / "config.yaml", recipe=task.recipe)
+        ckpt_lib.check_same_run(run_dir, task.cfg)
+        config_lib.save(task.cfg, run_dir / "config.yaml", recipe=task.recipe)
         task.write_files(run_dir)
+    return steps
+
+
+def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export: bool) -> dict:
+    cfg = task.cfg
+    steps = _prepare(task, rt, run_dir)
     model = task.model = model or task.build(rt, run_dir, steps)
-    jit = _jit_choice(task, rt, model, run_dir)
-    tracker = EarlyStop(cfg.early_stopping_patience)
+    jit = compile_choice.for_run(task, rt, model, run_dir)
+    tracker, guard = EarlyStop(cfg.early_stopping_patience), DivergenceGuard(cfg.divergence_factor)
+    extras = {"early_stop": tracker, "divergence": guard}
     state = ckpt_lib.TrainingState(
-        run_dir / "checkpoints", task.trained(), model.optimizer, {"early_stop": tracker}, write=rt.chief
+        run_dir / "checkpoints", task.trained(), model.optimizer, extras, write=rt.chief
     )
-    callbacks = _before_fit(task, rt, model, resume(state, run_dir, steps), callbacks)
+    start = ckpt_lib.resume(state, run_dir, steps)
+    ckpt_lib.configured_rate(model.optimizer, cfg)
+    callbacks = _before_fit(task, rt, model, start, callbacks)
     # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
-    # update, then the checkpoint (so it holds both), the logs, the caller's.
+    # update, the divergence guard (before any checkpoint holds a diverged model), then the checkpoint
+    # (so it holds both), the logs, the caller's.
+    preemption = Preemption(state) if one_process(rt) else None
     every = [
         *task.callbacks(steps),
         *_precise_bn(task, rt),
         tracker,
-        StepCheckpoint(state, cfg.checkpoint_every),
+        guard,
+        ckpt_lib.StepCheckpoint(state, cfg.checkpoint_every),
+        *([preemption] if preemption else []),
         *log_callbacks(rt, run_dir),
         *callbacks,
     ]
-    seconds = _fit_phases(task, rt, model, state, steps, every, tracker)
-    if rt.distribution is not None:
-        from recipes.runtime import sharding
-
-        keras.distribution.set_distribution(sharding.evaluation(rt.distribution, model))
-    final, report = task.report(rt)
-    if rt.distribution is not None:  # several JAX processes: this host's own copy, gathered
-        final = sharding.host_copy(final)
+    try:
+        with preemption.listening() if preemption else contextlib.nullcontext():
+            seconds = _fit_phases(task, rt, model, state, steps, every, tracker)
+    except Preempted as stop:
+        return stopped(task.cfg, run_dir, stop)
+    except Diverged as err:
+        return divergence.stopped(task.cfg, run_dir, err, ckpt_lib.latest_step(run_dir / "checkpoints"))
+    final, report = _report(task, rt, model)
     summary = {**_summary(task, rt, state, steps, tracker, seconds, final, report), **jit}
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
 
 
-def _jit_choice(task: Task, rt: Runtime, model, run_dir: Path) -> dict:
-    """``jit_compile: auto``: XLA or not by measurement (``recipes.compile_choice``), said once;
-    the summary's ``jit_compile`` and ``jit_choice``. Otherwise nothing to add."""
-    if task.cfg.jit_compile != "auto":
-        return {}
-    from recipes import compile_choice
+def _report(task: Task, rt: Runtime, model) -> tuple:
+    """The task's report on the trained model (under the evaluation distribution, the model
+    gathered to this host where JAX spread it over several processes)."""
+    if rt.distribution is None:
+        return task.report(rt)
+    from recipes.runtime import sharding
 
-    choice = compile_choice.choose(task, rt, model, run_dir)
-    rates = choice.get("steps_per_s")
-    if rt.chief:
-        said = f" ({rates['xla']:.2f} steps/s with XLA, {rates['no_xla']:.2f} without)" if rates else ""
-        print(
-            f"jit_compile auto: {'XLA' if choice['jit_compile'] else 'no XLA'}, {choice['picked_by']}{said}"
-        )
-    return {"jit_compile": choice["jit_compile"], "jit_choice": choice}
+    keras.distribution.set_distribution(sharding.evaluation(rt.distribution, model))
+    final, report = task.report(rt)
+    return sharding.host_copy(final), report
 
 
 def _precise_bn(task: Task, rt: Runtime) -> list:
@@ -401,18 +400,6 @@ def per_replica(rt: Runtime, task):
         return strategy.distribute_datasets_from_function(pipeline)
 
     return batches_from
-
-
-def resume(state: ckpt_lib.TrainingState, run_dir: Path, steps: int) -> int:
-    """Restore the run's newest checkpoint (if any); the step training starts from."""
-    restored = state.restore()
-    start = state.step
-    if start:
-        epoch, skip = divmod(start, steps)
-        # or a given model's: e.g. a Hyperband parent
-        how = "resuming" if restored is not None else "continuing the given model's training"
-        print(f"{how} {run_dir} at step {start} (epoch {epoch + 1}, batch {skip + 1} of {steps})")
-    return start
 
 
 def fit_resumable(

@@ -60,7 +60,7 @@ def main(argv=None, prog="python -m recipes.pretrain") -> int:
         overrides.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         overrides.setdefault("run_dir", str(Path("runs") / f"{args.model}_pretrain"))
-        pretrain(config_lib.resolve(args.model, config_file=args.config, overrides=overrides))
+        return pretrain(config_lib.resolve(args.model, config_file=args.config, overrides=overrides))
 
     return run(prog, go)
 

@@ -43,6 +43,7 @@ def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, expo
         (run_dir / "workers").mkdir(exist_ok=True)
         (run_dir / "workers" / f"{rt.worker_id}.json").write_text(json.dumps(summary, indent=2))
         return
+    summary["onednn_max_cpu_isa"] = os.environ.get("ONEDNN_MAX_CPU_ISA")  # recipes/runtime/native.py
     model.save(run_dir / "model.keras")
     if export:
         try:

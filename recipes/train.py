@@ -93,7 +93,7 @@ def main(argv=None, prog="python -m recipes.train") -> int:
         overrides.update(dict(config_lib.parse_override(o) for o in args.overrides))
         cfg = config_lib.resolve(args.model, config_file=args.config, overrides=overrides)
         translating = modelzoo.get_entry(cfg.model).task == "translation"
-        (translate.train if translating else classify.train)(cfg)
+        return (translate.train if translating else classify.train)(cfg)
 
     return run(prog, go)
 

@@ -4,6 +4,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from recipes.runtime.native import avoid_onednn_fault  # noqa: E402
+
+avoid_onednn_fault()  # as the recipes' commands do, before any convolution (and for the children)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -136,6 +136,9 @@ class Runtime:
 
     @classmethod
     def create(cls, cfg) -> Runtime:
+        from recipes.runtime.native import avoid_onednn_fault
+
+        avoid_onednn_fault()  # a library caller's run too, if no convolution has run yet
         name = check_backend(cfg.backend)
         if name == "tensorflow":
             from recipes.runtime import distributed
