@@ -93,7 +93,7 @@ TINY = Settings(
     sharded=(("bert_tiny", 4),),
     deploy=("lenet5",),
     deploy_batches=(2,),
-    isa_models=("lenet5",),
+    isa_models=(),  # two fresh processes: the table's shape is checked without them (test_benchmarks)
     isa_rounds=1,
 )
 

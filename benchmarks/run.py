@@ -97,6 +97,8 @@ def _isa(settings, out: Path, result: dict, log) -> str:
         "capped below AVX-512 (recipes/runtime/native.py: its AVX-512 backward-weights kernel crashes), each "
         "in a fresh process, alternating; ratio = capped / full."
     )
+    if not settings.isa_models:
+        return "ISA: not measured in this mode."
     rows = bench_isa(settings, result["mode"], log)
     if not rows:
         return "ISA: this CPU has no AVX-512, so the recipes cap nothing and nothing is measured."
