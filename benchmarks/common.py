@@ -68,6 +68,13 @@ class Settings:
     # isa: models timed with oneDNN's full ISA and capped (recipes/runtime/native.py), fresh processes
     isa_models: tuple = ("resnet50", "mobilenet_v2", "densenet121", "vgg16")
     isa_rounds: int = 2
+    # peers: zoo models beside timm on PyTorch (benchmarks/peers.py), fresh processes, alternating
+    peers: tuple = ("resnet50", "vgg16", "densenet121", "mobilenet_v2", "efficientnet_b0")
+    peer_rounds: int = 2
+    # training: a recipe (jit_compile auto) against a plain model.fit, these epochs, alternating rounds
+    training: tuple = ("alexnet", "resnet18")
+    training_epochs: int = 3
+    training_rounds: int = 2
 
 
 # for tests: does the harness run and make well-formed tables
@@ -95,6 +102,11 @@ TINY = Settings(
     deploy_batches=(2,),
     isa_models=(),  # two fresh processes: the table's shape is checked without them (test_benchmarks)
     isa_rounds=1,
+    peers=(),  # five fresh processes a model: the table's shape is checked without them
+    peer_rounds=1,
+    training=("lenet5",),
+    training_epochs=1,
+    training_rounds=1,
 )
 
 

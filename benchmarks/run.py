@@ -12,6 +12,11 @@ round of each side is kept: on a shared machine, noise only ever makes a round s
   and compile settings, and the ratio zoo / reference;
 * deploy (``deploy.csv``): the zoo's exports (SavedModel, folded; LiteRT float32 and int8; ONNX
   Runtime) served at batch 1 and 32 against keras.applications' model as a TensorFlow graph;
+* peers (``peers.csv``): the zoo beside timm on PyTorch (``pip install -e ".[bench]"``) for the
+  same architectures: inference and training samples/s on TensorFlow, JAX and Keras's PyTorch
+  backend, and each one's ratio to timm;
+* training (``training.csv``): each recipe, with its measured compile choice, against a plain
+  ``model.fit`` of the same model and data with Keras's defaults;
 * hardware efficiency: FLOPs per sample (counted on the built model by ``modelzoo.count_flops``;
   a training step counted as 3x the forward pass) times samples per second, over the peak FLOP/s
   of a large float32 matrix multiply measured in the same run;
@@ -48,7 +53,7 @@ from benchmarks.pipeline import PIPE_FORMAT, bench_pipeline
 from benchmarks.sharding import SHARD_FORMAT, bench_sharding
 from benchmarks.streaming import STREAM_FORMAT, bench_streaming
 
-SECTIONS = ("pairs", "deploy", "isa", "pipeline", "streaming", "corpus", "sharding")
+SECTIONS = ("pairs", "deploy", "isa", "peers", "training", "pipeline", "streaming", "corpus", "sharding")
 
 
 def _table(result: dict, out: Path, name: str, rows: list, fmt: dict, note: str, csv: str = "") -> str:
@@ -105,6 +110,39 @@ def _isa(settings, out: Path, result: dict, log) -> str:
     return _table(result, out, "isa", rows, ISA_FORMAT, note)
 
 
+def _peers(settings, out: Path, result: dict, log) -> str:
+    """The zoo beside timm on PyTorch, and on each Keras backend."""
+    from benchmarks.peers import PEER_FORMAT, bench_peers, timm_installed
+
+    if not settings.peers:
+        return "Peers: not measured in this mode."
+    if not timm_installed():
+        return 'Peers: timm and torch are not installed (pip install -e ".[bench]").'
+    note = (
+        "Peers: samples/s at the pairs' batch and input, every core, each side in a fresh process, alternating; "
+        "timm on PyTorch (eager); the zoo on TensorFlow with oneDNN capped below AVX-512 as the recipes run it "
+        "(tensorflow) and uncapped (tensorflow_full_isa), on Keras's JAX backend (jitted) and its PyTorch "
+        "backend (eager); SGD with momentum on cross-entropy; ratio = the zoo side / timm."
+    )
+    return _table(result, out, "peers", bench_peers(settings, result["mode"], log), PEER_FORMAT, note)
+
+
+def _training(settings, out: Path, result: dict, log) -> str:
+    """Each recipe against a plain ``model.fit`` of the same model and data."""
+    from benchmarks.training import TRAINING_FORMAT, bench_training
+
+    note = (
+        f"Training: each recipe for {settings.training_epochs} epoch(s) with `jit_compile: auto` (picked: what "
+        "its measurement chose, with both rates in steps/s) against a plain `model.fit` of the same zoo model "
+        "on the recipe's preprocessed arrays with Keras's defaults (no XLA on a CPU-only TensorFlow) and the "
+        "recipe's optimizer; samples/s over each side's whole training (the recipe's: its summary's, which "
+        "includes its pipeline, augmentation, checkpoints and validation), alternating rounds, fastest kept; "
+        "ratio = recipe / plain; accuracy on the test split."
+    )
+    rows = [bench_training(recipe, settings, log) for recipe in settings.training]
+    return _table(result, out, "training", rows, TRAINING_FORMAT, note)
+
+
 def _pipeline(settings, out: Path, result: dict, log) -> str:
     """Each recipe's tf.data pipeline against one cached batch."""
     rows = [bench_pipeline(recipe, settings, log) for recipe in settings.pipeline]
@@ -156,6 +194,8 @@ SECTION_RUNS = {
     "pairs": _pairs,
     "deploy": _deploy,
     "isa": _isa,
+    "peers": _peers,
+    "training": _training,
     "pipeline": _pipeline,
     "streaming": _streaming,
     "corpus": _corpus,

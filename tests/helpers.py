@@ -32,11 +32,19 @@ def free_ports(n: int) -> list[int]:
 JAX_CACHE = "MODELZOO_TESTS_JAX_CACHE"  # the session's cache folder (tests/conftest.py makes it)
 
 
-def fast_compile_flags() -> str:
-    """``XLA_FLAGS`` with LLVM at -O0, for a JAX process whose time is mostly compiling small
-    programs: densenet121's build, first train step and first predict 11.4, 28.8, 3.6 s -> 7.3,
-    20.0, 2.0 s; the sharding probe's 24 compiled steps 80 s -> 48 s of CPU here."""
-    return " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+def fast_compile_flags(*, fusion_emitters: bool = True) -> str:
+    """``XLA_FLAGS`` for a JAX process whose time is mostly compiling small programs. LLVM at -O0:
+    densenet121's build, first train step and first predict 11.4, 28.8, 3.6 s -> 7.3, 20.0, 2.0 s;
+    the sharding probe's 24 compiled steps 80 s -> 48 s of CPU here.
+
+    ``fusion_emitters=False``: XLA:CPU's older loop emitters. A tiny model's build compiles one
+    weight initializer per kernel shape (googlenet: 156 compiles, 9 of its 13 s), and the JAX model
+    suite took 367 s -> 259 s (back to back, its 139 checks passing either way). Only for checks
+    within one program: a sharded resnet18's training drifted 1.8e-3 from one device's under it."""
+    flags = [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
+    if not fusion_emitters:
+        flags.append("--xla_cpu_use_fusion_emitters=false")
+    return " ".join(flags).strip()
 
 
 def subprocess_env(*, compile_cache: bool = True, **extra) -> dict:

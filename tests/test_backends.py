@@ -69,7 +69,8 @@ def test_model_suite_passes_on_backend(backend, tmp_path):
         "--durations=10",
     ]
     # Compiling is most of JAX's time here, running little. One process: no cache to share.
-    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=fast_compile_flags(), compile_cache=False)
+    flags = fast_compile_flags(fusion_emitters=False)
+    env = subprocess_env(KERAS_BACKEND=backend, XLA_FLAGS=flags, compile_cache=False)
     done = helpers.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=840)
     tail = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail

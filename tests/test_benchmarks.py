@@ -80,12 +80,23 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
     assert (deploy["samples_per_s"] > 0).all() and deploy["ratio"][0] == 1.0
     assert (deploy["relative_difference"][:4] < 1e-5).all() and deploy["relative_difference"][5] < 1e-5
     assert math.isfinite(deploy["relative_difference"][4])  # int8: judged on a trained model (test_export)
+    training = pd.read_csv(tmp_path / "training.csv")
+    assert training["recipe"].tolist() == ["lenet5 on digits"] and training["epochs"].tolist() == [1]
+    assert training["picked"][0] == (
+        "XLA" if training["steps_per_s_xla"][0] > training["steps_per_s_no_xla"][0] else "no XLA"
+    )
+    assert training["ratio"][0] == pytest.approx(
+        training["recipe_samples_per_s"][0] / training["plain_samples_per_s"][0]
+    )
+    assert 0 <= training["recipe_accuracy"][0] <= 1 and 0 <= training["plain_accuracy"][0] <= 1
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
-    assert "ISA: not measured in this mode." in text  # its table: the test below
+    # their tables: the tests below
+    assert "ISA: not measured in this mode." in text and "Peers: not measured in this mode." in text
     tables = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + 4 + 2 + 6 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
-    # headers and rules; four pairs, six exports, a recipe, four streams, two corpora, a model
+    assert len(tables) == 2 + 4 + 2 + 6 + 2 + 1 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
+    # headers and rules; four pairs, six exports, a recipe trained, a pipeline, four streams, two
+    # corpora, a model
     assert all(line.count("|") == tables[0].count("|") for line in tables[:6])
 
 
@@ -122,6 +133,47 @@ def test_the_isa_table_compares_each_model_with_and_without_the_cap(monkeypatch)
     )
     rates = isa.probe("lenet5", "tiny")  # the probe itself, once, in this process
     assert rates["infer"] > 0 and rates["train"] > 0
+
+
+def test_the_peers_table_puts_each_zoo_backend_beside_timm(monkeypatch):
+    from benchmarks import peers
+    from recipes.runtime import native
+
+    rates = {"timm": 4.0, "tensorflow": 3.0, "tensorflow_full_isa": 5.0, "jax": 2.0, "keras_torch": 1.0}
+    asked = []
+
+    def fresh(probe, args, **env):  # in this process: the table's shape and each side's setting
+        side = args[0]
+        asked.append((side, env.get("KERAS_BACKEND"), env.get(native.ISA_VARIABLE)))
+        return {"infer": rates[side], "train": rates[side] / 2, "params": 7 if side == "timm" else 8}
+
+    monkeypatch.setattr(native, "avx512", lambda: True)
+    settings = dataclasses.replace(common.TINY, peers=("mobilenet_v2",), peer_rounds=2)
+    (row,) = peers.bench_peers(settings, "tiny", log=lambda *a: None, measure=fresh)
+    sides = list(peers.SIDES)
+    assert [side for side, *_ in asked] == sides + sides[::-1]  # alternating rounds
+    settings_of = {side: (backend, isa) for side, backend, isa in asked}
+    assert settings_of == {
+        "timm": (None, "DEFAULT"),
+        "tensorflow": ("tensorflow", native.BELOW_AVX512),  # as the recipes run it
+        "tensorflow_full_isa": ("tensorflow", "DEFAULT"),
+        "jax": ("jax", None),
+        "keras_torch": ("torch", "DEFAULT"),
+    }
+    assert row["timm_model"] == "mobilenetv2_100" and (row["zoo_params"], row["timm_params"]) == (8, 7)
+    for side in sides[1:]:
+        assert row[f"{side}_infer_ratio"] == row[f"{side}_train_ratio"] == rates[side] / 4.0
+    zoo = peers.probe("tensorflow", "mobilenet_v2", "tiny")  # the Keras probe itself, in this process
+    assert zoo["infer"] > 0 and zoo["train"] > 0 and zoo["params"] == 3_504_872
+
+
+@pytest.mark.skipif(not __import__("benchmarks.peers").peers.timm_installed(), reason='needs ".[bench]"')
+def test_timm_counts_the_zoos_parameters_for_each_peer():
+    # the same architecture on both sides: timm's parameters equal the zoo's trainable ones
+    from benchmarks import peers
+
+    timm = common.in_fresh_process(peers.probe, ("timm", "mobilenet_v2", "tiny"), **peers.FULL_ISA)
+    assert timm["infer"] > 0 and timm["train"] > 0 and timm["params"] == 3_504_872
 
 
 def test_settings_are_sane_for_every_mode():
