@@ -4,6 +4,7 @@ overridable field by field, validated before anything is built, and saved into t
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import yaml
@@ -11,10 +12,12 @@ import yaml
 from modelzoo.validation import UserError, did_you_mean
 from recipes.config_rules import (
     CHOICES,
+    ITEMS,
     OPTIONAL,
     RANGES,
     bad_value,
     base_type,
+    check_items,
     range_text,
     union_types,
     within,
@@ -231,20 +234,26 @@ class TrainConfig:
             if value is None and "None" in str(f.type):
                 continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                setattr(self, f.name, float(value))
-                continue
-            if kind is not None and (
-                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
-            ):
-                alternatives = union_types(f.type)
-                if not any(isinstance(value, k) for k in alternatives):
-                    raise UserError(
-                        f"config field {f.name}={value!r} is invalid: expected "
-                        f"{' or '.join(k.__name__ for k in alternatives)}."
-                    )
+                value = float(value)
+                setattr(self, f.name, value)
+            alternatives = union_types(f.type)
+            if kind is not None and not any(_is_a(value, k) for k in alternatives):
+                raise UserError(
+                    f"config field {f.name}={value!r} is invalid: expected "
+                    f"{' or '.join(k.__name__ for k in alternatives)}."
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                bad_value(f.name, value, "must be a finite number")
+            if isinstance(value, list) and f.name in ITEMS:
+                check_items(f.name, value)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _is_a(value, kind) -> bool:
+    """``isinstance``, except that a bool is no int or float (YAML's ``yes`` is not a batch size)."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -375,7 +384,10 @@ def load_yaml(path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {str(path)!r} does not exist.")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} {str(path)!r} is not valid UTF-8 YAML: {_first_line(e)}") from None
     if not isinstance(values, dict):
         raise UserError(f"{what} {str(path)!r} must hold a mapping.")
     return values
@@ -390,7 +402,14 @@ def parse_override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise UserError(f"override {text!r} must look like key=value.")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise UserError(f"override {text!r}: its value is not YAML ({_first_line(e)}).") from None
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:200]
 
 
 def default_dataset(model: str) -> str:

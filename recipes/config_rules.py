@@ -81,6 +81,21 @@ RANGES = {
     "train_fraction": (0, 1, False, True),
     "distill_weight": (0, 1, True, True),
     "eval_crop": (0, 1, False, True),
+    "step_gamma": (0, None, False, None),
+    "prune_begin_epoch": (0, None, True, None),
+    "prune_end_epoch": (0, None, True, None),
+    "seed": (0, 2**32 - 1, True, True),  # NumPy's seed range
+    "verbose": (0, 2, True, True),  # Keras's fit: silent, a progress bar, a line per epoch
+    "num_gpus": (0, None, True, None),
+}
+
+# List fields: (the types each item may have, how many items: None for any number).
+ITEMS = {
+    "step_epochs": ((int,), None),
+    "languages": ((str,), 2),
+    "devices": ((str, int), None),
+    "classes": ((str, int), None),
+    "scale_range": ((int, float), 2),
 }
 
 
@@ -100,6 +115,16 @@ OPTIONAL = (
 
 def bad_value(field, value, allowed):
     raise UserError(f"config field {field}={value!r} is invalid: {allowed}.")
+
+
+def check_items(field, value) -> None:
+    """A list field's items: of the allowed types (never a bool), and as many as it needs."""
+    kinds, count = ITEMS[field]
+    names = " or ".join(k.__name__ for k in kinds)
+    if any(isinstance(v, bool) or not isinstance(v, kinds) for v in value):
+        bad_value(field, value, f"each item must be a {names}")
+    if count is not None and len(value) != count:
+        bad_value(field, value, f"needs {count} items ({names})")
 
 
 def within(value, low, high, low_in, high_in) -> bool:
