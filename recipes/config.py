@@ -14,7 +14,9 @@ from recipes.config_rules import (
     CHOICES,
     ITEMS,
     OPTIONAL,
+    PARTS,
     RANGES,
+    RECIPES,
     bad_value,
     base_type,
     check_items,
@@ -258,90 +260,6 @@ def _is_a(value, kind) -> bool:
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
-# The config in parts: every field belongs to exactly one, and a recipe takes some of them.
-PARTS = {
-    "model": ("model", "model_kwargs"),
-    "data": (
-        "dataset",
-        "data_dir",
-        "data_path",
-        "batch_size",
-        "data_service",
-        "data_service_workers",
-        "streaming",
-        "memory_budget_gb",
-    ),
-    "labels": ("label_column", "text_column", "classes", "class_fraction", "train_fraction"),
-    "images": (
-        "image_size",
-        "augment",
-        "crop_padding",
-        "crop_mode",
-        "scale_range",
-        "eval_crop",
-        "normalize",
-        "bad_images",
-    ),
-    "text": ("sequence_length", "vocabulary_size", "vocabulary_file"),
-    "optimization": (
-        "epochs",
-        "optimizer",
-        "learning_rate",
-        "momentum",
-        "nesterov",
-        "adam_beta_1",
-        "adam_beta_2",
-        "adam_epsilon",
-        "weight_decay",
-        "schedule",
-        "warmup_epochs",
-        "step_epochs",
-        "step_gamma",
-        "clipnorm",
-        "divergence_factor",
-        "early_stopping_patience",
-        "precise_bn_samples",
-    ),
-    "runtime": (
-        "backend",
-        "mixed_precision",
-        "jit_compile",
-        "strategy",
-        "num_gpus",
-        "devices",
-        "tpu",
-        "distribution",
-        "mesh",
-        "checkpoint_every",
-        "seed",
-        "run_dir",
-        "verbose",
-    ),
-    "smoothing": ("label_smoothing",),
-    "translation": ("languages", "beam_size", "length_penalty"),
-    "classification": (
-        "loss",
-        "focal_gamma",
-        "class_weight",
-        "l1",
-        "l2",
-        "input_noise",
-        "prune_sparsity",
-        "prune_begin_epoch",
-        "prune_end_epoch",
-        "init_from",
-        "freeze_epochs",
-        "unfreeze_lr_scale",
-    ),
-    "distillation": ("temperature", "distill_weight", "distill_targets", "distill_token"),
-}
-COMMON = ("model", "data", "optimization", "runtime")
-RECIPES = {
-    "train": (*COMMON, "labels", "images", "text", "smoothing", "classification"),  # finetune, tuning too
-    "translate": (*COMMON, "text", "smoothing", "translation"),  # train, for a translation model
-    "pretrain": (*COMMON, "text"),
-    "distill": (*COMMON, "labels", "images", "text", "distillation"),  # the Distiller computes its own loss
-}
 DEFAULTS = TrainConfig()
 
 
