@@ -143,6 +143,11 @@ class TrainConfig:
         None  # warm start: a run folder or .keras file; layers with equal names and shapes are copied
     )
     checkpoint_every: int = 20  # steps between checkpoints (and at every epoch end)
+    # "gradients": per-layer gradient norms and update/weight ratios every diagnostics_every steps
+    # (recipes.diagnostics), layers outside gradient_bounds (low, high) flagged
+    diagnostics: str | None = None
+    diagnostics_every: int = 50
+    gradient_bounds: list = dataclasses.field(default_factory=lambda: [1e-6, 1e2])
     seed: int = 0
     run_dir: str | None = None  # default: runs/<model>_<dataset>
     verbose: int | None = None  # None: a progress bar on a terminal, a line per epoch otherwise
@@ -163,6 +168,9 @@ class TrainConfig:
             from recipes.data.service import service_targets
 
             service_targets(self.data_service)
+        low, high = self.gradient_bounds
+        if not 0 <= low < high:
+            bad_value("gradient_bounds", self.gradient_bounds, "needs 0 <= low < high")
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
             bad_value(
                 "class_weight", self.class_weight, "'balanced', a list of one weight per class, or null"

@@ -35,6 +35,7 @@ CHOICES = {
     "normalize": ("none", "imagenet_mean", "imagenet_mean_std", "family"),
     "distill_targets": ("soft", "hard"),
     "jit_compile": (True, False, "auto"),
+    "diagnostics": ("gradients",),
 }
 
 
@@ -50,6 +51,7 @@ RANGES = {
             "batch_size",
             "epochs",
             "checkpoint_every",
+            "diagnostics_every",
             "early_stopping_patience",
             "image_size",
             "data_service_workers",
@@ -97,6 +99,7 @@ ITEMS = {
     "devices": ((str, int), None),
     "classes": ((str, int), None),
     "scale_range": ((int, float), 2),
+    "gradient_bounds": ((int, float), 2),
 }
 
 
@@ -111,6 +114,7 @@ OPTIONAL = (
     "mesh",
     "jit_compile",
     "divergence_factor",
+    "diagnostics",
 )  # null allowed
 
 
@@ -215,6 +219,9 @@ PARTS = {
         "distribution",
         "mesh",
         "checkpoint_every",
+        "diagnostics",
+        "diagnostics_every",
+        "gradient_bounds",
         "seed",
         "run_dir",
         "verbose",

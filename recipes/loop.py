@@ -38,7 +38,7 @@ import keras
 import modelzoo
 from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
-from recipes import compile_choice, divergence, precise_bn, run_lock
+from recipes import compile_choice, diagnostics, divergence, precise_bn, run_lock
 from recipes import config as config_lib
 from recipes.data import base
 from recipes.divergence import Diverged, DivergenceGuard
@@ -217,12 +217,14 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     # update, the divergence guard (before any checkpoint holds a diverged model), then the checkpoint
     # (so it holds both), the logs, the caller's.
     preemption = Preemption(state) if one_process(rt) else None
+    gradient_log = diagnostics.callbacks(task, rt, run_dir)
     every = [
         *task.callbacks(steps),
         *_precise_bn(task, rt),
         tracker,
         guard,
         ckpt_lib.StepCheckpoint(state, cfg.checkpoint_every),
+        *gradient_log,
         *([preemption] if preemption else []),
         *log_callbacks(rt, run_dir),
         *callbacks,
@@ -236,6 +238,9 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         return divergence.stopped(task.cfg, run_dir, err, ckpt_lib.latest_step(run_dir / "checkpoints"))
     final, report = _report(task, rt, model)
     summary = {**_summary(task, rt, state, steps, tracker, seconds, final, report), **jit}
+    for log in gradient_log:  # diagnostics: gradients
+        summary.update(log.summary(seconds))
+        diagnostics.plot(run_dir, task.title)
     finish(rt, final, run_dir, summary, title=task.title, export=export and task.export)
     print(task.message(summary, run_dir))
     return summary
