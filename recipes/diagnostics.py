@@ -74,6 +74,10 @@ def layer_groups(model) -> list[tuple[str, list[int]]]:
     return groups
 
 
+def _row(step, layer, depth, grad_norm, update_ratio, flag) -> dict:
+    return dict(zip(COLUMNS, (step, layer, depth, grad_norm, update_ratio, flag)))
+
+
 def _norm(arrays) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(a, dtype="float64"))) for a in arrays)))
 
@@ -122,9 +126,8 @@ class GradientLog(keras.callbacks.Callback):
         self.seconds += time.perf_counter() - start
 
     def _rows(self, step, grads, before, after) -> list[dict]:
-        rows = [
-            {"step": step, "layer": "(global)", "depth": -1, "grad_norm": _norm(grads), "update_ratio": ""}
-        ]
+        """The global gradient norm, then each layer's norms and flag, input to output."""
+        rows = [_row(step, "(global)", -1, _norm(grads), "", "")]
         for depth, (name, owned) in enumerate(layer_groups(self.model)):
             grad = _norm(grads[i] for i in owned)
             weight = _norm(before[i] for i in owned)
@@ -133,11 +136,7 @@ class GradientLog(keras.callbacks.Callback):
             if flag and name not in self.flags:
                 self.flags[name] = f"{flag} at step {step} (gradient norm {grad:.2e})"
                 print(f"gradients: layer {name} {self.flags[name]}; bounds {self.low:g}..{self.high:g}")
-            ratio = update / weight if weight else float("nan")
-            rows.append(
-                {"step": step, "layer": name, "depth": depth, "grad_norm": grad, "update_ratio": ratio}
-            )
-            rows[-1]["flag"] = flag
+            rows.append(_row(step, name, depth, grad, update / weight if weight else float("nan"), flag))
         return rows
 
     def _write(self, rows: list[dict]) -> None:
@@ -147,7 +146,7 @@ class GradientLog(keras.callbacks.Callback):
             writer = csv.DictWriter(f, COLUMNS)
             if new:
                 writer.writeheader()
-            writer.writerows({**{"flag": ""}, **row} for row in rows)
+            writer.writerows(rows)
         self._tensorboard(rows)
 
     def _tensorboard(self, rows: list[dict]) -> None:
