@@ -269,6 +269,17 @@ def _tuner_starter(argv: list[str], project_dir: Path, port: int):
     return start
 
 
+def exit_text(code: int) -> str:
+    """A process's exit status, with the signal's name where a signal ended it (-11: SIGSEGV,
+    the native crash recipes/runtime/native.py avoids)."""
+    import signal
+
+    try:
+        return f"{code} ({signal.Signals(-code).name})" if code < 0 else str(code)
+    except ValueError:
+        return str(code)
+
+
 def _supervise(chief, procs: dict, start, timeout: float, max_restarts: int, project_dir: Path, log) -> dict:
     """Until the chief exits: restart a worker that failed under its ID, at most ``max_restarts``
     times each; past ``timeout`` seconds or the restarts, kill them all (one line). The restart counts."""
@@ -294,7 +305,7 @@ def _supervise(chief, procs: dict, start, timeout: float, max_restarts: int, pro
                 )
             restarts[tid] += 1
             log(
-                f"worker {tid} exited with status {code}; restarting it under the same ID "
+                f"worker {tid} exited with status {exit_text(code)}; restarting it under the same ID "
                 f"({restarts[tid]}/{max_restarts})"
             )
             procs[tid] = start(tid)

@@ -90,7 +90,7 @@ def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     assert killed is not None, "the search ended before a worker could be killed"
     stdout, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout[-3000:]
-    assert "worker tuner0 exited with status -9; restarting it under the same ID" in stdout
+    assert "worker tuner0 exited with status -9 (SIGKILL); restarting it under the same ID" in stdout
     assert json.loads((project / "launcher.json").read_text())["restarts"]["tuner0"] == 1
     assert f"{TRIALS} trials ({TRIALS} completed)" in stdout
     _check(project)  # nothing lost, nothing run twice
@@ -98,3 +98,10 @@ def test_a_killed_worker_is_restarted_and_its_trial_resumes(tmp_path):
     assert sorted(logs) == ["tuner0", "tuner1"] and all("run folder" in text for text in logs.values()), (
         "a worker ran no trial"
     )
+
+
+def test_an_exit_status_names_the_signal_that_ended_the_process():
+    from tuning.search import exit_text
+
+    assert exit_text(-signal.SIGSEGV) == "-11 (SIGSEGV)" and exit_text(-signal.SIGKILL) == "-9 (SIGKILL)"
+    assert exit_text(1) == "1" and exit_text(-200) == "-200"  # no such signal: the number alone
