@@ -1,5 +1,6 @@
 """Shared by the tests that run recipes in subprocesses and kill them."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,6 +31,23 @@ def free_ports(n: int) -> list[int]:
 
 
 JAX_CACHE = "MODELZOO_TESTS_JAX_CACHE"  # the session's cache folder (tests/conftest.py makes it)
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Models built inside hold weights of the right shapes and no values (a
+    ``keras.StatelessScope`` that does not initialize them): for counting parameters of full-size
+    models without allocating them. Keras keeps such variables in its session's list of ones to
+    initialize at the next scope's end, so the session is cleared after: what was built inside
+    is for counting, not running. The seven BERT relatives beside keras-hub's backbones, at full
+    size: 20.1 s -> 2.0 s; every model's full-size count: 112 s -> 77 s (alone, one worker)."""
+    import keras
+
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        keras.backend.clear_session()
 
 
 def fast_compile_flags(*, fusion_emitters: bool = True) -> str:
