@@ -129,7 +129,7 @@ def bench_corpus(settings: Settings, log=print) -> list[dict]:
                     settings.repeats,
                     settings.corpus_vocabulary,
                 )
-                probe = in_fresh_process(corpus_probe, args)
+                probe = in_fresh_process(corpus_probe, args) if settings.corpus_fresh else corpus_probe(*args)
                 row["peak_rss_gb_full" if mb == sizes[-1] else "peak_rss_gb_quarter"] = probe.pop(
                     "peak_rss_gb"
                 )

@@ -8,6 +8,7 @@ is pinned below 3.16 in setup.cfg for the same reason). ``modelzoo`` and ``recip
 
 from __future__ import annotations
 
+import keras
 from keras.src.backend.common import global_state
 
 # keras.utils.set_random_seed stores the seed and drops the global SeedGenerator in Keras's
@@ -94,3 +95,37 @@ def unscale_loss_for_distribution(loss):
     from keras.src.losses.loss import unscale_loss_for_distribution as unscale
 
     return unscale(loss)
+
+
+def build_deferred(build, check):
+    """``build()`` with every weight's allocation deferred, ``check(model)`` on the result, then
+    the weights allocated: the values and their order equal an ordinary build's (Keras draws each
+    initializer at allocation, in creation order). When ``build`` or ``check`` raises, the
+    deferred weights are dropped unallocated, so a model too large for memory is refused before
+    a byte of it exists.
+
+    ``keras.StatelessScope(initialize_variables=False)`` defers; Keras then keeps the variables
+    in its session's private list of ones to allocate at the next stateless scope's end, with no
+    public way to allocate or drop them (the deferral was designed for loading presets without
+    random weights, keras-team/keras-hub#1341); what the build assigns stays in the scope's
+    mapping and is assigned after. Inside a caller's own stateless scope the build is left to it."""
+    from keras.src.backend.common import stateless_scope
+    from keras.src.backend.common.variables import initialize_all_variables
+
+    if stateless_scope.in_stateless_scope():
+        return build()
+    before = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    scope = keras.StatelessScope(initialize_variables=False)
+    try:
+        with scope:
+            model = build()
+        check(model)
+    except BaseException:
+        global_state.set_global_attribute("uninitialized_variables", before)
+        raise
+    initialize_all_variables()
+    for variable in model.variables:  # what the build assigned (textcnn's given embeddings)
+        value = scope.get_current_value(variable)
+        if value is not None:
+            variable.assign(value)
+    return model

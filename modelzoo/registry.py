@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from modelzoo.validation import UserError, did_you_mean
+from modelzoo.validation import UserError, check_fits_memory, did_you_mean
 
 TASKS = (
     "image_classification",
@@ -214,7 +214,7 @@ def get_entry(name: str) -> ModelEntry:
         ) from None
 
 
-def create_model(name: str, weights=None, **overrides):
+def create_model(name: str, /, weights=None, **overrides):
     """Build the registered model ``name``; keyword overrides are checked against its builder.
 
     ``weights``: None (fresh), ``"imagenet"`` (keras.applications' weights, converted; see
@@ -230,7 +230,11 @@ def create_model(name: str, weights=None, **overrides):
                 + did_you_mean(key, allowed)
                 + f" Allowed: {', '.join(allowed)}."
             )
-    model = entry.builder(**overrides)
+    from modelzoo import private_keras  # here: the registry and listing import no Keras
+
+    model = private_keras.build_deferred(
+        lambda: entry.builder(**overrides), lambda built: check_fits_memory(name, overrides, built)
+    )
     if weights is not None:
         from modelzoo import pretrained
 

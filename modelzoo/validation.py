@@ -7,10 +7,15 @@ Each check names the argument, the bad value and what is allowed, and raises ``U
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 
 POOLING_CHOICES = (None, "avg", "max")
+# The most layers or blocks a repeated-layer keyword may ask for: the graph is built before the
+# weights' memory is checked (check_fits_memory), and ALBERT's shared layers need no memory at
+# all, so num_layers=10**12 looped for ever instead of failing.
+MAX_DEPTH = 1000
 
 
 class UserError(ValueError):
@@ -108,13 +113,15 @@ def _activation_names() -> list[str]:
     ]
 
 
-def check_int_tuple(name: str, value, *, minimum: int = 1, length: int | None = None) -> tuple[int, ...]:
-    """A non-empty tuple/list of integers, each >= ``minimum``."""
+def check_int_tuple(
+    name: str, value, *, minimum: int = 1, maximum: int | None = None, length: int | None = None
+) -> tuple[int, ...]:
+    """A non-empty tuple/list of integers, each in ``[minimum, maximum]``."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
         raise UserError(f"{name} must be a non-empty list of integers, got {value!r}.")
     if length is not None and len(value) != length:
         raise UserError(f"{name} must have {length} entries, got {len(value)}: {value!r}.")
-    return tuple(check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+    return tuple(check_int(f"{name}[{i}]", v, minimum=minimum, maximum=maximum) for i, v in enumerate(value))
 
 
 def check_image_shape(value, *, default: tuple[int, int, int], min_size: int) -> tuple[int, int, int]:
@@ -151,3 +158,50 @@ def check_out_indices(value, num_stages: int) -> tuple[int, ...]:
     if len(set(indices)) != len(indices):
         raise UserError(f"out_indices must not repeat a stage, got {value!r}.")
     return tuple(indices)
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: Linux's MemAvailable, lowered to what a cgroup
+    (container) limit leaves; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            found.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_fits_memory(name: str, overrides: dict, model) -> None:
+    """Refuse a model whose weights alone exceed the memory left, before they are allocated
+    (``vgg16_bn(fc_units=1000000)`` asks for 25 billion weights, 100 GB)."""
+    free = available_memory()
+    if free is None:
+        return
+    size = sum(math.prod(w.shape) * _itemsize(w.dtype) for w in model.weights)
+    if size <= free:
+        return
+    count = sum(math.prod(w.shape) for w in model.weights)
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    raise UserError(
+        f"{name}({given}) has {count:,} weights, {size / 2**30:.1f} GiB, more than the "
+        f"{free / 2**30:.1f} GiB of memory left on this machine (training with Adam needs about 4x the "
+        "weights): lower its widths or depths."
+    )
+
+
+def _itemsize(dtype) -> int:
+    import numpy as np
+
+    return 2 if str(dtype) == "bfloat16" else np.dtype(str(dtype)).itemsize

@@ -355,6 +355,8 @@ def resolve(model: str, *, config_file=None, overrides: dict | None = None) -> T
     overrides = dict(overrides or {})
     values: dict = {}
     dataset = overrides.get("dataset") or default_dataset(model)
+    if not isinstance(dataset, str):  # the rest of the config is checked after the YAML is read
+        raise UserError(f"dataset must be a data set's name, got {dataset!r}.")
     path = Path(config_file) if config_file else recipe_path(model, dataset)
     if config_file or path.is_file():
         values.update(load_yaml(path))

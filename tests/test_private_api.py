@@ -137,3 +137,36 @@ def test_keras_tuner_grid_order_round_trips_and_worker_flag(monkeypatch, tmp_pat
     assert private.is_distributed_worker() is True
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
     assert private.is_distributed_worker() is False
+
+
+def test_build_deferred_allocates_after_the_check_and_drops_a_refused_build():
+    from keras.src.backend.common import global_state
+
+    def dense():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(5)])
+
+    def refuse(model):
+        assert model.weights[0].shape == (3, 5)
+        assert len(global_state.get_global_attribute("uninitialized_variables")) == 2  # not allocated yet
+        raise ValueError("too large")
+
+    try:
+        private_keras.build_deferred(dense, refuse)
+    except ValueError:
+        pass
+    assert not global_state.get_global_attribute("uninitialized_variables")  # nothing left pending
+    model = private_keras.build_deferred(dense, lambda built: None)
+    assert not global_state.get_global_attribute("uninitialized_variables")  # allocated
+    assert model.predict_on_batch(np.ones((1, 3))).shape == (1, 5)
+
+    def assigned():  # a build that sets weights (textcnn's given embeddings) keeps them
+        model = dense()
+        model.layers[0].set_weights([np.full((3, 5), 2.0), np.ones(5)])
+        return model
+
+    given = private_keras.build_deferred(assigned, lambda built: None)
+    np.testing.assert_array_equal(given.predict_on_batch(np.ones((1, 3))), np.full((1, 5), 7.0))
+    with keras.StatelessScope(initialize_variables=False):  # a caller's own scope keeps deferring
+        private_keras.build_deferred(dense, lambda built: None)
+        assert len(global_state.get_global_attribute("uninitialized_variables")) == 2
+    keras.backend.clear_session()

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
 from recipes.cli import run, select_backend
-from tuning.tuners import make_tuner, open_project, repair, run_search
+from tuning.launcher import launch
+from tuning.tuners import make_tuner, open_project, run_search
 
 TUNERS = ("random", "hyperband", "bayesian", "grid")
 COSTS = ("params", "latency_ms")
@@ -197,144 +195,6 @@ def report(
 # ---- distributed: KerasTuner's chief and workers on this machine ---------------------------------
 
 
-def launch(argv: list[str], workers: int, *, timeout: float = 3600, max_restarts: int = 3, log=print) -> int:
-    """Run this same search as KerasTuner's chief plus ``workers`` workers on 127.0.0.1.
-
-    The chief serves the oracle; each worker runs trials under ``KERASTUNER_TUNER_ID=tunerN``. A
-    worker that dies is restarted under its own ID (the chief hands it back its trial, which
-    resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
-    global ``timeout`` ends a stalled search. Returns the chief's exit status.
-    """
-    import socket
-    import subprocess
-
-    args = build_parser().parse_args(argv)
-    project_dir = Path(args.results_dir) / (args.project or _default_project(args))
-    if args.overwrite and project_dir.exists():
-        shutil.rmtree(project_dir)
-    repair(project_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inner = _strip_option([a for a in argv if a != "--overwrite"], "--workers")
-    start = _tuner_starter(inner, project_dir, port)
-    chief = start("chief")
-    log(
-        f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
-    )
-    time.sleep(2)  # the oracle server listens before workers ask it for trials
-    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
-    (project_dir / "launcher.json").write_text(
-        json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}})
-    )
-    restarts = _supervise(chief, procs, start, timeout, max_restarts, project_dir, log)
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    (project_dir / "launcher.json").write_text(
-        json.dumps({"port": port, "restarts": restarts, "chief_status": chief.returncode})
-    )
-    lines = (project_dir / "logs" / "chief.log").read_text(errors="replace").splitlines()
-    report = [i for i, line in enumerate(lines) if " trials (" in line and "completed); best trial" in line]
-    for line in lines[report[-1] :] if report else []:
-        log(line)
-    return chief.returncode
-
-
-def _tuner_starter(argv: list[str], project_dir: Path, port: int):
-    """A function that starts the search's process for a tuner ID (``chief`` or ``tunerN``),
-    logging to ``logs/<id>.log`` (appended: a restarted worker continues its log)."""
-    import os
-    import subprocess
-
-    cmd = [sys.executable, "-m", "tuning.search", *argv]
-    cmd += ["--project", project_dir.name, "--results-dir", str(project_dir.parent)]
-
-    def start(tuner_id):
-        env = {
-            **os.environ,
-            "KERASTUNER_TUNER_ID": tuner_id,
-            "KERASTUNER_ORACLE_IP": "127.0.0.1",
-            "KERASTUNER_ORACLE_PORT": str(port),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }
-        logs = project_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        out = open(logs / f"{tuner_id}.log", "a")
-        extra = [] if tuner_id == "chief" else ["--no-retrain"]
-        return subprocess.Popen(cmd + extra, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    return start
-
-
-def exit_text(code: int) -> str:
-    """A process's exit status, with the signal's name where a signal ended it (-11: SIGSEGV,
-    the native crash recipes/runtime/native.py avoids)."""
-    import signal
-
-    try:
-        return f"{code} ({signal.Signals(-code).name})" if code < 0 else str(code)
-    except ValueError:
-        return str(code)
-
-
-def _supervise(chief, procs: dict, start, timeout: float, max_restarts: int, project_dir: Path, log) -> dict:
-    """Until the chief exits: restart a worker that failed under its ID, at most ``max_restarts``
-    times each; past ``timeout`` seconds or the restarts, kill them all (one line). The restart counts."""
-    from modelzoo.validation import UserError
-
-    restarts, deadline = {tid: 0 for tid in procs}, time.time() + timeout
-
-    def give_up(message):
-        for p in [chief, *procs.values()]:
-            p.kill()
-        raise UserError(message)
-
-    while chief.poll() is None:
-        if time.time() > deadline:
-            give_up(f"distributed search timed out after {timeout:.0f} s; rerun the same command to resume.")
-        for tid, proc in list(procs.items()):
-            code = proc.poll()
-            if code is None or code == 0:
-                continue
-            if restarts[tid] >= max_restarts:
-                give_up(
-                    f"worker {tid} failed {max_restarts + 1} times (see {project_dir / 'logs' / (tid + '.log')})."
-                )
-            restarts[tid] += 1
-            log(
-                f"worker {tid} exited with status {exit_text(code)}; restarting it under the same ID "
-                f"({restarts[tid]}/{max_restarts})"
-            )
-            procs[tid] = start(tid)
-        time.sleep(0.5)
-    return restarts
-
-
-def _strip_option(argv, name):
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == name:
-            skip = True
-            continue
-        if a.startswith(name + "="):
-            continue
-        out.append(a)
-    return out
-
-
-def _default_project(args) -> str:
-    from recipes.config import default_dataset
-
-    dataset = args.dataset or default_dataset(args.model)
-    return f"{args.model}_{dataset.replace('/', '_')}_{args.tuner}"
-
-
 def build_parser(prog="python -m tuning.search") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Search a zoo model's hyperparameters with KerasTuner."
@@ -409,7 +269,7 @@ def main(argv=None, prog="python -m tuning.search") -> int:
         choices = _choices(args)
         if args.workers:
             prepare(args.model, **sizes, **choices)  # a bad space or config: one line before any process
-            code = launch(argv, args.workers, timeout=args.timeout)
+            code = launch(argv, args, args.workers, timeout=args.timeout)
             if code:
                 raise UserError(f"the chief exited with status {code}; see its log in the search folder.")
             return

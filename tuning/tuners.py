@@ -6,6 +6,7 @@ keras-tuner 1055; a finished search's last trial never run again)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -148,7 +149,8 @@ class _RecipeTunerMixin:
             callbacks.append(MedianStop(self.project_dir, self.median_stop_objective))
         started = time.time()
         try:
-            return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+            fail_if_it_killed_its_worker(Path(self.project_dir), self.tuner_id, trial.trial_id)
+            result = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
         except Exception:
             write_record(
                 self.project_dir,
@@ -164,6 +166,43 @@ class _RecipeTunerMixin:
                 },
             )
             raise
+        finally:
+            _running_file(Path(self.project_dir), self.tuner_id).unlink(missing_ok=True)
+        return result
+
+
+# Signals a process sends itself when it crashes (a native fault, an abort): the trial that was
+# running would crash its worker again. Any other signal (SIGKILL from a user, the OOM killer or a
+# preempted machine, SIGTERM) may be passing, so that trial resumes once.
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE")
+# Set by the launcher (tuning.launcher.launch) for a worker it restarts after a signal ended it.
+DIED_OF = "MODELZOO_TUNER_DIED_OF"
+
+
+def _running_file(project_dir: Path, tuner_id: str) -> Path:
+    return project_dir / "running" / f"{tuner_id}.json"
+
+
+def fail_if_it_killed_its_worker(project_dir: Path, tuner_id: str, trial_id: str) -> None:
+    """A distributed worker's trial whose run killed the worker's process: recorded FAILED with the
+    signal's name when the signal was a crash or when it is the trial's second death, so the search
+    goes on (the chief hands a restarted worker back its trial, which would crash it again and
+    again). Otherwise the trial's death is noted in ``running/<tuner_id>.json`` and it resumes."""
+    import keras_tuner
+
+    path = _running_file(project_dir, tuner_id)
+    signal_name = os.environ.pop(DIED_OF, None)
+    before = json.loads(path.read_text()) if path.is_file() else {}
+    deaths = before.get("deaths", []) if before.get("trial_id") == trial_id else []
+    if signal_name and before.get("trial_id") == trial_id:
+        deaths = [*deaths, signal_name]
+        if signal_name in CRASH_SIGNALS or len(deaths) > 1:
+            raise keras_tuner.errors.FailedTrialError(
+                f"trial {trial_id} ended its worker {tuner_id}'s process with {', then '.join(deaths)}: "
+                "recorded as failed; the search goes on"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"trial_id": trial_id, "pid": os.getpid(), "deaths": deaths}))
 
 
 def repair(project_dir: Path) -> list[str]:

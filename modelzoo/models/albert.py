@@ -94,7 +94,7 @@ def albert(
         num_layers, num_heads, hidden_dim, intermediate_dim
     )
     num_groups = v.check_int("num_groups", num_groups, minimum=1)
-    repetitions = v.check_int("num_inner_repetitions", num_inner_repetitions, minimum=1)
+    repetitions = v.check_int("num_inner_repetitions", num_inner_repetitions, minimum=1, maximum=v.MAX_DEPTH)
     if num_layers % num_groups:
         raise v.UserError(f"num_layers={num_layers} must be divisible by num_groups={num_groups}.")
     head = v.check_choice("head", head, HEADS)

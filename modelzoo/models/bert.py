@@ -266,7 +266,7 @@ def token_inputs(*names: str) -> dict:
 def check_transformer_sizes(num_layers, num_heads, hidden_dim, intermediate_dim) -> tuple[int, int, int, int]:
     """A Transformer stack's sizes, checked (BERT's and GPT's): whole numbers from 1, and a hidden
     size the heads divide."""
-    num_layers = v.check_int("num_layers", num_layers, minimum=1)
+    num_layers = v.check_int("num_layers", num_layers, minimum=1, maximum=v.MAX_DEPTH)
     num_heads = v.check_int("num_heads", num_heads, minimum=1)
     hidden_dim = v.check_int("hidden_dim", hidden_dim, minimum=1)
     intermediate_dim = v.check_int("intermediate_dim", intermediate_dim, minimum=1)

@@ -80,7 +80,7 @@ def densenet(
     bottleneck; ``compression`` is the transition's theta. Stages: stem ReLU (stride 2), dense
     blocks 1-3 before their transitions (4, 8, 16), the final BN-ReLU (32).
     """
-    counts = v.check_int_tuple("blocks_per_stage", blocks_per_stage, length=4)
+    counts = v.check_int_tuple("blocks_per_stage", blocks_per_stage, maximum=v.MAX_DEPTH, length=4)
     depth = 2 * sum(counts) + 5  # stem + two convs per dense layer + 3 transitions + classifier
     args = blocks.image_args(
         locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name=f"densenet{depth}"

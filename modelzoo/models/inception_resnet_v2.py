@@ -114,7 +114,7 @@ def inception_resnet_v2(
     8), the last block17 (1088 at 16), conv_7b (1536 at 32).
     """
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
-    repeats = v.check_int_tuple("block_repeats", block_repeats, length=3)
+    repeats = v.check_int_tuple("block_repeats", block_repeats, maximum=v.MAX_DEPTH, length=3)
     args = blocks.image_args(
         locals(), default_input_shape=(299, 299, 3), min_input_size=75, default_name="inception_resnet_v2"
     )

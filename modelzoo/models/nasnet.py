@@ -160,7 +160,7 @@ def _check(penultimate_filters, cell_repeats, stem_filters, filter_multiplier):
             f"penultimate_filters={penultimate} must be a multiple of 24 x filter_multiplier^2 = "
             f"{24 * multiplier**2} (the last cells' six branches of penultimate / 24 x multiplier^2 maps)."
         )
-    repeats = v.check_int("cell_repeats", cell_repeats, minimum=1)
+    repeats = v.check_int("cell_repeats", cell_repeats, minimum=1, maximum=v.MAX_DEPTH)
     return penultimate // 24, repeats, v.check_int("stem_filters", stem_filters, minimum=1), multiplier
 
 

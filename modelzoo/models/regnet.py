@@ -144,7 +144,7 @@ def regnet(
     stage's last block (strides 4, 8, 16, 32)."""
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
     if stage_depths is not None:
-        stage_depths = v.check_int_tuple("stage_depths", stage_depths)
+        stage_depths = v.check_int_tuple("stage_depths", stage_depths, maximum=v.MAX_DEPTH)
     args = blocks.image_args(
         locals(), default_input_shape=(224, 224, 3), min_input_size=32, default_name="regnet"
     )

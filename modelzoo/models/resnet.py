@@ -94,6 +94,11 @@ def bottleneck_block(
     The inner maps are ``filters * width_per_group / 64 * groups`` (torchvision's rule: ResNet's
     own ``filters`` at the defaults)."""
     inner = int(filters * width_per_group / 64) * groups
+    if inner < 1:
+        raise v.UserError(
+            f"width_per_group={width_per_group} leaves no maps in a {filters}-filter bottleneck "
+            f"({filters} x {width_per_group} / 64 < 1): raise width_per_group or width_multiplier."
+        )
     shortcut = _shortcut(x, 4 * filters, strides, name)
     y = _conv(x, inner, 1, f"{name}_1", strides=strides if stride_in_1x1 else 1)
     if deformable:
@@ -243,6 +248,8 @@ def _block_keywords(bottleneck: bool, given: dict) -> dict:
 
 def _deformable_keywords(bottleneck: bool, groups, stages, modulated) -> dict:
     """Which stages' 3x3s are deformable (bottleneck blocks without groups only)."""
+    if stages is not None and (isinstance(stages, (str, bytes)) or not isinstance(stages, (list, tuple))):
+        raise v.UserError(f"deformable_stages must be a list of stages from 2, 3, 4, 5; got {stages!r}.")
     stages = tuple(stages or ())
     if any(s not in (2, 3, 4, 5) for s in stages) or len(set(stages)) != len(stages):
         raise v.UserError(f"deformable_stages must be distinct stages of 2, 3, 4, 5; got {stages!r}.")

@@ -51,7 +51,7 @@ def rnn_classifier(
     cell = v.check_choice("cell", cell, CELLS)
     embedding_dim = v.check_int("embedding_dim", embedding_dim, minimum=1)
     units = v.check_int("units", units, minimum=1)
-    num_layers = v.check_int("num_layers", num_layers, minimum=1)
+    num_layers = v.check_int("num_layers", num_layers, minimum=1, maximum=v.MAX_DEPTH)
     bidirectional = v.check_bool("bidirectional", bidirectional)
     recurrent_dropout = v.check_float("recurrent_dropout", recurrent_dropout, minimum=0.0, maximum=1.0)
     inputs = keras.Input((max_sequence_length,), dtype="int32", name="token_ids")

@@ -92,7 +92,7 @@ def lstm_seq2seq(
     args = model_args({**locals(), "input_shape": None}, input_shape=(None,), default_name="lstm_seq2seq")
     embedding_dim = v.check_int("embedding_dim", embedding_dim, minimum=1)
     units = v.check_int("units", units, minimum=1)
-    num_layers = v.check_int("num_layers", num_layers, minimum=1)
+    num_layers = v.check_int("num_layers", num_layers, minimum=1, maximum=v.MAX_DEPTH)
     attention = v.check_choice("attention", attention, ATTENTION)
     reverse_source = v.check_bool("reverse_source", reverse_source)
     inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in INPUTS}

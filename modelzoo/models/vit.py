@@ -209,7 +209,7 @@ def vit(
     as dense-prediction heads read a ViT (ViTDet); the backbone's output is the normalised tokens.
     """
     patch = v.check_int("patch_size", patch_size, minimum=1)
-    depth = v.check_int("depth", depth, minimum=1)
+    depth = v.check_int("depth", depth, minimum=1, maximum=v.MAX_DEPTH)
     heads = v.check_int("heads", heads, minimum=1)
     width = v.check_int("width", width, minimum=1)
     if width % heads:

@@ -98,7 +98,7 @@ def xception(
     256 at 8), the middle flow's end (728 at 16) and the exit flow (2048 at 32).
     """
     mult = v.check_float("width_multiplier", width_multiplier, minimum=1e-3, maximum=16.0, include_max=True)
-    middle_blocks = v.check_int("middle_blocks", middle_blocks, minimum=1)
+    middle_blocks = v.check_int("middle_blocks", middle_blocks, minimum=1, maximum=v.MAX_DEPTH)
     args = blocks.image_args(
         locals(), default_input_shape=(299, 299, 3), min_input_size=32, default_name="xception"
     )

@@ -31,6 +31,8 @@ def write_records(
     if shards < 1:
         raise DataError(f"--shards {shards}: give at least 1.")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"OUT {str(out)!r} is a file; give a folder for the TFRecord files.")
     out.mkdir(parents=True, exist_ok=True)
     index = {"source": source, "counts": {}, "skipped": []}
     if Path(source).is_dir():

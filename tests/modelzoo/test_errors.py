@@ -187,3 +187,34 @@ def test_reset_classifier_needs_a_head():
 def test_register_model_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
         modelzoo.register_model(lambda: None, paper="x", year=2000, name="resnet50")
+
+
+def test_a_model_larger_than_memory_is_refused_before_its_weights_exist():
+    import psutil
+
+    before = psutil.Process().memory_info().rss
+    with pytest.raises(
+        ValueError, match=r"vgg16_bn\(fc_units=1000000\) has 1,026,104,732,584 weights, 3822\.5 GiB"
+    ):
+        modelzoo.create_model("vgg16_bn", fc_units=1_000_000)
+    assert psutil.Process().memory_info().rss - before < 2**30  # the 3.8 TB were never asked for
+
+
+def test_the_memory_check_names_what_is_left_and_an_ordinary_build_is_unchanged(monkeypatch):
+    import keras
+    import numpy as np
+
+    from modelzoo import validation
+
+    small = {"num_classes": 3, "input_shape": (32, 32, 3)}
+    monkeypatch.setattr(validation, "available_memory", lambda: 40 * 2**20)
+    with pytest.raises(ValueError, match=r"11,187,651 weights, 0\.0 GiB, more than the 0\.0 GiB"):
+        modelzoo.create_model("resnet18", **small)
+    monkeypatch.setattr(validation, "available_memory", lambda: 50 * 2**20)
+    keras.utils.set_random_seed(1)
+    checked = modelzoo.create_model("resnet18", **small)
+    monkeypatch.setattr(validation, "available_memory", lambda: None)  # unknown: no check
+    keras.utils.set_random_seed(1)
+    plain = modelzoo.create_model("resnet18", **small)
+    for a, b in zip(checked.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)  # deferred allocation draws the same initial weights
