@@ -12,6 +12,7 @@ import keras
 import pytest
 
 import modelzoo
+import modelzoo.registry
 from modelzoo import validation
 from modelzoo.registry import get_entry
 from modelzoo.validation import UserError
@@ -70,10 +71,7 @@ def test_fuzzed_builder_keywords_build_or_give_one_clear_error(monkeypatch):
         checked(name, overrides, model)
         raise Accepted
 
-    monkeypatch.setattr(validation, "check_fits_memory", check_then_stop)
-    import modelzoo.registry
-
-    monkeypatch.setattr(modelzoo.registry, "check_fits_memory", check_then_stop)
+    monkeypatch.setattr(modelzoo.registry, "check_fits_memory", check_then_stop)  # create_model's
     results = [(case, outcome(*case)) for case in cases(random.Random(SEED))]
     keras.backend.clear_session()  # once: per case, its garbage collection was most of the time
     crashes = [(case, kind) for case, kind in results if kind not in ("ok", "clear")]
