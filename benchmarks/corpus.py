@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -57,17 +58,18 @@ def corpus_probe(
             "run_dir": str(run_dir),
         },
     )
-    start = time.perf_counter()
-    task = MaskedLM(cfg)
-    steps = task.prepare(None, run_dir)
-    row = {
-        "prepare_s": time.perf_counter() - start,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "train_sequences": task.n_train,
-    }
-    if not timed:
-        return row
-    return {**row, **_timed(task, cfg, run_dir, steps, seconds, repeats)}
+    try:
+        start = time.perf_counter()
+        task = MaskedLM(cfg)
+        steps = task.prepare(None, run_dir)
+        row = {
+            "prepare_s": time.perf_counter() - start,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "train_sequences": task.n_train,
+        }
+        return {**row, **_timed(task, cfg, run_dir, steps, seconds, repeats)} if timed else row
+    finally:  # run in the caller's process in tiny mode: nothing left behind
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _timed(task, cfg, run_dir: Path, steps: int, seconds: float, repeats: int) -> dict:
