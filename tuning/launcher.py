@@ -15,15 +15,14 @@ from pathlib import Path
 from tuning.tuners import DIED_OF, repair
 
 
-def launch(
-    argv: list[str], args, workers: int, *, timeout: float = 3600, max_restarts: int = 3, log=print
-) -> int:
-    """Run this same search as KerasTuner's chief plus ``workers`` workers on 127.0.0.1.
+def launch(argv: list[str], args, *, max_restarts: int = 3, log=print) -> int:
+    """Run this same search (``argv``, parsed as ``args``) as KerasTuner's chief plus
+    ``args.workers`` workers on 127.0.0.1.
 
     The chief serves the oracle; each worker runs trials under ``KERASTUNER_TUNER_ID=tunerN``. A
     worker that dies is restarted under its own ID (the chief hands it back its trial, which
     resumes from its checkpoints); only the launcher deletes the folder for ``--overwrite``; a
-    global ``timeout`` ends a stalled search. Returns the chief's exit status.
+    global ``args.timeout`` ends a stalled search. Returns the chief's exit status.
     """
     import socket
     import subprocess
@@ -39,14 +38,14 @@ def launch(
     start = _tuner_starter(inner, project_dir, port)
     chief = start("chief")
     log(
-        f"distributed search: chief and {workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
+        f"distributed search: chief and {args.workers} worker(s) on 127.0.0.1:{port}; logs in {project_dir / 'logs'}"
     )
     time.sleep(2)  # the oracle server listens before workers ask it for trials
-    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(workers)}
+    procs = {f"tuner{i}": start(f"tuner{i}") for i in range(args.workers)}
     (project_dir / "launcher.json").write_text(
         json.dumps({"port": port, "chief": chief.pid, "workers": {k: p.pid for k, p in procs.items()}})
     )
-    restarts = _supervise(chief, procs, start, timeout, max_restarts, project_dir, log)
+    restarts = _supervise(chief, procs, start, args.timeout, max_restarts, project_dir, log)
     for proc in procs.values():
         try:
             proc.wait(timeout=60)

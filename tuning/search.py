@@ -269,7 +269,7 @@ def main(argv=None, prog="python -m tuning.search") -> int:
         choices = _choices(args)
         if args.workers:
             prepare(args.model, **sizes, **choices)  # a bad space or config: one line before any process
-            code = launch(argv, args, args.workers, timeout=args.timeout)
+            code = launch(argv, args)
             if code:
                 raise UserError(f"the chief exited with status {code}; see its log in the search folder.")
             return

@@ -193,8 +193,9 @@ def fail_if_it_killed_its_worker(project_dir: Path, tuner_id: str, trial_id: str
     path = _running_file(project_dir, tuner_id)
     signal_name = os.environ.pop(DIED_OF, None)
     before = json.loads(path.read_text()) if path.is_file() else {}
-    deaths = before.get("deaths", []) if before.get("trial_id") == trial_id else []
-    if signal_name and before.get("trial_id") == trial_id:
+    same_trial = before.get("trial_id") == trial_id
+    deaths = before.get("deaths", []) if same_trial else []
+    if signal_name and same_trial:
         deaths = [*deaths, signal_name]
         if signal_name in CRASH_SIGNALS or len(deaths) > 1:
             raise keras_tuner.errors.FailedTrialError(
