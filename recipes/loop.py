@@ -40,9 +40,10 @@ from modelzoo.validation import UserError
 from recipes import checkpoint as ckpt_lib
 from recipes import compile_choice, diagnostics, divergence, precise_bn, run_lock
 from recipes import config as config_lib
+from recipes import preemption as preemption_lib
 from recipes.data import base
 from recipes.divergence import Diverged, DivergenceGuard
-from recipes.preemption import Preempted, Preemption, one_process, stopped
+from recipes.preemption import Preempted, stopped
 from recipes.run_outputs import finish, log_callbacks, weights_digest
 from recipes.runtime.backend import Runtime
 
@@ -216,7 +217,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     # In this order at each step and epoch end: the task's (pruning masks the weights), early stopping's
     # update, the divergence guard (before any checkpoint holds a diverged model), then the checkpoint
     # (so it holds both), the logs, the caller's.
-    preemption = Preemption(state) if one_process(rt) else None
+    preemption = preemption_lib.for_run(state, rt)
     gradient_log = diagnostics.callbacks(task, rt, run_dir)
     every = [
         *task.callbacks(steps),
@@ -233,7 +234,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
         with preemption.listening() if preemption else contextlib.nullcontext():
             seconds = _fit_phases(task, rt, model, state, steps, every, tracker)
     except Preempted as stop:
-        return stopped(task.cfg, run_dir, stop)
+        return stopped(task.cfg, rt, run_dir, stop)
     except Diverged as err:
         return divergence.stopped(task.cfg, run_dir, err, ckpt_lib.latest_step(run_dir / "checkpoints"))
     final, report = _report(task, rt, model)

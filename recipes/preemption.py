@@ -12,9 +12,16 @@ ends the process at once, the usual way. A signal that comes while the run is no
 step (validating, or after its last step) is acted on at the next step's end, or not at all once
 training is over.
 
-One process only: several workers would each stop at their own step and leave the others waiting
-in a collective, so under a multi-worker strategy or several JAX processes the handlers are not
-installed (the step checkpoints still bound what a kill loses).
+Several JAX processes (``keras.distribution`` over hosts): every process must stop at one same
+step, or those still training wait in a collective for ever. JAX's coordinator does the agreeing
+(``jax.experimental.multihost_utils.reached_preemption_sync_point``): ``jax.distributed.initialize``
+hands SIGTERM to a notifier of its own, the process that gets it tells the coordinator, and every
+process is told the same step to stop after (the furthest one's next). So Python's SIGTERM handler
+is left off there (it would replace that notifier); Ctrl-C is turned into the same notice. Each
+process then writes the step's checkpoint together (the chief's file) and exits 143.
+
+Under TensorFlow's ``multi_worker_mirrored`` the handlers are not installed (the step checkpoints
+still bound what a kill loses).
 """
 
 from __future__ import annotations
@@ -43,16 +50,25 @@ class Preempted(Exception):
 
 
 class Preemption(keras.callbacks.Callback):
-    """Checkpoint and stop at the end of the step during which a signal came (see the module)."""
+    """Checkpoint and stop at the end of the step during which a signal came (see the module).
 
-    def __init__(self, training_state):
+    ``agreed(k)``, where several processes train together, is True on every one of them at one
+    same call ``k`` of ``on_train_batch_end`` once any has been told to stop."""
+
+    def __init__(self, training_state, agreed=None):
         super().__init__()
-        self.training_state, self.caught = training_state, None
+        self.training_state, self.caught, self.agreed = training_state, None, agreed
+        self.calls = 0  # across fit phases: every process counts the same calls
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.caught is not None:
-            self.training_state.save()
-            raise Preempted(self.caught, self.training_state.step)
+        self.calls += 1
+        if self.agreed is not None and self.agreed(self.calls):
+            self.caught = self.caught or "SIGTERM"  # a peer's notice, through the coordinator
+        elif self.agreed is not None or self.caught is None:
+            return
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # on JAX: synced here
+        self.training_state.save()
+        raise Preempted(self.caught, step)
 
     @contextlib.contextmanager
     def listening(self):
@@ -61,8 +77,9 @@ class Preemption(keras.callbacks.Callback):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {s: signal.getsignal(s) for s in SIGNALS}
-        for s in SIGNALS:
+        handled = (signal.SIGINT,) if self.agreed else SIGNALS  # SIGTERM: JAX's notifier
+        previous = {s: signal.getsignal(s) for s in handled}
+        for s in handled:
             signal.signal(s, self._caught)
         try:
             yield
@@ -76,20 +93,28 @@ class Preemption(keras.callbacks.Callback):
             os.kill(os.getpid(), signum)
         self.caught = signal.Signals(signum).name
         print(f"{self.caught}: stopping at the end of this step, with its checkpoint", flush=True)
+        if self.agreed:  # the coordinator hears of SIGTERM only
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def one_process(rt) -> bool:
-    """Whether the run is one process (preemption's handlers are installed only then)."""
+def for_run(state, rt) -> Preemption | None:
+    """The run's preemption callback: one process's own, the coordinator's agreement between
+    several JAX processes, none under a TensorFlow multi-worker strategy."""
     from recipes.runtime import sharding
     from recipes.runtime.private_tensorflow import in_multi_worker_mode
 
     if rt.backend == "tensorflow" and in_multi_worker_mode(rt.strategy):
-        return False
-    return rt.distribution is None or sharding.processes()[0] == 1
+        return None
+    if rt.distribution is None or sharding.processes()[0] == 1:
+        return Preemption(state)
+    from jax.experimental import multihost_utils
+
+    return Preemption(state, agreed=multihost_utils.reached_preemption_sync_point)
 
 
-def stopped(cfg, run_dir, stop: Preempted) -> dict:
-    """A run stopped by a signal: its summary says so and how to go on (the checkpoint is written)."""
+def stopped(cfg, rt, run_dir, stop: Preempted) -> dict:
+    """A run stopped by a signal: its summary says so and how to go on (the checkpoint is written);
+    the chief's is ``summary.json``, another process's ``workers/<id>.json``."""
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -98,7 +123,9 @@ def stopped(cfg, run_dir, stop: Preempted) -> dict:
         "steps": stop.step,
         "exit_status": stop.exit_status,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    path = run_dir / ("summary.json" if rt.chief else f"workers/{rt.worker_id}.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2))
     print(
         f"stopped by {stop.signal_name} at step {stop.step}, checkpoint written; run the same command to resume"
     )

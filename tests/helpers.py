@@ -180,16 +180,16 @@ def finish_all(procs: list, *, timeout: float, grace: float = 30.0) -> list[str]
 
 
 def kill_mid_epoch(
-    victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300
+    victim, run_dir: Path, steps_per_epoch: int, *, watch=None, timeout: float = 300, after: int = 0
 ) -> int | None:
-    """SIGKILL ``victim`` once ``run_dir``'s latest checkpoint lies inside epoch 2 (past the first
-    epoch, not on an epoch boundary); return that step, or None if ``watch`` (default: the victim)
-    ended first or ``timeout`` passed."""
+    """SIGKILL ``victim`` once ``run_dir``'s latest checkpoint lies inside epoch 2 or later (past
+    the first epoch and step ``after``, not on an epoch boundary); return that step, or None if
+    ``watch`` (default: the victim) ended first or ``timeout`` passed."""
     watch = watch or victim
     deadline = time.time() + timeout
     while time.time() < deadline and watch.poll() is None:
         step = latest_step(Path(run_dir) / "checkpoints") or 0
-        if step > steps_per_epoch and step % steps_per_epoch:
+        if step > max(steps_per_epoch, after) and step % steps_per_epoch:
             victim.send_signal(signal.SIGKILL)
             return step
         time.sleep(0.02)

@@ -55,3 +55,45 @@ def test_sigterm_checkpoints_the_step_it_is_in_and_the_rerun_resumes_bit_identic
 
 def test_the_exit_status_is_the_shells_for_the_signal():
     assert Preempted("SIGTERM", 7).exit_status == 143 and Preempted("SIGINT", 7).exit_status == 130
+
+
+def _fit_with(preemption, steps=10):
+    """A one-layer model fitted for ``steps`` steps of one sample, under ``preemption``."""
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    preemption.training_state.bind(model)
+    x = np.ones((steps, 2), "float32")
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[preemption])
+
+
+class _State:
+    """The part of ``recipes.checkpoint.TrainingState`` preemption uses: the steps it saved at."""
+
+    def __init__(self):
+        self.saved = []
+
+    def bind(self, model):
+        self.model = model
+
+    def save(self):
+        self.saved.append(int(self.model.optimizer.iterations.numpy()))
+
+
+def test_several_processes_stop_at_the_step_they_agree_on_not_at_their_own_signal():
+    """Between processes (``agreed``: the coordinator's sync point) a local signal alone does not
+    stop the run; every process stops, with its checkpoint, after the agreed call."""
+    from recipes.preemption import Preemption
+
+    state = _State()
+    waiting = Preemption(state, agreed=lambda call: False)
+    waiting.caught = "SIGINT"  # told the coordinator; no sync point yet
+    _fit_with(waiting)
+    assert state.saved == []
+
+    agreeing = Preemption(state, agreed=lambda call: call == 4)
+    with pytest.raises(Preempted) as stop:
+        _fit_with(agreeing)
+    assert (stop.value.signal_name, stop.value.step, state.saved) == ("SIGTERM", 4, [4])
