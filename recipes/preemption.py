@@ -20,8 +20,11 @@ process is told the same step to stop after (the furthest one's next). So Python
 is left off there (it would replace that notifier); Ctrl-C is turned into the same notice. Each
 process then writes the step's checkpoint together (the chief's file) and exits 143.
 
-Under TensorFlow's ``multi_worker_mirrored`` the handlers are not installed (the step checkpoints
-still bound what a kill loses).
+Under TensorFlow's ``multi_worker_mirrored`` the workers agree through the training's own
+collectives: every ``CHECK_EVERY`` steps each adds whether it has had a signal into one all-reduce
+of a scalar, and all stop after that step when the sum is not 0 (3.7 ms a check measured on two
+workers on one 2-core machine, under load: 0.4 ms a step at 10). A signal waits at most that many
+steps.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import threading
 import keras
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CHECK_EVERY = 10  # steps between the TensorFlow workers' agreements
 
 
 class Preempted(Exception):
@@ -52,17 +56,19 @@ class Preempted(Exception):
 class Preemption(keras.callbacks.Callback):
     """Checkpoint and stop at the end of the step during which a signal came (see the module).
 
-    ``agreed(k)``, where several processes train together, is True on every one of them at one
-    same call ``k`` of ``on_train_batch_end`` once any has been told to stop."""
+    ``agreed(k, caught)``, where several processes train together, is True on every one of them
+    at one same call ``k`` of ``on_train_batch_end`` once any has caught a signal. With
+    ``jax_notifier`` SIGTERM is JAX's (see the module), and Ctrl-C is handed to it."""
 
-    def __init__(self, training_state, agreed=None):
+    def __init__(self, training_state, agreed=None, *, jax_notifier: bool = False):
         super().__init__()
         self.training_state, self.caught, self.agreed = training_state, None, agreed
+        self.jax_notifier = jax_notifier
         self.calls = 0  # across fit phases: every process counts the same calls
 
     def on_train_batch_end(self, batch, logs=None):
         self.calls += 1
-        if self.agreed is not None and self.agreed(self.calls):
+        if self.agreed is not None and self.agreed(self.calls, self.caught is not None):
             self.caught = self.caught or "SIGTERM"  # a peer's notice, through the coordinator
         elif self.agreed is not None or self.caught is None:
             return
@@ -77,7 +83,7 @@ class Preemption(keras.callbacks.Callback):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = (signal.SIGINT,) if self.agreed else SIGNALS  # SIGTERM: JAX's notifier
+        handled = (signal.SIGINT,) if self.jax_notifier else SIGNALS
         previous = {s: signal.getsignal(s) for s in handled}
         for s in handled:
             signal.signal(s, self._caught)
@@ -93,23 +99,42 @@ class Preemption(keras.callbacks.Callback):
             os.kill(os.getpid(), signum)
         self.caught = signal.Signals(signum).name
         print(f"{self.caught}: stopping at the end of this step, with its checkpoint", flush=True)
-        if self.agreed:  # the coordinator hears of SIGTERM only
+        if self.jax_notifier:  # the coordinator hears of SIGTERM only
             os.kill(os.getpid(), signal.SIGTERM)
 
 
 def for_run(state, rt) -> Preemption | None:
-    """The run's preemption callback: one process's own, the coordinator's agreement between
-    several JAX processes, none under a TensorFlow multi-worker strategy."""
+    """The run's preemption callback: one process's own, or with the agreement of several
+    TensorFlow workers or JAX processes."""
     from recipes.runtime import sharding
     from recipes.runtime.private_tensorflow import in_multi_worker_mode
 
     if rt.backend == "tensorflow" and in_multi_worker_mode(rt.strategy):
-        return None
+        return Preemption(state, agreed=_any_worker(rt.strategy))
     if rt.distribution is None or sharding.processes()[0] == 1:
         return Preemption(state)
     from jax.experimental import multihost_utils
 
-    return Preemption(state, agreed=multihost_utils.reached_preemption_sync_point)
+    def agreed(call, caught):
+        return multihost_utils.reached_preemption_sync_point(call)
+
+    return Preemption(state, agreed=agreed, jax_notifier=True)
+
+
+def _any_worker(strategy):
+    """``agreed`` for TensorFlow's workers: every ``CHECK_EVERY`` calls, one all-reduce of whether
+    each has caught a signal."""
+    import tensorflow as tf
+
+    @tf.function
+    def summed(flag):
+        per_worker = strategy.run(tf.identity, args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_worker, axis=None)
+
+    def agreed(call, caught):
+        return call % CHECK_EVERY == 0 and float(summed(tf.constant(float(caught)))) > 0
+
+    return agreed
 
 
 def stopped(cfg, rt, run_dir, stop: Preempted) -> dict:

@@ -1,6 +1,7 @@
 """Shared by the tests that run recipes in subprocesses and kill them."""
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -177,6 +178,27 @@ def finish_all(procs: list, *, timeout: float, grace: float = 30.0) -> list[str]
         ]
         raise AssertionError("a process of the cluster failed:\n" + "\n".join(report))
     return [str(out) for out in outputs]
+
+
+def sigterm_one(procs: list, run_dir: Path, other: str) -> int:
+    """SIGTERM the second process of a cluster alone once training is under way (a step
+    checkpoint exists): every process must stop after one same step, with its checkpoint, and exit
+    143 (one that stopped alone would leave the others waiting in a collective); that step.
+    ``other``: the second process's summary in ``workers/``."""
+    deadline = time.time() + 300
+    while (latest_step(run_dir / "checkpoints") or 0) < 3 and procs[0].poll() is None:
+        assert time.time() < deadline, "no step checkpoint in 300 s"
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGTERM)
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [143, 143], [out[-2000:] for out in outputs]
+    chief = json.loads((run_dir / "summary.json").read_text())
+    second = json.loads((run_dir / "workers" / f"{other}.json").read_text())
+    assert chief["stopped_by"] == second["stopped_by"] == "SIGTERM" and not chief["completed"]
+    step = chief["steps"]
+    assert second["steps"] == step == latest_step(run_dir / "checkpoints"), (second, chief)
+    assert all(f"stopped by SIGTERM at step {step}" in out for out in outputs)
+    return step
 
 
 def kill_mid_epoch(

@@ -15,17 +15,14 @@ order does through ReLU boundaries and momentum: 1e-7 for the first steps,
 8.8e-4 by step 39 with SGD momentum; the step-level equality is tests/recipes/test_sharding.py's.)"""
 
 import json
-import signal
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recipes.checkpoint import latest_step
 from tests import helpers
-from tests.helpers import ROOT, finish_all, free_ports, kill_mid_epoch, subprocess_env
+from tests.helpers import ROOT, finish_all, free_ports, kill_mid_epoch, sigterm_one, subprocess_env
 
 TINY_VGG = json.dumps({"width_multiplier": 0.125, "fc_units": 32, "dropout_rate": 0.0})
 
@@ -131,34 +128,14 @@ def _same_weights_on_both(run_dir, mesh=(8,)) -> dict:
     return chief
 
 
-def _sigterm_one(procs, run_dir) -> int:
-    """SIGTERM process 1 alone once training is under way: both stop after one same step, agreed
-    through JAX's coordinator, with its checkpoint, and exit 143 (a process that stopped alone
-    would leave the other waiting in a collective until its heartbeat ran out); that step."""
-    deadline = time.time() + 300
-    while (latest_step(run_dir / "checkpoints") or 0) < 3 and procs[0].poll() is None:
-        assert time.time() < deadline, "no step checkpoint in 300 s"
-        time.sleep(0.02)
-    procs[1].send_signal(signal.SIGTERM)
-    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [143, 143], [out[-2000:] for out in outputs]
-    chief = json.loads((run_dir / "summary.json").read_text())
-    other = json.loads((run_dir / "workers" / "process_1.json").read_text())
-    assert chief["stopped_by"] == other["stopped_by"] == "SIGTERM" and not chief["completed"]
-    step = chief["steps"]
-    assert other["steps"] == step == latest_step(run_dir / "checkpoints"), (other, chief)
-    assert all(f"stopped by SIGTERM at step {step}" in out for out in outputs)
-    return step
-
-
 @pytest.mark.slow
 def test_two_processes_train_as_one_stop_together_and_resume_after_a_kill(tmp_path, data_parallel_lenet5):
-    """SIGTERM to process 1 alone stops both at one step (``_sigterm_one``); restarted, process 1 is
+    """SIGTERM to process 1 alone stops both at one step (``helpers.sigterm_one``); restarted, process 1 is
     SIGKILLed in epoch 2, then both restart: the one-process run's validation curve and weights, to
     1e-5 (Gloo's reductions are not XLA's, so not to the bit; a lost or repeated batch, or an
     optimizer slot not restored, moves them by 1e-2)."""
     steps = json.loads((data_parallel_lenet5 / "summary.json").read_text())["steps_per_epoch"]
-    stopped_at = _sigterm_one(_launch("lenet5", tmp_path), tmp_path)
+    stopped_at = sigterm_one(_launch("lenet5", tmp_path), tmp_path, "process_1")
     procs = _launch("lenet5", tmp_path)
     assert kill_mid_epoch(procs[1], tmp_path, steps, watch=procs[0], after=stopped_at) is not None
     for proc in procs:  # the survivor aborts when its peer's heartbeat stops (10 s) or is killed

@@ -1,5 +1,6 @@
-"""Two workers on 127.0.0.1 under ``multi_worker_mirrored``: they agree bit for bit, and a cluster
-that lost a worker mid-epoch resumes from the chief's checkpoint to the weights of an unbroken run.
+"""Two workers on 127.0.0.1 under ``multi_worker_mirrored``: they agree bit for bit, SIGTERM to one
+stops both at one step, and a cluster that lost a worker mid-epoch resumes from the chief's
+checkpoint to the weights of an unbroken run.
 
 These guard the Keras overrides in ``recipes/runtime/distributed.py``.
 """
@@ -12,8 +13,9 @@ import sys
 import pandas as pd
 import pytest
 
+from recipes.preemption import CHECK_EVERY
 from tests import helpers
-from tests.helpers import ROOT, free_ports, kill_mid_epoch, subprocess_env
+from tests.helpers import ROOT, free_ports, kill_mid_epoch, sigterm_one, subprocess_env
 
 EPOCHS, BATCH = 3, 32
 STEPS_PER_EPOCH = 1293 // BATCH  # digits train split
@@ -84,11 +86,18 @@ def test_two_workers_train_together_and_end_identical(unbroken_run):
     assert all("test accuracy" in out for out in outputs)
 
 
-def test_a_killed_worker_and_a_restarted_cluster_resume_to_the_unbroken_weights(unbroken_run, tmp_path):
+def test_sigterm_stops_both_workers_at_one_step_and_a_killed_one_resumes_to_the_unbroken_weights(
+    unbroken_run, tmp_path
+):
+    """SIGTERM to worker 1 alone: both stop after one same step with its checkpoint, exit 143
+    (``helpers.sigterm_one``); restarted, worker 1 is SIGKILLed mid-epoch; restarted again, the
+    cluster ends at the unbroken run's very weights."""
     reference, _ = unbroken_run
     run = tmp_path / "broken"
+    stopped_at = sigterm_one(_launch(run), run, "worker_1")
+    assert stopped_at % CHECK_EVERY == 0  # the workers agree at every CHECK_EVERY-th step
     procs = _launch(run)
-    killed_at = kill_mid_epoch(procs[1], run, STEPS_PER_EPOCH, watch=procs[0])  # one worker dies mid-epoch
+    killed_at = kill_mid_epoch(procs[1], run, STEPS_PER_EPOCH, watch=procs[0], after=stopped_at)
     assert killed_at is not None, "the cluster finished before a worker could be killed mid-epoch"
     try:  # the chief cannot go on without its peer: it fails or hangs; the cluster is restarted
         procs[0].wait(timeout=30)
@@ -96,7 +105,7 @@ def test_a_killed_worker_and_a_restarted_cluster_resume_to_the_unbroken_weights(
         procs[0].send_signal(signal.SIGKILL)
     for p in procs:
         p.communicate()
-    assert not (run / "summary.json").exists()
+    assert json.loads((run / "summary.json").read_text())["steps"] == stopped_at  # the stop's, still
 
     outputs = _finish(_launch(run))
     assert "resuming" in outputs[0] and "resuming" in outputs[1]

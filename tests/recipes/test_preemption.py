@@ -88,12 +88,12 @@ def test_several_processes_stop_at_the_step_they_agree_on_not_at_their_own_signa
     from recipes.preemption import Preemption
 
     state = _State()
-    waiting = Preemption(state, agreed=lambda call: False)
+    waiting = Preemption(state, agreed=lambda call, caught: False)
     waiting.caught = "SIGINT"  # told the coordinator; no sync point yet
     _fit_with(waiting)
     assert state.saved == []
 
-    agreeing = Preemption(state, agreed=lambda call: call == 4)
+    agreeing = Preemption(state, agreed=lambda call, caught: call == 4)
     with pytest.raises(Preempted) as stop:
         _fit_with(agreeing)
     assert (stop.value.signal_name, stop.value.step, state.saved) == ("SIGTERM", 4, [4])
