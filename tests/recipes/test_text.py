@@ -232,3 +232,6 @@ def test_learning_a_vocabulary_shows_its_progress_and_learns_what_keras_hub_lear
         strings, 600, lowercase=True, reserved_tokens=list(text.SPECIAL_TOKENS)
     )
     assert vocabulary == expected
+    # learned once a process: the same texts again give the same pieces without a second pass
+    assert text.word_piece_vocabulary(list(texts), 600) == vocabulary and capsys.readouterr().out == ""
+    assert text.word_piece_vocabulary(texts[:100], 600) != vocabulary  # other texts: learned anew
