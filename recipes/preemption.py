@@ -30,12 +30,13 @@ steps.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
 
 import keras
+
+from recipes.run_outputs import write_summary
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CHECK_EVERY = 10  # steps between the TensorFlow workers' agreements
@@ -148,9 +149,7 @@ def stopped(cfg, rt, run_dir, stop: Preempted) -> dict:
         "steps": stop.step,
         "exit_status": stop.exit_status,
     }
-    path = run_dir / ("summary.json" if rt.chief else f"workers/{rt.worker_id}.json")
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2))
+    write_summary(rt, run_dir, summary)
     print(
         f"stopped by {stop.signal_name} at step {stop.step}, checkpoint written; run the same command to resume"
     )

@@ -37,11 +37,18 @@ def log_callbacks(rt: Runtime, run_dir: Path) -> list:
     ]
 
 
+def write_summary(rt: Runtime, run_dir: Path, summary: dict) -> None:
+    """The chief's ``summary.json``; another worker's ``workers/<id>.json``: each says what it ended
+    with, so a person (or a test) can check they agree."""
+    path = run_dir / ("summary.json" if rt.chief else f"workers/{rt.worker_id}.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2))
+
+
 def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, export: bool) -> None:
     """The chief saves the model, export, curves and summary; other workers their summary."""
-    if not rt.chief:  # other workers say what they ended with, so a person (or a test) can check they agree
-        (run_dir / "workers").mkdir(exist_ok=True)
-        (run_dir / "workers" / f"{rt.worker_id}.json").write_text(json.dumps(summary, indent=2))
+    if not rt.chief:
+        write_summary(rt, run_dir, summary)
         return
     summary["onednn_max_cpu_isa"] = os.environ.get("ONEDNN_MAX_CPU_ISA")  # recipes/runtime/native.py
     model.save(run_dir / "model.keras")
@@ -53,7 +60,7 @@ def finish(rt: Runtime, model, run_dir: Path, summary: dict, *, title: str, expo
         except Exception as err:  # export must not cost the trained model; say why it failed
             summary["export_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
     plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=title)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_summary(rt, run_dir, summary)
 
 
 def weights_digest(model: keras.Model) -> str:
