@@ -215,7 +215,7 @@ def _cmd(run, extra=()):
         "--set",
         "model_kwargs=" + json.dumps(TINY),
         "--set",
-        "checkpoint_every=5",
+        "checkpoint_every=50",
         *extra,
     ]
 
