@@ -66,7 +66,7 @@ class Settings:
     # sharding: (model, model-parallel devices) built on that many simulated JAX CPU devices
     sharded: tuple = (("bert_base", 4), ("bert_large", 8), ("gpt2_small", 4), ("vgg16", 4))
     # deploy: zoo models exported and served (recipes.export) at these batch sizes
-    deploy: tuple = ("resnet50", "mobilenet_v2", "lenet5")
+    deploy: tuple = ("resnet50", "mobilenet_v2", "bert_small", "lenet5")
     deploy_batches: tuple = (1, 32)
     # isa: models timed with oneDNN's full ISA and capped (recipes/runtime/native.py), fresh processes
     isa_models: tuple = ("resnet50", "mobilenet_v2", "densenet121", "vgg16")

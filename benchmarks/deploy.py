@@ -1,6 +1,6 @@
 """Serving speed: the zoo's exports (``recipes.export``) against the reference a user would serve
-instead, keras.applications' model as a TensorFlow graph (the zoo's own Keras model where
-keras.applications has none), at batch 1 and a larger batch, interleaved.
+instead, keras.applications' model as a TensorFlow graph (keras-hub's ``BertTextClassifier`` for BERT, the
+zoo's own Keras model where neither has one), at batch 1 and a larger batch, interleaved.
 
 Each side runs the same random batch; samples/s from the fastest of the repeated steps; beside
 each, how far its logits are from the zoo's Keras model's (the largest difference over the
@@ -80,6 +80,8 @@ def _models(name: str, batch: int, settings: Settings):
     import modelzoo
     from modelzoo import pretrained
 
+    if name.startswith("bert"):
+        return _text_models(name, batch, settings)
     entry = modelzoo.get_entry(name)
     shape = (settings.image_size, settings.image_size, 3)
     if name == "lenet5":
@@ -92,6 +94,18 @@ def _models(name: str, batch: int, settings: Settings):
         pretrained.from_keras_applications(zoo, reference, name)  # one set of weights: outputs comparable
         return zoo, reference, f"keras.applications.{constructor.func.__name__}, TF graph", x
     return zoo, zoo, "zoo Keras model, TF graph", x
+
+
+def _text_models(name: str, batch: int, settings: Settings):
+    """A zoo BERT and keras-hub's ``BertTextClassifier`` of its size (``pairs.text_models``) holding
+    one set of weights: the backbone's copied into the zoo model, and the logits layer's."""
+    from benchmarks.pairs import text_models
+    from modelzoo.models.bert import load_keras_hub_backbone
+
+    zoo, reference, x = text_models(name, settings, batch)
+    load_keras_hub_backbone(zoo, reference.backbone)
+    zoo.get_layer("logits").set_weights(reference.get_layer("logits").get_weights())
+    return zoo, reference, "keras_hub.BertTextClassifier, TF graph", x
 
 
 def _graph(model):
@@ -111,9 +125,9 @@ def _exported(zoo, out: Path, fmt: str, quantize, fold: bool, x):
     model = fold_batch_norm(zoo)[0] if fold else zoo
     out.mkdir(parents=True)
 
-    def calibrate():
-        for row in x[:8]:
-            yield [row[None]]
+    def calibrate():  # one example at a time; a text model's inputs by name
+        for i in range(min(8, len(next(iter(x.values())) if isinstance(x, dict) else x))):
+            yield {k: v[i : i + 1] for k, v in x.items()} if isinstance(x, dict) else [x[i : i + 1]]
 
     predict, _, _ = export.WRITERS[fmt](model, out, quantize, None, calibrate)
     return predict

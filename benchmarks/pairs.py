@@ -129,14 +129,25 @@ def hub_vit(zoo):
 
 
 def _build_text_pair(name: str, settings: Settings):
+    """The two ``text_models`` as subjects, fed the same random token batch."""
+    zoo, ref, x = text_models(name, settings, settings.text_batch_size)
+    y = random_labels(settings.text_batch_size, 2)
+    zoo_subject = Subject(name, zoo, x, y, settings, from_logits=True)
+    ref_subject = Subject(
+        "keras_hub.BertTextClassifier", ref, x, y, settings, flops=zoo_subject.flops, from_logits=True
+    )
+    return zoo_subject, ref_subject
+
+
+def text_models(name: str, settings: Settings, n: int):
     """A zoo BERT classifier and keras-hub's ``BertTextClassifier`` on a ``BertBackbone`` of the same
-    size (both: pooled [CLS], dropout 0.1, 2-way logits), fed the same random token batch."""
+    size (both: pooled [CLS], dropout 0.1, 2-way logits), and a random token batch of ``n`` rows."""
     import keras_hub
     import numpy as np
 
     import modelzoo
 
-    vocab, seq, n = 30522, settings.sequence_length, settings.text_batch_size
+    vocab, seq = 30522, settings.sequence_length
     zoo = modelzoo.create_model(
         name, num_classes=2, vocabulary_size=vocab, max_sequence_length=seq, classifier_activation=None
     )
@@ -156,12 +167,7 @@ def _build_text_pair(name: str, settings: Settings):
         "segment_ids": np.zeros((n, seq), "int32"),
         "padding_mask": np.ones((n, seq), "int32"),
     }
-    y = random_labels(n, 2)
-    zoo_subject = Subject(name, zoo, x, y, settings, from_logits=True)
-    ref_subject = Subject(
-        "keras_hub.BertTextClassifier", ref, x, y, settings, flops=zoo_subject.flops, from_logits=True
-    )
-    return zoo_subject, ref_subject
+    return zoo, ref, x
 
 
 def bench_pair(name: str, settings: Settings, peak: float, log=print) -> list[dict]:

@@ -194,7 +194,9 @@ def calibration(folder):
     def examples():
         seen = 0
         for x, _ in pipeline.eval_batches(train, batch_size=1, **options):
-            yield list(x.values()) if isinstance(x, dict) else [x]
+            # by name: the converter's input order is not the model's (a BERT's token ids went to
+            # its segment embedding's gather: "gather index out of bounds")
+            yield {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else [x]
             seen += 1
             if seen >= CALIBRATION_EXAMPLES:
                 return
@@ -227,8 +229,12 @@ def onnx(model, out: Path, quantize=None, preprocessor=None, calibrate=None):
     names = [i.name for i in session.get_inputs()]
 
     def predict(x):
-        feed = {n: np.asarray(x[n]) for n in names} if isinstance(x, dict) else {names[0]: np.asarray(x)}
-        return session.run(None, feed)[0]
+        if not isinstance(x, dict):
+            return session.run(None, {names[0]: np.asarray(x)})[0]
+        # tf2onnx names a dict's entries args_0_<key>
+        return session.run(
+            None, {n: np.asarray(x[n if n in x else n.removeprefix("args_0_")]) for n in names}
+        )[0]
 
     runtime = {"onnxruntime": onnxruntime.__version__, "tf2onnx": tf2onnx.__version__}
     return predict, [path], runtime

@@ -83,6 +83,24 @@ def test_a_text_model_is_served_from_strings(tmp_path):
     assert export(tmp_path, "litert")["relative_difference"] < 1e-4
 
 
+def test_a_model_of_several_inputs_is_fed_by_name_in_every_format(tmp_path):
+    """BERT's input is a dict (token ids, segment ids, padding mask): int8's calibration and ONNX
+    Runtime feed it by name (by position, the token ids reached the segment embedding's gather)."""
+    overrides = {
+        "epochs": 1,
+        "sequence_length": 16,
+        "vocabulary_size": 300,
+        "train_fraction": 0.3,
+        "verbose": 0,
+        "run_dir": str(tmp_path),
+    }
+    train(config_lib.resolve("bert_tiny", overrides=overrides))
+    assert export(tmp_path, "savedmodel")["raw_input"]["max_abs_difference"] < 1e-5
+    assert export(tmp_path, "onnx")["relative_difference"] < 1e-4
+    int8 = export(tmp_path, "litert", "int8")
+    assert int8["test_examples"] > 0 and int8["top1_agreement"] > 0.5, int8
+
+
 @pytest.mark.parametrize(
     "fmt, quantize, message",
     [
