@@ -68,24 +68,29 @@ def _fresh_keras_per_module():
 
 _OWN_JAX_CACHE = []
 
-# The longest test files, longest first (seconds of test time under xdist, 2026-12-05): xdist
-# hands out whole files in collection order, so a long file collected last ran alone at the end
-# (the JAX model suite started 18 minutes into a 22-minute run). The rest keep their order.
+# The longest test files, longest first (seconds of test time in the suite under xdist,
+# 2026-12-07, before that day's cuts where marked ~): xdist hands out whole files in collection
+# order, so a long file collected last ran alone at the end. The rest keep their order.
 LONGEST_FIRST = (
-    "tests/recipes/test_distribution_runs.py",  # 300 alone: keras.distribution runs, two JAX processes
-    "tests/test_backends.py",  # 178, one test: the JAX model suite in a child pytest
-    "tests/test_benchmarks.py",  # 168, one test: the benchmark's tiny mode
-    "tests/modelzoo/test_all_models.py",  # 215
-    "tests/recipes/test_pretrain.py",  # 202
-    "tests/recipes/test_train.py",  # 182
-    "tests/recipes/test_sharding.py",  # 153
-    "tests/tuning/test_search.py",  # 143
-    "tests/recipes/test_records.py",  # 137
-    "tests/recipes/test_corpus.py",  # 111
-    "tests/recipes/test_stream_memory.py",  # 108
-    "tests/recipes/test_streaming.py",  # 99
-    "tests/recipes/test_multi_worker.py",  # 87, 137 since SIGTERM's check (2026-12-07, under load)
-    "tests/recipes/test_text.py",  # 65 since a process learns a vocabulary once (2026-12-07)
+    "tests/recipes/test_distribution_runs.py",  # 348: keras.distribution runs, two JAX processes
+    "tests/modelzoo/test_all_models.py",  # ~340 (489 training 36 representatives' steps)
+    "tests/test_backends.py",  # ~220 (405 over 36 representatives), one test: the JAX model suite
+    "tests/recipes/test_records.py",  # 143
+    "tests/modelzoo/test_pretrained.py",  # 131
+    "tests/tuning/test_search.py",  # 129
+    "tests/recipes/test_pretrain.py",  # 122
+    "tests/test_benchmarks.py",  # 117
+    "tests/recipes/test_translate.py",  # ~115 (133)
+    "tests/recipes/test_train.py",  # 110
+    "tests/recipes/test_stream_memory.py",  # 104
+    "tests/recipes/test_streaming.py",  # 97
+    "tests/recipes/test_multi_worker.py",  # 96
+    "tests/recipes/test_export.py",  # ~92 (65, and a BERT in every format)
+    "tests/recipes/test_corpus.py",  # 89
+    "tests/recipes/test_sharding.py",  # 89
+    "tests/recipes/test_explain.py",  # 87
+    "tests/tuning/test_distributed.py",  # 71
+    "tests/recipes/test_text.py",  # 55
 )
 
 

@@ -83,6 +83,7 @@ def test_a_text_model_is_served_from_strings(tmp_path):
     assert export(tmp_path, "litert")["relative_difference"] < 1e-4
 
 
+@pytest.mark.slow
 def test_a_model_of_several_inputs_is_fed_by_name_in_every_format(tmp_path):
     """BERT's input is a dict (token ids, segment ids, padding mask): int8's calibration and ONNX
     Runtime feed it by name (by position, the token ids reached the segment embedding's gather)."""

@@ -148,6 +148,7 @@ def test_a_streamed_pretraining_killed_mid_epoch_resumes_to_the_unbroken_weights
     assert resumed["held_out_loss"] == reference["held_out_loss"]
 
 
+@pytest.mark.slow
 def test_mixed_precision_pretraining_keeps_float32_predictions(tmp_path):
     import keras
 
