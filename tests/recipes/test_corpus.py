@@ -125,6 +125,7 @@ def test_fewer_files_than_pipelines_shard_by_element_with_a_warning(text_folder,
         task.batches_from(0, replicas=(2, [0]))
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_in_memory_corpora_resume_exactly_and_streaming_auto_chooses_by_size(text_folder, tmp_path):
     task, steps = _task(tmp_path, dataset="text_files", data_path=str(text_folder))
     assert task.stream is None and task.files_split() is None  # 300 KB of text: in memory

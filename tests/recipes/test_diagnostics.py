@@ -38,6 +38,7 @@ def _first_over_last(frame: pd.DataFrame) -> float:
     return float((by_depth[0] / by_depth[by_depth.columns.max()]).median())
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_a_deep_sigmoid_mlp_shows_vanishing_gradients_and_relu_with_batch_norm_does_not(tmp_path):
     sigmoid = _run(tmp_path / "sigmoid", "sigmoid", False)
     relu = _run(tmp_path / "relu", "relu", True)
@@ -55,6 +56,7 @@ def test_a_deep_sigmoid_mlp_shows_vanishing_gradients_and_relu_with_batch_norm_d
     assert (ratios > 0).all() and (ratios < 1).all()  # Adam at 1e-3 moves each layer a little
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_logging_gradients_changes_no_weight(tmp_path):
     logged = _run(tmp_path / "logged", "relu", True)
     plain = _run(tmp_path / "plain", "relu", True, diagnostics=None)

@@ -113,6 +113,7 @@ def test_the_imagenet_recipes_resolve_to_the_papers_settings(model, tmp_path):
         dataclasses_replace(cfg, scale_range=[2, 1]).validate()
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_a_run_with_the_resnet_recipe_trains_on_mocked_imagenet2012(tmp_path):
     overrides = {
         "image_size": 32,

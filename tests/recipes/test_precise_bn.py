@@ -4,6 +4,7 @@ and nothing else of the model moves."""
 
 import keras
 import numpy as np
+import pytest
 
 from recipes import config as config_lib
 from recipes import precise_bn
@@ -59,6 +60,7 @@ def test_frozen_and_nested_batch_norms():
     assert [layer.name for layer in precise_bn.batch_norms(outer)] == ["bn1"]
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_the_loop_recomputes_before_each_validation_from_the_samples_asked(tmp_path, monkeypatch):
     used = []
     recompute = precise_bn.PreciseBatchNorm.recompute

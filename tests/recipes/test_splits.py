@@ -93,6 +93,7 @@ def test_a_csv_table_splits_the_same_under_any_setting(tmp_path):
     assert [len(s) for s in seen[0]] == [64, 8, 18] and all(s == seen[0] for s in seen)
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_a_text_corpus_holds_out_the_same_rows_in_memory_and_streamed(tmp_path):
     """The rows (a file's token stream cut into [CLS] ... [SEP] rows) and which of them are held
     out (every 10th of each file) are the stream's; in memory they are only held in an array."""

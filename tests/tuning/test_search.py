@@ -220,6 +220,7 @@ def test_memory_stays_flat_over_twelve_trials(tmp_path):
     assert after_12 <= 1.2 * after_2
 
 
+@pytest.mark.slow  # trains for over 10 s
 def test_a_translation_model_is_searched_through_the_translation_recipe(tmp_path):
     overrides = {
         "dataset": "csv",
