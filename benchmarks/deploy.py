@@ -125,8 +125,10 @@ def _exported(zoo, out: Path, fmt: str, quantize, fold: bool, x):
     model = fold_batch_norm(zoo)[0] if fold else zoo
     out.mkdir(parents=True)
 
+    rows = len(x["token_ids"]) if isinstance(x, dict) else len(x)
+
     def calibrate():  # one example at a time; a text model's inputs by name
-        for i in range(min(8, len(next(iter(x.values())) if isinstance(x, dict) else x))):
+        for i in range(min(8, rows)):
             yield {k: v[i : i + 1] for k, v in x.items()} if isinstance(x, dict) else [x[i : i + 1]]
 
     predict, _, _ = export.WRITERS[fmt](model, out, quantize, None, calibrate)

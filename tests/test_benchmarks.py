@@ -203,3 +203,16 @@ def test_vit_pair_is_keras_hubs_classifier_of_the_same_size():
     sizes = [sorted(math.prod(w.shape) for w in m.weights) for m in (hub, zoo)]
     assert sizes[0] == sizes[1]  # weight for weight (the position table is (7, 24) there, (1, 7, 24) here)
     assert "vit_base_patch16_224" in common.PAIRS
+
+
+def test_the_deploy_reference_for_bert_is_keras_hubs_classifier_holding_the_zoo_models_weights():
+    """The deploy table's text rows compare the zoo BERT with keras-hub's ``BertTextClassifier``:
+    the same weights (the backbone and the logits copied), so the same logits."""
+    import numpy as np
+
+    from benchmarks import deploy
+
+    zoo, reference, label, x = deploy._models("bert_tiny", 2, common.TINY)
+    assert label == "keras_hub.BertTextClassifier, TF graph" and set(x) == set(zoo.input)
+    assert reference.backbone.count_params() + 2 * 128 + 2 == zoo.count_params()
+    np.testing.assert_allclose(zoo(x, training=False), reference(x, training=False), rtol=1e-6, atol=1e-6)
