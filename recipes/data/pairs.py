@@ -21,6 +21,7 @@ Sources:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,15 @@ def load_pairs(name: str, *, path=None, languages=None, data_dir=None, seed: int
 
 def number_words(language: str) -> list[str]:
     """The embedded set's numbers in ``language``'s words (num2words), in the set's order."""
+    return list(_number_words(language))
+
+
+@functools.cache  # 1.2 s a language: a process's later runs (a search's trials) reuse them
+def _number_words(language: str) -> tuple[str, ...]:
     from num2words import num2words
 
     numbers = np.random.RandomState(0).choice(NUMBER_LIMIT, NUMBER_COUNT, replace=False)
-    return [num2words(int(n), lang=language) for n in numbers]
+    return tuple(num2words(int(n), lang=language) for n in numbers)
 
 
 def _check_languages(languages) -> tuple[str, str] | None:

@@ -77,8 +77,7 @@ class Translate(loop.Task):
             cfg.dataset, path=cfg.data_path, languages=cfg.languages, data_dir=cfg.data_dir, seed=cfg.seed
         )
         self.replicas = runtime.replicas  # over several, decoding calls the model directly
-        self.proto = self._vocabulary(run_dir)
-        self.tokenizer = text.sentence_piece(self.proto)
+        self.use_vocabulary(self._vocabulary(run_dir))
         self.rows = {split: self.encode(*getattr(self.pairs, split)) for split in ("train", "val", "test")}
         n = len(self.rows["train"][0])
         if n < cfg.batch_size:
@@ -99,18 +98,23 @@ class Translate(loop.Task):
         sources, targets = self.pairs.train
         return text.sentence_piece_model(sources + targets, self.cfg.vocabulary_size)
 
+    def use_vocabulary(self, proto: bytes):
+        """The SentencePiece model ``proto``: its tokenizer, and the encoders of sources and targets."""
+        import keras_hub
+
+        self.proto, self.tokenizer = proto, text.sentence_piece(proto)
+        length = self.cfg.sequence_length
+        packers = (
+            keras_hub.layers.StartEndPacker(length, end_value=END, pad_value=PAD),
+            keras_hub.layers.StartEndPacker(length + 1, start_value=START, end_value=END, pad_value=PAD),
+        )
+        self._encoders = [text.traced_encoder(self.tokenizer, pack) for pack in packers]
+
     def encode(self, sources, targets=None):
         """Sources as ``[n, L]`` ids ending in the end token; targets as ``[n, L + 1]`` between a
         start and an end token (the decoder reads ``[:, :-1]`` and predicts ``[:, 1:]``)."""
-        import keras_hub
-
-        length = self.cfg.sequence_length
-        pack = keras_hub.layers.StartEndPacker(length, end_value=END, pad_value=PAD)
-        source_ids = np.asarray(pack(self.tokenizer(text.string_tensor(sources))), "int32")
-        if targets is None:
-            return source_ids
-        pack = keras_hub.layers.StartEndPacker(length + 1, start_value=START, end_value=END, pad_value=PAD)
-        return source_ids, np.asarray(pack(self.tokenizer(text.string_tensor(targets))), "int32")
+        source_ids = self._encoders[0](sources)
+        return source_ids if targets is None else (source_ids, self._encoders[1](targets))
 
     def write_files(self, run_dir):
         (run_dir / VOCABULARY_FILE).write_bytes(self.proto)
@@ -253,8 +257,7 @@ def translator(run_dir) -> Translate:
     if not (run_dir / VOCABULARY_FILE).is_file():
         raise UserError(f"{str(run_dir)!r} is not a translation run folder (no {VOCABULARY_FILE}).")
     task = Translate(cfg)
-    task.proto = (run_dir / VOCABULARY_FILE).read_bytes()
-    task.tokenizer = text.sentence_piece(task.proto)
+    task.use_vocabulary((run_dir / VOCABULARY_FILE).read_bytes())
     task.model, task.replicas = model, 1
     return task
 
