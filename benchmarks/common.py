@@ -74,8 +74,9 @@ class Settings:
     # peers: zoo models beside timm on PyTorch (benchmarks/peers.py), fresh processes, alternating
     peers: tuple = ("resnet50", "vgg16", "densenet121", "mobilenet_v2", "efficientnet_b0")
     peer_rounds: int = 2
-    # training: a recipe (jit_compile auto) against a plain model.fit, these epochs, alternating rounds
-    training: tuple = ("alexnet", "resnet18")
+    # training: a recipe (jit_compile and steps_per_execution auto) against a plain model.fit, these
+    # epochs, alternating rounds
+    training: tuple = ("alexnet", "resnet18", "lenet5")
     training_epochs: int = 3
     training_rounds: int = 2
 

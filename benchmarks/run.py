@@ -133,7 +133,9 @@ def _training(settings, out: Path, result: dict, log) -> str:
 
     note = (
         f"Training: each recipe for {settings.training_epochs} epoch(s) with `jit_compile: auto` (picked: what "
-        "its measurement chose, with both rates in steps/s) against a plain `model.fit` of the same zoo model "
+        "its measurement chose, with both rates in steps/s) and `steps_per_execution: auto` (the count it "
+        "picked, and `fit`'s steps/s at one step a call and at the count it measured against it, where the "
+        "step was short enough to measure) against a plain `model.fit` of the same zoo model "
         "on the recipe's preprocessed arrays with Keras's defaults (no XLA on a CPU-only TensorFlow) and the "
         "recipe's optimizer; samples/s over each side's whole training (the recipe's: its summary's, which "
         "includes its pipeline, augmentation, checkpoints and validation), alternating rounds, fastest kept; "

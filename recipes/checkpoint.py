@@ -231,9 +231,15 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.count = self._step()
 
-    def on_train_batch_end(self, batch, logs=None):  # counted here: a JAX sync only on the steps that save
-        self.count += 1
-        if self.count % self.every == 0:
+    def on_epoch_begin(self, epoch, logs=None):
+        self.last = -1
+
+    # Counted here (a JAX sync only on the steps that save): ``batch`` is the last step a call ran
+    # (several with steps_per_execution), so a save falls on the first call past each ``every``.
+    def on_train_batch_end(self, batch, logs=None):
+        ran, self.last = batch - self.last, batch
+        self.count += ran
+        if self.count // self.every > (self.count - ran) // self.every:
             self._step()
             self.training_state.save()
 

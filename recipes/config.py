@@ -108,6 +108,8 @@ class TrainConfig:
     # None: XLA on GPU/TPU, not on CPU (slower there for small nets); "auto": the faster, measured
     # at the start of the run (recipes.compile_choice)
     jit_compile: bool | str | None = None
+    # training steps a call of the compiled step (dividing an epoch's); "auto": measured (recipes.compile_choice)
+    steps_per_execution: int | str = 1
     backend: str | None = (
         None  # tensorflow, jax or torch; None: the one Keras runs on (KERAS_BACKEND, default tensorflow)
     )
@@ -168,6 +170,7 @@ class TrainConfig:
             from recipes.data.service import service_targets
 
             service_targets(self.data_service)
+        self._check_steps_per_execution()
         low, high = self.gradient_bounds
         if not 0 <= low < high:
             bad_value("gradient_bounds", self.gradient_bounds, "needs 0 <= low < high")
@@ -180,6 +183,11 @@ class TrainConfig:
         ):
             bad_value("class_weight", self.class_weight, "weights must be numbers >= 0")
         return self
+
+    def _check_steps_per_execution(self) -> None:
+        value = self.steps_per_execution
+        if value != "auto" and (isinstance(value, str) or value < 1):
+            bad_value("steps_per_execution", value, "an int >= 1 or 'auto'")
 
     def _check_choices_and_ranges(self) -> None:
         from recipes.runtime.strategy import STRATEGIES  # (imports TensorFlow: not at module level)

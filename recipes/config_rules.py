@@ -212,6 +212,7 @@ PARTS = {
         "backend",
         "mixed_precision",
         "jit_compile",
+        "steps_per_execution",
         "strategy",
         "num_gpus",
         "devices",

@@ -205,7 +205,7 @@ def _run(task: Task, rt: Runtime, run_dir: Path, model, callbacks: list, export:
     cfg = task.cfg
     steps = _prepare(task, rt, run_dir)
     model = task.model = model or task.build(rt, run_dir, steps)
-    jit = compile_choice.for_run(task, rt, model, run_dir)
+    jit = compile_choice.for_run(task, rt, model, run_dir, steps)
     tracker, guard = EarlyStop(cfg.early_stopping_patience), DivergenceGuard(cfg.divergence_factor)
     extras = {"early_stop": tracker, "divergence": guard}
     state = ckpt_lib.TrainingState(
@@ -421,9 +421,13 @@ def fit_resumable(
     fit = dict(validation_data=val_ds, callbacks=callbacks, verbose=verbose, shuffle=False)  # order is ours
     epoch, skip = divmod(start, steps)
     if skip and not stop():
+        many = model.steps_per_execution
+        if skip % many:  # a checkpoint another setting wrote: this epoch's rest one step a call
+            compile_choice.set_steps_per_execution(model, 1)
         model.fit(
             batches_from(start), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - skip, **fit
         )
+        compile_choice.set_steps_per_execution(model, many)
         epoch += 1
     until = cfg.epochs if until is None else until
     if epoch < until and not model.stop_training and not stop():

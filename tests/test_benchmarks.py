@@ -89,6 +89,9 @@ def test_tiny_mode_writes_well_formed_tables(tmp_path):
         training["recipe_samples_per_s"][0] / training["plain_samples_per_s"][0]
     )
     assert 0 <= training["recipe_accuracy"][0] <= 1 and 0 <= training["plain_accuracy"][0] <= 1
+    one, many = training["steps_per_s_one_a_call"][0], training["steps_per_s_many_a_call"][0]
+    assert training["steps_per_execution"][0] >= 1 and one > 0  # lenet5's step is short: measured
+    assert (training["steps_per_execution"][0] > 1) == (many > one)
     text = (tmp_path / "results.md").read_text()
     assert result["markdown"] == text and "Matmul peak" in text and result["machine"]["cores"] >= 1
     # their tables: the tests below

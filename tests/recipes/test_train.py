@@ -115,12 +115,16 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ba
     assert killed_at is not None, "the run finished before it could be killed mid-epoch"
     assert not (run / "summary.json").exists()
 
+    # resumed under steps_per_execution auto, which measures on this backend: several steps a call
+    # change no bit, and a checkpoint between two calls' ends resumes one step a call to the next
+    resume = [*_cmd_(run), "--set", "steps_per_execution=auto"]
     out = helpers.run(
-        _cmd_(run), env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
+        resume, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True
     ).stdout
-    assert "resuming" in out and "at step" in out
+    assert "resuming" in out and "at step" in out and "steps_per_execution auto: " in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 * steps_per_epoch and summary["backend"] == backend
+    assert summary["steps_per_execution_choice"]["picked_by"] == "measured"
     # the data order is seeded and each batch is skipped exactly once: the same bits as unbroken
     assert summary["weights_sha256"] == json.loads((reference / "summary.json").read_text())["weights_sha256"]
 
