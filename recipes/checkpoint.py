@@ -229,7 +229,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_begin(self, logs=None):
-        self.count = self._step()
+        self.count, self.last = self._step(), -1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.last = -1
