@@ -1,13 +1,13 @@
 """Checkpoints that cannot be trusted: a truncated newest one is passed over for the one before
 (the run ends as one resumed from that step, and as one never interrupted); a folder's checkpoints
-under a config that makes them another run's are refused in one line."""
+under a config that makes them another run's are refused in one line. Each step is written once."""
 
 import shutil
 
 import pytest
 
 from recipes import config as config_lib
-from recipes.checkpoint import steps
+from recipes.checkpoint import TrainingState, steps
 from recipes.tasks.classify import train
 
 
@@ -44,3 +44,15 @@ def test_checkpoints_of_another_config_are_refused_in_one_line(tmp_path):
         train(_config(tmp_path, batch_size=64))
     resumed = train(_config(tmp_path, learning_rate=0.0005))  # a rate may change on resume
     assert resumed["completed"]
+
+
+def test_each_step_is_written_once_the_epoch_end_after_validation(tmp_path, monkeypatch):
+    written, save = [], TrainingState.save
+
+    def recorded(self, again=False):
+        written.append((self.step, again))
+        save(self, again)
+
+    monkeypatch.setattr(TrainingState, "save", recorded)
+    train(_config(tmp_path, checkpoint_every=20))  # 40 steps an epoch
+    assert written == [(20, False), (40, True), (60, False), (80, True)]
