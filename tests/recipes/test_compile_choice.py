@@ -74,6 +74,7 @@ def _steps_config(tmp_path, name, steps_per_execution):
     return config_lib.resolve("mlp", overrides=overrides)
 
 
+@pytest.mark.slow  # four runs, 12 s
 def test_steps_per_execution_trains_the_same_bits_resumes_across_settings_and_auto_keeps_the_faster(
     tmp_path, capsys
 ):
