@@ -24,6 +24,7 @@ one step a call.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import time
@@ -39,20 +40,27 @@ MAX_STEPS_PER_EXECUTION, TARGET_S = 32, 0.25  # the most steps a call, and about
 TIMED_S = 0.5  # about how long each timed ``fit`` of the steps_per_execution measurement runs
 
 
-def choose(task, rt, model, run_dir: Path) -> dict:
+def choose(task, rt, model, run_dir: Path, first_batch=None) -> dict:
     """The faster of XLA and no XLA for ``model``'s training step (cached per run folder); sets
     ``model.jit_compile`` to it and returns what was picked and why, for ``summary.json``."""
     if rt.replicas > 1 or rt.distribution is not None:
         return {"jit_compile": rt.jit, "picked_by": "default rule (auto measures on one device)"}
-    batch = _first_batch(task)
+    batch = (first_batch or first_batch_of(task))()
     choice = _cached(Path(run_dir) / CACHE, _key(task.cfg, rt, batch), rt, lambda: _measure(model, batch))
     model.jit_compile = choice["jit_compile"]
     return choice
 
 
-def _first_batch(task):
-    """The run's first training batch as NumPy arrays, which every backend's step takes."""
-    return keras.tree.map_structure(keras.ops.convert_to_numpy, next(iter(task.batches_from(0))))
+def first_batch_of(task):
+    """A function giving the run's first training batch as NumPy arrays (which every backend's
+    step takes), read once however often it is called: a streamed pipeline's first batch can
+    take seconds."""
+
+    @functools.cache
+    def first():
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, next(iter(task.batches_from(0))))
+
+    return first
 
 
 def _cached(path: Path, key: dict, rt, measure) -> dict:
@@ -154,7 +162,7 @@ def _one_step_reason(cfg, rt) -> str | None:
     return None
 
 
-def steps_choice(task, rt, model, run_dir: Path, steps: int) -> dict:
+def steps_choice(task, rt, model, run_dir: Path, steps: int, first_batch=None) -> dict:
     """``steps_per_execution`` for the run: as asked (the largest divisor of the epoch's steps
     not above it), or for ``auto`` measured (``_measure_steps``, cached per run folder); set on
     ``model``; what was picked and why, for ``summary.json``."""
@@ -164,7 +172,7 @@ def steps_choice(task, rt, model, run_dir: Path, steps: int) -> dict:
     elif asked != "auto":
         choice = {"steps_per_execution": divisor(steps, asked), "picked_by": "asked"}
     else:
-        batch = _first_batch(task)
+        batch = (first_batch or first_batch_of(task))()
         key = {**_key(task.cfg, rt, batch), "steps_per_epoch": steps, "jit_compile": bool(model.jit_compile)}
         choice = _cached(Path(run_dir) / SPE_CACHE, key, rt, lambda: _measure_steps(model, batch, steps))
     set_steps_per_execution(model, choice["steps_per_execution"])
@@ -211,9 +219,9 @@ def for_run(task, rt, model, run_dir: Path, steps: int) -> dict:
     """The run's compile settings where measured or adjusted, each said once: the summary's
     ``jit_compile`` and ``jit_choice`` (``jit_compile: auto``), ``steps_per_execution`` and, where
     it was not simply 1, ``steps_per_execution_choice``."""
-    found = {}
+    found, first_batch = {}, first_batch_of(task)
     if task.cfg.jit_compile == "auto":
-        choice = choose(task, rt, model, run_dir)
+        choice = choose(task, rt, model, run_dir, first_batch)
         rates = choice.get("steps_per_s")
         said = f" ({rates['xla']:.2f} steps/s with XLA, {rates['no_xla']:.2f} without)" if rates else ""
         _say(
@@ -221,7 +229,7 @@ def for_run(task, rt, model, run_dir: Path, steps: int) -> dict:
             f"jit_compile auto: {'XLA' if choice['jit_compile'] else 'no XLA'}, {choice['picked_by']}{said}",
         )
         found.update(jit_compile=choice["jit_compile"], jit_choice=choice)
-    choice = steps_choice(task, rt, model, run_dir, steps)
+    choice = steps_choice(task, rt, model, run_dir, steps, first_batch)
     found["steps_per_execution"] = n = choice["steps_per_execution"]
     if task.cfg.steps_per_execution != 1:
         rates = choice.get("steps_per_s")
