@@ -43,7 +43,7 @@ TIMED_S = 0.5  # about how long each timed ``fit`` of the steps_per_execution me
 def choose(task, rt, model, run_dir: Path, first_batch=None) -> dict:
     """The faster of XLA and no XLA for ``model``'s training step (cached per run folder); sets
     ``model.jit_compile`` to it and returns what was picked and why, for ``summary.json``."""
-    if rt.replicas > 1 or rt.distribution is not None:
+    if _several_devices(rt):
         return {"jit_compile": rt.jit, "picked_by": "default rule (auto measures on one device)"}
     batch = (first_batch or first_batch_of(task))()
     choice = _cached(Path(run_dir) / CACHE, _key(task.cfg, rt, batch), rt, lambda: _measure(model, batch))
@@ -99,11 +99,8 @@ def _measure(model, batch) -> dict:
     """Training steps/s of a clone of ``model`` with and without XLA, interleaved; the faster."""
     seeds = private_keras.global_seed_state()  # cloning draws initial weights: the run's stream is kept
     try:
-        rates = {False: 0.0, True: 0.0}
-        clones = {jit: _clone(model, jit) for jit in rates}
-        for r in range(ROUNDS):
-            for jit in (False, True) if r % 2 == 0 else (True, False):
-                rates[jit] = max(rates[jit], _steps_per_s(clones[jit], batch))
+        clones = {jit: _clone(model, jit) for jit in (False, True)}
+        rates = _interleaved(clones, lambda clone: _steps_per_s(clone, batch))
     finally:
         private_keras.set_global_seed_state(seeds)
     picked = rates[True] > rates[False]
@@ -112,6 +109,15 @@ def _measure(model, batch) -> dict:
         "picked_by": "measured",
         "steps_per_s": {"xla": round(rates[True], 3), "no_xla": round(rates[False], 3)},
     }
+
+
+def _interleaved(clones: dict, rate) -> dict:
+    """Each clone's best ``rate(clone)`` over ``ROUNDS`` rounds, the order flipped each round."""
+    rates = dict.fromkeys(clones, 0.0)
+    for r in range(ROUNDS):
+        for key in list(clones) if r % 2 == 0 else list(clones)[::-1]:
+            rates[key] = max(rates[key], rate(clones[key]))
+    return rates
 
 
 def _clone(model, jit: bool):
@@ -153,9 +159,14 @@ def set_steps_per_execution(model, n: int) -> None:
         model.make_test_function(force=True)
 
 
+def _several_devices(rt) -> bool:
+    """Several replicas or a ``keras.distribution``: the compile settings follow their rules there."""
+    return rt.replicas > 1 or rt.distribution is not None
+
+
 def _one_step_reason(cfg, rt) -> str | None:
     """Why a run takes one step a call whatever it asks, or None."""
-    if rt.replicas > 1 or rt.distribution is not None:
+    if _several_devices(rt):
         return "several devices (keras-team/keras#19246)"
     if cfg.diagnostics or cfg.prune_sparsity:
         return "gradient logging or pruning acts on every step"
@@ -190,11 +201,9 @@ def _measure_steps(model, batch, steps: int) -> dict:
         k = divisor(steps, min(MAX_STEPS_PER_EXECUTION, int(TARGET_S / step_s)))
         if k == 1:
             return {"steps_per_execution": 1, "picked_by": f"measured: a step takes {1e3 * step_s:.0f} ms"}
-        clones, rates = {1: one, k: _clone_for_steps(model, jit, k)}, {1: 0.0, k: 0.0}
         timed = k * max(2, round(TIMED_S / (k * step_s)))  # whole calls of k, about TIMED_S
-        for r in range(ROUNDS):
-            for n in (1, k) if r % 2 == 0 else (k, 1):
-                rates[n] = max(rates[n], _fit_steps_per_s(clones[n], batch, k, timed))
+        clones = {1: one, k: _clone_for_steps(model, jit, k)}
+        rates = _interleaved(clones, lambda clone: _fit_steps_per_s(clone, batch, k, timed))
     finally:
         private_keras.set_global_seed_state(seeds)
     return {
